@@ -1,0 +1,38 @@
+# Two entry points on a fresh machine (Python 3.11, pip, make): `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STORE ?= demo-store
+
+.PHONY: demo test lint bench lock clean
+
+# The venv is rebuilt from the lock file whenever the lock or pyproject changes.
+$(BIN)/flushcast: export PIP_CONFIG_FILE = /dev/null
+$(BIN)/flushcast: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=24"
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	touch $(BIN)/flushcast
+
+demo: $(BIN)/flushcast
+	$(BIN)/flushcast demo --store $(STORE)
+
+test: $(BIN)/flushcast
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/flushcast
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(BIN)/flushcast
+	$(BIN)/python -m benchmarks
+
+# Regenerate the lock after changing dependencies in pyproject.toml (needs network to PyPI).
+lock:
+	$(BIN)/pip install --quiet "uv>=0.4"
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) $(STORE) mlruns mlflow.db .pytest_cache

@@ -1,0 +1,27 @@
+"""Timing and peak-memory measurement shared by the benchmarks."""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports kB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(label: str, fn: Callable[[], T], target_s: float | None = None) -> T:
+    """Run `fn` once, print its wall time and the process's peak memory, return its result."""
+    start = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - start
+    verdict = ""
+    if target_s is not None:
+        verdict = f"  (target {target_s:g} s: {'met' if elapsed <= target_s else 'MISSED'})"
+    print(f"{label}: {elapsed:.3f} s, peak RSS {peak_rss_mb():.0f} MB{verdict}", flush=True)
+    return result

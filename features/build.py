@@ -1,0 +1,101 @@
+"""The one entry point for features: batch training and the live endpoint both call this.
+
+`build_features` lays each (symbol, venue) series on its full bar grid, runs every family on
+it, keeps the rows the input had, then adds the cross-series features (funding spread across
+venues, BTC context). `build_latest` is the same computation on a lookback window, returning
+only each series' last bar, so serving cannot drift from training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features import context, funding, heatmap
+from features.grid import to_grid
+from features.registry import FAMILIES, names
+from flushcast.progress import progress
+from marketdata.errors import DataError
+from marketdata.schema import BAR, COLUMNS, conform
+from marketdata.validate import validate
+
+KEYS = ["symbol", "venue", "timestamp"]
+
+
+def _canonical(frame: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
+    missing = [
+        c
+        for c in ("timestamp", "symbol", "venue", "open", "high", "low", "close")
+        if c not in frame.columns
+    ]
+    if missing:
+        raise DataError(f"not a market frame: missing column(s) {missing}", column=missing[0])
+    if list(frame.columns) != list(COLUMNS):
+        frame = conform(frame)
+    frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    validate(frame, bar=bar)
+    return frame
+
+
+def build_features(
+    frame: pd.DataFrame,
+    *,
+    bar: pd.Timedelta = BAR,
+    config: heatmap.HeatmapConfig = heatmap.DEFAULT_CONFIG,
+    show_progress: bool = False,
+) -> pd.DataFrame:
+    """Feature table: one row per (symbol, venue, timestamp) of `frame`, sorted that way.
+
+    `frame` is a canonical market frame (any number of symbols and venues, gaps allowed).
+    Columns: `timestamp`, `symbol` and `venue` (category), then `registry.names()` (float64;
+    NaN where inputs are missing or the window is too short). Raises DataError on a frame that
+    fails validation.
+    """
+    frame = _canonical(frame, bar)
+    series = list(frame.groupby(["symbol", "venue"], observed=True, sort=True))
+    parts = []
+    items = progress(series, "building features") if show_progress else series
+    for _, part in items:
+        parts.append(_series_features(part, bar, config))
+    columns = names()
+    values = np.concatenate(parts) if parts else np.empty((0, len(columns)))
+    table = pd.DataFrame(values, columns=columns)
+    table.insert(0, "timestamp", frame["timestamp"].array)
+    table.insert(1, "symbol", pd.Categorical(frame["symbol"].astype(str)))
+    table.insert(2, "venue", pd.Categorical(frame["venue"].astype(str)))
+    funding.add_cross_venue_spread(table)
+    context.add_btc_context(table)
+    return table
+
+
+def _series_features(part: pd.DataFrame, bar: pd.Timedelta, config) -> np.ndarray:
+    grid = to_grid(part, bar)
+    computed: dict[str, np.ndarray] = {}
+    for family in FAMILIES:
+        if family is heatmap:
+            computed.update(heatmap.compute(grid, config))
+        else:
+            computed.update(family.compute(grid))
+    columns = names()
+    out = np.full((int(grid.present.sum()), len(columns)), np.nan)
+    for i, name in enumerate(columns):
+        if name in computed:
+            out[:, i] = computed[name][grid.present]
+    return out
+
+
+def build_latest(
+    window_frame: pd.DataFrame,
+    *,
+    bar: pd.Timedelta = BAR,
+    config: heatmap.HeatmapConfig = heatmap.DEFAULT_CONFIG,
+) -> pd.DataFrame:
+    """Features of each (symbol, venue)'s last bar in `window_frame`, one row per series.
+
+    Give it at least `registry.max_lookback(bar)` bars per series ending at the bar to predict;
+    the values then equal `build_features` on the full history at that bar.
+    """
+    table = build_features(window_frame, bar=bar, config=config)
+    return (
+        table.groupby(["symbol", "venue"], observed=True, sort=True).tail(1).reset_index(drop=True)
+    )

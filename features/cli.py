@@ -1,0 +1,60 @@
+"""`flushcast features build` and `flushcast features list`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketdata.cli import fail
+from marketdata.errors import DataError
+
+app = typer.Typer(help="Build and describe model features.", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    store: Annotated[Path, typer.Option("--store", help="Market-data store folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Feature table to write (.parquet).")],
+    symbol: Annotated[
+        list[str] | None, typer.Option("--symbol", help="Only these symbols (repeatable).")
+    ] = None,
+) -> None:
+    """Compute every registered feature for the stored series and write one Parquet table."""
+    from features.build import build_features
+    from marketdata.atomic import write_atomic
+    from marketdata.store import MarketStore
+
+    try:
+        frame = MarketStore(store).read(symbols=symbol or None)
+        if frame.empty:
+            raise DataError("no market data found", file=store)
+        table = build_features(frame, show_progress=True)
+    except DataError as exc:
+        raise fail(exc) from exc
+    write_atomic(out, lambda tmp: table.to_parquet(tmp, index=False))
+    series = table.groupby(["symbol", "venue"], observed=True).ngroups
+    typer.echo(
+        f"wrote {len(table)} rows × {table.shape[1] - 3} features ({series} series) to {out}"
+    )
+
+
+@app.command("list")
+def list_features(
+    family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
+) -> None:
+    """Print the feature registry: name, family, unit, lookback, inputs, description."""
+    from features.registry import as_frame
+
+    rows = as_frame()
+    if family is not None:
+        rows = rows[rows["family"] == family]
+    table = Table("name", "family", "unit", "lookback (h)", "inputs", "description")
+    for row in rows.itertuples(index=False):
+        table.add_row(
+            row.name, row.family, row.unit, str(row.lookback), row.inputs, row.description
+        )
+    Console(width=200).print(table)

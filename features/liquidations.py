@@ -1,0 +1,93 @@
+"""Realised liquidations: how much leverage was just forced out, on which side, how unusually.
+
+Vendors publish different shares of the true liquidations (exchanges throttle their feeds), so
+amounts are normalised by OI and compared with their own trailing distribution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.grid import SeriesGrid
+from features.rolling import bars_since, rolling_sum_strict, safe_div, zscore
+from features.spec import Feature, bars
+
+FAMILY = "liquidations"
+SPIKE_Z = 3.0
+"""A bar whose hourly liquidations score 3 std devs above the 30-day norm is a spike."""
+_IN = ("liq_long_usd", "liq_short_usd", "oi_usd")
+_SIDES = ("liq_long_usd", "liq_short_usd")
+
+SPECS: tuple[Feature, ...] = (
+    *(
+        Feature(
+            f"liq_{h}h_over_oi",
+            FAMILY,
+            "% of OI",
+            h,
+            f"Positions liquidated in the last {h} hour{'s' if h > 1 else ''} "
+            "(longs and shorts), as a share of open interest.",
+            _IN,
+        )
+        for h in (1, 4, 24)
+    ),
+    Feature(
+        "liq_imbalance_1h",
+        FAMILY,
+        "-1..1",
+        1,
+        "Which side was liquidated in the last hour: +1 only longs, -1 only shorts.",
+        _SIDES,
+    ),
+    Feature(
+        "liq_imbalance_24h",
+        FAMILY,
+        "-1..1",
+        24,
+        "Which side was liquidated over the last 24 hours: +1 only longs, -1 only shorts.",
+        _SIDES,
+    ),
+    Feature(
+        "liq_z_30d",
+        FAMILY,
+        "std devs",
+        720,
+        "How unusual the last hour's liquidations are compared with the last 30 days.",
+        _IN,
+    ),
+    Feature(
+        "liq_hours_since_spike",
+        FAMILY,
+        "hours",
+        1439,
+        f"Hours since liquidations last spiked ({SPIKE_Z:g} std devs above their 30-day "
+        "norm), capped at 720.",
+        _IN,
+    ),
+)
+
+
+def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
+    long_, short = g["liq_long_usd"], g["liq_short_usd"]
+    total = long_ + short
+    oi = g["oi_usd"]
+    out: dict[str, np.ndarray] = {}
+    sums: dict[int, np.ndarray] = {}
+    for h in (1, 4, 24):
+        sums[h] = rolling_sum_strict(total, bars(h, g.bar))
+        out[f"liq_{h}h_over_oi"] = 100.0 * safe_div(sums[h], oi)
+    for h in (1, 24):
+        n = bars(h, g.bar)
+        diff = rolling_sum_strict(long_ - short, n)
+        out[f"liq_imbalance_{h}h"] = safe_div(diff, sums[h])
+    d30 = bars(720, g.bar)
+    # log1p of basis points of OI: liquidations are heavy-tailed and often exactly zero.
+    z = zscore(np.log1p(100.0 * out["liq_1h_over_oi"]), d30)
+    out["liq_z_30d"] = z
+    since = bars_since(z >= SPIKE_Z, d30 - 1)
+    hours = since * (g.bar / pd.Timedelta(hours=1))
+    hours[since >= d30 - 1] = 720.0  # no spike within the window: "30 days or more"
+    hours[np.isnan(out["liq_1h_over_oi"])] = np.nan
+    out["liq_hours_since_spike"] = hours
+    return out

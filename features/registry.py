@@ -1,0 +1,50 @@
+"""The feature registry: every column `build_features` produces, with what it means.
+
+Reports quote `description`, the serving layer sends `max_lookback()` bars per series, and a
+model records `names()` so training and serving agree on the columns.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features import context, funding, heatmap, liquidations, open_interest, volatility
+from features.spec import Feature, lookback_bars
+from marketdata.schema import BAR
+
+FAMILIES = (funding, open_interest, liquidations, heatmap, volatility, context)
+"""Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
+
+_ALL: tuple[Feature, ...] = tuple(spec for family in FAMILIES for spec in family.SPECS)
+FEATURES: dict[str, Feature] = {spec.name: spec for spec in _ALL}
+FEATURES.update({spec.name: spec for spec in context.btc_specs(FEATURES)})
+
+
+def names() -> list[str]:
+    """Feature column names in output order."""
+    return list(FEATURES)
+
+
+def max_lookback(
+    bar: pd.Timedelta = BAR, config: heatmap.HeatmapConfig = heatmap.DEFAULT_CONFIG
+) -> int:
+    """Bars per series (current one included) that reproduce every feature of the last bar."""
+    longest = lookback_bars(max(spec.lookback for spec in FEATURES.values()), bar)
+    return max(longest, config.lookback(bar))
+
+
+def as_frame() -> pd.DataFrame:
+    """The registry as a table (for `flushcast features list` and reports)."""
+    return pd.DataFrame(
+        [
+            {
+                "name": f.name,
+                "family": f.family,
+                "unit": f.unit,
+                "lookback": f.lookback,
+                "inputs": ", ".join(f.inputs) or "timestamp",
+                "description": f.description,
+            }
+            for f in FEATURES.values()
+        ]
+    )

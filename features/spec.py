@@ -1,0 +1,36 @@
+"""What a feature is (its registry entry) and how time windows become bar counts.
+
+Windows are declared in hours so the same feature means the same thing on 1-minute and 1-hour
+bars; `lookback` in the registry is given in bars of the default 1-hour bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from marketdata.schema import BAR
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One registry entry; reports quote `description`, the serving layer checks `lookback`."""
+
+    name: str
+    family: str
+    unit: str
+    lookback: int
+    """Bars (at the 1-hour bar) up to and including the current one that the value depends on."""
+    description: str
+    inputs: tuple[str, ...]
+
+
+def bars(hours: float, bar: pd.Timedelta = BAR) -> int:
+    """Number of bars spanning `hours` of time (at least 1)."""
+    return max(1, round(pd.Timedelta(hours=hours) / bar))
+
+
+def lookback_bars(lookback_1h: int, bar: pd.Timedelta = BAR) -> int:
+    """A 1-hour-bar lookback converted to bars of size `bar` (the current bar counts once)."""
+    return (lookback_1h - 1) * bars(1, bar) + 1

@@ -1,0 +1,1 @@
+"""flushcast: forecasts and explains crypto liquidation cascades."""

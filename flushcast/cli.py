@@ -1,0 +1,25 @@
+"""The `flushcast` command line: one Typer app; each package contributes its own commands."""
+
+from __future__ import annotations
+
+import typer
+
+from features import cli as features_cli
+from flushcast.demo import demo
+from marketdata import cli as marketdata_cli
+from marketdata import cli_fetch as fetch_cli
+from simulator import cli as simulator_cli
+
+app = typer.Typer(
+    name="flushcast",
+    help="Forecast crypto liquidation cascades (leverage flushes) and explain every prediction.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("ingest")(marketdata_cli.ingest)
+app.add_typer(marketdata_cli.data_app, name="data")
+app.add_typer(fetch_cli.app, name="fetch")
+app.add_typer(features_cli.app, name="features")
+app.command("simulate")(simulator_cli.simulate)
+app.command("demo")(demo)

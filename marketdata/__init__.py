@@ -1,0 +1,1 @@
+"""Market-data ingestion: real exports and downloads become the canonical hourly market frame."""

@@ -1,0 +1,102 @@
+"""`flushcast ingest` and `flushcast data info`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marketdata.errors import DataError
+
+data_app = typer.Typer(help="Inspect the local market-data store.", no_args_is_help=True)
+# Piped output (CI logs, files) gets a width that fits the tables instead of rich's default 80.
+console = Console(width=None if sys.stdout.isatty() else 140)
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Store folder.")]
+
+
+def fail(exc: DataError) -> typer.Exit:
+    """Report bad data in one line on stderr and exit 2 (the store is unchanged)."""
+    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def ingest(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="coinalyze, coinglass, binance-vision, liquidation-events or funding-csv."
+        ),
+    ],
+    files: Annotated[list[Path], typer.Argument(help="Files in the source's native format.")],
+    store: StoreOption = Path("store"),
+    symbol: Annotated[
+        str | None, typer.Option(help="Symbol, e.g. BTCUSDT, where the file does not say.")
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(help="Time zone of naive timestamps: IANA name or offset like +06:00."),
+    ] = None,
+    venue: Annotated[str | None, typer.Option(help="Venue, where the file does not say.")] = None,
+) -> None:
+    """Read exports as they are, merge them into the store's canonical hourly frames."""
+    from marketdata.ingest import ingest as run_ingest
+    from marketdata.store import MarketStore
+
+    try:
+        report = run_ingest(source, files, MarketStore(store), symbol=symbol, tz=tz, venue=venue)
+    except DataError as exc:
+        raise fail(exc) from None
+    for ds in report.datasets:
+        missing = sum(g.missing_bars for g in ds.gaps)
+        console.print(
+            f"{ds.symbol} {ds.venue}: {ds.rows} bars {ds.start:%Y-%m-%d %H:%M} → "
+            f"{ds.end:%Y-%m-%d %H:%M} UTC, "
+            f"{len(ds.gaps)} gaps ({missing} missing bars kept as gaps)"
+        )
+        if ds.dropped_incomplete:
+            console.print(f"  {ds.dropped_incomplete} incomplete source bars not aggregated")
+        if ds.dropped_without_price:
+            console.print(f"  {ds.dropped_without_price} bars outside the price coverage dropped")
+
+
+@data_app.command("info")
+def info(store: StoreOption = Path("store")) -> None:
+    """Per symbol and venue: span, bars, gaps and the coverage of every column."""
+    from marketdata.info import store_info
+    from marketdata.schema import VALUE_COLUMNS
+    from marketdata.store import MarketStore
+
+    try:
+        infos = store_info(MarketStore(store))
+    except DataError as exc:
+        raise fail(exc) from None
+    if not infos:
+        console.print(f"no datasets in {store}")
+        raise typer.Exit(code=1)
+    spans = Table(title=f"datasets in {store}")
+    for name in ("symbol", "venue", "start (UTC)", "end (UTC)", "bars", "gaps", "missing bars"):
+        spans.add_column(name, no_wrap=True)
+    for ds in infos:
+        spans.add_row(
+            ds.symbol,
+            ds.venue,
+            f"{ds.start:%Y-%m-%d %H:%M}",
+            f"{ds.end:%Y-%m-%d %H:%M}",
+            str(ds.bars),
+            str(ds.gaps),
+            str(ds.missing_bars),
+        )
+    console.print(spans)
+    # One coverage column per dataset keeps the table narrow whatever the schema's width.
+    coverage = Table(title="coverage of present bars")
+    coverage.add_column("column", no_wrap=True)
+    for ds in infos:
+        coverage.add_column(f"{ds.symbol} {ds.venue}", justify="right")
+    for column in VALUE_COLUMNS:
+        coverage.add_row(column, *(f"{ds.coverage[column]:.0%}" for ds in infos))
+    console.print(coverage)

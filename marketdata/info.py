@@ -1,0 +1,44 @@
+"""Per-dataset summary of a store: span, bars, gaps and the coverage of every column."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from marketdata.schema import BAR, VALUE_COLUMNS
+from marketdata.store import MarketStore
+from marketdata.validate import validate
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    symbol: str
+    venue: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    bars: int
+    gaps: int
+    missing_bars: int
+    coverage: dict[str, float]
+    """Share of present bars with a value, per value column (0 = the source lacks it)."""
+
+
+def store_info(store: MarketStore) -> list[DatasetInfo]:
+    infos = []
+    for dataset in store.datasets():
+        frame = store.read([dataset.symbol], dataset.venue)
+        report = validate(frame)
+        infos.append(
+            DatasetInfo(
+                symbol=dataset.symbol,
+                venue=dataset.venue,
+                start=frame["timestamp"].iat[0],
+                end=frame["timestamp"].iat[-1] + BAR,
+                bars=len(frame),
+                gaps=len(report.gaps),
+                missing_bars=report.missing_bars,
+                coverage={c: float(frame[c].notna().mean()) for c in VALUE_COLUMNS},
+            )
+        )
+    return infos

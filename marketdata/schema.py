@@ -1,0 +1,98 @@
+"""The canonical market frame: one row per (symbol, bar), the only thing downstream code reads.
+
+Everything after ingestion (features, labels, models, serving) relies on these names, units and
+dtypes, so they are declared once here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BAR = pd.Timedelta("1h")
+"""Default bar size. Timestamps are bar open times, UTC."""
+
+KEY_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "venue")
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "volume_usd",
+    "oi_usd",
+    "funding_rate",
+    "liq_long_usd",
+    "liq_short_usd",
+    "taker_buy_volume_usd",
+    "long_short_ratio",
+)
+VALUE_COLUMNS: tuple[str, ...] = PRICE_COLUMNS + OPTIONAL_COLUMNS
+COLUMNS: tuple[str, ...] = KEY_COLUMNS + VALUE_COLUMNS
+
+NON_NEGATIVE_COLUMNS: tuple[str, ...] = (
+    "volume_usd",
+    "oi_usd",
+    "liq_long_usd",
+    "liq_short_usd",
+    "taker_buy_volume_usd",
+    "long_short_ratio",
+)
+
+FUNDING_INTERVAL_HOURS = 8
+"""`funding_rate` is a fraction per 8 hours (0.0001 = 1 bp); other intervals are rescaled."""
+
+# How a finer bar aggregates into a coarser one (see marketdata.resample).
+AGGREGATION: dict[str, str] = {
+    "open": "first",
+    "high": "max",
+    "low": "min",
+    "close": "last",
+    "volume_usd": "sum",
+    "oi_usd": "last",
+    "funding_rate": "last",
+    "liq_long_usd": "sum",
+    "liq_short_usd": "sum",
+    "taker_buy_volume_usd": "sum",
+    "long_short_ratio": "last",
+}
+
+COLUMN_UNITS: dict[str, str] = {
+    "timestamp": "bar open time, UTC",
+    "open": "quote currency",
+    "high": "quote currency",
+    "low": "quote currency",
+    "close": "quote currency",
+    "volume_usd": "USD traded in the bar",
+    "oi_usd": "USD open interest at bar close",
+    "funding_rate": "fraction per 8 h, in force at bar close",
+    "liq_long_usd": "USD of longs liquidated in the bar",
+    "liq_short_usd": "USD of shorts liquidated in the bar",
+    "taker_buy_volume_usd": "USD bought by takers in the bar",
+    "long_short_ratio": "accounts long / accounts short",
+}
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return `frame` with exactly the canonical columns, in order, with canonical dtypes.
+
+    Missing optional columns are added as NaN (a source that lacks them says so by NaN, never by
+    a missing column). Unknown columns are dropped. Row order is kept.
+    """
+    out = pd.DataFrame(index=frame.index)
+    ts = frame["timestamp"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        raise TypeError("timestamp must be timezone-aware (UTC)")
+    out["timestamp"] = ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    out["symbol"] = frame["symbol"].astype(str).astype("category")
+    out["venue"] = frame["venue"].astype(str).astype("category")
+    for col in VALUE_COLUMNS:
+        if col in frame:
+            out[col] = pd.to_numeric(frame[col]).astype("float64")
+        else:
+            out[col] = np.nan
+    return out.reset_index(drop=True)
+
+
+def empty_frame() -> pd.DataFrame:
+    """A canonical frame with no rows (dtypes as in any other frame)."""
+    frame = pd.DataFrame(
+        {"timestamp": pd.Series([], dtype="datetime64[us, UTC]"), "symbol": [], "venue": []}
+    )
+    return conform(frame)

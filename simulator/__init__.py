@@ -1,0 +1,32 @@
+"""Mechanistic perpetual-futures market simulator: liquidation cascades emerge from leverage.
+
+    from simulator import simulate
+    result = simulate("default", ["BTCUSDT", "ETHUSDT"], days=180, seed=7)
+    result.frame      # canonical hourly frame, venue "sim"
+    result.cascades   # ground-truth cascade log
+    result.write("demo-store")
+
+Heavy modules (numba) load on first use, so importing the package is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from simulator.config import ScenarioConfig
+    from simulator.simulate import SimResult, simulate
+
+__all__ = ["ScenarioConfig", "SimResult", "simulate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ScenarioConfig":
+        from simulator.config import ScenarioConfig
+
+        return ScenarioConfig
+    if name in ("SimResult", "simulate"):
+        from simulator import simulate as module
+
+        return getattr(module, name)
+    raise AttributeError(name)

@@ -1,0 +1,42 @@
+"""`flushcast features build` and `flushcast features list` end to end on a temporary store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from features import names
+from flushcast.cli import app
+from marketdata.store import MarketStore
+from tests.features.conftest import synthetic_frame
+
+runner = CliRunner()
+
+
+def test_build_writes_the_feature_table(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    MarketStore(store).write(synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=100))
+    out = tmp_path / "features.parquet"
+    result = runner.invoke(app, ["features", "build", "--store", str(store), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert len(table) == 200
+    assert list(table.columns) == ["timestamp", "symbol", "venue", *names()]
+    assert not list(tmp_path.glob(".features.parquet*"))
+
+
+def test_build_on_an_empty_store_is_a_clear_error(tmp_path: Path) -> None:
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["features", "build", "--store", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "no market data" in result.output
+    assert not out.exists()
+
+
+def test_list_prints_the_registry() -> None:
+    result = runner.invoke(app, ["features", "list", "--family", "heatmap"])
+    assert result.exit_code == 0, result.output
+    assert "heat_long_5pct" in result.output
+    assert "funding_z_30d" not in result.output

@@ -1,0 +1,158 @@
+"""Metrics on cases small enough to check by hand, and the block bootstrap on clustered events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import metrics
+
+Y = np.array([1, 0, 1, 0])
+P = np.array([0.9, 0.8, 0.7, 0.1])
+
+
+def _hours(bars) -> pd.DatetimeIndex:
+    return pd.Timestamp("2024-08-01", tz="UTC") + pd.to_timedelta(np.asarray(bars), "h")
+
+
+def test_ranking_metrics_by_hand():
+    # Ranked: + - + -: precision 1 at recall 0.5, 2/3 at recall 1.
+    assert metrics.pr_auc(Y, P) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert metrics.lift(Y, P) == pytest.approx((0.5 + 1 / 3) / 0.5)
+    # Positive-negative pairs ordered correctly: (0.9>0.8), (0.9>0.1), (0.7>0.1), not (0.7<0.8).
+    assert metrics.roc_auc(Y, P) == pytest.approx(3 / 4)
+    assert np.isnan(metrics.roc_auc(np.zeros(4), P))
+    assert np.isnan(metrics.pr_auc(np.zeros(4), P))
+
+
+def test_probability_metrics_by_hand():
+    y, p = np.array([1, 0]), np.array([0.8, 0.3])
+    assert metrics.brier(y, p) == pytest.approx((0.2**2 + 0.3**2) / 2)
+    assert metrics.brier_skill(y, p, 0.5) == pytest.approx(1 - 0.065 / 0.25)
+    assert metrics.brier_skill(y, np.full(2, 0.5), 0.5) == pytest.approx(0.0)
+    assert metrics.log_loss(y, p) == pytest.approx(-(np.log(0.8) + np.log(0.7)) / 2)
+    assert np.isfinite(metrics.log_loss(np.array([1]), np.array([0.0])))
+
+
+def test_ece_and_reliability_table_by_hand():
+    y, p = np.array([0, 1, 1, 1]), np.array([0.1, 0.1, 0.9, 0.9])
+    table = metrics.reliability_table(y, p)
+    assert table["count"].tolist() == [2, 2]
+    assert table["observed"].tolist() == [0.5, 1.0]
+    # Half the rows are off by 0.4, half by 0.1.
+    assert metrics.ece(y, p) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    assert metrics.ece(np.array([0, 0, 0, 1]), np.full(4, 0.25)) == pytest.approx(0.0)
+
+
+def test_top_fraction_alerts():
+    scores = np.arange(20, dtype=float)
+    y = np.zeros(20)
+    y[[19, 5]] = 1
+    alerts = metrics.alert_mask(scores, 0.1)
+    assert np.flatnonzero(alerts).tolist() == [18, 19]
+    precision, recall = metrics.precision_recall_at_top(y, scores, 0.1)
+    assert (precision, recall) == (0.5, 0.5)
+    # A constant forecast alerts on exactly the budget, at seeded random rows.
+    flat = metrics.alert_mask(np.ones(100), 0.05, seed=3)
+    assert flat.sum() == 5
+    assert np.array_equal(flat, metrics.alert_mask(np.ones(100), 0.05, seed=3))
+    assert not np.array_equal(flat, metrics.alert_mask(np.ones(100), 0.05, seed=4))
+
+
+def test_event_table_episodes_warnings_and_lead_time():
+    # A: episodes at bars 4-5 and 8; the alert at bar 2 warns the first, 2 h ahead.
+    # B: episode at 8-9 with alerts at 7 and 8: warned, lead 1 h from the earliest.
+    # C: positives at 3 and 5 with bar 4 missing: two episodes; its alert at 0 is too early.
+    a_y = [0, 0, 0, 0, 1, 1, 0, 0, 1, 0]
+    a_alert = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    b_y = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1]
+    b_alert = [0, 0, 0, 0, 0, 0, 0, 1, 1, 0]
+    c_bars = [0, 1, 2, 3, 5, 6]
+    c_y = [0, 0, 0, 1, 1, 0]
+    c_alert = [1, 0, 0, 0, 0, 0]
+    y = np.array(a_y + b_y + c_y)
+    alerts = np.array(a_alert + b_alert + c_alert, dtype=bool)
+    series = ["A"] * 10 + ["B"] * 10 + ["C"] * 6
+    stamps = _hours(list(range(10)) + list(range(10)) + c_bars)
+    table = metrics.event_table(y, alerts, series, stamps, horizon=2)
+    table = table.sort_values(["series", "start"]).reset_index(drop=True)
+    assert table["series"].tolist() == ["A", "A", "B", "C", "C"]
+    assert table["start"].dt.hour.tolist() == [4, 8, 8, 3, 5]
+    assert table["bars"].tolist() == [2, 1, 2, 1, 1]
+    # A@8: B's alert at 7 is another series; C@3: the alert at 0 is 3 h ahead, beyond H = 2.
+    assert table["warned"].tolist() == [True, False, True, False, False]
+    np.testing.assert_array_equal(table["lead_hours"], [2.0, np.nan, 1.0, np.nan, np.nan])
+    summary = metrics.event_recall(y, alerts, series, stamps, horizon=2)
+    assert (summary.n_events, summary.warned) == (5, 2)
+    assert summary.recall == pytest.approx(0.4)
+    assert summary.median_lead_hours == pytest.approx(1.5)
+
+
+def test_direction_accuracy_ignores_mixed():
+    truth = pd.Categorical(["long_flush", "short_squeeze", "mixed", "long_flush", None])
+    p_long = np.array([0.8, 0.3, 0.9, 0.2, 0.9])
+    assert metrics.direction_accuracy(truth, p_long) == pytest.approx(2 / 3)
+    assert np.isnan(metrics.direction_accuracy(["mixed"], [0.5]))
+
+
+def test_block_bootstrap_is_wider_than_iid_on_clustered_events():
+    """Events in 24 h runs: resampling rows treats one cascade as 24 independent successes."""
+    rng = np.random.default_rng(0)
+    n = 24 * 200
+    y = np.zeros(n)
+    for start in rng.choice(np.arange(0, n - 24, 24), size=20, replace=False):
+        y[start : start + 24] = 1.0
+    stamps = _hours(np.arange(n))
+
+    def share(rows: np.ndarray) -> float:
+        return float(y[rows].mean())
+
+    block = metrics.block_bootstrap_ci(share, metrics.time_blocks(stamps, 72), n_boot=300)
+    iid = metrics.block_bootstrap_ci(share, np.arange(n), n_boot=300)
+    assert block[0] < y.mean() < block[1] and iid[0] < y.mean() < iid[1]
+    assert (block[1] - block[0]) > 2.5 * (iid[1] - iid[0])
+
+
+def test_time_blocks_group_symbols_at_the_same_time():
+    stamps = _hours([0, 1, 2, 3, 0, 1, 2, 3])
+    np.testing.assert_array_equal(metrics.time_blocks(stamps, 2), [0, 0, 1, 1, 0, 0, 1, 1])
+
+
+def test_score_metrics_has_every_json_key():
+    rng = np.random.default_rng(1)
+    n = 400
+    p = rng.random(n)
+    y = (rng.random(n) < p * 0.3).astype(float)
+    report = metrics.score_metrics(
+        y,
+        p,
+        reference=y.mean(),
+        series=np.repeat(["A", "B"], n // 2),
+        timestamps=_hours(np.tile(np.arange(n // 2), 2)),
+        horizon=4,
+    )
+    expected = {
+        "pr_auc",
+        "lift",
+        "roc_auc",
+        "brier",
+        "brier_skill",
+        "log_loss",
+        "ece",
+        "precision_top5",
+        "recall_top5",
+        "event_recall",
+        "median_lead_hours",
+    }
+    assert set(report) == expected
+    assert report["roc_auc"] > 0.6  # p carries real signal here
+    with pytest.raises(ValueError, match="finite"):
+        metrics.score_metrics(
+            np.array([1.0, np.nan]),
+            np.array([0.5, 0.5]),
+            reference=0.5,
+            series=["A", "A"],
+            timestamps=_hours([0, 1]),
+            horizon=1,
+        )

@@ -1,0 +1,243 @@
+"""Flush labels: the one place that looks forward in time, kept apart from the features.
+
+A flush at bar t for horizon H uses bars t+1 … t+H only. Its threshold uses only liquidation sums
+whose windows end at or before t, so the label is "would this have been surprising given what
+was known at t". Labels are computed per (symbol, venue) series on the full hourly grid: a window
+that touches a missing bar (or a missing value) is left unlabelled (NaN), never invented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from marketdata.errors import DataError
+from marketdata.schema import BAR
+
+LONG_FLUSH = "long_flush"
+SHORT_SQUEEZE = "short_squeeze"
+MIXED = "mixed"
+DIRECTIONS: tuple[str, ...] = (LONG_FLUSH, SHORT_SQUEEZE, MIXED)
+
+Source = Literal["liquidations", "oi_drop"]
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """Every parameter of the label definition; recorded with each training or evaluation run.
+
+    `source="liquidations"` (the definition) needs `liq_long_usd` and `liq_short_usd`.
+    `source="oi_drop"` is the documented proxy for sources without liquidation data and must be
+    chosen explicitly: the "spike" becomes the largest fractional drop of open interest within
+    t+1 … t+H, ln(oi_t / min oi), judged against m times the trailing median of the same drops,
+    and the direction comes from the price move alone (long_flush if the fall is at least the
+    rise, else short_squeeze; never mixed). `floor_usd` applies to the liquidation source only.
+    """
+
+    horizons: tuple[int, ...] = (4, 12, 24)
+    m: float = 4.0
+    k: float = 2.0
+    median_window: int = 720
+    min_trailing_sums: int = 168
+    vol_window: int = 72
+    floor_usd: float = 0.0
+    source: Source = "liquidations"
+
+    def __post_init__(self) -> None:
+        if not self.horizons or any(int(h) != h or h < 1 for h in self.horizons):
+            raise ValueError(f"horizons must be positive whole bars, got {self.horizons}")
+        if self.source not in ("liquidations", "oi_drop"):
+            raise ValueError(f"source must be 'liquidations' or 'oi_drop', got {self.source!r}")
+        if self.min_trailing_sums > self.median_window:
+            raise ValueError("min_trailing_sums cannot exceed median_window")
+        if self.m <= 0 or self.k <= 0 or self.floor_usd < 0 or self.vol_window < 2:
+            raise ValueError("m and k must be positive, floor_usd non-negative, vol_window >= 2")
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat, string-keyed parameters (e.g. for MLflow `log_params`)."""
+        params = asdict(self)
+        params["horizons"] = ",".join(str(h) for h in self.horizons)
+        return {f"label_{key}": value for key, value in params.items()}
+
+
+def flush_column(horizon: int) -> str:
+    """Name of the 0/1 flush label for `horizon` bars (NaN where unlabelled)."""
+    return f"flush_{horizon}h"
+
+
+def direction_column(horizon: int) -> str:
+    """Name of the direction label for `horizon` bars (set on flush rows only)."""
+    return f"direction_{horizon}h"
+
+
+def _forward(values: pd.Series, horizon: int, how: str) -> np.ndarray:
+    """Aggregate over t+1 … t+H; NaN when any bar of the window is missing or past the end."""
+    rolled = getattr(values.rolling(horizon, min_periods=horizon), how)()
+    return rolled.shift(-horizon).to_numpy()
+
+
+def _trailing_threshold(window_sums: pd.Series, spec: LabelSpec) -> np.ndarray:
+    """m × median of the H-bar sums whose windows end at t-719 … t (at least 168 of them)."""
+    median = window_sums.rolling(spec.median_window, min_periods=spec.min_trailing_sums).median()
+    return spec.m * median.to_numpy()
+
+
+def _series_labels(grid: pd.DataFrame, horizon: int, spec: LabelSpec) -> dict[str, np.ndarray]:
+    """Labels and their ingredients for one series on its complete hourly grid."""
+    close = grid["close"]
+    log_close = np.log(close)
+    # σ_t: all `vol_window` hourly returns up to and including t must exist (no imputed prices).
+    sigma = log_close.diff().rolling(spec.vol_window, min_periods=spec.vol_window).std()
+    low = _forward(grid["low"], horizon, "min")
+    high = _forward(grid["high"], horizon, "max")
+    down = np.log(low / close.to_numpy())
+    up = np.log(high / close.to_numpy())
+    move = np.maximum(np.abs(down), up)
+    needed = spec.k * sigma.to_numpy() * np.sqrt(horizon)
+
+    if spec.source == "liquidations":
+        total = grid["liq_long_usd"] + grid["liq_short_usd"]
+        sums = total.rolling(horizon, min_periods=horizon).sum()
+        amount = sums.shift(-horizon).to_numpy()
+        threshold = np.maximum(_trailing_threshold(sums, spec), spec.floor_usd)
+        longs = _forward(grid["liq_long_usd"], horizon, "sum")
+        shorts = _forward(grid["liq_short_usd"], horizon, "sum")
+    else:
+        oi = np.log(grid["oi_usd"])
+        # Largest OI shed inside the window ending at j, relative to OI just before it.
+        drops = oi.shift(horizon) - oi.rolling(horizon, min_periods=horizon).min()
+        drops = drops.clip(lower=0.0)
+        amount = drops.shift(-horizon).to_numpy()
+        threshold = _trailing_threshold(drops, spec)
+        longs = shorts = np.zeros(len(grid))
+
+    # A zero trailing median (a quiet month) must not turn "no liquidations at all" into a spike.
+    spike = (amount >= threshold) & (amount > 0)
+    flush = (spike & (move >= needed)).astype("float64")
+    known = ~(np.isnan(amount) | np.isnan(threshold) | np.isnan(move) | np.isnan(needed))
+    flush[~known] = np.nan
+
+    falling = np.abs(down) >= up
+    if spec.source == "liquidations":
+        is_long = (longs >= shorts) & falling
+        is_short = (shorts >= longs) & (up >= np.abs(down))
+        # Both hold only when longs == shorts and |down| == up: call that mixed, not a side.
+        direction = np.where(is_long & ~is_short, 0, np.where(is_short & ~is_long, 1, 2))
+    else:
+        direction = np.where(falling, 0, 1)
+    return {
+        "flush": flush,
+        "direction": np.where(flush == 1.0, direction, -1),
+        "amount": amount,
+        "threshold": threshold,
+        "move": move,
+        "needed": needed,
+        "sigma": sigma.to_numpy(),
+    }
+
+
+def _require_inputs(frame: pd.DataFrame, spec: LabelSpec) -> None:
+    """Refuse, with the series named, rather than label a source that lacks the inputs."""
+    needed = ["timestamp", "symbol", "venue", "close", "high", "low"]
+    if spec.source == "liquidations":
+        needed += ["liq_long_usd", "liq_short_usd"]
+    else:
+        needed += ["oi_usd"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DataError(f"cannot label: missing columns {missing}", column=missing[0])
+    data_cols = needed[6:]
+    present = (
+        frame[data_cols]
+        .notna()
+        .all(axis=1)
+        .groupby([frame["symbol"].astype(str), frame["venue"].astype(str)], observed=True)
+        .any()
+    )
+    empty = present[~present]
+    if len(empty):
+        symbol, venue = empty.index[0]
+        hint = (
+            "choose LabelSpec(source='oi_drop') explicitly to use the open-interest proxy"
+            if spec.source == "liquidations"
+            else "the open-interest proxy needs oi_usd"
+        )
+        raise DataError(
+            f"no {' / '.join(data_cols)} data for {symbol} on {venue} "
+            f"({len(empty)} series without it): cannot label; {hint}",
+            column=data_cols[0],
+        )
+
+
+def make_labels(
+    frame: pd.DataFrame,
+    spec: LabelSpec | None = None,
+    *,
+    horizons: Sequence[int] | None = None,
+    details: bool = False,
+) -> pd.DataFrame:
+    """Flush and direction labels for every row of a canonical frame, in the frame's row order.
+
+    Returns `timestamp, symbol, venue` and, per horizon H, `flush_{H}h` (1.0, 0.0, or NaN where
+    the window or the trailing history is incomplete) and `direction_{H}h` (category: long_flush,
+    short_squeeze, mixed; NaN unless a flush). With `details=True` also the ingredients per H:
+    `amount_{H}h` (forward liquidation USD or OI drop), `threshold_{H}h`, `move_{H}h`,
+    `needed_{H}h` (k·σ·√H) and `sigma` (trailing σ of hourly log returns).
+    """
+    spec = spec or LabelSpec()
+    horizons = tuple(horizons) if horizons is not None else spec.horizons
+    _require_inputs(frame, spec)
+    columns = ["close", "high", "low", "liq_long_usd", "liq_short_usd", "oi_usd"]
+    columns = [c for c in columns if c in frame.columns]
+    out = frame[["timestamp", "symbol", "venue"]].copy()
+    n = len(frame)
+    results: dict[str, np.ndarray] = {}
+    for h in horizons:
+        results[f"flush_{h}h"] = np.full(n, np.nan)
+        results[f"direction_{h}h"] = np.full(n, -1)
+        if details:
+            for part in ("amount", "threshold", "move", "needed"):
+                results[f"{part}_{h}h"] = np.full(n, np.nan)
+    if details:
+        results["sigma"] = np.full(n, np.nan)
+
+    ts = frame["timestamp"]
+    keys = [frame["symbol"].astype(str), frame["venue"].astype(str)]
+    for rows in frame.groupby(keys, observed=True, sort=False).indices.values():
+        stamps = ts.iloc[rows]
+        start = stamps.min()
+        bars = ((stamps - start) // BAR).to_numpy(dtype=np.int64)
+        if np.any((stamps - start) % BAR != pd.Timedelta(0)) or len(np.unique(bars)) < len(bars):
+            raise DataError(
+                "timestamps of one series must be unique and on the hourly grid (validate first)",
+                column="timestamp",
+            )
+        # Scatter onto the complete grid so missing bars are NaN, not silently skipped.
+        grid_values = np.full((int(bars.max()) + 1, len(columns)), np.nan)
+        grid_values[bars] = frame[columns].iloc[rows].to_numpy(dtype="float64")
+        grid = pd.DataFrame(grid_values, columns=columns)
+        for h in horizons:
+            labels = _series_labels(grid, h, spec)
+            results[f"flush_{h}h"][rows] = labels["flush"][bars]
+            results[f"direction_{h}h"][rows] = labels["direction"][bars]
+            if details:
+                for part in ("amount", "threshold", "move", "needed"):
+                    results[f"{part}_{h}h"][rows] = labels[part][bars]
+                results["sigma"][rows] = labels["sigma"][bars]
+
+    for name, values in results.items():
+        if name.startswith("direction_"):
+            codes = values.astype(np.int8)
+            out[name] = pd.Categorical.from_codes(codes, categories=list(DIRECTIONS))
+        else:
+            out[name] = values
+    return out
+
+
+def base_rate(labels: pd.DataFrame, horizon: int) -> float:
+    """Share of labelled rows that are flushes at `horizon` (NaN rows excluded)."""
+    return float(labels[flush_column(horizon)].mean())

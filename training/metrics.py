@@ -1,0 +1,333 @@
+"""Evaluation metrics for flush probabilities, from calibration to event-level warning.
+
+Rare events judged on pooled, time-ordered rows: ranking (PR-AUC, lift, ROC-AUC), probability
+quality (Brier and its skill against climatology, log loss, ECE), an alert budget (the top 5 % of
+scores), and the question a trader asks: was each flush episode warned about in time, and how
+early. Confidence intervals resample whole blocks of time, because a cascade hits several symbols
+and several consecutive bars at once and must count as one success, not many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from marketdata.schema import BAR
+from training.labels import LONG_FLUSH, SHORT_SQUEEZE
+
+TOP_FRACTION = 0.05
+"""The alert budget: the share of rows with the highest scores that raise an alert."""
+
+EPS = 1e-15
+
+
+def _arrays(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y, dtype="float64")
+    p = np.asarray(p, dtype="float64")
+    if y.shape != p.shape or y.ndim != 1:
+        raise ValueError(f"labels and scores must be 1-d and the same length: {y.shape}, {p.shape}")
+    if not (np.isfinite(y).all() and np.isfinite(p).all()):
+        raise ValueError("labels and scores must be finite: drop unlabelled rows first")
+    return y, p
+
+
+def _two_classes(y: np.ndarray) -> bool:
+    return 0 < y.sum() < len(y)
+
+
+def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the precision-recall curve (average precision); NaN without positives."""
+    y, p = _arrays(y, p)
+    return float(average_precision_score(y, p)) if y.sum() > 0 else float("nan")
+
+
+def lift(y: np.ndarray, p: np.ndarray) -> float:
+    """PR-AUC over the base rate: 1 is a random ranking."""
+    y, p = _arrays(y, p)
+    return pr_auc(y, p) / y.mean() if y.sum() > 0 else float("nan")
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Area under the ROC curve; NaN when only one class is present."""
+    y, p = _arrays(y, p)
+    return float(roc_auc_score(y, p)) if _two_classes(y) else float("nan")
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared error of the probability."""
+    y, p = _arrays(y, p)
+    return float(np.mean((p - y) ** 2))
+
+
+def brier_skill(y: np.ndarray, p: np.ndarray, reference: np.ndarray | float) -> float:
+    """1 - Brier / Brier of the reference (climatology): > 0 beats it, 1 is perfect."""
+    y, p = _arrays(y, p)
+    ref = np.broadcast_to(np.asarray(reference, dtype="float64"), y.shape)
+    ref_score = brier(y, ref)
+    return 1.0 - brier(y, p) / ref_score if ref_score > 0 else float("nan")
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood (natural log), probabilities clipped away from 0 and 1."""
+    y, p = _arrays(y, p)
+    p = np.clip(p, EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Per equal-width probability bin: mean forecast, observed frequency, row count.
+
+    The data behind a reliability plot; empty bins are omitted.
+    """
+    y, p = _arrays(y, p)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    forecast = np.bincount(bins, weights=p, minlength=n_bins)
+    observed = np.bincount(bins, weights=y, minlength=n_bins)
+    used = count > 0
+    return pd.DataFrame(
+        {
+            "bin_lower": edges[:-1][used],
+            "bin_upper": edges[1:][used],
+            "mean_forecast": forecast[used] / count[used],
+            "observed": observed[used] / count[used],
+            "count": count[used],
+        }
+    )
+
+
+def ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error: row-weighted mean |forecast - observed| over the bins."""
+    table = reliability_table(y, p, n_bins)
+    weights = table["count"] / table["count"].sum()
+    return float(np.sum(weights * np.abs(table["mean_forecast"] - table["observed"])))
+
+
+def alert_mask(scores: np.ndarray, fraction: float = TOP_FRACTION, seed: int = 0) -> np.ndarray:
+    """True for exactly ceil(fraction · n) rows: the highest scores.
+
+    Ties at the threshold are broken by a seeded random order, so a constant forecast alerts at
+    random times (it earns what a placebo earns) instead of all at once or never.
+    """
+    scores = np.asarray(scores, dtype="float64")
+    n = len(scores)
+    k = int(np.ceil(fraction * n))
+    mask = np.zeros(n, dtype=bool)
+    if k == 0:
+        return mask
+    tiebreak = np.random.default_rng(seed).random(n)
+    order = np.lexsort((tiebreak, scores))  # ascending by score, then by tiebreak
+    mask[order[n - k :]] = True
+    return mask
+
+
+def precision_recall_at_top(
+    y: np.ndarray, scores: np.ndarray, fraction: float = TOP_FRACTION, seed: int = 0
+) -> tuple[float, float]:
+    """Precision and recall of alerting on the top `fraction` of scores."""
+    y, scores = _arrays(y, scores)
+    alerts = alert_mask(scores, fraction, seed)
+    hits = float(y[alerts].sum())
+    precision = hits / alerts.sum() if alerts.any() else float("nan")
+    recall = hits / y.sum() if y.sum() > 0 else float("nan")
+    return precision, recall
+
+
+def _series_codes(series: np.ndarray | pd.Series) -> np.ndarray:
+    return pd.factorize(pd.Series(np.asarray(series, dtype=object)), sort=False)[0]
+
+
+def event_table(
+    y: np.ndarray,
+    alerts: np.ndarray,
+    series: np.ndarray | pd.Series,
+    timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
+    horizon: int,
+) -> pd.DataFrame:
+    """One row per flush episode: its series, start, length, whether it was warned, lead time.
+
+    Rows must be unique per (series, timestamp). An episode is a run of consecutive positive bars
+    of one series (a missing bar ends it). It is
+    warned when an alert fell on its first bar or in the `horizon` bars before it, on the same
+    series; `lead_hours` counts from the earliest such alert to the episode's first bar. The
+    flush itself begins within H hours after that first bar, so the real warning is at least
+    this long.
+    """
+    y = np.asarray(y, dtype="float64")
+    alerts = np.asarray(alerts, dtype=bool)
+    codes = _series_codes(series)
+    stamps = pd.DatetimeIndex(timestamps)
+    if not (len(y) == len(alerts) == len(codes) == len(stamps)):
+        raise ValueError("labels, alerts, series and timestamps must have the same length")
+    empty = pd.DataFrame(
+        {"series": [], "start": pd.DatetimeIndex([], tz="UTC"), "bars": [], "warned": []}
+    ).assign(lead_hours=np.array([], dtype="float64"))
+    if len(y) == 0:
+        return empty
+    origin = stamps.min()
+    bars = np.asarray((stamps - origin) // BAR, dtype=np.int64)
+    # One sortable key per (series, bar); the stride keeps a series' window from reaching another.
+    stride = int(bars.max()) + 2 * horizon + 2
+    key = codes.astype(np.int64) * stride + bars
+    order = np.argsort(key, kind="stable")
+    key_sorted, positive = key[order], y[order] == 1.0
+    previous_positive = np.r_[False, positive[:-1]] & (np.diff(key_sorted, prepend=-2) == 1)
+    starts = positive & ~previous_positive
+    episode = np.cumsum(starts) - 1
+    start_keys = key_sorted[starts]
+    lengths = np.bincount(episode[positive], minlength=len(start_keys))
+
+    alert_keys = np.sort(key[alerts])
+    warned = np.zeros(len(start_keys), dtype=bool)
+    earliest = start_keys
+    if len(alert_keys):
+        # The first alert at or after start - H; it warns only if it is not after the start.
+        first = np.searchsorted(alert_keys, start_keys - horizon, side="left")
+        earliest = alert_keys[np.minimum(first, len(alert_keys) - 1)]
+        warned = (first < len(alert_keys)) & (earliest <= start_keys)
+    lead = np.where(warned, (start_keys - earliest) * (BAR / pd.Timedelta("1h")), np.nan)
+    start_positions = order[starts]
+    return pd.DataFrame(
+        {
+            "series": np.asarray(series, dtype=object)[start_positions],
+            "start": stamps[start_positions],
+            "bars": lengths,
+            "warned": warned,
+            "lead_hours": lead,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class EventRecall:
+    """Episode-level warning summary."""
+
+    n_events: int
+    warned: int
+    recall: float
+    median_lead_hours: float
+
+
+def event_recall(
+    y: np.ndarray,
+    alerts: np.ndarray,
+    series: np.ndarray | pd.Series,
+    timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
+    horizon: int,
+) -> EventRecall:
+    """Share of flush episodes warned in time (see `event_table`) and their median lead time."""
+    table = event_table(y, alerts, series, timestamps, horizon)
+    n = len(table)
+    warned = int(table["warned"].sum())
+    return EventRecall(
+        n_events=n,
+        warned=warned,
+        recall=warned / n if n else float("nan"),
+        median_lead_hours=float(table["lead_hours"].median()) if warned else float("nan"),
+    )
+
+
+def direction_accuracy(
+    true_direction: np.ndarray | pd.Series, p_long_flush: np.ndarray, threshold: float = 0.5
+) -> float:
+    """Accuracy of long-flush vs short-squeeze calls on true one-sided flushes.
+
+    Rows whose true direction is mixed (or that are not flushes) have no right answer and are
+    left out; NaN when none remain.
+    """
+    truth = np.asarray(true_direction, dtype=object)
+    p = np.asarray(p_long_flush, dtype="float64")
+    sided = (truth == LONG_FLUSH) | (truth == SHORT_SQUEEZE)
+    if not sided.any():
+        return float("nan")
+    predicted_long = p[sided] >= threshold
+    return float(np.mean(predicted_long == (truth[sided] == LONG_FLUSH)))
+
+
+def time_blocks(
+    timestamps: np.ndarray | pd.Series | pd.DatetimeIndex, block_bars: int = 72
+) -> np.ndarray:
+    """Block id per row: consecutive `block_bars`-bar stretches of time, all symbols together.
+
+    Symbols share a block because a cascade hits them at the same time.
+    """
+    stamps = pd.DatetimeIndex(timestamps)
+    if len(stamps) == 0:
+        return np.array([], dtype=np.int64)
+    return np.asarray((stamps - stamps.min()) // (block_bars * BAR), dtype=np.int64)
+
+
+def block_bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    blocks: np.ndarray,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of `statistic(rows)` over resamples of whole blocks.
+
+    Each resample draws as many blocks as there are, with replacement, and passes the positions
+    of all their rows (repeats included) to `statistic`. `blocks=np.arange(n)` is the iid
+    bootstrap. Resamples where the statistic is undefined (NaN) are ignored.
+    """
+    codes, _ = pd.factorize(np.asarray(blocks))
+    n_blocks = int(codes.max()) + 1 if len(codes) else 0
+    if n_blocks == 0:
+        return float("nan"), float("nan")
+    order = np.argsort(codes, kind="stable")
+    counts = np.bincount(codes, minlength=n_blocks)
+    offsets = np.r_[0, np.cumsum(counts)[:-1]]
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_boot)
+    for b in range(n_boot):
+        chosen = rng.integers(0, n_blocks, n_blocks)
+        sizes = counts[chosen]
+        # Positions of every row of every chosen block, without a Python loop over blocks.
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        rows = order[np.repeat(offsets[chosen], sizes) + within]
+        values[b] = statistic(rows)
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def score_metrics(
+    y: np.ndarray,
+    p: np.ndarray,
+    *,
+    reference: np.ndarray | float,
+    series: np.ndarray | pd.Series,
+    timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
+    horizon: int,
+    fraction: float = TOP_FRACTION,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Every per-model metric of the evaluation JSON, for one horizon and one set of rows.
+
+    `reference` is the climatology probability the Brier skill is measured against.
+    """
+    y, p = _arrays(y, p)
+    alerts = alert_mask(p, fraction, seed)
+    precision, recall = precision_recall_at_top(y, p, fraction, seed)
+    events = event_recall(y, alerts, series, timestamps, horizon)
+    return {
+        "pr_auc": pr_auc(y, p),
+        "lift": lift(y, p),
+        "roc_auc": roc_auc(y, p),
+        "brier": brier(y, p),
+        "brier_skill": brier_skill(y, p, reference),
+        "log_loss": log_loss(y, p),
+        "ece": ece(y, p),
+        "precision_top5": precision,
+        "recall_top5": recall,
+        "event_recall": events.recall,
+        "median_lead_hours": events.median_lead_hours,
+    }
