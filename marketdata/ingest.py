@@ -85,6 +85,8 @@ def read_sources(
         except (
             ValueError,
             KeyError,
+            IndexError,
+            AttributeError,
             TypeError,
             OSError,
             UnicodeDecodeError,

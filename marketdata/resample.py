@@ -7,7 +7,6 @@ reported gap instead of an invented value.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from marketdata.errors import DataError
@@ -61,12 +60,3 @@ def to_bar(
     complete = grouped.size().to_numpy() == per_bar
     out = out[complete].rename_axis("timestamp").reset_index()
     return out, int((~complete).sum())
-
-
-def grid(start: pd.Timestamp, end: pd.Timestamp, bar: pd.Timedelta = BAR) -> pd.DatetimeIndex:
-    """Every bar open from `start` to `end` inclusive."""
-    return pd.date_range(start, end, freq=bar, unit="us")
-
-
-def count_bars(start: pd.Timestamp, end: pd.Timestamp, bar: pd.Timedelta = BAR) -> int:
-    return int(np.floor((end - start) / bar)) + 1
