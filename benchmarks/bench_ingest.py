@@ -85,8 +85,8 @@ def main() -> None:
             target_s=3.0,
         )
         assert report.datasets[0].rows == 8760
-        hours = len(pd.date_range(months[0], months[-1] + pd.offsets.MonthBegin(1), freq="1h"))
-        expected = 10 * (hours - 1)
+        end = months[-1] + pd.offsets.MonthBegin(1)
+        expected = 10 * len(pd.date_range(months[0], end, freq="1h", inclusive="left"))
         report = timed(
             f"10 symbols x 2 years of 1-hour klines ({expected:,} rows)",
             lambda: ingest("binance-vision", hourly_zips, MarketStore(root / "s2")),

@@ -86,7 +86,6 @@ def read_sources(
             ValueError,
             KeyError,
             IndexError,
-            AttributeError,
             TypeError,
             OSError,
             UnicodeDecodeError,

@@ -254,7 +254,7 @@ def _metrics(raw: pd.DataFrame, where: str, symbol: str) -> pd.DataFrame:
                 column="create_time",
             )
         times = times.dt.tz_localize("UTC").astype("datetime64[us, UTC]")
-    named = raw["symbol"].str.strip()
+    named = raw["symbol"].astype("str").str.strip()
     if (other := (named != symbol).to_numpy()).any():
         pos = int(np.flatnonzero(other)[0])
         raise DataError(
@@ -330,7 +330,7 @@ def _liquidations(
     else:
         usd = filled * face
     try:
-        is_long = side_is_long(raw["side"].str.strip(), VENUE, file=where)
+        is_long = side_is_long(raw["side"].astype("str").str.strip(), VENUE, file=where)
     except DataError as exc:
         row = None if exc.row is None else int(raw.index[exc.row - 1])
         raise DataError(exc.problem, file=where, row=row, column="side") from None
