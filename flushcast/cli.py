@@ -9,6 +9,7 @@ from flushcast.demo import demo
 from marketdata import cli as marketdata_cli
 from marketdata import cli_fetch as fetch_cli
 from simulator import cli as simulator_cli
+from training import cli as training_cli
 
 app = typer.Typer(
     name="flushcast",
@@ -22,4 +23,8 @@ app.add_typer(marketdata_cli.data_app, name="data")
 app.add_typer(fetch_cli.app, name="fetch")
 app.add_typer(features_cli.app, name="features")
 app.command("simulate")(simulator_cli.simulate)
+app.command("train")(training_cli.train)
+app.command("evaluate")(training_cli.evaluate)
+app.command("promote")(training_cli.promote)
+app.command("rollback")(training_cli.rollback)
 app.command("demo")(demo)

@@ -1,7 +1,8 @@
 """`flushcast demo`: the main job end to end on the built-in simulated market.
 
 Each step calls the same command the user would run by hand, so the demo can never drift from
-the real commands: simulate → store summary → features → labels.
+the real commands: simulate → store summary → features → labels → train (walk-forward
+evaluation beside the baselines, MLflow run, registered version) → promote.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import Console
 from features import cli as features_cli
 from marketdata import cli as marketdata_cli
 from simulator import cli as simulator_cli
+from training import cli as training_cli
 
 console = Console()
 
@@ -25,20 +27,43 @@ def demo(
     ),
     days: Annotated[int, typer.Option(min=30, help="Days of simulated hourly bars.")] = 365,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+    n_boot: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for intervals.")] = 200,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI (default sqlite:///mlflow.db).")
+    ] = None,
 ) -> None:
     """Run the main job end to end on built-in simulated data."""
-    console.rule("1/4 simulate a perpetual-futures market (BTC leads ETH and SOL)")
+    console.rule("1/6 simulate a perpetual-futures market (BTC leads ETH and SOL)")
     simulator_cli.simulate(store=store, days=days, seed=seed)
 
-    console.rule("2/4 the stored canonical frames")
+    console.rule("2/6 the stored canonical frames")
     marketdata_cli.info(store=store)
 
-    console.rule("3/4 features")
+    console.rule("3/6 features")
     features_path = store / "features.parquet"
     features_cli.build(store=store, out=features_path)
 
-    console.rule("4/4 flush labels (forward-looking, kept apart from features)")
+    console.rule("4/6 flush labels (forward-looking, kept apart from features)")
     _label_summary(store)
+
+    console.rule("5/6 train: walk-forward evaluation against the baselines, then register")
+    training_cli.train(store=store, n_boot=n_boot, tracking_uri=tracking_uri)
+
+    console.rule("6/6 promote the new version if it beats the champion")
+    _promote_latest(tracking_uri)
+
+
+def _promote_latest(tracking_uri: str | None) -> None:
+    """Promote the version just registered; a refusal by the gate is shown, not an error."""
+    from training.registry import MODEL_NAME, client, promote
+    from training.tracking import tracking_uri as resolve
+
+    uri = resolve(tracking_uri)
+    versions = client(uri).search_model_versions(f"name='{MODEL_NAME}'")
+    latest = max(int(v.version) for v in versions)
+    decision = promote(str(latest), tracking_uri=uri)
+    verdict = "promoted to champion" if decision.promote else "not promoted"
+    console.print(f"version {latest} {verdict}: {decision.reason}")
 
 
 def _label_summary(store: Path) -> None:

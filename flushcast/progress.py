@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 T = TypeVar("T")
+_COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+)
 
 
 def progress(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -16,11 +23,16 @@ def progress(items: Iterable[T], description: str, total: int | None = None) -> 
     if not sys.stderr.isatty():
         yield from items
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, transient=True) as bar:
+    with Progress(*_COLUMNS, transient=True) as bar:
         yield from bar.track(items, total=total, description=description)
+
+
+@contextlib.contextmanager
+def ticker(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """A progress bar advanced by calling the yielded function (for work driven elsewhere)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    with Progress(*_COLUMNS, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task)

@@ -11,6 +11,7 @@ Heavy modules (numba) load on first use, so importing the package is cheap.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def __getattr__(name: str) -> Any:
 
         return ScenarioConfig
     if name in ("SimResult", "simulate"):
-        from simulator import simulate as module
-
-        return getattr(module, name)
+        module = importlib.import_module("simulator.simulate")
+        # Importing the submodule binds `simulator.simulate` to it; the function is meant.
+        globals().update(SimResult=module.SimResult, simulate=module.simulate)
+        return globals()[name]
     raise AttributeError(name)

@@ -168,9 +168,9 @@ class Logistic:
             self._constant, self._pipeline = float(y.mean()), None
             return self
         self._pipeline = make_pipeline(
-            SimpleImputer(strategy="median"),
+            SimpleImputer(strategy="median", keep_empty_features=True),
             StandardScaler(),
-            LogisticRegression(C=self.C, max_iter=1000),
+            LogisticRegression(C=self.C, solver="newton-cholesky", max_iter=200),
         )
         self._pipeline.fit(self._matrix(X), y.astype(int))
         return self

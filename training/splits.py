@@ -122,3 +122,26 @@ def walk_forward(
             )
         )
     return folds
+
+
+def final_split(
+    timestamps: pd.Series | pd.DatetimeIndex | np.ndarray, spec: SplitSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fit and validation rows for the model trained on everything (`flushcast train`).
+
+    The same rule as a walk-forward fold whose test block starts after the last bar: the last
+    `validation_fraction` of the span is the validation tail (early stopping, calibration) and
+    fit rows end a purge-and-embargo gap before it.
+    """
+    bars, _ = _bar_numbers(timestamps)
+    end = int(bars.max()) + 1
+    n_val = int(np.ceil(end * spec.validation_fraction))
+    val_start = end - n_val
+    fit_end = val_start - spec.gap if n_val else end
+    fit = np.flatnonzero(bars < fit_end)
+    validation = np.flatnonzero(bars >= val_start) if n_val else np.array([], dtype=np.int64)
+    if len(fit) == 0:
+        raise ValueError("too little data: no fit rows before the validation tail")
+    return fit[np.argsort(bars[fit], kind="stable")], validation[
+        np.argsort(bars[validation], kind="stable")
+    ]

@@ -65,3 +65,15 @@ def test_scores_outside_unit_interval_and_single_class():
     assert np.all(constant.predict(np.array([0.0, 0.9])) < 1e-3)
     with pytest.raises(RuntimeError):
         Calibrator().predict(np.array([0.5]))
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_state_round_trips_through_json(method):
+    import json
+
+    p, y = _sample(5_000, 1.0, 10.0, seed=4)
+    fitted = Calibrator(method).fit(p**0.5, y)
+    restored = Calibrator.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    grid = np.linspace(0.0, 1.0, 101)
+    assert restored.chosen == method
+    np.testing.assert_array_equal(restored.predict(grid), fitted.predict(grid))

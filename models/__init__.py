@@ -1,0 +1,1 @@
+"""LightGBM flush and direction models and the bundle that ships them."""

@@ -1,0 +1,7 @@
+"""MLflow "model from code" entry point: logged as the model's code instead of a pickle."""
+
+from mlflow.models import set_model
+
+from models.pyfunc import FlushcastModel
+
+set_model(FlushcastModel())

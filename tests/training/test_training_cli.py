@@ -1,0 +1,125 @@
+"""`flushcast evaluate | train | promote | rollback` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flushcast.cli import app
+from marketdata.store import MarketStore
+from simulator import simulate
+
+runner = CliRunner()
+
+
+def test_evaluate_writes_the_json_contract(sim_store, tmp_path, tracking_uri):
+    out = tmp_path / "eval.json"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--store",
+            str(sim_store),
+            "--horizons",
+            "4",
+            "--json",
+            str(out),
+            "--n-boot",
+            "0",
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "cli",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    entry = document["4"]
+    assert {"base_rate", "n_test", "n_events", "models"} <= set(entry)
+    assert set(entry["models"]) == {"lightgbm", "logistic", "heuristic", "climatology", "placebo"}
+    assert "lightgbm" in result.output and "placebo" in result.output  # the metrics table
+
+
+def test_store_without_liquidations_is_refused_with_the_proxy_named(tmp_path, tracking_uri):
+    frame = simulate("default", ["BTCUSDT"], days=60, seed=5).frame
+    frame["liq_long_usd"] = float("nan")
+    frame["liq_short_usd"] = float("nan")
+    MarketStore(tmp_path / "store").write(frame, {})
+    result = runner.invoke(
+        app, ["train", "--store", str(tmp_path / "store"), "--tracking-uri", tracking_uri]
+    )
+    assert result.exit_code == 2
+    assert "no liq_long_usd / liq_short_usd data for BTCUSDT" in result.output
+    assert "oi_drop" in result.output and "Traceback" not in result.output
+
+
+def test_too_little_data_and_unknown_symbols_are_clear_errors(sim_store, tmp_path, tracking_uri):
+    short = tmp_path / "short"
+    MarketStore(short).write(simulate("default", ["BTCUSDT"], days=20, seed=5).frame, {})
+    result = runner.invoke(app, ["train", "--store", str(short), "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2
+    assert "too little data for H=4" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--store",
+            str(sim_store),
+            "--symbols",
+            "DOGEUSDT",
+            "--tracking-uri",
+            tracking_uri,
+        ],
+    )
+    assert result.exit_code == 2 and "DOGEUSDT" in result.output
+    result = runner.invoke(
+        app, ["evaluate", "--store", str(tmp_path / "empty"), "--json", str(tmp_path / "x.json")]
+    )
+    assert result.exit_code == 2 and "no market data" in result.output
+
+
+def test_promote_unknown_version_and_rollback_without_history(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    result = runner.invoke(app, ["promote", "99", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "no version or alias '99'" in result.output
+    result = runner.invoke(app, ["rollback", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "rollback" in result.output
+
+
+@pytest.mark.realdata
+def test_evaluate_on_real_coinalyze_data(real_data, tmp_path, tracking_uri):
+    folder = real_data / "denizyts__Coinalyze-Backtester/src/csvFolder"
+    store = tmp_path / "store"
+    for coin in ("BTC", "ETH", "SOL"):
+        files = [str(p) for p in sorted(folder.glob(f"{coin}USDT_PERP.A_*.csv"))]
+        result = runner.invoke(
+            app, ["ingest", "coinalyze", *files, "--store", str(store), "--tz", "+06:00"]
+        )
+        assert result.exit_code == 0, result.output
+    out = tmp_path / "real.json"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--store",
+            str(store),
+            "--json",
+            str(out),
+            "--horizons",
+            "4,12",
+            "--n-boot",
+            "0",
+            "--tracking-uri",
+            tracking_uri,
+            "--experiment",
+            "real",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    for h in ("4", "12"):
+        assert document[h]["n_folds"] >= 3
+        assert 0.02 < document[h]["base_rate"] < 0.1
+        assert set(document[h]["per_symbol"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}

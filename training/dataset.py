@@ -1,0 +1,136 @@
+"""The training table: features and labels of a store, joined row by row, plus where it came from.
+
+Features come from `features.build_features` (the same code the service runs) and labels from
+`training.labels.make_labels`; the two are computed separately from the same market frame and
+only joined here, so no feature can see a label. The data span and sources of every series are
+recorded with each run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.build import build_features
+from features.registry import FEATURES, names
+from marketdata.errors import DataError
+from marketdata.store import MarketStore
+from training.labels import LabelSpec, direction_column, flush_column, make_labels
+
+KEYS = ["timestamp", "symbol", "venue"]
+
+
+@dataclass
+class Dataset:
+    """Feature and label columns for every bar of the chosen series (labels NaN if unknown)."""
+
+    table: pd.DataFrame
+    features: list[str]
+    label: LabelSpec
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per `SYMBOL@VENUE`: first and last bar, rows, sources of each column."""
+
+    def labelled(self, horizon: int) -> pd.DataFrame:
+        """Rows with a known flush label at `horizon`, in time order (symbols interleaved)."""
+        rows = self.table[self.table[flush_column(horizon)].notna()]
+        return rows.sort_values(["timestamp", "symbol", "venue"], kind="stable").reset_index(
+            drop=True
+        )
+
+    def fingerprint(self) -> str:
+        """Identifies the data and label an evaluation ran on; equal means comparable."""
+        payload = {"series": self.series, "label": self.label.to_params()}
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def span(self) -> dict[str, str]:
+        """First and last bar over all series (for run parameters)."""
+        stamps = self.table["timestamp"]
+        return {"data_start": stamps.min().isoformat(), "data_end": stamps.max().isoformat()}
+
+
+def make_dataset(
+    frame: pd.DataFrame,
+    label: LabelSpec | None = None,
+    provenance: dict[str, dict] | None = None,
+    *,
+    show_progress: bool = False,
+) -> Dataset:
+    """Features and labels of a canonical market frame."""
+    label = label or LabelSpec()
+    if frame.empty:
+        raise DataError("no market data to train on (the store is empty or no symbol matched)")
+    labels = make_labels(frame, label)
+    features = build_features(frame, show_progress=show_progress)
+    label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
+    keyed = labels[KEYS + label_cols].astype({"symbol": "str", "venue": "str"})
+    table = features.astype({"symbol": "str", "venue": "str"}).merge(
+        keyed, on=KEYS, how="left", validate="one_to_one"
+    )
+    table["symbol"] = table["symbol"].astype("category")
+    table["venue"] = table["venue"].astype("category")
+    series = {}
+    for (symbol, venue), part in table.groupby(["symbol", "venue"], observed=True):
+        key = f"{symbol}@{venue}"
+        series[key] = {
+            "first": part["timestamp"].min().isoformat(),
+            "last": part["timestamp"].max().isoformat(),
+            "rows": len(part),
+            "sources": (provenance or {}).get(key, {}),
+        }
+    return Dataset(table=table, features=names(), label=label, series=series)
+
+
+def load_dataset(
+    store: str | Path,
+    symbols: Sequence[str] | None = None,
+    label: LabelSpec | None = None,
+    *,
+    show_progress: bool = False,
+) -> Dataset:
+    """Everything in `store` (or the chosen symbols), with the sources recorded per series."""
+    market = MarketStore(store)
+    datasets = market.datasets()
+    if not datasets:
+        raise DataError(f"no market data in store {store}: ingest or simulate first")
+    if symbols:
+        known = {d.symbol for d in datasets}
+        unknown = sorted(set(symbols) - known)
+        if unknown:
+            raise DataError(
+                f"symbol(s) {unknown} not in store {store} (it has {sorted(known)})",
+                column="symbol",
+            )
+    frame = market.read(list(symbols) if symbols else None)
+    provenance = {
+        f"{d.symbol}@{d.venue}": market.provenance(d.symbol, d.venue)
+        for d in datasets
+        if not symbols or d.symbol in symbols
+    }
+    return make_dataset(frame, label, provenance, show_progress=show_progress)
+
+
+def require_enough(dataset: Dataset, horizon: int, min_bars: int, min_events: int = 10) -> None:
+    """Refuse, with numbers, a horizon that has too few labelled bars or flushes to learn from."""
+    rows = dataset.labelled(horizon)
+    bars = rows["timestamp"].nunique()
+    events = int(np.nansum(rows[flush_column(horizon)]))
+    if bars < min_bars or events < min_events:
+        raise DataError(
+            f"too little data for H={horizon}: {bars} labelled bars with {events} flushes; "
+            f"need at least {min_bars} bars and {min_events} flushes "
+            f"(labels need {dataset.label.min_trailing_sums + horizon} bars of history first)",
+            column=flush_column(horizon),
+        )
+
+
+def feature_lookbacks(features: Sequence[str]) -> dict[str, int]:
+    """Registry lookback (1-hour bars) of each model feature, recorded in the bundle."""
+    return {name: FEATURES[name].lookback for name in features}

@@ -1,0 +1,171 @@
+"""The MLflow model registry: where bundles are registered, promoted and rolled back.
+
+A model version is promoted by moving the `champion` alias, never by stages. The previous
+champion keeps the `rollback` alias, so `flushcast rollback` is one alias move. Promotion is
+gated on the walk-forward evaluation recorded with each version: the candidate must beat the
+champion on the same evaluation (same data, label and splits: equal `evaluation` fingerprints),
+or the promotion must be forced, and a forced promotion says so in the version's tags.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.bundle import Bundle
+from models.pyfunc import bundle_folder
+
+MODEL_NAME = "flushcast"
+CHAMPION = "champion"
+ROLLBACK = "rollback"
+GATE_TOLERANCE = 0.005
+"""Brier skill a candidate may lose against the champion while winning on PR-AUC."""
+
+
+class RegistryError(RuntimeError):
+    """A registry request that cannot be carried out (no such version, gate refused, ...)."""
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What every prediction names: the registered model, its version and its training run."""
+
+    name: str
+    version: str
+    run_id: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"model_name": self.name, "model_version": self.version, "run_id": self.run_id}
+
+
+def client(tracking_uri: str | None = None) -> MlflowClient:
+    """A registry client on `tracking_uri` (default: MLflow's own default, `sqlite:///mlflow.db`)."""
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+    return MlflowClient()
+
+
+def _version(c: MlflowClient, name: str, ref: str) -> Any:
+    """A model version by number or alias."""
+    try:
+        if ref.isdigit():
+            return c.get_model_version(name, ref)
+        return c.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        raise RegistryError(f"model {name!r} has no version or alias {ref!r}") from exc
+
+
+def load_bundle(
+    ref: str = CHAMPION, name: str = MODEL_NAME, tracking_uri: str | None = None
+) -> tuple[Bundle, ModelIdentity, Path]:
+    """Download a registered version (number or alias) and load its bundle.
+
+    Returns the bundle, its identity and the local bundle folder (for packaging).
+    """
+    c = client(tracking_uri)
+    version = _version(c, name, ref)
+    target = Path(tempfile.mkdtemp(prefix="flushcast-model-"))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{name}/{version.version}", dst_path=str(target)
+    )
+    folder = bundle_folder(local)
+    return Bundle.load(folder), ModelIdentity(name, str(version.version), version.run_id), folder
+
+
+def evaluation_summary(c: MlflowClient, name: str, version: str) -> dict[str, Any]:
+    """The walk-forward summary recorded on a version (empty if it was never evaluated)."""
+    tags = c.get_model_version(name, version).tags
+    return json.loads(tags["evaluation"]) if "evaluation" in tags else {}
+
+
+def _score(summary: dict[str, Any]) -> tuple[float, float]:
+    """Mean PR-AUC and mean Brier skill of LightGBM over the evaluated horizons."""
+    horizons = summary["horizons"]
+    pr = [h["pr_auc"] for h in horizons.values()]
+    skill = [h["brier_skill"] for h in horizons.values()]
+    return sum(pr) / len(pr), sum(skill) / len(skill)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of the promotion gate and why."""
+
+    promote: bool
+    reason: str
+
+
+def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision:
+    """Should the candidate replace the champion? Both are `evaluation_summary` dicts.
+
+    Beats means: evaluated on the same data, label and splits; a higher mean PR-AUC over the
+    horizons; and a mean Brier skill no more than GATE_TOLERANCE lower (ranking gains bought
+    with worse probabilities are refused).
+    """
+    if not candidate:
+        return Decision(False, "the candidate has no walk-forward evaluation")
+    if not champion:
+        return Decision(True, "no champion yet")
+    if candidate["fingerprint"] != champion["fingerprint"]:
+        return Decision(
+            False,
+            "the champion was evaluated on different data, label or splits "
+            f"({champion['fingerprint']} vs {candidate['fingerprint']}); "
+            "retrain both on the same store, or --force",
+        )
+    if sorted(candidate["horizons"]) != sorted(champion["horizons"]):
+        return Decision(False, "the candidate and champion cover different horizons; or --force")
+    (pr_new, skill_new), (pr_old, skill_old) = _score(candidate), _score(champion)
+    figures = (
+        f"mean PR-AUC {pr_new:.4f} vs {pr_old:.4f}, Brier skill {skill_new:.4f} vs {skill_old:.4f}"
+    )
+    if pr_new <= pr_old:
+        return Decision(False, f"no better ranking: {figures}")
+    if skill_new < skill_old - GATE_TOLERANCE:
+        return Decision(False, f"worse probabilities: {figures}")
+    return Decision(True, f"beats the champion: {figures}")
+
+
+def promote(
+    version: str, *, force: bool = False, name: str = MODEL_NAME, tracking_uri: str | None = None
+) -> Decision:
+    """Move `champion` to `version` if the gate allows (or `force`); old champion → `rollback`."""
+    c = client(tracking_uri)
+    candidate = _version(c, name, version)
+    try:
+        current = c.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    if current is not None and current.version == candidate.version:
+        return Decision(False, f"version {candidate.version} is already the champion")
+    decision = gate(
+        evaluation_summary(c, name, candidate.version),
+        evaluation_summary(c, name, current.version) if current else None,
+    )
+    if not decision.promote and not force:
+        return decision
+    if not decision.promote:
+        decision = Decision(True, f"forced over the gate ({decision.reason})")
+        c.set_model_version_tag(name, candidate.version, "promotion_forced", "true")
+    if current is not None:
+        c.set_registered_model_alias(name, ROLLBACK, current.version)
+    c.set_registered_model_alias(name, CHAMPION, candidate.version)
+    c.set_model_version_tag(name, candidate.version, "promotion", decision.reason)
+    return decision
+
+
+def rollback(*, name: str = MODEL_NAME, tracking_uri: str | None = None) -> tuple[str, str]:
+    """Swap `champion` and `rollback`; returns (new champion, new rollback) versions."""
+    c = client(tracking_uri)
+    previous = _version(c, name, ROLLBACK)
+    current = _version(c, name, CHAMPION)
+    c.set_registered_model_alias(name, CHAMPION, previous.version)
+    c.set_registered_model_alias(name, ROLLBACK, current.version)
+    c.set_model_version_tag(name, previous.version, "promotion", f"rollback from {current.version}")
+    return str(previous.version), str(current.version)
