@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= demo-store
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench lock clean browser
 
 # The venv is rebuilt from the lock file whenever the lock or pyproject changes.
 $(BIN)/flushcast: export PIP_CONFIG_FILE = /dev/null
@@ -18,8 +18,15 @@ $(BIN)/flushcast: requirements.lock pyproject.toml
 demo: $(BIN)/flushcast
 	$(BIN)/flushcast demo --store $(STORE)
 
-test: $(BIN)/flushcast
+test: $(BIN)/flushcast browser
 	$(BIN)/python -m pytest -q
+
+# The report's browser test needs Debian's chromium; installed here when we may (root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: chromium missing and apt-get needs root: the browser test will skip"; fi
 
 lint: $(BIN)/flushcast
 	$(BIN)/ruff check .

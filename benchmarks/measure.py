@@ -15,6 +15,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_child_rss_mb() -> float:
+    """Peak resident memory of the largest finished child process (worker pools)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def timed(label: str, fn: Callable[[], T], target_s: float | None = None) -> T:
     """Run `fn` once, print its wall time and the process's peak memory, return its result."""
     start = time.perf_counter()
@@ -23,5 +28,9 @@ def timed(label: str, fn: Callable[[], T], target_s: float | None = None) -> T:
     verdict = ""
     if target_s is not None:
         verdict = f"  (target {target_s:g} s: {'met' if elapsed <= target_s else 'MISSED'})"
-    print(f"{label}: {elapsed:.3f} s, peak RSS {peak_rss_mb():.0f} MB{verdict}", flush=True)
+    children = peak_child_rss_mb()
+    workers = f", largest worker {children:.0f} MB" if children else ""
+    print(
+        f"{label}: {elapsed:.3f} s, peak RSS {peak_rss_mb():.0f} MB{workers}{verdict}", flush=True
+    )
     return result

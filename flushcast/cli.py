@@ -8,6 +8,8 @@ from features import cli as features_cli
 from flushcast.demo import demo
 from marketdata import cli as marketdata_cli
 from marketdata import cli_fetch as fetch_cli
+from reporting import cli as reporting_cli
+from serving import cli as serving_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -27,4 +29,7 @@ app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.command("promote")(training_cli.promote)
 app.command("rollback")(training_cli.rollback)
+app.command("report")(reporting_cli.report)
+app.command("serve")(serving_cli.serve)
+app.command("build")(serving_cli.build)
 app.command("demo")(demo)

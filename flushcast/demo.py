@@ -2,7 +2,7 @@
 
 Each step calls the same command the user would run by hand, so the demo can never drift from
 the real commands: simulate → store summary → features → labels → train (walk-forward
-evaluation beside the baselines, MLflow run, registered version) → promote.
+evaluation beside the baselines, MLflow run, registered version) → promote → report.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rich.console import Console
 
 from features import cli as features_cli
 from marketdata import cli as marketdata_cli
+from reporting import cli as reporting_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -31,26 +32,32 @@ def demo(
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI (default sqlite:///mlflow.db).")
     ] = None,
+    report: Annotated[Path, typer.Option(help="Where to write the demo report.")] = Path(
+        "report.html"
+    ),
 ) -> None:
     """Run the main job end to end on built-in simulated data."""
-    console.rule("1/6 simulate a perpetual-futures market (BTC leads ETH and SOL)")
+    console.rule("1/7 simulate a perpetual-futures market (BTC leads ETH and SOL)")
     simulator_cli.simulate(store=store, days=days, seed=seed)
 
-    console.rule("2/6 the stored canonical frames")
+    console.rule("2/7 the stored canonical frames")
     marketdata_cli.info(store=store)
 
-    console.rule("3/6 features")
+    console.rule("3/7 features")
     features_path = store / "features.parquet"
     features_cli.build(store=store, out=features_path)
 
-    console.rule("4/6 flush labels (forward-looking, kept apart from features)")
+    console.rule("4/7 flush labels (forward-looking, kept apart from features)")
     _label_summary(store)
 
-    console.rule("5/6 train: walk-forward evaluation against the baselines, then register")
+    console.rule("5/7 train: walk-forward evaluation against the baselines, then register")
     training_cli.train(store=store, n_boot=n_boot, tracking_uri=tracking_uri)
 
-    console.rule("6/6 promote the new version if it beats the champion")
+    console.rule("6/7 promote the new version if it beats the champion")
     _promote_latest(tracking_uri)
+
+    console.rule("7/7 the trader report for BTCUSDT from the champion")
+    reporting_cli.report(symbol="BTCUSDT", store=store, tracking_uri=tracking_uri, out=report)
 
 
 def _promote_latest(tracking_uri: str | None) -> None:

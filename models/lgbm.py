@@ -22,7 +22,7 @@ from training.calibration import Calibrator
 
 FLUSH_PARAMS: dict[str, Any] = {
     "objective": "binary",
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 15,
     "min_data_in_leaf": 100,
     "feature_fraction": 0.5,
@@ -55,20 +55,29 @@ class FitSpec:
     """Everything about a fit that is not data; recorded with every run."""
 
     negatives_per_positive: float = 4.0
+    min_negatives: int = 5000
+    """Small data is not thinned: sampling only starts above this many quiet bars."""
     max_rounds: int = 400
-    early_stopping: int = 40
+    early_stopping: int = 20
     flush_params: dict[str, Any] = field(default_factory=lambda: dict(FLUSH_PARAMS))
     direction_params: dict[str, Any] = field(default_factory=lambda: dict(DIRECTION_PARAMS))
     min_direction_rows: int = 30
     """Fewer one-sided flushes than this in the fit rows: no direction model (a coin flip)."""
+    min_stopping_events: int = 30
+    """Fewer events of the rarer class in the validation tail: no early stopping, ..."""
+    fixed_rounds: int = 100
+    """... `fixed_rounds` trees instead."""
 
     def to_params(self) -> dict[str, Any]:
         """Flat parameters for MLflow."""
         flat: dict[str, Any] = {
             "fit_negatives_per_positive": self.negatives_per_positive,
+            "fit_min_negatives": self.min_negatives,
             "fit_max_rounds": self.max_rounds,
             "fit_early_stopping": self.early_stopping,
             "fit_min_direction_rows": self.min_direction_rows,
+            "fit_min_stopping_events": self.min_stopping_events,
+            "fit_fixed_rounds": self.fixed_rounds,
         }
         flat.update({f"lgbm_{k}": v for k, v in self.flush_params.items()})
         flat.update(
@@ -93,11 +102,11 @@ class Fitted:
         return self.calibrator.predict(self.booster.predict(X, raw_score=True))
 
 
-def _downsample(y: np.ndarray, ratio: float, seed: int) -> np.ndarray:
-    """Positions to fit on: all positives and about `ratio` negatives per positive."""
+def _downsample(y: np.ndarray, ratio: float, seed: int, floor: int) -> np.ndarray:
+    """Positions to fit on: all positives and `ratio` negatives per positive, at least `floor`."""
     positives = np.flatnonzero(y == 1)
     negatives = np.flatnonzero(y == 0)
-    keep = min(len(negatives), max(int(ratio * len(positives)), 1))
+    keep = min(len(negatives), max(int(ratio * len(positives)), floor))
     rng = np.random.default_rng(seed)
     chosen = rng.choice(negatives, size=keep, replace=False) if keep < len(negatives) else negatives
     return np.sort(np.concatenate([positives, chosen]))
@@ -111,11 +120,16 @@ def _boost(
     y_val: np.ndarray,
     spec: FitSpec,
 ) -> lgb.Booster:
+    # A leaf must hold ~2 % of the rows, capped by the configured size: the cap regularises
+    # large folds, and on two months of real data the cap alone would leave no split at all.
+    leaf = min(int(params.get("min_data_in_leaf", 20)), max(20, len(y) // 50))
+    params = {**params, "min_data_in_leaf": leaf}
     train = lgb.Dataset(X, y, free_raw_data=True)
-    two_classes = len(y_val) > 0 and 0 < y_val.sum() < len(y_val)
-    if not two_classes:
-        # Nothing to stop on: a fixed, modest number of rounds.
-        return lgb.train(params, train, num_boost_round=spec.max_rounds // 4)
+    rarer = min(y_val.sum(), len(y_val) - y_val.sum())
+    if rarer < spec.min_stopping_events:
+        # A handful of held-out events makes the stopping metric noise (on two months of real
+        # data it stopped at one tree): a fixed, modest number of rounds instead.
+        return lgb.train(params, train, num_boost_round=spec.fixed_rounds)
     valid = lgb.Dataset(X_val, y_val, reference=train)
     return lgb.train(
         params,
@@ -136,19 +150,26 @@ def fit_flush(
 ) -> Fitted:
     """Flush model on the fit rows, early-stopped and calibrated on the validation tail.
 
-    Needs both classes in `y`. When the validation tail lacks either class the calibrator is
-    fitted on all fit rows' own scores: a last resort that restores the base-rate scale but
-    cannot correct in-sample overconfidence.
+    Needs both classes in `y`. When the validation tail lacks either class the forecast is the
+    fit rows' flush rate: without held-out evidence the scores cannot be calibrated.
     """
     y = np.asarray(y, dtype="float64")
     y_val = np.asarray(y_val, dtype="float64")
     if not 0 < y.sum() < len(y):
         raise ValueError("the flush model needs both flushes and quiet bars in its fit rows")
-    rows = _downsample(y, spec.negatives_per_positive, int(spec.flush_params.get("seed", 0)))
-    booster = _boost(spec.flush_params, X.iloc[rows], y[rows], X_val, y_val, spec)
+    seed = int(spec.flush_params.get("seed", 0))
+    rows = _downsample(y, spec.negatives_per_positive, seed, spec.min_negatives)
+    # Early stopping watches a rank metric, which sampling negatives leaves unbiased: the same
+    # sampling of the validation tail makes each round's check several times cheaper.
+    stop = _downsample(y_val, spec.negatives_per_positive, seed + 1, spec.min_negatives)
+    booster = _boost(spec.flush_params, X.iloc[rows], y[rows], X_val.iloc[stop], y_val[stop], spec)
     booster = _trimmed(booster)
-    held_out = 0 < y_val.sum() < len(y_val)
-    calibrator = _calibrated(booster, X_val, y_val) if held_out else _calibrated(booster, X, y)
+    if 0 < y_val.sum() < len(y_val):
+        calibrator = _calibrated(booster, X_val, y_val)
+    else:
+        # No flush (or no quiet bar) held out: nothing says how far to trust the scores, and
+        # in-sample scores are overconfident (on real data they forecast 70 % for a 5 % event).
+        calibrator = Calibrator.constant(float(np.mean(y)))
     return Fitted(booster, calibrator)
 
 

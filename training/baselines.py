@@ -146,13 +146,17 @@ class HeuristicRank:
 
 @dataclass
 class Logistic:
-    """L2 logistic regression on the model's features (median-imputed, standardised).
+    """L2 logistic regression on the model's features (mean-imputed, standardised).
 
-    Unweighted, so its probabilities stay on the base-rate scale instead of the balanced one.
+    Quiet bars beyond `max_negatives` are subsampled and the kept ones weighted up by the
+    inverse sampling rate: the fit estimates the same full-data model (its probabilities stay on
+    the base-rate scale) at a fraction of the cost, which matters with a hundred folds.
     """
 
     features: Sequence[str]
     C: float = 1.0
+    max_negatives: int = 20_000
+    seed: int = 0
     _pipeline: Pipeline | None = field(default=None, init=False, repr=False)
     _constant: float | None = field(default=None, init=False, repr=False)
 
@@ -168,11 +172,23 @@ class Logistic:
             self._constant, self._pipeline = float(y.mean()), None
             return self
         self._pipeline = make_pipeline(
-            SimpleImputer(strategy="median", keep_empty_features=True),
+            SimpleImputer(strategy="mean", keep_empty_features=True),
             StandardScaler(),
             LogisticRegression(C=self.C, solver="newton-cholesky", max_iter=200),
         )
-        self._pipeline.fit(self._matrix(X), y.astype(int))
+        negatives = np.flatnonzero(y == 0)
+        weights = np.ones(len(y))
+        rows = np.arange(len(y))
+        if len(negatives) > self.max_negatives:
+            rng = np.random.default_rng(self.seed)
+            kept = rng.choice(negatives, self.max_negatives, replace=False)
+            rows = np.sort(np.concatenate([np.flatnonzero(y == 1), kept]))
+            weights[negatives] = len(negatives) / self.max_negatives
+        self._pipeline.fit(
+            self._matrix(X.iloc[rows]),
+            y[rows].astype(int),
+            logisticregression__sample_weight=weights[rows],
+        )
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -82,8 +82,7 @@ class Calibrator:
         rarer = min(positives, len(y) - positives)
         if rarer == 0:
             # One class only: nothing to scale, the observed frequency is all there is.
-            self.chosen, self.params = "constant", {"p": [float(y.mean())]}
-            return self
+            return self._become(Calibrator.constant(float(y.mean())))
         use_isotonic = self.method == "isotonic" or (
             self.method == "auto" and rarer >= self.isotonic_min_class
         )
@@ -109,6 +108,17 @@ class Calibrator:
         else:
             p = 1.0 / (1.0 + np.exp(-(self.params["a"][0] * x + self.params["b"][0])))
         return np.clip(p, PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+
+    def _become(self, other: Calibrator) -> Calibrator:
+        self.chosen, self.logit_scale, self.params = other.chosen, other.logit_scale, other.params
+        return self
+
+    @classmethod
+    def constant(cls, rate: float) -> Calibrator:
+        """A calibrator that ignores the score: what is left when there is no held-out evidence."""
+        calibrator = cls()
+        calibrator.chosen, calibrator.params = "constant", {"p": [float(rate)]}
+        return calibrator
 
     def to_dict(self) -> dict[str, object]:
         """The fitted state as JSON-ready values."""

@@ -10,12 +10,16 @@ figures: cascades hit every symbol at once and last hours, so rows are far from 
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from models.bundle import SYMBOL, model_matrix
 from models.lgbm import FitSpec, fit_direction, fit_flush
@@ -23,7 +27,7 @@ from training.baselines import Climatology, HeuristicRank, Logistic, RandomPlace
 from training.dataset import Dataset, require_enough
 from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
 from training.metrics import (
-    block_bootstrap_ci,
+    block_bootstrap_cis,
     brier_skill,
     direction_accuracy,
     event_recall,
@@ -211,17 +215,60 @@ def _intervals(predictions: pd.DataFrame, n_boot: int, block_bars: int) -> dict:
     logistic = predictions["p_logistic"].to_numpy()
     blocks = time_blocks(predictions["timestamp"], block_bars)
 
-    def edge(i: np.ndarray) -> float:
-        return pr_auc(y[i], p[i]) - pr_auc(y[i], logistic[i])
+    def statistics(i: np.ndarray) -> list[float]:
+        lightgbm = pr_auc(y[i], p[i])
+        return [lightgbm, brier_skill(y[i], p[i], ref[i]), lightgbm - pr_auc(y[i], logistic[i])]
 
-    stats = {
-        "lightgbm_pr_auc": lambda i: pr_auc(y[i], p[i]),
-        "lightgbm_brier_skill": lambda i: brier_skill(y[i], p[i], ref[i]),
-        "pr_auc_minus_logistic": edge,
+    names = ("lightgbm_pr_auc", "lightgbm_brier_skill", "pr_auc_minus_logistic")
+    intervals = block_bootstrap_cis(statistics, blocks, n_boot=n_boot)
+    return {name: list(interval) for name, interval in zip(names, intervals, strict=True)}
+
+
+@dataclass
+class HorizonResult:
+    """One horizon's out-of-sample predictions, fold table, LightGBM gain and JSON entry."""
+
+    predictions: pd.DataFrame
+    folds: pd.DataFrame
+    gain: pd.Series
+    entry: dict[str, Any]
+
+
+def evaluate_horizon(
+    dataset: Dataset,
+    horizon: int,
+    spec: EvalSpec,
+    fit: FitSpec,
+    on_fold: Callable[[], None] | None = None,
+) -> HorizonResult:
+    """Walk-forward predictions and metrics of one horizon (a unit of parallel work)."""
+    rows = dataset.labelled(horizon)
+    X = model_matrix(rows, dataset.features, symbols_of(dataset))
+    preds, folds, gain = fold_predictions(rows, X, horizon, spec, fit, dataset.features, on_fold)
+    entry = _metrics_for(preds, horizon, spec.n_boot, spec.block_bars)
+    entry["n_folds"] = len(folds)
+    entry["per_symbol"] = {
+        str(symbol): _metrics_for(part, horizon, 0, spec.block_bars)
+        for symbol, part in preds.groupby(SYMBOL, observed=True)
     }
-    return {
-        name: list(block_bootstrap_ci(stat, blocks, n_boot=n_boot)) for name, stat in stats.items()
-    }
+    return HorizonResult(preds, folds, gain.sort_values(ascending=False), entry)
+
+
+def _evaluate_horizon_alone(
+    dataset: Dataset, horizon: int, spec: EvalSpec, fit: FitSpec
+) -> HorizonResult:
+    """`evaluate_horizon` in a worker process, with one thread for LightGBM and BLAS.
+
+    Parallel workers must not oversubscribe the cores: OpenMP and OpenBLAS threads spin while
+    they wait, so two workers with two threads each are slower than one worker.
+    """
+    single = replace(
+        fit,
+        flush_params={**fit.flush_params, "num_threads": 1},
+        direction_params={**fit.direction_params, "num_threads": 1},
+    )
+    with threadpool_limits(limits=1):
+        return evaluate_horizon(dataset, horizon, spec, single)
 
 
 def evaluate(
@@ -230,35 +277,40 @@ def evaluate(
     fit: FitSpec | None = None,
     *,
     on_fold: Callable[[], None] | None = None,
+    workers: int | None = None,
 ) -> Evaluation:
-    """Walk-forward evaluation of every horizon in `spec` (symbols pooled)."""
+    """Walk-forward evaluation of every horizon in `spec` (symbols pooled).
+
+    Horizons are independent, so with several horizons and cores they run in `workers`
+    processes (default: one per core, at most one per horizon), each with one LightGBM
+    thread: most of a fold's work (baselines, metrics, pandas) is single-threaded Python, and
+    two OpenMP threads on a busy core spin rather than work.
+    """
     spec = spec or EvalSpec()
     fit = fit or FitSpec()
-    symbols = symbols_of(dataset)
-    report: dict[str, Any] = {}
-    predictions, fold_tables, importance = {}, [], {}
     for h in spec.horizons:
         require_enough(dataset, h, spec.min_train + spec.retrain_every, spec.min_events)
-        rows = dataset.labelled(h)
-        preds, folds, gain = fold_predictions(
-            rows,
-            model_matrix(rows, dataset.features, symbols),
-            h,
-            spec,
-            fit,
-            dataset.features,
-            on_fold,
-        )
-        entry = _metrics_for(preds, h, spec.n_boot, spec.block_bars)
-        entry["n_folds"] = len(folds)
-        entry["per_symbol"] = {
-            str(symbol): _metrics_for(part, h, 0, spec.block_bars)
-            for symbol, part in preds.groupby(SYMBOL, observed=True)
-        }
-        report[str(h)] = entry
-        predictions[h], importance[h] = preds, gain.sort_values(ascending=False)
-        fold_tables.append(folds)
-    return Evaluation(predictions, pd.concat(fold_tables, ignore_index=True), report, importance)
+    workers = min(len(spec.horizons), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        results = [evaluate_horizon(dataset, h, spec, fit, on_fold) for h in spec.horizons]
+    else:
+        context = multiprocessing.get_context("spawn")  # fork is unsafe once OpenMP has run
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_evaluate_horizon_alone, dataset, h, spec, fit) for h in spec.horizons
+            ]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                for _ in range(len(results[-1].folds)):
+                    if on_fold:
+                        on_fold()
+    return Evaluation(
+        predictions={h: r.predictions for h, r in zip(spec.horizons, results, strict=True)},
+        folds=pd.concat([r.folds for r in results], ignore_index=True),
+        report={str(h): r.entry for h, r in zip(spec.horizons, results, strict=True)},
+        importance={h: r.gain for h, r in zip(spec.horizons, results, strict=True)},
+    )
 
 
 def count_folds(dataset: Dataset, spec: EvalSpec) -> int:

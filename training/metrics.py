@@ -9,12 +9,12 @@ and several consecutive bars at once and must count as one success, not many.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import roc_auc_score
 
 from marketdata.schema import BAR
 from training.labels import LONG_FLUSH, SHORT_SQUEEZE
@@ -42,7 +42,18 @@ def _two_classes(y: np.ndarray) -> bool:
 def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     """Area under the precision-recall curve (average precision); NaN without positives."""
     y, p = _arrays(y, p)
-    return float(average_precision_score(y, p)) if y.sum() > 0 else float("nan")
+    positives = y.sum()
+    if positives == 0:
+        return float("nan")
+    # sklearn's definition (steps at each distinct score), without its input checks: the
+    # block bootstrap calls this hundreds of times on the pooled test rows.
+    order = np.argsort(-p)  # ties need not keep their order: only tie groups' ends are read
+    p_sorted, hits = p[order], np.cumsum(y[order])
+    last_of_tie = np.r_[p_sorted[1:] != p_sorted[:-1], True]
+    tp = hits[last_of_tie]
+    seen = np.flatnonzero(last_of_tie) + 1.0
+    recall_step = np.diff(tp, prepend=0.0) / positives
+    return float(np.sum(recall_step * tp / seen))
 
 
 def lift(y: np.ndarray, p: np.ndarray) -> float:
@@ -276,27 +287,51 @@ def block_bootstrap_ci(
     of all their rows (repeats included) to `statistic`. `blocks=np.arange(n)` is the iid
     bootstrap. Resamples where the statistic is undefined (NaN) are ignored.
     """
+    ((low, high),) = block_bootstrap_cis(
+        lambda rows: [statistic(rows)], blocks, n_boot=n_boot, level=level, seed=seed
+    )
+    return low, high
+
+
+def block_bootstrap_cis(
+    statistics: Callable[[np.ndarray], Sequence[float]],
+    blocks: np.ndarray,
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[tuple[float, float]]:
+    """`block_bootstrap_ci` for several statistics computed together on the same resamples.
+
+    Paired: a difference of two models is judged on identical rows, and shared work (a sort)
+    is done once per resample.
+    """
     codes, _ = pd.factorize(np.asarray(blocks))
     n_blocks = int(codes.max()) + 1 if len(codes) else 0
     if n_blocks == 0:
-        return float("nan"), float("nan")
+        return [(float("nan"), float("nan"))] * len(statistics(np.array([], dtype=np.int64)))
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=n_blocks)
     offsets = np.r_[0, np.cumsum(counts)[:-1]]
     rng = np.random.default_rng(seed)
-    values = np.empty(n_boot)
-    for b in range(n_boot):
+    values = []
+    for _ in range(n_boot):
         chosen = rng.integers(0, n_blocks, n_blocks)
         sizes = counts[chosen]
         # Positions of every row of every chosen block, without a Python loop over blocks.
         within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         rows = order[np.repeat(offsets[chosen], sizes) + within]
-        values[b] = statistic(rows)
-    if np.isnan(values).all():
-        return float("nan"), float("nan")
+        values.append(np.asarray(statistics(rows), dtype="float64"))
+    table = np.array(values)
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    intervals = []
+    for column in table.T:
+        if np.isnan(column).all():
+            intervals.append((float("nan"), float("nan")))
+        else:
+            low, high = np.nanpercentile(column, [tail, 100 - tail])
+            intervals.append((float(low), float(high)))
+    return intervals
 
 
 def score_metrics(

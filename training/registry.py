@@ -62,21 +62,25 @@ def _version(c: MlflowClient, name: str, ref: str) -> Any:
         raise RegistryError(f"model {name!r} has no version or alias {ref!r}") from exc
 
 
-def load_bundle(
-    ref: str = CHAMPION, name: str = MODEL_NAME, tracking_uri: str | None = None
-) -> tuple[Bundle, ModelIdentity, Path]:
-    """Download a registered version (number or alias) and load its bundle.
-
-    Returns the bundle, its identity and the local bundle folder (for packaging).
-    """
+def download_bundle(
+    ref: str, dst: Path, name: str = MODEL_NAME, tracking_uri: str | None = None
+) -> tuple[ModelIdentity, Path]:
+    """Download a version (number or alias) into `dst`; its identity and bundle folder."""
     c = client(tracking_uri)
     version = _version(c, name, ref)
-    target = Path(tempfile.mkdtemp(prefix="flushcast-model-"))
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version.version}", dst_path=str(target)
+        artifact_uri=f"models:/{name}/{version.version}", dst_path=str(dst)
     )
-    folder = bundle_folder(local)
-    return Bundle.load(folder), ModelIdentity(name, str(version.version), version.run_id), folder
+    return ModelIdentity(name, str(version.version), version.run_id), bundle_folder(local)
+
+
+def load_bundle(
+    ref: str = CHAMPION, name: str = MODEL_NAME, tracking_uri: str | None = None
+) -> tuple[Bundle, ModelIdentity]:
+    """A registered version's bundle, loaded into memory (the download is removed)."""
+    with tempfile.TemporaryDirectory(prefix="flushcast-model-") as tmp:
+        identity, folder = download_bundle(ref, Path(tmp), name, tracking_uri)
+        return Bundle.load(folder), identity
 
 
 def evaluation_summary(c: MlflowClient, name: str, version: str) -> dict[str, Any]:

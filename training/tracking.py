@@ -40,6 +40,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "flushcast"
+RELIABILITY_MIN_ROWS = 30
 SUMMARY_METRICS = ("pr_auc", "roc_auc", "brier_skill", "ece", "event_recall")
 
 
@@ -160,7 +161,11 @@ def _log_evaluation_artifacts(evaluation: Evaluation, document: dict, folder: Pa
     for h, preds in evaluation.predictions.items():
         y = preds["y"].to_numpy()
         scores = {m: preds[f"p_{m}"].to_numpy() for m in MODELS}
-        curves = {m: reliability_table(y, p, n_bins=40) for m, p in scores.items()}
+        # Sparse bins (a handful of rows at high forecasts) are noise, not calibration evidence.
+        curves = {
+            m: table[table["count"] >= RELIABILITY_MIN_ROWS]
+            for m, table in ((m, reliability_table(y, p, n_bins=20)) for m, p in scores.items())
+        }
         plots.save_png(
             plots.reliability_plot(curves, f"Reliability, {h} h (walk-forward)"),
             folder / f"reliability_{h}h.png",
@@ -178,7 +183,7 @@ def _log_evaluation_artifacts(evaluation: Evaluation, document: dict, folder: Pa
         plots.save_png(
             plots.fold_timeline(folds, f"PR-AUC per fold, {h} h"), folder / f"folds_{h}h.png"
         )
-    mlflow.log_artifacts(str(folder))
+    mlflow.log_artifacts(str(folder), "evaluation")
 
 
 def _shap_artifacts(bundle: Bundle, dataset: Dataset, folder: Path, sample: int = 3000) -> None:

@@ -156,3 +156,13 @@ def test_score_metrics_has_every_json_key():
             timestamps=_hours([0, 1]),
             horizon=1,
         )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pr_auc_equals_sklearns_average_precision_with_ties(seed):
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(seed)
+    y = (rng.random(3000) < 0.05).astype(float)
+    p = np.round(rng.random(3000) * 0.2 + 0.3 * y * rng.random(3000), 2)  # many ties
+    assert metrics.pr_auc(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)

@@ -79,9 +79,8 @@ def test_promote_refuses_a_candidate_that_does_not_beat_the_champion(two_version
 
 
 def test_champion_bundle_loads_with_its_identity(two_versions, tracking_uri, small_dataset):
-    bundle, identity, folder = load_bundle(CHAMPION, tracking_uri=tracking_uri)
+    bundle, identity = load_bundle(CHAMPION, tracking_uri=tracking_uri)
     assert identity.version in two_versions and identity.run_id
-    assert (folder / "bundle.json").is_file()
     assert bundle.evaluation["fingerprint"] == small_dataset.fingerprint()
     predicted = bundle.predict(small_dataset.table.tail(10))
     assert list(predicted.columns) == ["p_flush_4h", "p_long_flush_4h", "p_short_squeeze_4h"]

@@ -1,0 +1,253 @@
+"""The prediction service under load: a real `flushcast serve` driven over loopback.
+
+A small champion is trained on simulated data (serving.sandbox), served by `bentoml serve` with
+its default two workers, and driven from this process by threads that each keep one HTTP/1.1
+connection and send a fixed number of requests (bounded loops, no open-ended load). Each
+workload runs at concurrency 1, 8 and 32; beside it, the same work in-process without HTTP
+(parse the JSON body, predict, serialise the answer) on one thread: the floor the server is
+measured against. Client and server share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CONCURRENCY = (1, 8, 32)
+JSON = {"content-type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    path: str
+    body: bytes
+    requests: int
+    """Requests per thread at concurrency 1; more threads share 4x as many (bounded)."""
+    target: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    p50_ms: float
+    p99_ms: float
+    per_s: float
+
+    def __str__(self) -> str:
+        return f"{self.p50_ms:8.2f} {self.p99_ms:8.2f} {self.per_s:8.0f}"
+
+
+def _figures(latencies: list[float], elapsed: float) -> Figures:
+    ms = np.array(latencies) * 1000
+    return Figures(float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / elapsed)
+
+
+def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
+    from features.build import build_features
+    from features.registry import FEATURES
+    from marketdata.schema import VALUE_COLUMNS
+
+    table = build_features(market)
+    names = list(FEATURES)
+    last = table.iloc[-1]
+    row = {n: None if np.isnan(last[n]) else float(last[n]) for n in names}
+    btc = market[market["symbol"] == "BTCUSDT"].tail(lookback)
+    bars = json.loads(
+        btc[["timestamp", *VALUE_COLUMNS]].to_json(orient="records", date_format="iso")
+    )
+    tail = table.tail(1000)
+    rows = [
+        {"symbol": str(s), "venue": "sim", "values": [None if np.isnan(v) else v for v in values]}
+        for s, values in zip(tail["symbol"], tail[names].to_numpy().tolist(), strict=True)
+    ]
+    batch = {"table": {"columns": names, "rows": rows}}
+
+    def body(value: dict) -> bytes:
+        return json.dumps(value).encode()
+
+    return [
+        Workload(
+            "feature row + SHAP",
+            "/predict",
+            body({"symbol": str(last["symbol"]), "venue": "sim", "features": row}),
+            300,
+            "c=8: p50 <= 5 ms, p99 <= 20 ms, >= 300/s",
+        ),
+        Workload(
+            f"raw bars ({lookback})",
+            "/predict",
+            body({"symbol": "BTCUSDT", "venue": "sim", "bars": bars}),
+            40,
+            "p50 <= 30 ms",
+        ),
+        Workload("batch 1000 rows", "/predict_batch", body(batch), 40, "<= 50 ms"),
+        Workload(
+            "batch 1000 rows + SHAP",
+            "/predict_batch",
+            body({**batch, "explain": True}),
+            12,
+            "<= 1 s",
+        ),
+    ]
+
+
+def floor(workload: Workload, predictor) -> Figures:
+    """The same request handled in-process: parse, predict, serialise; one thread."""
+    from serving.requests import PredictBatchRequest, PredictRequest
+
+    if workload.path == "/predict":
+        request_type, handle = PredictRequest, predictor.predict
+    else:
+        request_type, handle = PredictBatchRequest, predictor.predict_batch
+
+    def once() -> None:
+        handle(request_type.model_validate_json(workload.body)).model_dump_json()
+
+    once()
+    latencies = []
+    start = time.perf_counter()
+    for _ in range(workload.requests):
+        t = time.perf_counter()
+        once()
+        latencies.append(time.perf_counter() - t)
+    return _figures(latencies, time.perf_counter() - start)
+
+
+def drive(port: int, workload: Workload, concurrency: int) -> Figures:
+    """`concurrency` threads, each one keep-alive connection and a fixed number of requests."""
+    per_thread = max(workload.requests * (1 if concurrency == 1 else 4) // concurrency, 4)
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    failures: list[str] = []
+    start_line = threading.Barrier(concurrency + 1)
+
+    def worker(mine: list[float]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+        def post() -> None:
+            connection.request("POST", workload.path, workload.body, JSON)
+            response = connection.getresponse()
+            answer = response.read()
+            if response.status != 200:
+                failures.append(f"{response.status}: {answer[:200]!r}")
+
+        connection.connect()  # outside the timed loop; the server was warmed up by `main`
+        start_line.wait()
+        for _ in range(per_thread):
+            t = time.perf_counter()
+            post()
+            mine.append(time.perf_counter() - t)
+        connection.close()
+
+    threads = [threading.Thread(target=worker, args=(mine,)) for mine in latencies]
+    for thread in threads:
+        thread.start()
+    start_line.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    if failures:
+        raise RuntimeError(f"{len(failures)} failed requests, first: {failures[0]}")
+    return _figures([x for mine in latencies for x in mine], elapsed)
+
+
+@contextlib.contextmanager
+def server(env: dict[str, str], tag: str, log: Path) -> Iterator[tuple[int, float]]:
+    """`flushcast serve` on a free port; yields the port and seconds from start to ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "serving.cli", "serve", "--model", tag, "--port", str(port)]
+    start = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        while not _ready(port):
+            if process.poll() is not None or time.perf_counter() - start > 180:
+                raise RuntimeError(f"server did not get ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield port, time.perf_counter() - start
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _ready(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/readyz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def _timed(label: str, fn: Callable[[], object]) -> object:
+    start = time.perf_counter()
+    result = fn()
+    print(f"{label}: {time.perf_counter() - start:.1f} s", flush=True)
+    return result
+
+
+def main() -> None:
+    from serving.sandbox import build
+
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        box = _timed(
+            "sandbox champion (simulate, train, register, import)", lambda: build(Path(tmp))
+        )
+        os.environ.update(box.env())
+        from serving.service import Flushcast
+
+        predictor = Flushcast().predictor
+        loads = workloads(pd.read_parquet(box.market), predictor.bundle.max_lookback)
+        gc.collect()
+        gc.freeze()  # as the service does after start-up, or full collections dominate the floor
+        floors = {w.name: floor(w, predictor) for w in loads}
+        with server(box.env(), box.tag, Path(tmp) / "serve.log") as (port, ready_s):
+            print(f"process start to ready (2 workers, warm-up included): {ready_s:.1f} s")
+            print(
+                f"load average before driving: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+            )
+            header = f"{'workload':26} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}"
+            print(f"{header} | in-process floor: p50 ms, p99 ms, req/s (1 thread) | target")
+            for workload in loads:
+                drive(port, dataclasses.replace(workload, requests=4), 2)  # both workers warm
+                for concurrency in CONCURRENCY:
+                    figures = drive(port, workload, concurrency)
+                    print(
+                        f"{workload.name:26} {concurrency:4d} {figures} | "
+                        f"{floors[workload.name]} | {workload.target}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

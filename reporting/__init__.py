@@ -1,0 +1,30 @@
+"""Trader reports: one self-contained HTML page per symbol saying how likely a flush is and why.
+
+    from reporting import load_model, render_report
+    predictor, walk_forward = load_model("champion")
+    html = render_report(predictor, market_frame, "BTCUSDT", walk_forward=walk_forward)
+
+Names are imported lazily so `flushcast --help` does not load pandas, matplotlib or MLflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ReportError": "reporting.build",
+    "load_model": "reporting.build",
+    "render_report": "reporting.build",
+    "report_context": "reporting.build",
+    "WalkForward": "reporting.card",
+    "download_walk_forward": "reporting.card",
+    "load_walk_forward": "reporting.card",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'reporting' has no attribute {name!r}")

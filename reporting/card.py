@@ -1,0 +1,214 @@
+"""The model card: which model, trained on what, the label it predicts, how it scored.
+
+The walk-forward figures against the baselines and the reliability plots are artefacts of the
+version's training run (`evaluation.json`, `reliability_{H}h.png`), not part of the bundle.
+`WalkForward.read` takes them from a folder, so the report needs no MLflow once they are
+downloaded (`download_walk_forward`, e.g. into a packaged model; the CLI uses
+`load_walk_forward`). Without them the card falls back to the summary stored in the bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models.bundle import Bundle
+from reporting.charts import png_uri
+from reporting.sentences import when
+from training.labels import LabelSpec
+
+DOCUMENT = "evaluation.json"
+RELIABILITY = re.compile(r"reliability_(\d+)h\.png")
+ARTEFACT_FOLDERS = ("evaluation", "")
+"""Where a training run may keep its evaluation artefacts: a subfolder, else the run root."""
+METRICS = {
+    "pr_auc": "PR-AUC",
+    "roc_auc": "ROC-AUC",
+    "brier_skill": "Brier skill",
+    "ece": "ECE",
+    "event_recall": "event recall",
+}
+"""Walk-forward metrics the card shows, with their headings (higher is better but for ECE)."""
+
+
+@dataclass(frozen=True)
+class WalkForward:
+    """A version's walk-forward evaluation: the JSON document and reliability PNG per horizon."""
+
+    document: dict[str, Any]
+    reliability: dict[int, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: str | Path) -> WalkForward:
+        """Read `evaluation.json` and any `reliability_{H}h.png` from `folder`."""
+        folder = Path(folder)
+        path = folder / DOCUMENT
+        if not path.is_file():
+            raise FileNotFoundError(f"no walk-forward evaluation at {folder} ({DOCUMENT} missing)")
+        document = json.loads(path.read_text())
+        reliability = {
+            int(match[1]): path.read_bytes()
+            for path in folder.glob("reliability_*h.png")
+            if (match := RELIABILITY.fullmatch(path.name))
+        }
+        return cls(document, reliability)
+
+
+def download_walk_forward(
+    run_id: str, target: str | Path, tracking_uri: str | None = None
+) -> Path | None:
+    """Download a training run's evaluation artefacts into `target`; the folder to `read`.
+
+    None if the run was not evaluated (trained with --no-evaluate).
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    for folder in ARTEFACT_FOLDERS:
+        listed = [info.path for info in client.list_artifacts(run_id, folder or None)]
+        document = f"{folder}/{DOCUMENT}" if folder else DOCUMENT
+        if document not in listed:
+            continue
+        plots = [p for p in listed if RELIABILITY.fullmatch(p.rsplit("/", 1)[-1])]
+        for path in [document, *plots]:
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=str(target), tracking_uri=tracking_uri
+            )
+        return Path(target)  # a single file downloads to dst_path/<its name>
+    return None
+
+
+def load_walk_forward(run_id: str, tracking_uri: str | None = None) -> WalkForward | None:
+    """A training run's evaluation artefacts, in memory; None if the run was not evaluated."""
+    with tempfile.TemporaryDirectory(prefix="flushcast-evaluation-") as tmp:
+        folder = download_walk_forward(run_id, tmp, tracking_uri)
+        return WalkForward.read(folder) if folder else None
+
+
+def label_spec(params: dict[str, Any]) -> LabelSpec:
+    """The LabelSpec a bundle recorded (`LabelSpec.to_params` read back)."""
+    values = {key.removeprefix("label_"): value for key, value in params.items()}
+    try:
+        values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
+        return LabelSpec(**values)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"bundle label: cannot read the label definition ({exc})") from exc
+
+
+def label_text(spec: LabelSpec) -> str:
+    """The flush definition in words, with this model's parameters."""
+    days = spec.median_window / 24
+    move = (
+        f"and price moves at least {spec.k:g} σ·√H away from the close at some point in that "
+        f"window (σ: the standard deviation of hourly returns over the past {spec.vol_window} h)"
+    )
+    if spec.source == "liquidations":
+        floor = f", and at least {spec.floor_usd:,.0f} USD" if spec.floor_usd else ""
+        return (
+            "A flush within H hours means: the liquidations (longs plus shorts) of the next H "
+            f"hours reach at least {spec.m:g} × the median of H-hour liquidation totals over the "
+            f"past {days:g} days{floor}, {move}. Its direction is the side mostly liquidated "
+            "and matching the price move: a long flush (price down) or a short squeeze (price up)."
+        )
+    return (
+        "A flush within H hours means (open-interest proxy, for data without liquidations): "
+        f"open interest falls within the next H hours by at least {spec.m:g} × the median of "
+        f"such H-hour falls over the past {days:g} days, {move}. Its direction is the price move."
+    )
+
+
+def _span(first: str | None, last: str | None) -> str:
+    if first is None or last is None:
+        return "not recorded"
+    return f"{when(first)} → {when(last)}"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def metrics_tables(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per horizon: the walk-forward metrics of LightGBM beside every baseline (template rows)."""
+    tables = []
+    for key, entry in sorted(
+        ((k, v) for k, v in document.items() if k != "meta"), key=lambda kv: int(kv[0])
+    ):
+        rows = [
+            {"model": model, "cells": [_fmt(values.get(m)) for m in METRICS]}
+            for model, values in entry["models"].items()
+        ]
+        interval = entry.get("intervals", {}).get("lightgbm_pr_auc")
+        tables.append(
+            {
+                "horizon": int(key),
+                "base_rate": entry["base_rate"],
+                "n_test": entry["n_test"],
+                "n_events": entry["n_events"],
+                "n_folds": entry.get("n_folds"),
+                "interval": interval if interval and None not in interval else None,
+                "direction_accuracy": entry["models"]["lightgbm"].get("direction_accuracy"),
+                "rows": rows,
+            }
+        )
+    return tables
+
+
+def summary_tables(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bundle's compact walk-forward summary (LightGBM only, plus the logistic PR-AUC)."""
+    return [
+        {
+            "horizon": int(key),
+            "base_rate": entry["base_rate"],
+            "rows": [
+                {"model": "lightgbm", "cells": [_fmt(entry.get(m)) for m in METRICS]},
+                {
+                    "model": "logistic",
+                    "cells": [_fmt(entry.get("logistic_pr_auc"))] + ["–"] * (len(METRICS) - 1),
+                },
+            ],
+        }
+        for key, entry in sorted(summary.get("horizons", {}).items(), key=lambda kv: int(kv[0]))
+    ]
+
+
+def simulated(bundle: Bundle) -> bool:
+    """Whether any training series came from the built-in simulator."""
+    series = bundle.training.get("series", {})
+    return any(
+        str(info.get("sources", {}).get("source", "")).startswith("flushcast simulator")
+        for info in series.values()
+    )
+
+
+def model_card(bundle: Bundle, identity: dict[str, str], walk_forward: WalkForward | None) -> dict:
+    """Everything the model card section shows, ready for the template."""
+    series = bundle.training.get("series", {})
+    card: dict[str, Any] = {
+        "identity": identity,
+        "span": _span(bundle.training.get("data_start"), bundle.training.get("data_end")),
+        "series": [
+            {
+                "name": name,
+                "span": _span(info.get("first"), info.get("last")),
+                "rows": info.get("rows"),
+            }
+            for name, info in series.items()
+        ],
+        "label": label_text(label_spec(bundle.label)),
+        "simulated": simulated(bundle),
+        "metric_names": list(METRICS.values()),
+        "reliability": {},
+    }
+    if walk_forward is not None:
+        card["tables"] = metrics_tables(walk_forward.document)
+        card["reliability"] = {h: png_uri(p) for h, p in sorted(walk_forward.reliability.items())}
+        card["complete"] = True
+    else:
+        card["tables"] = summary_tables(bundle.evaluation)
+        card["complete"] = False
+    return card

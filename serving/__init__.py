@@ -1,0 +1,21 @@
+"""The BentoML prediction service: calibrated flush probabilities with exact TreeSHAP reasons.
+
+Light on purpose (the CLI imports it): the service itself lives in `serving.service`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SERVICE = "serving.service:Flushcast"
+"""Import path `bentoml serve` and `bentofile.yaml` use."""
+MODEL_ENV = "FLUSHCAST_MODEL"
+"""BentoML model tag to serve (default `flushcast:latest`); `flushcast serve` pins the champion."""
+WORKERS_ENV = "FLUSHCAST_WORKERS"
+"""Worker processes (default 2: one per core of the target machine)."""
+WALK_FORWARD = "walk_forward"
+"""Folder in the BentoML model holding the version's evaluation, for the report's model card."""
+STORE_ENV = "FLUSHCAST_STORE"
+"""Market data store `GET /report` reads (default: the demo store in the checkout)."""
+ROOT = Path(__file__).resolve().parents[1]
+"""The checkout: `bentoml serve` imports the service from here, `bentoml build` reads it."""

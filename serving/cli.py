@@ -1,0 +1,71 @@
+"""`flushcast serve` and `flushcast build`: thin wrappers over `bentoml serve` and `bentoml build`.
+
+Both first import the MLflow champion into the BentoML store (once per model version), then pin
+that exact BentoML tag, so what is served or packaged is the champion even after a rollback.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving import MODEL_ENV, ROOT, SERVICE, STORE_ENV, WORKERS_ENV
+
+TrackingOption = Annotated[
+    str | None,
+    typer.Option(
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."
+    ),
+]
+
+
+def _champion(tracking_uri: str | None) -> str:
+    from serving.importer import import_champion
+    from training.registry import RegistryError
+
+    try:
+        return str(import_champion(tracking_uri))
+    except RegistryError as exc:
+        typer.echo(f"error: {exc} (train and promote a model first)", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 for all).")] = "127.0.0.1",
+    tracking_uri: TrackingOption = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="BentoML model tag to serve instead of importing the champion."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    store: Annotated[Path, typer.Option(help="Market data store for GET /report.")] = Path(
+        "demo-store"
+    ),
+) -> None:
+    """Serve the champion model over HTTP: /predict, /predict_batch, /explain, /model, /report."""
+    tag = model or _champion(tracking_uri)
+    typer.echo(f"serving {tag} on http://{host}:{port} (docs at /, spec at /docs.json)")
+    env = {**os.environ, MODEL_ENV: tag, WORKERS_ENV: str(workers), STORE_ENV: str(store.resolve())}
+    args = ["--port", str(port), "--host", host, "--working-dir", str(ROOT)]
+    os.execve(sys.executable, [sys.executable, "-m", "bentoml", "serve", SERVICE, *args], env)
+
+
+def build(tracking_uri: TrackingOption = None) -> None:
+    """Package the champion into a bento (code, dependencies and model; no registry needed)."""
+    env = {**os.environ, MODEL_ENV: _champion(tracking_uri)}
+    command = [sys.executable, "-m", "bentoml", "build", str(ROOT)]
+    raise typer.Exit(code=subprocess.call(command, env=env))
+
+
+app = typer.Typer(help="The prediction service.", no_args_is_help=True, add_completion=False)
+app.command("serve")(serve)
+app.command("build")(build)
+
+if __name__ == "__main__":
+    app()

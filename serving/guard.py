@@ -1,0 +1,71 @@
+"""An ASGI gate in front of the API: JSON bodies only (415), and bounded in size (413).
+
+BentoML would otherwise read any body whole into memory and parse unknown media types as JSON;
+its pickle check covers one content type only. The gate reads the body itself, at most
+`max_bytes`, so an oversized upload is refused before it is parsed, whatever Content-Length
+claims.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+"""About 30 series of a full lookback with every column, or 10,000 feature-table rows."""
+JSON = "application/json"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    detail = [{"type": "request_error", "loc": ["body"], "msg": message}]
+    return JSONResponse({"error": message, "detail": detail}, status_code=status)
+
+
+class BodyGuard:
+    """Refuse non-JSON POST bodies with 415 and bodies over `max_bytes` with 413."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        media_type = headers.get("content-type", JSON).split(";")[0].strip().lower()
+        if media_type != JSON:
+            message = f"content type {media_type!r} is not accepted; send {JSON}"
+            await _error(415, message)(scope, receive, send)
+            return
+        declared = headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body exceeds {self.max_bytes} bytes; split it into several requests"
+        await _error(413, message)(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive channel that yields the buffered body once, then defers to the real one."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay

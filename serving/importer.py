@@ -1,0 +1,42 @@
+"""Copy the MLflow champion into the BentoML model store, so a bento carries its own model.
+
+The BentoML model is the bundle folder as MLflow stored it, labelled with the registered model's
+name, version and run id. Importing the same version twice reuses the first copy, so
+`flushcast serve` can import on every start.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import bentoml
+
+from models.bundle import Bundle
+from reporting.card import download_walk_forward
+from serving import WALK_FORWARD
+from training.registry import CHAMPION, download_bundle
+from training.tracking import tracking_uri
+
+MODEL_NAME = "flushcast"
+"""Name in the BentoML store (the service declares `flushcast:<version>`)."""
+
+
+def import_champion(uri: str | None = None, ref: str = CHAMPION) -> bentoml.Tag:
+    """Import the registry version `ref` (alias or number) unless already imported; its tag."""
+    with tempfile.TemporaryDirectory(prefix="flushcast-import-") as tmp:
+        identity, folder = download_bundle(ref, Path(tmp), tracking_uri=tracking_uri(uri))
+        wanted = identity.as_dict()
+        for stored in bentoml.models.list():
+            same = {k: stored.info.metadata.get(k) for k in wanted} == wanted
+            if stored.tag.name == MODEL_NAME and same:
+                return stored.tag
+        bundle = Bundle.load(folder)
+        metadata = {**wanted, "horizons": sorted(bundle.horizons), "features": len(bundle.features)}
+        with bentoml.models.create(MODEL_NAME, labels=wanted, metadata=metadata) as model:
+            shutil.copytree(folder, model.path, dirs_exist_ok=True)
+            download_walk_forward(
+                identity.run_id, Path(model.path) / WALK_FORWARD, tracking_uri(uri)
+            )
+        return model.tag

@@ -1,0 +1,197 @@
+"""Requests to feature rows: bars go through the training feature code, tables are checked.
+
+Bars are validated per series in the order they were sent, so an error names the row the client
+sent (`bars[17].high`), then built with `features.build_features`, the code that made the
+training table, so serving cannot drift from training. Each series must hold at least the
+bundle's lookback: fewer bars would silently change long-window features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from features.build import build_features
+from features.context import BTC_FEATURES, is_btc
+from features.registry import FEATURES
+from marketdata.errors import DataError
+from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
+from marketdata.validate import validate
+from serving.errors import InputError, Loc, path
+from serving.requests import Bar, FeatureTable
+
+
+def _duration(step: pd.Timedelta) -> str:
+    hour = pd.Timedelta("1h")
+    return f"{step / hour:g} h" if step >= hour else f"{step / pd.Timedelta('1min'):g} min"
+
+
+BAR_TEXT = _duration(BAR)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+NO_BTC = "no BTC series sent, so the btc_* features are missing: add BTC bars as `context`"
+
+
+@dataclass
+class Rows:
+    """Feature rows to score (bundle feature order) and what the response says about them."""
+
+    values: np.ndarray
+    symbols: list[str]
+    venues: list[str]
+    as_of: list[datetime | None]
+    notes: list[list[str]]
+    """Per row: input problems found before scoring (missing columns, gaps)."""
+
+
+@dataclass(frozen=True)
+class SeriesInput:
+    """One series of a request, with where it sits in the request body (for error paths)."""
+
+    loc: Loc
+    symbol: str
+    venue: str
+    bars: Sequence[Bar]
+    predict: bool = True
+
+
+def _frame(series: SeriesInput) -> pd.DataFrame:
+    """The canonical frame of one series, in request order (dtypes as `conform` makes them)."""
+    bars, n = series.bars, len(series.bars)
+    micros = np.array([(b.timestamp - EPOCH) // MICROSECOND for b in bars], dtype="int64")
+    data = {
+        "timestamp": pd.to_datetime(micros, unit="us", utc=True),
+        "symbol": pd.Categorical.from_codes(np.zeros(n, dtype="int8"), [series.symbol]),
+        "venue": pd.Categorical.from_codes(np.zeros(n, dtype="int8"), [series.venue]),
+        **{c: np.array([getattr(b, c) for b in bars], dtype="float64") for c in VALUE_COLUMNS},
+    }
+    return pd.DataFrame(data, columns=list(COLUMNS))
+
+
+def _check_bar_size(frame: pd.DataFrame, loc: Loc) -> None:
+    """Refuse bars of another size: their features would describe other time spans."""
+    steps = np.diff(frame["timestamp"].astype("int64").to_numpy())  # microseconds
+    positive = steps[steps > 0]
+    if not len(positive):
+        return
+    values, counts = np.unique(positive, return_counts=True)
+    common = int(values[np.argmax(counts)])
+    step = pd.Timedelta(common, unit="us")
+    if step != BAR:
+        row = int(np.flatnonzero(steps == common)[0]) + 1
+        raise InputError(
+            f"bars are {_duration(step)} apart; the model needs {BAR_TEXT} bars",
+            (*loc, "bars", row, "timestamp"),
+        )
+
+
+def _checked(series: SeriesInput, needed: int) -> tuple[pd.DataFrame, list[str]]:
+    frame = _frame(series)
+    _check_bar_size(frame, series.loc)
+    try:
+        report = validate(frame)
+    except DataError as exc:
+        where = (exc.row, exc.column) if exc.row is not None else (exc.column,)
+        loc = (*series.loc, "bars", *(x for x in where if x is not None))
+        raise InputError(exc.problem, loc) from exc
+    if len(frame) < needed:
+        raise InputError(
+            f"{series.symbol} has {len(frame)} bars; the model needs at least {needed} "
+            f"{BAR_TEXT} bars ending at the bar to predict",
+            (*series.loc, "bars"),
+            bars_needed=needed,
+        )
+    notes = []
+    absent = [c for c in OPTIONAL_COLUMNS if frame[c].isna().all()]
+    if absent:
+        notes.append(f"no {', '.join(absent)} in the bars of {series.symbol}")
+    if report.missing_bars:
+        notes.append(f"{report.missing_bars} bar(s) missing inside the window of {series.symbol}")
+    return frame, notes
+
+
+def from_series(
+    all_series: Sequence[SeriesInput], features: list[str], lookback: int, last_bars: int = 1
+) -> Rows:
+    """Features of the last `last_bars` bars of every series marked `predict`."""
+    seen: dict[tuple[str, str], Loc] = {}
+    for s in all_series:
+        key = (s.symbol, s.venue)
+        if key in seen:
+            raise InputError(
+                f"{s.symbol} on {s.venue} is sent twice (also at {path(seen[key])})", s.loc
+            )
+        seen[key] = s.loc
+    frames, notes = [], {}
+    for s in all_series:
+        needed = lookback + (last_bars - 1 if s.predict else 0)
+        frame, notes[(s.symbol, s.venue)] = _checked(s, needed)
+        frames.append(frame)
+    try:
+        table = build_features(pd.concat(frames, ignore_index=True))
+    except DataError as exc:  # cross-series checks; per-series ones passed above
+        raise InputError(str(exc)) from exc
+    btc_used = set(BTC_FEATURES.values()) & set(features)
+    no_btc = [NO_BTC] if btc_used and not any(is_btc(s.symbol) for s in all_series) else []
+    rows = []
+    for s in all_series:
+        if s.predict:
+            part = table[(table["symbol"] == s.symbol) & (table["venue"] == s.venue)]
+            rows.append(part.tail(last_bars))
+    picked = pd.concat(rows, ignore_index=True)
+    symbols = picked["symbol"].astype(str).tolist()
+    venues = picked["venue"].astype(str).tolist()
+    return Rows(
+        values=picked[features].to_numpy(dtype="float64"),
+        symbols=symbols,
+        venues=venues,
+        as_of=[ts.to_pydatetime() for ts in picked["timestamp"]],
+        notes=[[*notes[(s, v)], *no_btc] for s, v in zip(symbols, venues, strict=True)],
+    )
+
+
+def from_table(table: FeatureTable, features: list[str]) -> Rows:
+    """Rows of a columnar feature table; model features it lacks are missing (NaN)."""
+    columns = table.columns
+    unknown = [c for c in columns if c not in FEATURES]
+    if unknown:
+        raise InputError(f"unknown feature(s) {unknown}", ("table", "columns"))
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise InputError(f"feature(s) named twice: {repeated}", ("table", "columns"))
+    for i, row in enumerate(table.rows):
+        if len(row.values) != len(columns):
+            raise InputError(
+                f"{len(row.values)} values for {len(columns)} columns",
+                ("table", "rows", i, "values"),
+            )
+    given = np.array([row.values for row in table.rows], dtype="float64").reshape(-1, len(columns))
+    values = np.full((len(table.rows), len(features)), np.nan)
+    for j, name in enumerate(features):
+        if name in columns:
+            values[:, j] = given[:, columns.index(name)]
+    return Rows(
+        values=values,
+        symbols=[row.symbol for row in table.rows],
+        venues=[row.venue for row in table.rows],
+        as_of=[row.as_of for row in table.rows],
+        notes=[[] for _ in table.rows],
+    )
+
+
+def from_feature_row(
+    row: BaseModel, symbol: str, venue: str, as_of: datetime | None, features: list[str]
+) -> Rows:
+    """One named feature row (the /predict form)."""
+    return Rows(
+        values=np.array([[getattr(row, f) for f in features]], dtype="float64"),
+        symbols=[symbol],
+        venues=[venue],
+        as_of=[as_of],
+        notes=[[]],
+    )

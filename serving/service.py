@@ -1,0 +1,161 @@
+"""The BentoML service: the champion bundle behind /predict, /predict_batch, /explain, /model.
+
+The model is a class attribute, so `bentoml build` packages it and the bento needs no MLflow
+registry at run time; `serving.importer` puts the champion into the BentoML store first (with
+its MLflow name, version and run id, which every response carries). Start-up fails loudly if the
+bundle and the feature code disagree. `/healthz` and `/readyz` are BentoML's own: a worker
+answers only once it has created the service (bundle loaded and checked, a warm-up prediction
+run so numba code is compiled before the first real request).
+
+Bad input is answered with 400 and a JSON path (`bars[17].high`). A feature row is answered on
+the worker's event loop (cheaper than a thread hand-off); raw bars and batches run in one thread
+per worker, so health checks stay answered meanwhile. Model calls are single-threaded: the
+parallelism comes from the workers (default 2, one per core).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+import bentoml
+import numpy as np
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from marketdata.schema import BAR
+from models.bundle import Bundle
+from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV
+from serving.errors import InputError
+from serving.guard import BodyGuard
+from serving.predictor import Predictor
+from serving.requests import Bar, ExplainRequest, PredictBatchRequest, PredictRequest
+from serving.responses import (
+    ExplainResponse,
+    ModelIdentity,
+    ModelInfo,
+    PredictBatchResponse,
+    PredictResponse,
+)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@bentoml.service(
+    name="flushcast",
+    workers=int(os.environ.get(WORKERS_ENV, "2")),
+    traffic={"timeout": 60},
+)
+@bentoml.asgi_app(routes, path="/")
+class Flushcast:
+    """Calibrated probabilities of a leverage flush per horizon, with exact TreeSHAP reasons."""
+
+    model = bentoml.models.BentoModel(os.environ.get(MODEL_ENV, "flushcast:latest"))
+
+    def __init__(self) -> None:
+        stored = _bento_model() or self.model
+        identity = ModelIdentity.model_validate(stored.info.metadata)
+        self.predictor = Predictor(Bundle.load(stored.path), identity)
+        self.walk_forward = _walk_forward(Path(stored.path) / WALK_FORWARD)
+        self.predictor.predict(warm_up_request(self.predictor.bundle.max_lookback))
+        self.limiter = anyio.CapacityLimiter(1)
+        """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
+        gc.collect()
+        gc.freeze()  # the start-up heap (~300k objects) is never garbage: stop rescanning it
+
+    @bentoml.api(route="/predict")
+    async def predict(self, request: PredictRequest, /) -> PredictResponse:
+        """Flush probability, risk band, direction and top reasons per horizon for one symbol."""
+        return await self._answer(self.predictor.predict, request, cheap=request.bars is None)
+
+    @bentoml.api(route="/predict_batch")
+    async def predict_batch(self, request: PredictBatchRequest, /) -> PredictBatchResponse:
+        """Predictions for many series (features built together) or a feature table."""
+        return await self._answer(self.predictor.predict_batch, request, cheap=False)
+
+    @bentoml.api(route="/explain")
+    async def explain(self, request: ExplainRequest, /) -> ExplainResponse:
+        """Every input's SHAP contribution (log-odds) and the probability, per horizon."""
+        return await self._answer(self.predictor.explain, request, cheap=request.bars is None)
+
+    async def _answer(self, handle: Callable[[T], R], request: T, cheap: bool) -> R:
+        """A feature row costs less than a thread hand-off, so it runs on the event loop;
+        building features or a batch runs in a thread, keeping health checks answered."""
+        try:
+            if cheap:
+                return handle(request)
+            return await anyio.to_thread.run_sync(handle, request, limiter=self.limiter)
+        except InputError as exc:
+            return exc.response()  # type: ignore[return-value]
+
+    @routes.get("/model", response_model=ModelInfo, tags=["Service APIs"])
+    def model_info(self) -> ModelInfo:
+        """Features, lookbacks, horizons, label definition, training span, walk-forward metrics."""
+        return self.predictor.info()
+
+    @routes.get("/report", response_class=HTMLResponse, tags=["Service APIs"])
+    def report(self, symbol: str, at: str | None = None, venue: str | None = None):
+        """The trader report for `symbol` as self-contained HTML, from the market store."""
+        from marketdata.store import MarketStore
+        from reporting import ReportError, render_report
+
+        store = Path(os.environ.get(STORE_ENV, ROOT / "demo-store"))
+        frame = MarketStore(store).read()
+        try:
+            if frame.empty:
+                raise ReportError("store", f"no market data in {store} (set {STORE_ENV})")
+            page = render_report(
+                self.predictor, frame, symbol, at=at, venue=venue, walk_forward=self.walk_forward
+            )
+        except ReportError as exc:
+            return InputError(exc.problem, ("query", exc.field)).response()
+        return HTMLResponse(page)
+
+
+Flushcast.add_asgi_middleware(BodyGuard)
+
+
+def _walk_forward(folder: Path):
+    """The model's walk-forward artefacts for the report's model card, if imported with it."""
+    from reporting import WalkForward
+
+    return WalkForward.read(folder) if folder.is_dir() else None
+
+
+def _bento_model() -> bentoml.Model | None:
+    """Serving a built bento: the model it recorded, whatever `latest` is in the local store."""
+    if Flushcast.bento is None:
+        return None
+    (info,) = [model for service in Flushcast.bento.info.services for model in service.models]
+    return bentoml.models.get(info.tag)
+
+
+def warm_up_request(bars: int) -> PredictRequest:
+    """A plausible synthetic window: the first raw-bars request then costs what later ones do."""
+    rng = np.random.default_rng(0)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.005, bars)))
+    end = np.datetime64("2024-01-01T00:00")
+    stamps = end - np.arange(bars)[::-1] * np.timedelta64(int(BAR.total_seconds()), "s")
+    window = [
+        Bar(
+            timestamp=f"{stamp}Z",
+            open=c,
+            high=c * 1.002,
+            low=c * 0.998,
+            close=c,
+            volume_usd=1e6,
+            oi_usd=1e8,
+            funding_rate=1e-4,
+            liq_long_usd=1e4,
+            liq_short_usd=1e4,
+        )
+        for stamp, c in zip(stamps, close.tolist(), strict=True)
+    ]
+    return PredictRequest(symbol="WARMUP", bars=window, explain=True)

@@ -1,0 +1,71 @@
+"""A small simulated market, a bundle fitted on it and its walk-forward artefacts, no MLflow.
+
+The artefacts are written the way a training run writes them (`evaluation.json`, reliability
+PNGs), so the model card reads what it reads in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.bundle import Bundle
+from reporting.card import WalkForward
+from serving.predictor import Predictor
+from simulator import simulate
+from tests.reporting.common import FIT, HORIZONS, IDENTITY, SPEC
+from training import plots
+from training.dataset import Dataset, make_dataset
+from training.evaluate import MODELS, evaluate
+from training.labels import LabelSpec
+from training.metrics import reliability_table
+from training.tracking import evaluation_document, summary, write_json
+from training.train import fit_bundle
+
+
+@pytest.fixture(scope="session")
+def market() -> pd.DataFrame:
+    return simulate("default", ["BTCUSDT", "ETHUSDT"], days=75, seed=4).frame
+
+
+@pytest.fixture(scope="session")
+def dataset(market: pd.DataFrame) -> Dataset:
+    return make_dataset(market, LabelSpec(horizons=HORIZONS))
+
+
+@pytest.fixture(scope="session")
+def walk_forward(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> WalkForward:
+    folder = tmp_path_factory.mktemp("evaluation")
+    evaluation = evaluate(dataset, SPEC, FIT)
+    write_json(folder / "evaluation.json", evaluation_document(evaluation, dataset, SPEC, FIT))
+    for h, predictions in evaluation.predictions.items():
+        y = predictions["y"].to_numpy()
+        curves = {m: reliability_table(y, predictions[f"p_{m}"].to_numpy()) for m in MODELS}
+        plots.save_png(plots.reliability_plot(curves, f"{h} h"), folder / f"reliability_{h}h.png")
+    return WalkForward.read(folder)
+
+
+@pytest.fixture(scope="session")
+def bundle(dataset: Dataset, walk_forward: WalkForward) -> Bundle:
+    return fit_bundle(dataset, SPEC, FIT, summary(walk_forward.document))
+
+
+@pytest.fixture(scope="session")
+def predictor(bundle: Bundle) -> Predictor:
+    return Predictor(bundle, IDENTITY)
+
+
+@pytest.fixture(scope="session")
+def report_file(
+    predictor: Predictor,
+    market: pd.DataFrame,
+    walk_forward: WalkForward,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    from reporting.build import render_report
+
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(render_report(predictor, market, "ETHUSDT", walk_forward=walk_forward))
+    return path

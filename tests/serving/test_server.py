@@ -1,0 +1,138 @@
+"""Real servers on loopback: `flushcast serve` from source, and a built bento after `build`."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from serving import MODEL_ENV
+from serving.sandbox import Sandbox
+from tests.serving.payloads import feature_row
+
+pytestmark = pytest.mark.slow
+
+
+@contextlib.contextmanager
+def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
+    """Start a server on a free loopback port, wait for /readyz, stop it (its whole group).
+
+    The environment is this process's without a pinned model, plus `env`.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env={**{k: v for k, v in os.environ.items() if k != MODEL_ENV}, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not get ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _identity(tag: str) -> dict[str, str]:
+    import bentoml
+
+    metadata = bentoml.models.get(tag).info.metadata
+    return {k: metadata[k] for k in ("model_name", "model_version", "run_id")}
+
+
+def test_serve_answers_and_survives_bad_input(
+    sandbox: Sandbox, table: pd.DataFrame, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+    with (
+        running([*command, "--workers", "1"], sandbox.env(), tmp_path / "log") as url,
+        httpx.Client(base_url=url, timeout=30) as http,
+    ):
+        identity = http.get("/model").json()["model"]
+        assert identity == _identity(sandbox.tag)
+        body = {"symbol": "ETHUSDT", "features": feature_row(table, 200)}
+        good = http.post("/predict", json=body)
+        assert good.status_code == 200 and good.json()["model"] == identity
+        json_type = {"content-type": "application/json"}
+        table_body = {"columns": ["x"], "rows": [{"symbol": "A", "values": []}]}
+        bad = [
+            http.post("/predict", content=b"\x80\x04.", headers={"content-type": "text/plain"}),
+            http.post("/predict", content=b'{"symbol": NaN}', headers=json_type),
+            http.post("/predict", json={**body, "symbol": ""}),
+            http.post("/predict_batch", json={"table": table_body}),
+        ]
+        assert [r.status_code for r in bad] == [415, 400, 400, 400]
+        assert http.get("/readyz").status_code == 200
+        assert http.post("/predict", json=body).json() == good.json()
+
+
+def test_build_packages_the_champion_and_the_bento_serves_it(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`flushcast build` makes a bento holding the champion; served, it answers with that model
+    even when a newer model sits in the local store."""
+    import bentoml
+
+    env = {k: v for k, v in os.environ.items() if k != MODEL_ENV}
+    command = [sys.executable, "-m", "serving.cli", "build", "--tracking-uri", sandbox.tracking_uri]
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    bento = bentoml.bentos.get("flushcast:latest")
+    (model,) = bento.info.services[0].models
+    assert str(model.tag) == sandbox.tag
+    archive = bentoml.bentos.export_bento(bento.tag, str(tmp_path / "flushcast.bento"))
+    with tarfile.open(archive) as tar:
+        names = {name.removeprefix("./") for name in tar.getnames()}
+    assert f"models/flushcast/{model.tag.version}/bundle.json" in names
+    assert "src/serving/service.py" in names
+
+    decoy = bentoml.models.get(sandbox.tag)
+    metadata = {**decoy.info.metadata, "model_version": "99", "run_id": "decoy"}
+    with bentoml.models.create("flushcast", metadata=metadata) as newer:
+        shutil.copytree(decoy.path, newer.path, dirs_exist_ok=True)
+    try:
+        serve = [sys.executable, "-m", "bentoml", "serve", str(bento.tag)]
+        with running(serve, {}, tmp_path / "log") as url:
+            assert httpx.get(f"{url}/model").json()["model"] == _identity(sandbox.tag)
+    finally:
+        bentoml.models.delete(newer.tag)
+
+
+def test_serve_without_a_champion_says_so(sandbox: Sandbox, tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    command = [sys.executable, "-m", "serving.cli", "serve", "--tracking-uri", empty]
+    environment = {**os.environ, **sandbox.env()}
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no version or alias 'champion'" in result.stderr
