@@ -10,20 +10,16 @@ measured against. Client and server share the machine's cores.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,47 +164,6 @@ def drive(port: int, workload: Workload, concurrency: int) -> Figures:
     return _figures([x for mine in latencies for x in mine], elapsed)
 
 
-@contextlib.contextmanager
-def server(env: dict[str, str], tag: str, log: Path) -> Iterator[tuple[int, float]]:
-    """`flushcast serve` on a free port; yields the port and seconds from start to ready."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [sys.executable, "-m", "serving.cli", "serve", "--model", tag, "--port", str(port)]
-    start = time.perf_counter()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        while not _ready(port):
-            if process.poll() is not None or time.perf_counter() - start > 180:
-                raise RuntimeError(f"server did not get ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.05)
-        yield port, time.perf_counter() - start
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _ready(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-    try:
-        connection.request("GET", "/readyz")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
 def _timed(label: str, fn: Callable[[], object]) -> object:
     start = time.perf_counter()
     result = fn()
@@ -217,7 +172,7 @@ def _timed(label: str, fn: Callable[[], object]) -> object:
 
 
 def main() -> None:
-    from serving.sandbox import build
+    from serving.sandbox import build, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         box = _timed(
@@ -231,7 +186,8 @@ def main() -> None:
         gc.collect()
         gc.freeze()  # as the service does after start-up, or full collections dominate the floor
         floors = {w.name: floor(w, predictor) for w in loads}
-        with server(box.env(), box.tag, Path(tmp) / "serve.log") as (port, ready_s):
+        command = [sys.executable, "-m", "serving.cli", "serve", "--model", box.tag]
+        with running_server(command, box.env(), Path(tmp) / "serve.log") as (port, ready_s):
             print(f"process start to ready (2 workers, warm-up included): {ready_s:.1f} s")
             print(
                 f"load average before driving: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"

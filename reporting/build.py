@@ -26,12 +26,12 @@ from marketdata.errors import DataError
 from marketdata.schema import BAR
 from models.bundle import SYMBOL, Bundle
 from reporting import charts, sentences
-from reporting.card import WalkForward, label_spec, model_card
+from reporting.card import WalkForward, model_card
 from reporting.sentences import percent, when
 from serving.inputs import Rows
 from serving.predictor import Predictor
 from serving.responses import HorizonPrediction, ModelIdentity
-from training.labels import direction_column, make_labels
+from training.labels import LabelSpec, direction_column, make_labels
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
@@ -238,7 +238,7 @@ def _timeline(
     known = series.market[series.market["timestamp"] <= at]
     market = known.set_index("timestamp").reindex(table["timestamp"])
     try:
-        labels = make_labels(known, label_spec(bundle.label), horizons=[shortest])
+        labels = make_labels(known, LabelSpec.from_params(bundle.label), horizons=[shortest])
         events = labels.set_index("timestamp")[direction_column(shortest)].reindex(
             table["timestamp"]
         )

@@ -90,16 +90,6 @@ def load_walk_forward(run_id: str, tracking_uri: str | None = None) -> WalkForwa
         return WalkForward.read(folder) if folder else None
 
 
-def label_spec(params: dict[str, Any]) -> LabelSpec:
-    """The LabelSpec a bundle recorded (`LabelSpec.to_params` read back)."""
-    values = {key.removeprefix("label_"): value for key, value in params.items()}
-    try:
-        values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
-        return LabelSpec(**values)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"bundle label: cannot read the label definition ({exc})") from exc
-
-
 def label_text(spec: LabelSpec) -> str:
     """The flush definition in words, with this model's parameters."""
     days = spec.median_window / 24
@@ -199,7 +189,7 @@ def model_card(bundle: Bundle, identity: dict[str, str], walk_forward: WalkForwa
             }
             for name, info in series.items()
         ],
-        "label": label_text(label_spec(bundle.label)),
+        "label": label_text(LabelSpec.from_params(bundle.label)),
         "simulated": simulated(bundle),
         "metric_names": list(METRICS.values()),
         "reliability": {},

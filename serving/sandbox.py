@@ -9,10 +9,16 @@ process-wide tracking URI and BentoML's home never leak into the caller.
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +132,49 @@ def build(folder: Path) -> Sandbox:
 
 if __name__ == "__main__":
     print(create(Path(sys.argv[1])).tag)
+
+
+@contextlib.contextmanager
+def running_server(
+    command: list[str], env: dict[str, str], log: Path, timeout: float = 180
+) -> Iterator[tuple[int, float]]:
+    """Start `command --port P` on a free loopback port, wait for /readyz, stop its whole group.
+
+    Yields the port and the seconds from start to ready. The environment is this process's
+    without a pinned model, plus `env`. For the tests and the serving benchmark.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            env={**{k: v for k, v in os.environ.items() if k != MODEL_ENV}, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        while not _ready(port):
+            if process.poll() is not None or time.perf_counter() - start > timeout:
+                raise RuntimeError(f"server did not get ready:\n{log.read_text()[-3000:]}")
+            time.sleep(0.05)
+        yield port, time.perf_counter() - start
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _ready(port: int) -> bool:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    try:
+        connection.request("GET", "/readyz")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()

@@ -63,6 +63,16 @@ class LabelSpec:
         params["horizons"] = ",".join(str(h) for h in self.horizons)
         return {f"label_{key}": value for key, value in params.items()}
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> LabelSpec:
+        """The spec `to_params` recorded (e.g. in a model bundle), read back."""
+        values = {key.removeprefix("label_"): value for key, value in params.items()}
+        try:
+            values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot read the label definition ({exc})") from exc
+
 
 def flush_column(horizon: int) -> str:
     """Name of the 0/1 flush label for `horizon` bars (NaN where unlabelled)."""

@@ -14,7 +14,7 @@ import pytest
 from features.build import build_features
 from models.bundle import SYMBOL, Bundle
 from reporting.build import ReportError, render_report, report_context
-from reporting.card import WalkForward, label_spec, model_card
+from reporting.card import WalkForward, model_card
 from reporting.sentences import percent, when
 from serving.bands import band
 from serving.predictor import Predictor
@@ -191,20 +191,13 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
         entry = walk_forward.document[str(table["horizon"])]
         assert table["rows"][0]["cells"][0] == f"{entry['models']['lightgbm']['pr_auc']:.3f}"
     assert sorted(card["reliability"]) == list(HORIZONS)
-    spec = label_spec(bundle.label)
+    spec = LabelSpec.from_params(bundle.label)
     assert f"at least {spec.m:g} × the median" in card["label"]
     assert f"over the past {spec.median_window / 24:g} days" in card["label"]
     assert not card["simulated"]
     sources = {"sources": {"source": "flushcast simulator", "seed": 1}}
     simulated = dataclasses.replace(bundle, training={"series": {"BTCUSDT@sim": sources}})
     assert model_card(simulated, IDENTITY.model_dump(), None)["simulated"]
-
-
-def test_label_definition_reads_back() -> None:
-    spec = LabelSpec(horizons=(4, 24), m=3.5, median_window=480, source="oi_drop")
-    assert label_spec(spec.to_params()) == spec
-    with pytest.raises(ValueError, match="bundle label"):
-        label_spec({"label_m": 4.0})
 
 
 def test_walk_forward_folder_must_hold_the_document(tmp_path: Path) -> None:

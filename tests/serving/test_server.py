@@ -5,12 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pandas as pd
 import pytest
 
 from serving import MODEL_ENV
-from serving.sandbox import Sandbox
+from serving.sandbox import Sandbox, running_server
 from tests.serving.payloads import feature_row
 
 pytestmark = pytest.mark.slow
@@ -27,42 +24,13 @@ pytestmark = pytest.mark.slow
 
 @contextlib.contextmanager
 def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[str]:
-    """Start a server on a free loopback port, wait for /readyz, stop it (its whole group).
-
-    The environment is this process's without a pinned model, plus `env`.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            env={**{k: v for k, v in os.environ.items() if k != MODEL_ENV}, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not get ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
+    """A server on a free loopback port (see `running_server`); yields its base URL."""
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+            port, _ = stack.enter_context(running_server(command, env, log, timeout=120))
+        except RuntimeError as exc:  # it never got ready: say why, with its log
+            pytest.fail(str(exc))
+        yield f"http://127.0.0.1:{port}"
 
 
 def _identity(tag: str) -> dict[str, str]:

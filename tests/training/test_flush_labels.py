@@ -229,3 +229,10 @@ def test_simulator_cascades_are_recovered_at_four_hours():
     judged = per_cascade[per_cascade["count"] > 0]  # cascades whose windows could be labelled
     assert len(judged) >= 20
     assert (judged["max"] == 1.0).mean() >= 0.7
+
+
+def test_label_definition_reads_back_from_its_parameters():
+    spec = LabelSpec(horizons=(4, 24), m=3.5, median_window=480, source="oi_drop")
+    assert LabelSpec.from_params(spec.to_params()) == spec
+    with pytest.raises(ValueError, match="cannot read the label definition"):
+        LabelSpec.from_params({"label_m": 4.0})
