@@ -140,8 +140,8 @@ def evaluate(
             document, run_id = run_evaluate(
                 dataset, spec, FitSpec(), experiment=experiment, uri=tracking_uri, on_fold=tick
             )
-    except (DataError, ValueError) as exc:
-        raise fail(DataError(str(exc))) from None
+    except DataError as exc:
+        raise fail(exc) from None
     write_json(json_out, document)
     print_metrics(document)
     console.print(f"evaluation JSON: {json_out}  (MLflow run {run_id})")
@@ -185,8 +185,8 @@ def train(
                 evaluate_first=evaluate_first,
                 on_fold=tick,
             )
-    except (DataError, ValueError) as exc:
-        raise fail(DataError(str(exc))) from None
+    except DataError as exc:
+        raise fail(exc) from None
     if document:
         print_metrics(document)
     console.print(

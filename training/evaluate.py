@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
+from marketdata.errors import DataError
 from models.bundle import SYMBOL, model_matrix
 from models.lgbm import FitSpec, fit_direction, fit_flush
 from training.baselines import Climatology, HeuristicRank, Logistic, RandomPlacebo
@@ -120,7 +121,7 @@ def fold_predictions(
     sided, is_long = direction_target(rows[direction_column(horizon)])
     folds = walk_forward(rows["timestamp"], spec.split(horizon))
     if not folds:
-        raise ValueError(
+        raise DataError(
             f"no walk-forward fold at H={horizon}: the data spans fewer than "
             f"{spec.min_train} + {spec.retrain_every} bars"
         )
@@ -193,15 +194,13 @@ def _metrics_for(predictions: pd.DataFrame, horizon: int, n_boot: int, block_bar
     models["lightgbm"]["direction_accuracy"] = direction_accuracy(
         flushes["direction"], flushes["p_long"].to_numpy()
     )
+    no_alerts = np.zeros(len(y), bool)
     entry = {
         "base_rate": float(y.mean()) if len(y) else float("nan"),
         "n_test": len(y),
-        "n_events": 0,
+        "n_events": event_recall(y, no_alerts, series, predictions["timestamp"], horizon).n_events,
         "models": models,
     }
-    entry["n_events"] = event_recall(
-        y, np.zeros(len(y), bool), series, predictions["timestamp"], horizon
-    ).n_events
     if n_boot:
         entry["intervals"] = _intervals(predictions, n_boot, block_bars)
     return entry

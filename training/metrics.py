@@ -273,26 +273,6 @@ def time_blocks(
     return np.asarray((stamps - stamps.min()) // (block_bars * BAR), dtype=np.int64)
 
 
-def block_bootstrap_ci(
-    statistic: Callable[[np.ndarray], float],
-    blocks: np.ndarray,
-    *,
-    n_boot: int = 200,
-    level: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile interval of `statistic(rows)` over resamples of whole blocks.
-
-    Each resample draws as many blocks as there are, with replacement, and passes the positions
-    of all their rows (repeats included) to `statistic`. `blocks=np.arange(n)` is the iid
-    bootstrap. Resamples where the statistic is undefined (NaN) are ignored.
-    """
-    ((low, high),) = block_bootstrap_cis(
-        lambda rows: [statistic(rows)], blocks, n_boot=n_boot, level=level, seed=seed
-    )
-    return low, high
-
-
 def block_bootstrap_cis(
     statistics: Callable[[np.ndarray], Sequence[float]],
     blocks: np.ndarray,
@@ -301,15 +281,18 @@ def block_bootstrap_cis(
     level: float = 0.95,
     seed: int = 0,
 ) -> list[tuple[float, float]]:
-    """`block_bootstrap_ci` for several statistics computed together on the same resamples.
+    """Percentile intervals of each of `statistics(rows)` over resamples of whole blocks.
 
-    Paired: a difference of two models is judged on identical rows, and shared work (a sort)
-    is done once per resample.
+    Each resample draws as many blocks as there are, with replacement, and passes the positions
+    of all their rows (repeats included) to `statistics`. `blocks=np.arange(n)` is the iid
+    bootstrap. Resamples where a statistic is undefined (NaN) are ignored for it. The statistics
+    share each resample: a difference of two models is judged on identical rows, and shared
+    work (a sort) is done once.
     """
     codes, _ = pd.factorize(np.asarray(blocks))
     n_blocks = int(codes.max()) + 1 if len(codes) else 0
     if n_blocks == 0:
-        return [(float("nan"), float("nan"))] * len(statistics(np.array([], dtype=np.int64)))
+        raise ValueError("no rows to resample")
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=n_blocks)
     offsets = np.r_[0, np.cumsum(counts)[:-1]]

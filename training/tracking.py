@@ -209,6 +209,21 @@ def _experiment(name: str, uri: str | None) -> None:
     mlflow.set_experiment(name)
 
 
+def _evaluate_and_log(
+    dataset: Dataset,
+    spec: EvalSpec,
+    fit: FitSpec,
+    folder: Path,
+    on_fold: Callable[[], None] | None,
+) -> dict[str, Any]:
+    """Walk-forward evaluation logged into the active run (metrics, artefacts); its document."""
+    evaluation = evaluate(dataset, spec, fit, on_fold=on_fold)
+    document = evaluation_document(evaluation, dataset, spec, fit)
+    mlflow.log_metrics(_metrics(document))
+    _log_evaluation_artifacts(evaluation, document, folder)
+    return document
+
+
 def run_evaluate(
     dataset: Dataset,
     spec: EvalSpec,
@@ -222,11 +237,8 @@ def run_evaluate(
     _experiment(experiment, uri)
     with mlflow.start_run(run_name="evaluate", tags={"flushcast.command": "evaluate"}) as run:
         mlflow.log_params(_params(dataset, spec, fit))
-        evaluation = evaluate(dataset, spec, fit, on_fold=on_fold)
-        document = evaluation_document(evaluation, dataset, spec, fit)
-        mlflow.log_metrics(_metrics(document))
         with tempfile.TemporaryDirectory() as tmp:
-            _log_evaluation_artifacts(evaluation, document, Path(tmp))
+            document = _evaluate_and_log(dataset, spec, fit, Path(tmp), on_fold)
         return document, run.info.run_id
 
 
@@ -252,10 +264,7 @@ def run_train(
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if evaluate_first:
-                evaluation = evaluate(dataset, spec, fit, on_fold=on_fold)
-                document = evaluation_document(evaluation, dataset, spec, fit)
-                mlflow.log_metrics(_metrics(document))
-                _log_evaluation_artifacts(evaluation, document, folder / "evaluation")
+                document = _evaluate_and_log(dataset, spec, fit, folder / "evaluation", on_fold)
             bundle = fit_bundle(dataset, spec, fit, summary(document) if document else None)
             bundle_dir = bundle.save(folder / ARTIFACT)
             (folder / "plots").mkdir()

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from features.registry import max_lookback
+from marketdata.errors import DataError
 from models.bundle import Bundle, HorizonModels, model_matrix
 from models.lgbm import FitSpec, fit_direction, fit_flush
 from training.dataset import Dataset, feature_lookbacks, require_enough
@@ -38,6 +39,11 @@ def fit_bundle(
         X = model_matrix(rows, dataset.features, symbols)
         y = rows[flush_column(h)].to_numpy(dtype="float64")
         fit_rows, val_rows = final_split(rows["timestamp"], spec.split(h))
+        if not 0 < y[fit_rows].sum() < len(fit_rows):
+            raise DataError(
+                f"H={h}: every flush falls in the validation tail; nothing to fit on before it",
+                column=flush_column(h),
+            )
         flush = fit_flush(X.iloc[fit_rows], y[fit_rows], X.iloc[val_rows], y[val_rows], fit)
         sided, is_long = direction_target(rows[direction_column(h)])
         d_fit, d_val = fit_rows[sided[fit_rows]], val_rows[sided[val_rows]]

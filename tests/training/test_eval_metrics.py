@@ -108,8 +108,10 @@ def test_block_bootstrap_is_wider_than_iid_on_clustered_events():
     def share(rows: np.ndarray) -> float:
         return float(y[rows].mean())
 
-    block = metrics.block_bootstrap_ci(share, metrics.time_blocks(stamps, 72), n_boot=300)
-    iid = metrics.block_bootstrap_ci(share, np.arange(n), n_boot=300)
+    (block,) = metrics.block_bootstrap_cis(
+        lambda i: [share(i)], metrics.time_blocks(stamps, 72), n_boot=300
+    )
+    (iid,) = metrics.block_bootstrap_cis(lambda i: [share(i)], np.arange(n), n_boot=300)
     assert block[0] < y.mean() < block[1] and iid[0] < y.mean() < iid[1]
     assert (block[1] - block[0]) > 2.5 * (iid[1] - iid[0])
 
