@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.grid import SeriesGrid
-from features.rolling import bars_since, rolling_sum_strict, safe_div, zscore
+from features.rolling import bars_since, rolling, rolling_sum_strict, safe_div, zscore
 from features.spec import Feature, bars
 
 FAMILY = "liquidations"
@@ -18,6 +18,7 @@ SPIKE_Z = 3.0
 """A bar whose hourly liquidations score 3 std devs above the 30-day norm is a spike."""
 _IN = ("liq_long_usd", "liq_short_usd", "oi_usd")
 _SIDES = ("liq_long_usd", "liq_short_usd")
+SURPRISE_HOURS = (4, 12, 24)
 
 SPECS: tuple[Feature, ...] = (
     *(
@@ -56,6 +57,19 @@ SPECS: tuple[Feature, ...] = (
         "How unusual the last hour's liquidations are compared with the last 30 days.",
         _IN,
     ),
+    *(
+        Feature(
+            f"liq_surprise_{h}h",
+            FAMILY,
+            "ratio",
+            720 + h - 1,
+            f"Liquidations of the last {h} hours over the median {h}-hour total of the last "
+            "30 days: above 1 means more forced selling than usual, whatever the vendor's "
+            "coverage.",
+            _SIDES,
+        )
+        for h in SURPRISE_HOURS
+    ),
     Feature(
         "liq_hours_since_spike",
         FAMILY,
@@ -77,11 +91,16 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     for h in (1, 4, 24):
         sums[h] = rolling_sum_strict(total, bars(h, g.bar))
         out[f"liq_{h}h_over_oi"] = 100.0 * safe_div(sums[h], oi)
+    d30 = bars(720, g.bar)
+    for h in SURPRISE_HOURS:
+        recent = sums[h] if h in sums else rolling_sum_strict(total, bars(h, g.bar))
+        # Half the month's windows must be known; a zero median (a silent feed) is no norm.
+        median = rolling(recent, d30, min_periods=d30 // 2).median().to_numpy()
+        out[f"liq_surprise_{h}h"] = safe_div(recent, np.where(median > 0, median, np.nan))
     for h in (1, 24):
         n = bars(h, g.bar)
         diff = rolling_sum_strict(long_ - short, n)
         out[f"liq_imbalance_{h}h"] = safe_div(diff, sums[h])
-    d30 = bars(720, g.bar)
     # log1p of basis points of OI: liquidations are heavy-tailed and often exactly zero.
     z = zscore(np.log1p(100.0 * out["liq_1h_over_oi"]), d30)
     out["liq_z_30d"] = z

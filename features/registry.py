@@ -48,3 +48,17 @@ def as_frame() -> pd.DataFrame:
             for f in FEATURES.values()
         ]
     )
+
+
+MISSING_GROUPS: tuple[str, ...] = ("liq_long_usd", "oi_usd", "funding_rate", "volume_usd")
+"""Inputs that real sources often lack as a whole (no liquidation feed, no OI, no funding)."""
+
+
+def depending_on(column: str, features: list[str] | None = None) -> list[str]:
+    """The features (of `features`, default all) computed from the input `column`.
+
+    When a source lacks that input, exactly these are missing at once: the unit in which
+    missingness arrives, and so the unit a model must learn to do without.
+    """
+    chosen = names() if features is None else features
+    return [name for name in chosen if column in FEATURES[name].inputs]

@@ -29,6 +29,18 @@ SPECS: tuple[Feature, ...] = (
         "Realised volatility over the last 24 hours (daily standard deviation of returns).",
         _C,
     ),
+    *(
+        Feature(
+            f"rv_{h}h_pct",
+            FAMILY,
+            "% per day",
+            h + 1,
+            f"Realised volatility over the last {h // 24} days (daily standard deviation of "
+            "returns).",
+            _C,
+        )
+        for h in (72, 168)
+    ),
     Feature(
         "rv_ratio_24h_168h",
         FAMILY,
@@ -90,9 +102,12 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
         ret = np.log(close / lag(close, 1))
         ret_1h = np.log(close / lag(close, h1))
     sd_24 = rolling(ret, d1).std().to_numpy()
+    sd_72 = rolling(ret, bars(72, g.bar)).std().to_numpy()
     sd_168 = rolling(ret, w1).std().to_numpy()
     out = {
         "rv_24h_pct": 100.0 * sd_24 * np.sqrt(d1),
+        "rv_72h_pct": 100.0 * sd_72 * np.sqrt(d1),
+        "rv_168h_pct": 100.0 * sd_168 * np.sqrt(d1),
         "rv_ratio_24h_168h": safe_div(sd_24, sd_168),
     }
     nb = bars(BOLLINGER_HOURS, g.bar)

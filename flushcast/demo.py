@@ -50,36 +50,52 @@ def demo(
     console.rule("4/7 flush labels (forward-looking, kept apart from features)")
     _label_summary(store)
 
-    console.rule("5/7 train: walk-forward evaluation against the baselines, then register")
+    console.rule("5/7 train: walk-forward of candidates and baselines, then register")
     training_cli.train(store=store, n_boot=n_boot, tracking_uri=tracking_uri)
 
-    console.rule("6/7 promote the new version if it beats the champion")
-    _promote_latest(tracking_uri)
+    console.rule("6/7 promote the new version if it beats the best baseline and the champion")
+    shown = _promote_latest(tracking_uri)
 
-    console.rule("7/7 the trader report for BTCUSDT from the champion")
-    reporting_cli.report(symbol="BTCUSDT", store=store, tracking_uri=tracking_uri, out=report)
+    console.rule(f"7/7 the trader report for BTCUSDT from version {shown}")
+    reporting_cli.report(
+        symbol="BTCUSDT", store=store, tracking_uri=tracking_uri, out=report, model=shown
+    )
 
 
-def _promote_latest(tracking_uri: str | None) -> None:
-    """Promote the version just registered; a refusal by the gate is shown, not an error."""
-    from training.registry import MODEL_NAME, client, promote
+def _promote_latest(tracking_uri: str | None) -> str:
+    """Promote the version just registered; a refusal by the gate is shown, not an error.
+
+    Returns the version the report should show: the champion, or the new version when the gate
+    refused it and there is no champion yet (the report says it is not the champion).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import CHAMPION, MODEL_NAME, client, promote
     from training.tracking import tracking_uri as resolve
 
     uri = resolve(tracking_uri)
-    versions = client(uri).search_model_versions(f"name='{MODEL_NAME}'")
-    latest = max(int(v.version) for v in versions)
-    decision = promote(str(latest), tracking_uri=uri)
+    c = client(uri)
+    versions = c.search_model_versions(f"name='{MODEL_NAME}'")
+    latest = str(max(int(v.version) for v in versions))
+    decision = promote(latest, tracking_uri=uri)
     verdict = "promoted to champion" if decision.promote else "not promoted"
     console.print(f"version {latest} {verdict}: {decision.reason}")
+    try:
+        c.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    except MlflowException:
+        console.print("no champion yet: the report shows the new version, not a champion")
+        return latest
+    return CHAMPION
 
 
 def _label_summary(store: Path) -> None:
     from rich.table import Table
 
     from marketdata.store import MarketStore
-    from training.labels import LabelSpec, base_rate, flush_column, make_labels
+    from training.config import load
+    from training.labels import base_rate, flush_column, make_labels
 
-    spec = LabelSpec()
+    spec = load().label
     labels = make_labels(MarketStore(store).read(), spec)
     table = Table("horizon", "labelled bars", "flush base rate")
     for horizon in spec.horizons:

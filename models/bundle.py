@@ -1,9 +1,13 @@
-"""The model bundle: every horizon's flush model, the direction models, calibrators, feature spec.
+"""The model bundle: per horizon the chosen flush learner, its calibrator and the direction model.
 
 One bundle is one deployable thing: MLflow logs it as one model version and the service loads
 it whole. It is saved as plain files (LightGBM text models and one JSON document), never a
-pickle, so loading it runs no code from the file. It records the feature names and lookbacks it
-was trained with; `check_features` refuses to serve if the feature code has changed under it.
+pickle, so loading it runs no code from the file. It records the feature names and lookbacks
+and the bar size it was trained with; `check_features` refuses to serve if the feature code has
+changed under it.
+
+Everything scores on the numpy model matrix (`models.matrix`), so the walk-forward, `train`,
+the service and the report share one scoring path.
 """
 
 from __future__ import annotations
@@ -18,58 +22,66 @@ import numpy as np
 import pandas as pd
 
 from marketdata.atomic import write_atomic
-from models.lgbm import Fitted
-from training.calibration import Calibrator
+from models.calibration import Calibrator
+from models.learners import GradientBoosting, Logistic, from_state
+from models.matrix import SYMBOL, columns, from_values, model_matrix
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "bundle.json"
-SYMBOL = "symbol"
-"""The one non-registry model input: symbols are pooled with the symbol as a categorical."""
 
 
 class BundleMismatch(RuntimeError):
     """The bundle and the feature code disagree: serving it would feed the model wrong inputs."""
 
 
-def model_matrix(table: pd.DataFrame, features: list[str], symbols: list[str]) -> pd.DataFrame:
-    """Model inputs from a feature table: the features as float, then the symbol.
-
-    Extra columns are ignored, missing ones are an error. The symbol gets the training
-    categories, so codes mean the same at serving time; a symbol never trained on becomes
-    missing (LightGBM's "other" branch).
-    """
-    missing = [c for c in [*features, SYMBOL] if c not in table.columns]
-    if missing:
-        raise KeyError(f"feature table lacks model input column(s) {missing}")
-    X = table[features].astype("float64").reset_index(drop=True)
-    names = table[SYMBOL].astype(str).to_numpy()
-    known = np.isin(names, symbols)
-    X[SYMBOL] = pd.Categorical(np.where(known, names, None), categories=symbols)
-    return X
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
 @dataclass
-class HorizonModels:
-    """The models for one horizon: flush probability, and direction given a flush (or None)."""
+class HorizonModel:
+    """One horizon: the flush learner and calibrator, and the direction model (or None)."""
 
     horizon: int
-    flush: Fitted
-    direction: Fitted | None
+    learner: GradientBoosting | Logistic
+    calibrator: Calibrator
+    direction: GradientBoosting | None
     base_rate: float
     """Flush rate in the training rows: the climatology a forecast is read against."""
+    choice: dict[str, Any] = field(default_factory=dict)
+    """Which candidate the walk-forward chose and the out-of-fold evidence."""
+
+    def log_odds(self, X: np.ndarray) -> np.ndarray:
+        """The learner's raw score: what the contributions add up to."""
+        return self.learner.score(X)
+
+    def p_flush(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.predict(self.log_odds(X))
+
+    def p_long(self, X: np.ndarray) -> np.ndarray:
+        """P(long flush | flush); 0.5 without a direction model."""
+        if self.direction is None:
+            return np.full(len(X), 0.5)
+        return _sigmoid(self.direction.score(X))
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Exact contributions to the log-odds per model column, then the base value."""
+        return self.learner.contributions(X)
 
 
 @dataclass
 class Bundle:
     """All horizons plus what is needed to rebuild their inputs and to describe them."""
 
-    horizons: dict[int, HorizonModels]
+    horizons: dict[int, HorizonModel]
     features: list[str]
     lookbacks: dict[str, int]
     max_lookback: int
     symbols: list[str]
     label: dict[str, Any]
     fit: dict[str, Any]
+    bar_hours: float = 1.0
+    """The bar size the bundle was trained on; the service refuses bars of another size."""
     training: dict[str, Any] = field(default_factory=dict)
     """Data span and sources per series, row counts."""
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -78,11 +90,22 @@ class Bundle:
     @property
     def columns(self) -> list[str]:
         """Model input columns, in order."""
-        return [*self.features, SYMBOL]
+        return columns(self.features)
 
-    def matrix(self, table: pd.DataFrame) -> pd.DataFrame:
-        """Model inputs from a feature table (see `model_matrix`)."""
+    @property
+    def bar(self) -> pd.Timedelta:
+        return pd.Timedelta(hours=self.bar_hours)
+
+    def matrix(self, table: pd.DataFrame) -> np.ndarray:
+        """Model inputs from a feature table (see `models.matrix.model_matrix`)."""
         return model_matrix(table, self.features, self.symbols)
+
+    def matrix_from(self, values: np.ndarray, symbols: list[str]) -> np.ndarray:
+        """Model inputs from feature values in the bundle's order and the rows' symbols."""
+        return from_values(values, symbols, self.symbols)
+
+    def knows(self, symbol: str) -> bool:
+        return symbol in self.symbols
 
     def predict(self, table: pd.DataFrame) -> pd.DataFrame:
         """Per horizon H: `p_flush_{H}h`, `p_long_flush_{H}h`, `p_short_squeeze_{H}h`.
@@ -92,22 +115,30 @@ class Bundle:
         """
         X = self.matrix(table)
         out = {}
-        for h, models in sorted(self.horizons.items()):
-            out[f"p_flush_{h}h"] = models.flush.predict(X)
-            p_long = models.direction.predict(X) if models.direction else np.full(len(X), 0.5)
+        for h, model in sorted(self.horizons.items()):
+            out[f"p_flush_{h}h"] = model.p_flush(X)
+            p_long = model.p_long(X)
             out[f"p_long_flush_{h}h"] = p_long
             out[f"p_short_squeeze_{h}h"] = 1.0 - p_long
-        return pd.DataFrame(out)
+        return pd.DataFrame(out, index=table.index)
 
     def contributions(self, table: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        """Exact TreeSHAP contributions to the flush model's raw score (log-odds) per input.
+        """Exact contributions to the flush model's log-odds per input, plus `base_value`.
 
-        Columns are `columns` plus `base_value`; each row sums to the raw score. The calibrator
-        then maps that score to the probability, monotonically.
+        Each row sums to the log-odds; the calibrator then maps it to the probability,
+        monotonically.
         """
-        X = self.matrix(table)
-        values = self.horizons[horizon].flush.booster.predict(X, pred_contrib=True)
-        return pd.DataFrame(values, columns=[*self.columns, "base_value"])
+        values = self.horizons[horizon].contributions(self.matrix(table))
+        return pd.DataFrame(values, columns=[*self.columns, "base_value"], index=table.index)
+
+    def read_as_zero(self) -> set[str]:
+        """Features some tree split on with no missing value in training: LightGBM reads a
+        missing value there as 0, not as unknown (the training dropout makes this rare)."""
+        found: set[str] = set()
+        for model in self.horizons.values():
+            if isinstance(model.learner, GradientBoosting) and model.learner.booster is not None:
+                found |= _never_missing(model.learner.booster)
+        return found & set(self.features)
 
     def check_features(self, registry: dict[str, Any], max_lookback: int) -> None:
         """Raise BundleMismatch if a trained feature is gone or its lookback has changed."""
@@ -137,19 +168,17 @@ class Bundle:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         horizons = {}
-        for h, models in self.horizons.items():
+        for h, model in self.horizons.items():
             entry: dict[str, Any] = {
-                "base_rate": models.base_rate,
-                "flush_model": f"flush_{h}h.txt",
-                "flush_calibrator": models.flush.calibrator.to_dict(),
-                "direction_model": None,
+                "base_rate": model.base_rate,
+                "choice": model.choice,
+                "learner": _externalise(model.learner.state(), folder, f"flush_{h}h.txt"),
+                "calibrator": model.calibrator.to_dict(),
+                "direction": None,
             }
-            _write_text(folder / entry["flush_model"], models.flush.booster.model_to_string())
-            if models.direction is not None:
-                entry["direction_model"] = f"direction_{h}h.txt"
-                entry["direction_calibrator"] = models.direction.calibrator.to_dict()
-                _write_text(
-                    folder / entry["direction_model"], models.direction.booster.model_to_string()
+            if model.direction is not None:
+                entry["direction"] = _externalise(
+                    model.direction.state(), folder, f"direction_{h}h.txt"
                 )
             horizons[str(h)] = entry
         manifest = {
@@ -158,6 +187,7 @@ class Bundle:
             "lookbacks": self.lookbacks,
             "max_lookback": self.max_lookback,
             "symbols": self.symbols,
+            "bar_hours": self.bar_hours,
             "label": self.label,
             "fit": self.fit,
             "training": self.training,
@@ -177,19 +207,26 @@ class Bundle:
         manifest = json.loads(path.read_text())
         if manifest.get("format") != FORMAT:
             raise BundleMismatch(f"bundle format {manifest.get('format')}, expected {FORMAT}")
+        model_columns = columns(manifest["features"])
         horizons = {}
         for key, entry in manifest["horizons"].items():
-            flush = Fitted(
-                lgb.Booster(model_file=str(folder / entry["flush_model"])),
-                Calibrator.from_dict(entry["flush_calibrator"]),
+            try:
+                learner = from_state(_internalise(entry["learner"], folder), model_columns)
+                direction = None
+                if entry["direction"]:
+                    direction = from_state(_internalise(entry["direction"], folder), model_columns)
+            except ValueError as exc:
+                raise BundleMismatch(f"bundle at {folder}, {key} h: {exc}") from None
+            if direction is not None and not isinstance(direction, GradientBoosting):
+                raise BundleMismatch("a direction model must be LightGBM")
+            horizons[int(key)] = HorizonModel(
+                int(key),
+                learner,
+                Calibrator.from_dict(entry["calibrator"]),
+                direction,
+                float(entry["base_rate"]),
+                entry.get("choice", {}),
             )
-            direction = None
-            if entry["direction_model"]:
-                direction = Fitted(
-                    lgb.Booster(model_file=str(folder / entry["direction_model"])),
-                    Calibrator.from_dict(entry["direction_calibrator"]),
-                )
-            horizons[int(key)] = HorizonModels(int(key), flush, direction, entry["base_rate"])
         return cls(
             horizons=dict(sorted(horizons.items())),
             features=manifest["features"],
@@ -198,9 +235,45 @@ class Bundle:
             symbols=manifest["symbols"],
             label=manifest["label"],
             fit=manifest["fit"],
+            bar_hours=float(manifest.get("bar_hours", 1.0)),
             training=manifest["training"],
             evaluation=manifest["evaluation"],
         )
+
+
+def _externalise(state: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:
+    """A learner state with its LightGBM model text moved into file `name` (kept readable)."""
+    state = dict(state)
+    if state.get("model") is not None:
+        _write_text(folder / name, state["model"])
+        state["model"] = name
+    if state.get("init") is not None:
+        state["init"] = _externalise(state["init"], folder, f"init_{name}")
+    return state
+
+
+def _internalise(state: dict[str, Any], folder: Path) -> dict[str, Any]:
+    state = dict(state)
+    if isinstance(state.get("model"), str):
+        file = folder / Path(state["model"]).name  # never outside the bundle folder
+        state["model"] = file.read_text()
+    if state.get("init") is not None:
+        state["init"] = _internalise(state["init"], folder)
+    return state
+
+
+def _never_missing(booster: lgb.Booster) -> set[str]:
+    """Columns split on with missing type "None": no NaN was seen there in training."""
+    names = booster.feature_name()
+    found: set[str] = set()
+    stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            if node["missing_type"] == "None":
+                found.add(names[node["split_feature"]])
+            stack += [node["left_child"], node["right_child"]]
+    return found - {SYMBOL}
 
 
 def _write_text(path: Path, text: str) -> None:

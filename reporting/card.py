@@ -20,26 +20,24 @@ from models.bundle import Bundle
 from reporting.charts import png_uri
 from reporting.sentences import when
 from training.labels import LabelSpec
+from training.metrics import METRICS as ALL_METRICS
+from training.record import EvaluationRecord
 
 DOCUMENT = "evaluation.json"
 RELIABILITY = re.compile(r"reliability_(\d+)h\.png")
 ARTEFACT_FOLDERS = ("evaluation", "")
 """Where a training run may keep its evaluation artefacts: a subfolder, else the run root."""
-METRICS = {
-    "pr_auc": "PR-AUC",
-    "roc_auc": "ROC-AUC",
-    "brier_skill": "Brier skill",
-    "ece": "ECE",
-    "event_recall": "event recall",
-}
-"""Walk-forward metrics the card shows, with their headings (higher is better but for ECE)."""
+CARD_METRICS = ("pr_auc", "roc_auc_within_fold", "lift_within_fold", "brier_skill", "ece")
+METRICS = {m.key: m.label for m in ALL_METRICS if m.key in CARD_METRICS}
+"""Walk-forward metrics the card shows, with their headings (from the one metric table)."""
+SUMMARY_METRICS = ("pr_auc", "roc_auc_within_fold", "lift_within_fold", "brier_skill")
 
 
 @dataclass(frozen=True)
 class WalkForward:
     """A version's walk-forward evaluation: the JSON document and reliability PNG per horizon."""
 
-    document: dict[str, Any]
+    record: EvaluationRecord
     reliability: dict[int, bytes] = field(default_factory=dict)
 
     @classmethod
@@ -49,13 +47,13 @@ class WalkForward:
         path = folder / DOCUMENT
         if not path.is_file():
             raise FileNotFoundError(f"no walk-forward evaluation at {folder} ({DOCUMENT} missing)")
-        document = json.loads(path.read_text())
+        record = EvaluationRecord.from_document(json.loads(path.read_text()))
         reliability = {
             int(match[1]): path.read_bytes()
             for path in folder.glob("reliability_*h.png")
             if (match := RELIABILITY.fullmatch(path.name))
         }
-        return cls(document, reliability)
+        return cls(record, reliability)
 
 
 def download_walk_forward(
@@ -92,10 +90,11 @@ def load_walk_forward(run_id: str, tracking_uri: str | None = None) -> WalkForwa
 
 def label_text(spec: LabelSpec) -> str:
     """The flush definition in words, with this model's parameters."""
-    days = spec.median_window / 24
+    days = spec.median_window_hours / 24
     move = (
         f"and price moves at least {spec.k:g} σ·√H away from the close at some point in that "
-        f"window (σ: the standard deviation of hourly returns over the past {spec.vol_window} h)"
+        f"window (σ: the standard deviation of bar returns over the past "
+        f"{spec.vol_window_hours} h)"
     )
     if spec.source == "liquidations":
         floor = f", and at least {spec.floor_usd:,.0f} USD" if spec.floor_usd else ""
@@ -122,26 +121,26 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
-def metrics_tables(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per horizon: the walk-forward metrics of LightGBM beside every baseline (template rows)."""
+def metrics_tables(record: EvaluationRecord) -> list[dict[str, Any]]:
+    """Per horizon: the walk-forward metrics of the champion beside every model (template rows)."""
     tables = []
-    for key, entry in sorted(
-        ((k, v) for k, v in document.items() if k != "meta"), key=lambda kv: int(kv[0])
-    ):
+    for h, entry in sorted(record.horizons.items()):
         rows = [
-            {"model": model, "cells": [_fmt(values.get(m)) for m in METRICS]}
-            for model, values in entry["models"].items()
+            {"model": model, "cells": [_fmt(getattr(values, m)) for m in METRICS]}
+            for model, values in entry.models.items()
         ]
-        interval = entry.get("intervals", {}).get("lightgbm_pr_auc")
+        interval = entry.intervals.get("edge_over_best_baseline")
         tables.append(
             {
-                "horizon": int(key),
-                "base_rate": entry["base_rate"],
-                "n_test": entry["n_test"],
-                "n_events": entry["n_events"],
-                "n_folds": entry.get("n_folds"),
+                "horizon": h,
+                "base_rate": entry.base_rate,
+                "n_test": entry.n_test,
+                "n_events": entry.n_events,
+                "n_folds": entry.n_folds,
+                "best_baseline": entry.best_baseline,
+                "edge": entry.edge_over_best_baseline,
                 "interval": interval if interval and None not in interval else None,
-                "direction_accuracy": entry["models"]["lightgbm"].get("direction_accuracy"),
+                "direction_accuracy": entry.metric("champion", "direction_accuracy"),
                 "rows": rows,
             }
         )
@@ -149,16 +148,19 @@ def metrics_tables(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def summary_tables(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The bundle's compact walk-forward summary (LightGBM only, plus the logistic PR-AUC)."""
+    """The bundle's compact walk-forward summary: the champion and the best baseline's PR-AUC."""
     return [
         {
             "horizon": int(key),
             "base_rate": entry["base_rate"],
             "rows": [
-                {"model": "lightgbm", "cells": [_fmt(entry.get(m)) for m in METRICS]},
                 {
-                    "model": "logistic",
-                    "cells": [_fmt(entry.get("logistic_pr_auc"))] + ["–"] * (len(METRICS) - 1),
+                    "model": "champion",
+                    "cells": [_fmt(entry.get(m)) if m in SUMMARY_METRICS else "–" for m in METRICS],
+                },
+                {
+                    "model": f"best baseline ({entry.get('best_baseline') or '–'})",
+                    "cells": [_fmt(entry.get("best_baseline_pr_auc"))] + ["–"] * (len(METRICS) - 1),
                 },
             ],
         }
@@ -195,7 +197,7 @@ def model_card(bundle: Bundle, identity: dict[str, str], walk_forward: WalkForwa
         "reliability": {},
     }
     if walk_forward is not None:
-        card["tables"] = metrics_tables(walk_forward.document)
+        card["tables"] = metrics_tables(walk_forward.record)
         card["reliability"] = {h: png_uri(p) for h, p in sorted(walk_forward.reliability.items())}
         card["complete"] = True
     else:

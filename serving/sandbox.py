@@ -79,11 +79,10 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     from mlflow import MlflowClient
 
     from marketdata.store import MarketStore
-    from models.lgbm import FitSpec
     from serving.importer import import_champion
     from simulator import simulate
+    from training.config import TrainingConfig
     from training.dataset import make_dataset
-    from training.evaluate import EvalSpec
     from training.labels import LabelSpec
     from training.registry import promote
     from training.tracking import DEFAULT_EXPERIMENT, run_train
@@ -94,10 +93,10 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     MlflowClient(sandbox.tracking_uri).create_experiment(
         DEFAULT_EXPERIMENT, artifact_location=(folder / "artifacts").as_uri()
     )
+    label = LabelSpec(horizons=HORIZONS)
     identity, _ = run_train(
-        make_dataset(market, LabelSpec(horizons=HORIZONS)),
-        EvalSpec(horizons=HORIZONS, n_boot=0),
-        FitSpec(max_rounds=150, early_stopping=30),
+        make_dataset(market, label),
+        TrainingConfig(label=label).with_overrides({"evaluation.n_boot": 0}),
         uri=sandbox.tracking_uri,
         evaluate_first=False,
     )

@@ -1,199 +1,196 @@
-"""The baselines every evaluation runs on the same folds as the model.
+"""The simple baselines every evaluation runs on the same folds as the candidate models.
 
-A model is only worth its complexity if it beats: the base rate (climatology), alerts at random
-times (placebo), a transparent rank score a trader could compute by hand (funding heat + OI
-build-up + volatility compression), and a linear model on the same features. Each baseline is
-fitted on a fold's training rows only and returns probabilities for the test rows.
-
-`X` is a frame with `timestamp` and the feature columns (one row per symbol and bar); `y` the 0/1
-labels of the training rows.
+A model is only worth its complexity if it beats what a careful skeptic would try first: the
+base rate (climatology), alerts at random times (placebo), a transparent stress score a trader
+could compute by hand (heuristic), trailing volatility alone (the flush label asks for a move
+of a few σ, so volatility says much by itself), the trailing liquidation surprise (flushes
+cluster), and a compact logistic regression on price, volatility and funding (the kind of
+recipe published for this problem). Each follows `models.learners.Learner`: fitted on a fold's
+training rows only, returning a real-valued risk score that the fold's calibrator turns into a
+probability. None of them can be inverted by calibration (its slope is positive by
+construction), so the heuristic is always scored as the rule it states.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from marketdata.schema import BAR
-from training.calibration import Calibrator
+from models.learners import Learner, Logistic
+from models.matrix import SYMBOL
+
+HOUR = np.timedelta64(1, "h")
+
+HEURISTIC_GAUGES = {"funding": "funding_z_30d", "leverage": "oi_z_30d", "calm": "rv_ratio_24h_168h"}
+"""The heuristic's gauges: |funding z| (crowding either way), OI build-up, and a quiet market
+(a low short/long volatility ratio ranks as more stressed)."""
+VOLATILITY = ("rv_24h_pct", "rv_72h_pct", "rv_168h_pct")
+COMPACT = (
+    "rv_24h_pct",
+    "rv_72h_pct",
+    "rv_168h_pct",
+    "rv_ratio_24h_168h",
+    "atr_24h_pct",
+    "bb_width_pctile_30d",
+    "range_compression_24h_168h",
+    "hours_since_large_move",
+    "return_4h",
+    "return_24h",
+    "dist_high_7d",
+    "dist_low_7d",
+    "funding_bp",
+    "funding_z_30d",
+    "funding_change_24h",
+)
+"""Fifteen price, volatility and funding features: no OI, no liquidations, no heatmap."""
 
 
-class Baseline(Protocol):
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Baseline: ...
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray: ...
-
-
-def _labels(y: np.ndarray, n: int) -> np.ndarray:
-    y = np.asarray(y, dtype="float64")
-    if len(y) != n or len(y) == 0 or not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("y must be 0/1 labels, one per training row (drop unlabelled rows)")
-    return y
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
 
 
-@dataclass
+def _times(t: np.ndarray | None, n: int, name: str) -> np.ndarray:
+    if t is None or len(t) != n:
+        raise ValueError(f"the {name} baseline needs each row's bar time (t)")
+    return np.asarray(t, dtype="datetime64[us]")
+
+
 class Climatology:
-    """The training base rate, pooled over symbols: the forecast that knows only the past rate.
+    """The trailing flush rate of the training rows (all symbols): knows only the past rate.
 
-    `window_bars` limits it to the training rows of the last that many bars (a trailing rate);
-    None uses every training row (the expanding window's rate up to the fold).
+    Its score is already a probability (calibrated as the identity) and is the reference of
+    every Brier skill score.
     """
 
-    window_bars: int | None = None
-    rate: float = field(default=float("nan"), init=False)
+    kind = "climatology"
+    calibrated = False
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Climatology:
-        y = _labels(y, len(X))
-        if self.window_bars is not None:
-            stamps = pd.DatetimeIndex(X["timestamp"])
-            y = y[stamps > stamps.max() - self.window_bars * BAR]
+    def __init__(self, window_hours: float | None = 2160) -> None:
+        self.window_hours = window_hours
+        self.rate = float("nan")
+
+    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> Climatology:
+        y = np.asarray(y, dtype="float64")
+        if self.window_hours is not None:
+            times = _times(t, len(y), self.kind)
+            y = y[times > times.max() - self.window_hours * HOUR]
         self.rate = float(y.mean())
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+    def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         return np.full(len(X), self.rate)
 
 
-def _random_times(X: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
-    """One uniform draw per distinct timestamp, shared by the symbols at that time."""
-    codes, uniques = pd.factorize(X["timestamp"])
-    return rng.random(len(uniques))[codes]
+class Placebo:
+    """A random score per bar, shared by the symbols at that bar: alerts at random times.
 
-
-@dataclass
-class RandomPlacebo:
-    """Scores drawn at random per bar, calibrated like any score: a random-time alert strategy.
-
-    Its ranking metrics are what chance earns at this base rate; its probabilities sit near the
-    training base rate (the calibration of a score that carries no information).
+    Its ranking metrics are what chance earns (within a fold its ROC is 0.5 in expectation);
+    calibrated, its probabilities sit at the training base rate.
     """
 
-    seed: int = 0
-    _calibrator: Calibrator = field(default_factory=lambda: Calibrator("platt"), init=False)
+    kind = "placebo"
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> RandomPlacebo:
-        y = _labels(y, len(X))
-        rng = np.random.default_rng(self.seed)
-        self._calibrator.fit(_random_times(X, rng), y)
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> Placebo:
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, 1])
-        return self._calibrator.predict(_random_times(X, rng))
+    def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+        times = _times(t, len(X), self.kind).astype("int64")
+        uniques, codes = np.unique(times, return_inverse=True)
+        draws = np.random.default_rng([self.seed, len(uniques)]).random(len(uniques))
+        return _logit(draws[codes])
 
 
-@dataclass
-class HeuristicRank:
-    """A transparent risk score: the mean percentile of three stress gauges, then calibrated.
+class Heuristic:
+    """The mean percentile of three stress gauges against the training rows; no label is used.
 
-    Arguments name feature columns, so any feature set can be plugged in: `funding_heat` (its
-    absolute value is ranked: crowding either way feeds a flush), `oi_buildup` (higher = more
-    leverage added) and `vol_compression` (higher = calmer than usual; set
-    `compression_higher_is_calmer=False` for a column such as a short/long volatility ratio).
-    Percentiles are taken against the training rows, never the test rows; a missing value ranks
-    in the middle. The score is calibrated on the training rows: it has no parameters fitted to
-    the labels, so this is not in-sample overfitting.
+    A missing gauge ranks in the middle. The rule's direction is fixed: calibration can only
+    say how much it is worth, never turn it into its opposite.
     """
 
-    funding_heat: str
-    oi_buildup: str
-    vol_compression: str
-    compression_higher_is_calmer: bool = True
-    _reference: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
-    _calibrator: Calibrator = field(default_factory=Calibrator, init=False, repr=False)
+    kind = "heuristic"
 
-    def _gauges(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        missing = [
-            c for c in (self.funding_heat, self.oi_buildup, self.vol_compression) if c not in X
-        ]
+    def __init__(self, columns: Sequence[str], gauges: dict[str, str] = HEURISTIC_GAUGES) -> None:
+        missing = [c for c in gauges.values() if c not in columns]
         if missing:
             raise KeyError(f"heuristic needs feature columns {missing}")
-        sign = 1.0 if self.compression_higher_is_calmer else -1.0
-        return {
-            "funding": np.abs(X[self.funding_heat].to_numpy(dtype="float64")),
-            "oi": X[self.oi_buildup].to_numpy(dtype="float64"),
-            "calm": sign * X[self.vol_compression].to_numpy(dtype="float64"),
-        }
+        self.index = {name: list(columns).index(col) for name, col in gauges.items()}
+        self.reference: dict[str, np.ndarray] = {}
 
-    def score(self, X: pd.DataFrame) -> np.ndarray:
-        """Uncalibrated rank score in [0, 1] (the mean percentile of the gauges)."""
+    def _gauges(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        values = {name: X[:, i] for name, i in self.index.items()}
+        values["funding"] = np.abs(values["funding"])
+        values["calm"] = -values["calm"]
+        return values
+
+    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> Heuristic:
+        self.reference = {name: np.sort(v[np.isfinite(v)]) for name, v in self._gauges(X).items()}
+        return self
+
+    def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         ranks = []
         for name, values in self._gauges(X).items():
-            reference = self._reference[name]
+            reference = self.reference[name]
             rank = np.searchsorted(reference, values, side="right") / max(len(reference), 1)
             ranks.append(np.where(np.isfinite(values), rank, 0.5))
-        return np.mean(ranks, axis=0)
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> HeuristicRank:
-        y = _labels(y, len(X))
-        self._reference = {
-            name: np.sort(values[np.isfinite(values)]) for name, values in self._gauges(X).items()
-        }
-        self._calibrator.fit(self.score(X), y)
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self._calibrator.predict(self.score(X))
+        # Rounded: equal mean percentiles summed in another order must stay one tie.
+        return _logit(np.round(np.mean(ranks, axis=0), 12))
 
 
-@dataclass
-class Logistic:
-    """L2 logistic regression on the model's features (mean-imputed, standardised).
+class LiquidationSurprise:
+    """Recent liquidations over their own trailing median: flushes come in clusters.
 
-    Quiet bars beyond `max_negatives` are subsampled and the kept ones weighted up by the
-    inverse sampling rate: the fit estimates the same full-data model (its probabilities stay on
-    the base-rate scale) at a fraction of the cost, which matters with a hundred folds.
+    Uses the surprise feature whose window is nearest the horizon; unknown values score as
+    "usual" (a ratio of 1).
     """
 
-    features: Sequence[str]
-    C: float = 1.0
-    max_negatives: int = 20_000
-    seed: int = 0
-    _pipeline: Pipeline | None = field(default=None, init=False, repr=False)
-    _constant: float | None = field(default=None, init=False, repr=False)
+    kind = "liquidation_surprise"
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        values = X[list(self.features)].to_numpy(dtype="float64")
-        return np.where(np.isfinite(values), values, np.nan)
+    def __init__(self, columns: Sequence[str], horizon_hours: float) -> None:
+        windows = {
+            int(c.removeprefix("liq_surprise_").removesuffix("h")): i
+            for i, c in enumerate(columns)
+            if c.startswith("liq_surprise_") and c.endswith("h")
+        }
+        if not windows:
+            raise KeyError("the liquidation-surprise baseline needs a liq_surprise_<H>h feature")
+        nearest = min(windows, key=lambda w: (abs(np.log(w / horizon_hours)), w))
+        self.column = windows[nearest]
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> Logistic:
-        y = _labels(y, len(X))
-        if 0 < y.sum() < len(y):
-            self._constant = None
-        else:  # one class only: nothing to regress on, the observed rate is the forecast
-            self._constant, self._pipeline = float(y.mean()), None
-            return self
-        self._pipeline = make_pipeline(
-            SimpleImputer(strategy="mean", keep_empty_features=True),
-            StandardScaler(),
-            LogisticRegression(C=self.C, solver="newton-cholesky", max_iter=200),
-        )
-        negatives = np.flatnonzero(y == 0)
-        weights = np.ones(len(y))
-        rows = np.arange(len(y))
-        if len(negatives) > self.max_negatives:
-            rng = np.random.default_rng(self.seed)
-            kept = rng.choice(negatives, self.max_negatives, replace=False)
-            rows = np.sort(np.concatenate([np.flatnonzero(y == 1), kept]))
-            weights[negatives] = len(negatives) / self.max_negatives
-        self._pipeline.fit(
-            self._matrix(X.iloc[rows]),
-            y[rows].astype(int),
-            logisticregression__sample_weight=weights[rows],
-        )
+    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> LiquidationSurprise:
         return self
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        if self._constant is not None:
-            return np.full(len(X), self._constant)
-        if self._pipeline is None:
-            raise RuntimeError("Logistic.fit must be called first")
-        return self._pipeline.predict_proba(self._matrix(X))[:, 1]
+    def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
+        ratio = X[:, self.column]
+        return np.log(np.where(np.isfinite(ratio), ratio, 1.0) + 1e-3)
+
+
+BaselineFactory = Callable[[Sequence[str], float, int], Learner]
+"""(model columns, horizon in hours, fold number) -> an unfitted baseline."""
+
+
+def _subset(columns: Sequence[str], wanted: Sequence[str]) -> list[str]:
+    return [c for c in wanted if c in columns and c != SYMBOL]
+
+
+BASELINES: dict[str, BaselineFactory] = {
+    "climatology": lambda columns, h, fold: Climatology(),
+    "placebo": lambda columns, h, fold: Placebo(seed=fold),
+    "heuristic": lambda columns, h, fold: Heuristic(columns),
+    "volatility": lambda columns, h, fold: Logistic(columns, _subset(columns, VOLATILITY), C=1.0),
+    "liquidation_surprise": lambda columns, h, fold: LiquidationSurprise(columns, h),
+    "compact_logistic": lambda columns, h, fold: Logistic(
+        columns, _subset(columns, COMPACT), C=1.0
+    ),
+}
+"""Every baseline by its name in the evaluation JSON."""
+
+
+def is_calibrated(model: Any) -> bool:
+    """Whether a learner's score needs the fold's calibrator (climatology's does not)."""
+    return getattr(model, "calibrated", True)

@@ -1,14 +1,16 @@
 """`flushcast train | evaluate | promote | rollback`: the contract other tools depend on.
 
-Bad or insufficient data exits with code 2 and one line naming the problem; so does a
-registry request that cannot be met (unknown version, refused promotion, nothing to roll back).
+Bad or insufficient data exits with code 2 and one line naming the problem; so does a bad
+configuration key and a registry request that cannot be met (unknown version, refused
+promotion, nothing to roll back).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -19,14 +21,20 @@ from flushcast.progress import ticker
 from marketdata.cli import fail
 from marketdata.errors import DataError
 
-console = Console(width=None if sys.stdout.isatty() else 120)
+if TYPE_CHECKING:
+    from training.config import TrainingConfig
+    from training.record import EvaluationRecord
+
+console = Console(width=None if sys.stdout.isatty() else 140)
 """Logs and CI are not terminals: give the metrics table room instead of rich's 80 columns."""
 
 Store = Annotated[Path, typer.Option(help="Market data store (from ingest, fetch or simulate).")]
 Symbols = Annotated[
     str | None, typer.Option(help="Comma-separated symbols (default: all in the store).")
 ]
-Horizons = Annotated[str, typer.Option(help="Comma-separated horizons in hours.")]
+Horizons = Annotated[
+    str | None, typer.Option(help="Comma-separated horizons in hours (default: the config's).")
+]
 Experiment = Annotated[str, typer.Option(help="MLflow experiment name.")]
 TrackingUri = Annotated[
     str | None,
@@ -35,20 +43,80 @@ TrackingUri = Annotated[
     ),
 ]
 LabelSource = Annotated[
-    str,
+    str | None,
     typer.Option(
         help="'liquidations' (the definition) or 'oi-drop' (documented proxy for sources "
         "without liquidation data; never chosen silently)."
     ),
 ]
-Boot = Annotated[int, typer.Option(min=0, help="Block-bootstrap resamples for intervals.")]
-RetrainEvery = Annotated[int, typer.Option(min=1, help="Bars between walk-forward retrains.")]
-MinTrain = Annotated[int, typer.Option(min=1, help="Bars before the first test block.")]
+Boot = Annotated[int | None, typer.Option(min=0, help="Block-bootstrap resamples for intervals.")]
+RetrainEvery = Annotated[int | None, typer.Option(min=1, help="Hours between walk-forward refits.")]
+TestBlock = Annotated[
+    int | None,
+    typer.Option(min=1, help="Hours per test block for within-fold ranking (default: a refit)."),
+]
+MinTrain = Annotated[int | None, typer.Option(min=1, help="Hours before the first test block.")]
+ConfigFile = Annotated[
+    Path | None, typer.Option("--config", help="Training configuration YAML (conf/default.yaml).")
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one configuration key: --set fit.lightgbm.num_leaves=7."),
+]
+Schema = Annotated[
+    bool, typer.Option("--schema", help="Print the configuration's JSON schema and exit.")
+]
+
+TABLE = (
+    "pr_auc",
+    "lift",
+    "roc_auc",
+    "roc_auc_within_fold",
+    "lift_within_fold",
+    "brier_skill",
+    "ece",
+    "precision_top5",
+    "event_recall",
+)
+"""The columns of the printed table (all metrics are in the JSON)."""
 
 
-def _parse_horizons(text: str) -> tuple[int, ...]:
+def _config(
+    config_file: Path | None,
+    sets: list[str] | None,
+    horizons: str | None,
+    label_source: str | None,
+    n_boot: int | None,
+    retrain_every: int | None,
+    test_block: int | None,
+    min_train: int | None,
+) -> TrainingConfig:
+    """The configuration file, then `--set`, then the named options (which win)."""
+    from training.config import load, parse_override
+
+    overrides = dict(parse_override(text) for text in sets or [])
+    if horizons is not None:
+        overrides["label.horizons"] = _parse_horizons(horizons)
+    if label_source is not None:
+        source = {"liquidations": "liquidations", "oi-drop": "oi_drop"}.get(label_source)
+        if source is None:
+            raise typer.BadParameter(
+                f"--label-source must be liquidations or oi-drop, not {label_source!r}"
+            )
+        overrides["label.source"] = source
+    named = {
+        "evaluation.n_boot": n_boot,
+        "walk_forward.retrain_every_hours": retrain_every,
+        "walk_forward.test_block_hours": test_block,
+        "walk_forward.min_train_hours": min_train,
+    }
+    overrides.update({k: v for k, v in named.items() if v is not None})
+    return load(config_file, overrides)
+
+
+def _parse_horizons(text: str) -> list[int]:
     try:
-        horizons = tuple(int(part) for part in text.split(",") if part.strip())
+        horizons = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise typer.BadParameter(f"horizons must be whole hours, got {text!r}") from None
     if not horizons or min(horizons) < 1:
@@ -56,130 +124,170 @@ def _parse_horizons(text: str) -> tuple[int, ...]:
     return horizons
 
 
-def _setup(store, symbols, horizons, label_source, n_boot, retrain_every, min_train):
+def _dataset(store: Path, symbols: str | None, config: TrainingConfig):
     from training.dataset import load_dataset
-    from training.evaluate import EvalSpec
-    from training.labels import LabelSpec
 
-    chosen = _parse_horizons(horizons)
-    source = {"liquidations": "liquidations", "oi-drop": "oi_drop"}.get(label_source)
-    if source is None:
-        raise typer.BadParameter(
-            f"--label-source must be liquidations or oi-drop, not {label_source!r}"
-        )
-    label = LabelSpec(horizons=chosen, source=source)
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    dataset = load_dataset(store, wanted, label, show_progress=True)
-    spec = EvalSpec(
-        horizons=chosen, n_boot=n_boot, retrain_every=retrain_every, min_train=min_train
-    )
-    return dataset, spec
+    return load_dataset(store, wanted, config.label, show_progress=True)
 
 
-def print_metrics(document: dict) -> None:
-    """The walk-forward metrics table: LightGBM beside every baseline, per horizon."""
-    columns = {
-        "pr_auc": "PR-AUC",
-        "lift": "lift",
-        "roc_auc": "ROC-AUC",
-        "brier_skill": "Brier skill",
-        "ece": "ECE",
-        "precision_top5": "prec@5%",
-        "recall_top5": "rec@5%",
-        "event_recall": "event rec.",
-        "median_lead_hours": "lead h",
-    }
-    for key, entry in document.items():
-        if key == "meta":
-            continue
-        interval = entry.get("intervals", {}).get("lightgbm_pr_auc")
+def _print_schema() -> None:
+    from training.config import TrainingConfig
+
+    console.print_json(json.dumps(TrainingConfig.model_json_schema()))
+
+
+def print_metrics(record: EvaluationRecord) -> None:
+    """Per horizon: every model pooled and within folds, the best baseline and the edge."""
+    from training.metrics import METRICS, WITHIN_FOLD_NOTE
+
+    labels = {m.key: m.label for m in METRICS}
+    for h, entry in sorted(record.horizons.items()):
+        excluded = f", {len(entry.folds_excluded)} left out" if entry.folds_excluded else ""
+        table = Table(
+            "model",
+            *(labels[c] for c in TABLE),
+            box=box.SIMPLE_HEAD,
+            title=f"{h} h: base rate {_pct(entry.base_rate)}, {entry.n_test} test bars, "
+            f"{entry.n_events} flush episodes, {entry.n_folds} folds scored{excluded}",
+        )
+        for model, values in entry.models.items():
+            style = "bold" if model == "champion" else None
+            table.add_row(model, *(_fmt(getattr(values, c)) for c in TABLE), style=style)
+        console.print(table)
+        for line in _verdict(entry):
+            console.print(line)
+    console.print(f"[dim]{WITHIN_FOLD_NOTE}[/]")
+
+
+def _verdict(entry) -> list[str]:
+    lines = []
+    choices = ", ".join(f"{k} {v}" for k, v in entry.champion_choices.items())
+    lines.append(f"  champion per fold (inner walk-forward): {choices or '–'}")
+    for label, best, edge, key in (
+        (
+            "pooled PR-AUC",
+            entry.best_baseline,
+            entry.edge_over_best_baseline,
+            "edge_over_best_baseline",
+        ),
+        (
+            "PR-AUC within folds",
+            entry.best_baseline_within_fold,
+            entry.edge_over_best_baseline_within_fold,
+            "edge_over_best_baseline_within_fold",
+        ),
+    ):
+        interval = entry.intervals.get(key)
         ci = (
-            f", LightGBM PR-AUC 95% CI {interval[0]:.3f}–{interval[1]:.3f}"
+            f" (95 % CI {interval[0]:+.4f} … {interval[1]:+.4f})"
             if interval and None not in interval
             else ""
         )
-        table = Table(
-            *["model", *columns.values()],
-            box=box.SIMPLE_HEAD,
-            title=f"{key} h: base rate {entry['base_rate']:.2%}, {entry['n_test']} test bars, "
-            f"{entry['n_events']} flush episodes, {entry['n_folds']} folds{ci}",
+        verdict = "beats" if edge is not None and edge > 0 else "does not beat"
+        lines.append(
+            f"  {label}: strongest baseline {best or '–'}; champion {verdict} it by "
+            f"{_fmt(edge, '+.4f')}{ci}"
         )
-        for model, values in entry["models"].items():
-            table.add_row(model, *(_fmt(values[c]) for c in columns))
-        console.print(table)
-        accuracy = entry["models"]["lightgbm"].get("direction_accuracy")
-        console.print(f"direction accuracy on true one-sided flushes ({key} h): {_fmt(accuracy)}")
+    accuracy = entry.metric("champion", "direction_accuracy")
+    lines.append(f"  direction accuracy on true one-sided flushes: {_fmt(accuracy)}")
+    return lines
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2%}"
 
 
 def evaluate(
     store: Store,
     json_out: Annotated[Path, typer.Option("--json", help="Write the evaluation JSON here.")],
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="Write the out-of-sample predictions (Parquet) here."),
+    ] = None,
     symbols: Symbols = None,
-    horizons: Horizons = "4,12,24",
+    horizons: Horizons = None,
     experiment: Experiment = "flushcast",
     tracking_uri: TrackingUri = None,
-    label_source: LabelSource = "liquidations",
-    n_boot: Boot = 200,
-    retrain_every: RetrainEvery = 168,
-    min_train: MinTrain = 720,
+    label_source: LabelSource = None,
+    n_boot: Boot = None,
+    retrain_every: RetrainEvery = None,
+    test_block: TestBlock = None,
+    min_train: MinTrain = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    schema: Schema = False,
 ) -> None:
-    """Walk-forward evaluation of LightGBM and the baselines; writes the evaluation JSON."""
-    from models.lgbm import FitSpec
+    """Walk-forward evaluation of the candidates, the champion and every baseline."""
+    if schema:
+        _print_schema()
+        return
     from training.evaluate import count_folds
-    from training.tracking import run_evaluate, write_json
+    from training.tracking import run_evaluate, write_json, write_predictions
 
     try:
-        dataset, spec = _setup(
-            store, symbols, horizons, label_source, n_boot, retrain_every, min_train
+        config = _config(
+            config_file, sets, horizons, label_source, n_boot, retrain_every, test_block, min_train
         )
-        with ticker("walk-forward folds", count_folds(dataset, spec)) as tick:
-            document, run_id = run_evaluate(
-                dataset, spec, FitSpec(), experiment=experiment, uri=tracking_uri, on_fold=tick
+        dataset = _dataset(store, symbols, config)
+        with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
+            evaluation, run_id = run_evaluate(
+                dataset, config, experiment=experiment, uri=tracking_uri, on_fold=tick
             )
     except DataError as exc:
         raise fail(exc) from None
-    write_json(json_out, document)
-    print_metrics(document)
+    write_json(json_out, evaluation.record.to_document())
+    if predictions is not None:
+        write_predictions(predictions, evaluation)
+    print_metrics(evaluation.record)
     console.print(f"evaluation JSON: {json_out}  (MLflow run {run_id})")
+    if predictions is not None:
+        console.print(f"out-of-sample predictions: {predictions}")
 
 
 def train(
     store: Store,
     symbols: Symbols = None,
-    horizons: Horizons = "4,12,24",
+    horizons: Horizons = None,
     experiment: Experiment = "flushcast",
     tracking_uri: TrackingUri = None,
-    label_source: LabelSource = "liquidations",
-    n_boot: Boot = 200,
-    retrain_every: RetrainEvery = 168,
-    min_train: MinTrain = 720,
+    label_source: LabelSource = None,
+    n_boot: Boot = None,
+    retrain_every: RetrainEvery = None,
+    test_block: TestBlock = None,
+    min_train: MinTrain = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    schema: Schema = False,
     evaluate_first: Annotated[
         bool,
         typer.Option(
             "--evaluate/--no-evaluate",
-            help="Run the walk-forward evaluation first (needed to promote without --force).",
+            help="Run the full walk-forward evaluation first (needed to promote without --force).",
         ),
     ] = True,
 ) -> None:
     """Train on everything in the store and register a new `flushcast` model version."""
-    from models.lgbm import FitSpec
+    if schema:
+        _print_schema()
+        return
     from training.evaluate import count_folds
     from training.tracking import run_train
 
     try:
-        dataset, spec = _setup(
-            store, symbols, horizons, label_source, n_boot, retrain_every, min_train
+        config = _config(
+            config_file, sets, horizons, label_source, n_boot, retrain_every, test_block, min_train
         )
-        total = count_folds(dataset, spec) if evaluate_first else 0
+        dataset = _dataset(store, symbols, config)
+        total = count_folds(dataset, config) if evaluate_first else 0
         with ticker("walk-forward folds", total) as tick:
-            identity, document = run_train(
+            identity, evaluation = run_train(
                 dataset,
-                spec,
-                FitSpec(),
+                config,
                 experiment=experiment,
                 uri=tracking_uri,
                 evaluate_first=evaluate_first,
@@ -187,8 +295,8 @@ def train(
             )
     except DataError as exc:
         raise fail(exc) from None
-    if document:
-        print_metrics(document)
+    if evaluation is not None:
+        print_metrics(evaluation.record)
     console.print(
         f"registered {identity.name} version {identity.version} (MLflow run {identity.run_id})"
     )
@@ -201,7 +309,7 @@ def promote(
     ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Move the `champion` alias to VERSION if it beats the champion's walk-forward metrics."""
+    """Make VERSION the `champion` if it beats the best baseline and the current champion."""
     from training.registry import RegistryError
     from training.registry import promote as promote_version
     from training.tracking import tracking_uri as resolve

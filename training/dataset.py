@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,12 @@ import pandas as pd
 from features.build import build_features
 from features.registry import FEATURES, names
 from marketdata.errors import DataError
+from marketdata.schema import BAR
 from marketdata.store import MarketStore
-from training.labels import LabelSpec, direction_column, flush_column, make_labels
+from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
+
+if TYPE_CHECKING:
+    from training.config import TrainingConfig
 
 KEYS = ["timestamp", "symbol", "venue"]
 
@@ -36,6 +42,12 @@ class Dataset:
     label: LabelSpec
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per `SYMBOL@VENUE`: first and last bar, rows, sources of each column."""
+    bar: pd.Timedelta = BAR
+    """The bar size of every series (a model is trained for one bar size)."""
+
+    def symbols(self) -> list[str]:
+        """The symbol categories a model trained here knows, sorted."""
+        return sorted(self.table["symbol"].astype(str).unique())
 
     def labelled(self, horizon: int) -> pd.DataFrame:
         """Rows with a known flush label at `horizon`, in time order (symbols interleaved)."""
@@ -44,11 +56,31 @@ class Dataset:
             drop=True
         )
 
-    def fingerprint(self) -> str:
-        """Identifies the data and label an evaluation ran on; equal means comparable."""
-        payload = {"series": self.series, "label": self.label.to_params()}
+    def fingerprint(self, config: TrainingConfig | None = None) -> str:
+        """Identifies the data, label and splits an evaluation ran on; equal means comparable."""
+        payload: dict[str, Any] = {
+            "series": self.series,
+            "label": self.label.to_params(),
+            "bar": bar_text(self.bar),
+        }
+        if config is not None:
+            payload["walk_forward"] = config.walk_forward.model_dump()
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def meta(self, config: TrainingConfig) -> dict[str, Any]:
+        """How an evaluation on this dataset was made (the record's `meta`)."""
+        return {
+            "fingerprint": self.fingerprint(config),
+            "code_version": code_version(),
+            "series": self.series,
+            **self.span(),
+            "bar": bar_text(self.bar),
+            "label": self.label.to_params(),
+            "config": config.flat(),
+            "candidates": list(config.fit.candidates),
+            "baselines": list(config.evaluation.baselines),
+        }
 
     def span(self) -> dict[str, str]:
         """First and last bar over all series (for run parameters)."""
@@ -117,16 +149,17 @@ def load_dataset(
     return make_dataset(frame, label, provenance, show_progress=show_progress)
 
 
-def require_enough(dataset: Dataset, horizon: int, min_bars: int, min_events: int = 10) -> None:
-    """Refuse, with numbers, a horizon that has too few labelled bars or flushes to learn from."""
+def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: int = 10) -> None:
+    """Refuse, with numbers, a horizon that has too few labelled hours or flushes to learn from."""
     rows = dataset.labelled(horizon)
-    bars = rows["timestamp"].nunique()
+    hours = rows["timestamp"].nunique() * (dataset.bar / pd.Timedelta(hours=1))
     events = int(np.nansum(rows[flush_column(horizon)]))
-    if bars < min_bars or events < min_events:
+    if hours < min_hours or events < min_events:
+        history = dataset.label.min_trailing_hours + horizon
         raise DataError(
-            f"too little data for H={horizon}: {bars} labelled bars with {events} flushes; "
-            f"need at least {min_bars} bars and {min_events} flushes "
-            f"(labels need {dataset.label.min_trailing_sums + horizon} bars of history first)",
+            f"too little data for H={horizon}: {hours:g} labelled hours with {events} flushes; "
+            f"need at least {min_hours} h and {min_events} flushes "
+            f"(labels need {history} h of history first)",
             column=flush_column(horizon),
         )
 
@@ -134,3 +167,24 @@ def require_enough(dataset: Dataset, horizon: int, min_bars: int, min_events: in
 def feature_lookbacks(features: Sequence[str]) -> dict[str, int]:
     """Registry lookback (1-hour bars) of each model feature, recorded in the bundle."""
     return {name: FEATURES[name].lookback for name in features}
+
+
+def code_version() -> str:
+    """The git commit of the checkout (with `-dirty` for local changes), else the version."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return metadata.version("flushcast")

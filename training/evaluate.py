@@ -1,11 +1,10 @@
-"""Walk-forward evaluation: the LightGBM model and every baseline on the same purged folds.
+"""Walk-forward evaluation: every candidate, the champion and every baseline on the same folds.
 
-Per horizon, each fold trains on rows whose label windows end an embargo before its test block
-(expanding window, retrained every `retrain_every` bars), the LightGBM model early-stops and is
-calibrated on the time-ordered validation tail inside that training span, and all models
-predict the test block. Metrics are then computed on the pooled out-of-sample predictions, per
-horizon, pooled over symbols and per symbol, with block-bootstrap intervals for the headline
-figures: cascades hit every symbol at once and last hours, so rows are far from independent.
+`evaluate` runs the two passes of `training.walkforward` for every horizon (pass 1, the refits,
+in worker processes: folds are independent), then measures each model on the scored test rows,
+pooled and within folds, and names the strongest baseline and the champion's edge over it with
+block-bootstrap intervals: cascades hit every symbol at once and last hours, so rows are far
+from independent and intervals must resample whole blocks of time.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,8 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from marketdata.errors import DataError
-from models.bundle import SYMBOL, model_matrix
-from models.lgbm import FitSpec, fit_direction, fit_flush
-from training.baselines import Climatology, HeuristicRank, Logistic, RandomPlacebo
+from training.config import TrainingConfig
 from training.dataset import Dataset, require_enough
-from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
 from training.metrics import (
     block_bootstrap_cis,
     brier_skill,
@@ -35,290 +31,320 @@ from training.metrics import (
     pr_auc,
     score_metrics,
     time_blocks,
+    within_blocks,
 )
-from training.splits import SplitSpec, walk_forward
-
-MODELS = ("lightgbm", "logistic", "heuristic", "climatology", "placebo")
-HEURISTIC = {
-    "funding_heat": "funding_z_30d",
-    "oi_buildup": "oi_z_30d",
-    "vol_compression": "rv_ratio_24h_168h",
-    "compression_higher_is_calmer": False,
-}
-"""The transparent baseline's gauges: funding crowding, leverage build-up, a quiet market."""
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """Walk-forward and reporting parameters (bars are hours); recorded with every run."""
-
-    horizons: tuple[int, ...] = (4, 12, 24)
-    retrain_every: int = 168
-    min_train: int = 720
-    embargo: int | None = None
-    validation_fraction: float = 0.2
-    climatology_window: int = 2160
-    """Trailing bars of the climatology baseline (90 days)."""
-    n_boot: int = 200
-    block_bars: int = 72
-    min_events: int = 10
-
-    def split(self, horizon: int) -> SplitSpec:
-        return SplitSpec(
-            horizon=horizon,
-            retrain_every=self.retrain_every,
-            min_train=self.min_train,
-            embargo=self.embargo,
-            validation_fraction=self.validation_fraction,
-        )
-
-    def to_params(self) -> dict[str, Any]:
-        params = asdict(self)
-        params["horizons"] = ",".join(map(str, self.horizons))
-        return {f"eval_{k}": v for k, v in params.items()}
+from training.record import EvaluationRecord, FoldExclusion, HorizonRecord, SymbolRecord
+from training.splits import Fold
+from training.walkforward import (
+    CHAMPION,
+    HorizonData,
+    HorizonPredictions,
+    OutOfFold,
+    calibrate_and_choose,
+    horizon_data,
+    out_of_fold,
+)
 
 
 @dataclass
 class Evaluation:
-    """Out-of-sample predictions, the per-fold table and the evaluation report (the JSON)."""
+    """Out-of-sample predictions per horizon, the fold table and the evaluation record."""
 
-    predictions: dict[int, pd.DataFrame]
-    folds: pd.DataFrame
-    report: dict[str, Any]
-    importance: dict[int, pd.Series] = field(default_factory=dict)
-    """Total LightGBM gain per input over the folds, per horizon."""
+    horizons: dict[int, HorizonPredictions]
+    record: EvaluationRecord
 
+    @property
+    def predictions(self) -> dict[int, pd.DataFrame]:
+        return {h: r.frame for h, r in self.horizons.items()}
 
-def _baselines(features: Sequence[str], seed: int) -> dict[str, Any]:
-    return {
-        "logistic": Logistic(features),
-        "heuristic": HeuristicRank(**HEURISTIC),
-        "placebo": RandomPlacebo(seed=seed),
-    }
+    @property
+    def folds(self) -> pd.DataFrame:
+        return pd.concat([r.folds for r in self.horizons.values()], ignore_index=True)
 
+    @property
+    def importance(self) -> dict[int, pd.Series]:
+        """Total LightGBM gain per input over the folds, per horizon."""
+        return {
+            h: r.gain.sort_values(ascending=False)
+            for h, r in self.horizons.items()
+            if r.gain is not None
+        }
 
-def direction_target(directions: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(one-sided flush mask, 1 for long flush) from a direction label column."""
-    values = directions.astype(object).to_numpy()
-    sided = (values == LONG_FLUSH) | (values == SHORT_SQUEEZE)
-    return sided, (values == LONG_FLUSH).astype("float64")
-
-
-def fold_predictions(
-    rows: pd.DataFrame,
-    X: pd.DataFrame,
-    horizon: int,
-    spec: EvalSpec,
-    fit: FitSpec,
-    features: Sequence[str],
-    on_fold: Callable[[], None] | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Out-of-sample predictions of every model for one horizon, the fold table, total gain.
-
-    `rows` are the labelled rows in time order, `X` their model inputs (same order).
-    """
-    y = rows[flush_column(horizon)].to_numpy(dtype="float64")
-    sided, is_long = direction_target(rows[direction_column(horizon)])
-    folds = walk_forward(rows["timestamp"], spec.split(horizon))
-    if not folds:
-        raise DataError(
-            f"no walk-forward fold at H={horizon}: the data spans fewer than "
-            f"{spec.min_train} + {spec.retrain_every} bars"
-        )
-    parts, table = [], []
-    gain = pd.Series(0.0, index=X.columns)
-    for fold in folds:
-        fit_rows, val_rows, test = fold.fit, fold.validation, fold.test
-        train = fold.train
-        test_X = X.iloc[test]
-        out = rows.iloc[test][["timestamp", "symbol", "venue"]].copy()
-        out["fold"] = fold.number
-        out["y"] = y[test]
-        out["direction"] = rows[direction_column(horizon)].iloc[test].to_numpy()
-        if 0 < y[fit_rows].sum() < len(fit_rows):
-            model = fit_flush(X.iloc[fit_rows], y[fit_rows], X.iloc[val_rows], y[val_rows], fit)
-            out["p_lightgbm"] = model.predict(test_X)
-            gain += model.booster.feature_importance("gain")
-            iterations = model.booster.current_iteration()
-            calibrator = model.calibrator.chosen
-        else:  # no flush yet to learn from: the model can only say the base rate
-            out["p_lightgbm"] = float(y[fit_rows].mean())
-            iterations, calibrator = 0, "constant"
-        d_fit, d_val = fit_rows[sided[fit_rows]], val_rows[sided[val_rows]]
-        direction = fit_direction(X.iloc[d_fit], is_long[d_fit], X.iloc[d_val], is_long[d_val], fit)
-        out["p_long"] = direction.predict(test_X) if direction else 0.5
-        train_frame = rows.iloc[train]
-        climatology = Climatology(spec.climatology_window).fit(train_frame, y[train])
-        out["p_climatology"] = climatology.predict_proba(out)
-        for name, baseline in _baselines(features, fold.number).items():
-            baseline.fit(train_frame, y[train])
-            out[f"p_{name}"] = baseline.predict_proba(rows.iloc[test])
-        parts.append(out)
-        table.append(
-            {
-                "horizon": horizon,
-                "fold": fold.number,
-                "test_start": fold.test_start,
-                "test_end": fold.test_end,
-                "n_fit": len(fit_rows),
-                "n_validation": len(val_rows),
-                "n_test": len(test),
-                "positives": int(y[test].sum()),
-                "trees": iterations,
-                "calibrator": calibrator,
-                "direction_model": direction is not None,
-                "pr_auc": pr_auc(y[test], out["p_lightgbm"].to_numpy()),
-            }
-        )
-        if on_fold:
-            on_fold()
-    return pd.concat(parts, ignore_index=True), pd.DataFrame(table), gain
+    def long_predictions(self) -> pd.DataFrame:
+        """Every horizon's out-of-sample rows in one frame (the `--predictions` parquet)."""
+        frames = []
+        for r in self.horizons.values():
+            frame = r.frame.drop(columns=["direction"]).copy()
+            frame["direction"] = r.frame["direction"].astype(str).replace("nan", None)
+            frames.append(frame)
+        out = pd.concat(frames, ignore_index=True)
+        for key in ("symbol", "venue"):
+            out[key] = out[key].astype(str)
+        return out
 
 
-def _metrics_for(predictions: pd.DataFrame, horizon: int, n_boot: int, block_bars: int) -> dict:
-    """The JSON entry for one set of rows: base rate, counts and every model's metrics."""
-    y = predictions["y"].to_numpy()
-    series = predictions["symbol"].astype(str) + "@" + predictions["venue"].astype(str)
-    reference = predictions["p_climatology"].to_numpy()
+def model_names(config: TrainingConfig) -> list[str]:
+    """Every model the evaluation reports, candidates first, then baselines, then champion."""
+    return [*config.fit.candidates, *config.evaluation.baselines, CHAMPION]
+
+
+def _entry(
+    frame: pd.DataFrame, horizon: int, names: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Counts and every model's metrics on one set of scored rows."""
+    y = frame["y"].to_numpy()
+    series = frame["symbol"].astype(str) + "@" + frame["venue"].astype(str)
+    stamps = frame["timestamp"]
+    blocks = frame["block"].to_numpy()
+    reference = frame["p_climatology"].to_numpy() if "p_climatology" in frame else y.mean()
     models = {}
-    for name in MODELS:
+    for name in names:
         models[name] = score_metrics(
             y,
-            predictions[f"p_{name}"].to_numpy(),
+            frame[f"p_{name}"].to_numpy(),
             reference=reference,
             series=series,
-            timestamps=predictions["timestamp"],
+            timestamps=stamps,
             horizon=horizon,
+            blocks=blocks,
         )
-    flushes = predictions[y == 1]
-    models["lightgbm"]["direction_accuracy"] = direction_accuracy(
-        flushes["direction"], flushes["p_long"].to_numpy()
-    )
+    flushes = frame[y == 1]
+    accuracy = direction_accuracy(flushes["direction"], flushes["p_long"].to_numpy())
+    for name in ("lightgbm", CHAMPION):
+        if name in models:
+            models[name]["direction_accuracy"] = accuracy
     no_alerts = np.zeros(len(y), bool)
-    entry = {
-        "base_rate": float(y.mean()) if len(y) else float("nan"),
+    counts = {
+        "base_rate": float(y.mean()) if len(y) else None,
         "n_test": len(y),
-        "n_events": event_recall(y, no_alerts, series, predictions["timestamp"], horizon).n_events,
-        "models": models,
+        "n_events": event_recall(y, no_alerts, series, stamps, horizon).n_events,
     }
-    if n_boot:
-        entry["intervals"] = _intervals(predictions, n_boot, block_bars)
-    return entry
+    return counts, models
 
 
-def _intervals(predictions: pd.DataFrame, n_boot: int, block_bars: int) -> dict:
-    """95 % block-bootstrap intervals for LightGBM's PR-AUC, Brier skill and its PR-AUC edge."""
-    y = predictions["y"].to_numpy()
-    p = predictions["p_lightgbm"].to_numpy()
-    ref = predictions["p_climatology"].to_numpy()
-    logistic = predictions["p_logistic"].to_numpy()
-    blocks = time_blocks(predictions["timestamp"], block_bars)
-
-    def statistics(i: np.ndarray) -> list[float]:
-        lightgbm = pr_auc(y[i], p[i])
-        return [lightgbm, brier_skill(y[i], p[i], ref[i]), lightgbm - pr_auc(y[i], logistic[i])]
-
-    names = ("lightgbm_pr_auc", "lightgbm_brier_skill", "pr_auc_minus_logistic")
-    intervals = block_bootstrap_cis(statistics, blocks, n_boot=n_boot)
-    return {name: list(interval) for name, interval in zip(names, intervals, strict=True)}
+def _best(models: dict[str, dict[str, float]], baselines: Sequence[str], key: str) -> str | None:
+    values = {b: models[b][key] for b in baselines if np.isfinite(models[b][key])}
+    return max(values, key=values.__getitem__) if values else None
 
 
-@dataclass
-class HorizonResult:
-    """One horizon's out-of-sample predictions, fold table, LightGBM gain and JSON entry."""
-
-    predictions: pd.DataFrame
-    folds: pd.DataFrame
-    gain: pd.Series
-    entry: dict[str, Any]
-
-
-def evaluate_horizon(
-    dataset: Dataset,
-    horizon: int,
-    spec: EvalSpec,
-    fit: FitSpec,
-    on_fold: Callable[[], None] | None = None,
-) -> HorizonResult:
-    """Walk-forward predictions and metrics of one horizon (a unit of parallel work)."""
-    rows = dataset.labelled(horizon)
-    X = model_matrix(rows, dataset.features, symbols_of(dataset))
-    preds, folds, gain = fold_predictions(rows, X, horizon, spec, fit, dataset.features, on_fold)
-    entry = _metrics_for(preds, horizon, spec.n_boot, spec.block_bars)
-    entry["n_folds"] = len(folds)
-    entry["per_symbol"] = {
-        str(symbol): _metrics_for(part, horizon, 0, spec.block_bars)
-        for symbol, part in preds.groupby(SYMBOL, observed=True)
+def _intervals(
+    frame: pd.DataFrame,
+    best: str | None,
+    best_within: str | None,
+    n_boot: int,
+    block_hours: int,
+) -> dict[str, tuple[float, float]]:
+    """95 % block-bootstrap intervals of the headline figures and edges (same resamples)."""
+    y = frame["y"].to_numpy()
+    champion = frame["p_champion"].to_numpy()
+    reference = frame["p_climatology"].to_numpy() if "p_climatology" in frame else None
+    blocks = frame["block"].to_numpy()
+    columns = {c.removeprefix("p_"): frame[c].to_numpy() for c in frame if c.startswith("p_")}
+    stats: dict[str, Callable[[np.ndarray], float]] = {
+        "champion_pr_auc": lambda i: pr_auc(y[i], champion[i]),
     }
-    return HorizonResult(preds, folds, gain.sort_values(ascending=False), entry)
-
-
-def _evaluate_horizon_alone(
-    dataset: Dataset, horizon: int, spec: EvalSpec, fit: FitSpec
-) -> HorizonResult:
-    """`evaluate_horizon` in a worker process, with one thread for LightGBM and BLAS.
-
-    Parallel workers must not oversubscribe the cores: OpenMP and OpenBLAS threads spin while
-    they wait, so two workers with two threads each are slower than one worker.
-    """
-    single = replace(
-        fit,
-        flush_params={**fit.flush_params, "num_threads": 1},
-        direction_params={**fit.direction_params, "num_threads": 1},
+    if reference is not None:
+        stats["champion_brier_skill"] = lambda i: brier_skill(y[i], champion[i], reference[i])
+    if best is not None:
+        other = columns[best]
+        stats["edge_over_best_baseline"] = lambda i: (
+            pr_auc(y[i], champion[i]) - pr_auc(y[i], other[i])
+        )
+    if best_within is not None:
+        within = columns[best_within]
+        stats["edge_over_best_baseline_within_fold"] = lambda i: (
+            within_blocks(y[i], champion[i], blocks[i]).pr_auc
+            - within_blocks(y[i], within[i], blocks[i]).pr_auc
+        )
+    if "lightgbm" in columns:
+        lgbm = columns["lightgbm"]
+        stats["lightgbm_pr_auc"] = lambda i: pr_auc(y[i], lgbm[i])
+        if reference is not None:
+            stats["lightgbm_brier_skill"] = lambda i: brier_skill(y[i], lgbm[i], reference[i])
+        if "logistic" in columns:
+            logit = columns["logistic"]
+            stats["pr_auc_minus_logistic"] = lambda i: (
+                pr_auc(y[i], lgbm[i]) - pr_auc(y[i], logit[i])
+            )
+    names = list(stats)
+    resampled = block_bootstrap_cis(
+        lambda i: [stats[n](i) for n in names],
+        time_blocks(frame["timestamp"], block_hours),
+        n_boot=n_boot,
     )
+    return dict(zip(names, resampled, strict=True))
+
+
+def horizon_record(
+    result: HorizonPredictions, horizon: int, config: TrainingConfig
+) -> HorizonRecord:
+    """The record of one horizon: every model pooled and within folds, the best baseline, the
+    edge over it with intervals, the folds left out and why, and the same per symbol."""
+    frame = result.frame
+    names = [n for n in model_names(config) if f"p_{n}" in frame]
+    baselines = [b for b in config.evaluation.baselines if f"p_{b}" in frame]
+    counts, models = _entry(frame, horizon, names)
+    best = _best(models, baselines, "pr_auc")
+    best_within = _best(models, baselines, "pr_auc_within_fold")
+    folds = result.folds
+    scored = folds[folds["status"] == "scored"]
+    excluded = [
+        FoldExclusion(fold=int(r.fold), test_start=r.test_start.isoformat(), reason=r.status)
+        for r in folds[folds["status"] != "scored"].itertuples()
+    ]
+    entry: dict[str, Any] = {
+        **counts,
+        "n_folds": len(scored),
+        "folds_excluded": excluded,
+        "models": models,
+        "best_baseline": best,
+        "edge_over_best_baseline": models[CHAMPION]["pr_auc"] - models[best]["pr_auc"]
+        if best
+        else None,
+        "best_baseline_within_fold": best_within,
+        "edge_over_best_baseline_within_fold": models[CHAMPION]["pr_auc_within_fold"]
+        - models[best_within]["pr_auc_within_fold"]
+        if best_within
+        else None,
+        "champion_choices": {str(k): int(v) for k, v in scored["champion"].value_counts().items()}
+        if "champion" in scored
+        else {},
+    }
+    if config.evaluation.n_boot and len(frame):
+        entry["intervals"] = _intervals(
+            frame, best, best_within, config.evaluation.n_boot, config.evaluation.block_hours
+        )
+    per_symbol = {}
+    for symbol, part in frame.groupby("symbol", observed=True):
+        symbol_counts, symbol_models = _entry(part, horizon, names)
+        per_symbol[str(symbol)] = SymbolRecord(**symbol_counts, models=symbol_models)
+    entry["per_symbol"] = per_symbol
+    return HorizonRecord.model_validate(_nan_to_none(entry))
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_nan_to_none(v) for v in value)
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+# --- pass 1 in worker processes ------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(dataset: Dataset, config: TrainingConfig) -> None:
+    _WORKER.update(dataset=dataset, config=config, data={})
+
+
+def _worker_data(horizon: int) -> tuple[HorizonData, list[Fold]]:
+    cache = _WORKER["data"]
+    if horizon not in cache:
+        dataset, config = _WORKER["dataset"], _WORKER["config"]
+        data = horizon_data(dataset, horizon)
+        cache[horizon] = (
+            data,
+            config.walk_forward.folds(data.keys["timestamp"], horizon, dataset.bar),
+        )
+    return cache[horizon]
+
+
+def _score_folds(horizon: int, numbers: list[int]) -> tuple[int, list[int], OutOfFold]:
+    """Pass 1 on some folds of one horizon, single-threaded (workers share the cores)."""
+    data, folds = _worker_data(horizon)
     with threadpool_limits(limits=1):
-        return evaluate_horizon(dataset, horizon, spec, single)
+        oof = out_of_fold(data, [folds[i] for i in numbers], _WORKER["config"])
+    return horizon, numbers, oof
+
+
+def _merge(parts: Sequence[OutOfFold], n: int) -> OutOfFold:
+    """One OutOfFold from several covering disjoint folds of the same horizon."""
+    names = list(parts[0].raw)
+    merged = OutOfFold(
+        raw={name: np.full(n, np.nan) for name in names},
+        p_long=np.full(n, np.nan),
+        fold_of=np.full(n, -1, dtype=np.int64),
+    )
+    gains = [p.gain for p in parts if p.gain is not None]
+    for part in parts:
+        rows = part.fold_of >= 0
+        merged.fold_of[rows] = part.fold_of[rows]
+        merged.p_long[rows] = part.p_long[rows]
+        for name in names:
+            merged.raw[name][rows] = part.raw[name][rows]
+        merged.excluded.update(part.excluded)
+        merged.calibrated.update(part.calibrated)
+    merged.gain = sum(gains[1:], gains[0]) if gains else None
+    return merged
 
 
 def evaluate(
     dataset: Dataset,
-    spec: EvalSpec | None = None,
-    fit: FitSpec | None = None,
+    config: TrainingConfig | None = None,
     *,
     on_fold: Callable[[], None] | None = None,
     workers: int | None = None,
 ) -> Evaluation:
-    """Walk-forward evaluation of every horizon in `spec` (symbols pooled).
+    """Walk-forward evaluation of every horizon of the label (symbols pooled).
 
-    Horizons are independent, so with several horizons and cores they run in `workers`
-    processes (default: one per core, at most one per horizon), each with one LightGBM
-    thread: most of a fold's work (baselines, metrics, pandas) is single-threaded Python, and
-    two OpenMP threads on a busy core spin rather than work.
+    The refits of pass 1 run in `workers` processes (default: one per core), each with one
+    LightGBM and BLAS thread: two OpenMP threads on a busy core spin rather than work.
     """
-    spec = spec or EvalSpec()
-    fit = fit or FitSpec()
-    for h in spec.horizons:
-        require_enough(dataset, h, spec.min_train + spec.retrain_every, spec.min_events)
-    workers = min(len(spec.horizons), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        results = [evaluate_horizon(dataset, h, spec, fit, on_fold) for h in spec.horizons]
+    config = config or TrainingConfig(label=dataset.label)
+    horizons = list(dataset.label.horizons)
+    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
+    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
+    for h in horizons:
+        require_enough(dataset, h, min_hours)
+        data = horizon_data(dataset, h)
+        folds = config.walk_forward.folds(data.keys["timestamp"], h, dataset.bar)
+        if not folds:
+            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
+        plans[h] = (data, folds)
+    workers = max(1, min(workers or os.cpu_count() or 1, sum(len(f) for _, f in plans.values())))
+    parts: dict[int, list[OutOfFold]] = {h: [] for h in horizons}
+    if workers == 1:
+        with threadpool_limits(limits=1):
+            for h, (data, folds) in plans.items():
+                parts[h].append(out_of_fold(data, folds, config, on_fold=on_fold))
     else:
         context = multiprocessing.get_context("spawn")  # fork is unsafe once OpenMP has run
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [
-                pool.submit(_evaluate_horizon_alone, dataset, h, spec, fit) for h in spec.horizons
-            ]
-            results = []
+        tasks = [
+            (h, list(range(len(folds)))[c::workers])
+            for h, (_, folds) in plans.items()
+            for c in range(workers)
+        ]
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(dataset, config)
+        ) as pool:
+            futures = [pool.submit(_score_folds, h, numbers) for h, numbers in tasks if numbers]
             for future in futures:
-                results.append(future.result())
-                for _ in range(len(results[-1].folds)):
+                h, numbers, oof = future.result()
+                parts[h].append(oof)
+                for _ in numbers:
                     if on_fold:
                         on_fold()
-    return Evaluation(
-        predictions={h: r.predictions for h, r in zip(spec.horizons, results, strict=True)},
-        folds=pd.concat([r.folds for r in results], ignore_index=True),
-        report={str(h): r.entry for h, r in zip(spec.horizons, results, strict=True)},
-        importance={h: r.gain for h, r in zip(spec.horizons, results, strict=True)},
+    results = {}
+    for h, (data, folds) in plans.items():
+        oof = _merge(parts[h], len(data.y))
+        results[h] = calibrate_and_choose(data, folds, oof, config)
+    record = EvaluationRecord(
+        horizons={h: horizon_record(r, h, config) for h, r in results.items()},
+        meta=dataset.meta(config),
     )
+    return Evaluation(results, record)
 
 
-def count_folds(dataset: Dataset, spec: EvalSpec) -> int:
+def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
     """Folds over all horizons (for a progress bar)."""
-    return sum(
-        len(walk_forward(dataset.labelled(h)["timestamp"], spec.split(h))) for h in spec.horizons
-    )
-
-
-def symbols_of(dataset: Dataset) -> list[str]:
-    """The symbol categories a model trained on `dataset` knows, sorted."""
-    return sorted(dataset.table[SYMBOL].astype(str).unique())
+    total = 0
+    for h in dataset.label.horizons:
+        stamps = dataset.labelled(h)["timestamp"]
+        total += len(config.walk_forward.folds(stamps, h, dataset.bar)) if len(stamps) else 0
+    return total

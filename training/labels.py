@@ -9,11 +9,12 @@ that touches a missing bar (or a missing value) is left unlabelled (NaN), never 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from marketdata.errors import DataError
 from marketdata.schema import BAR
@@ -26,9 +27,13 @@ DIRECTIONS: tuple[str, ...] = (LONG_FLUSH, SHORT_SQUEEZE, MIXED)
 Source = Literal["liquidations", "oi_drop"]
 
 
-@dataclass(frozen=True)
-class LabelSpec:
+class LabelSpec(BaseModel):
     """Every parameter of the label definition; recorded with each training or evaluation run.
+
+    Lengths are in hours and become bars of the dataset's bar size, so the label means the same
+    at 1 h, 4 h and daily bars: the trailing median is over `median_window_hours` of H-hour
+    sums, σ is the standard deviation of bar returns over `vol_window_hours` (scaled to the
+    horizon by √(H / bar)), and at least `min_trailing_hours` of trailing sums must exist.
 
     `source="liquidations"` (the definition) needs `liq_long_usd` and `liq_short_usd`.
     `source="oi_drop"` is the documented proxy for sources without liquidation data and must be
@@ -38,28 +43,28 @@ class LabelSpec:
     rise, else short_squeeze; never mixed). `floor_usd` applies to the liquidation source only.
     """
 
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
     horizons: tuple[int, ...] = (4, 12, 24)
-    m: float = 4.0
-    k: float = 2.0
-    median_window: int = 720
-    min_trailing_sums: int = 168
-    vol_window: int = 72
-    floor_usd: float = 0.0
+    m: float = Field(4.0, gt=0)
+    k: float = Field(2.0, gt=0)
+    median_window_hours: int = Field(720, ge=1)
+    min_trailing_hours: int = Field(168, ge=1)
+    vol_window_hours: int = Field(72, ge=2)
+    floor_usd: float = Field(0.0, ge=0)
     source: Source = "liquidations"
 
-    def __post_init__(self) -> None:
-        if not self.horizons or any(int(h) != h or h < 1 for h in self.horizons):
-            raise ValueError(f"horizons must be positive whole bars, got {self.horizons}")
-        if self.source not in ("liquidations", "oi_drop"):
-            raise ValueError(f"source must be 'liquidations' or 'oi_drop', got {self.source!r}")
-        if self.min_trailing_sums > self.median_window:
-            raise ValueError("min_trailing_sums cannot exceed median_window")
-        if self.m <= 0 or self.k <= 0 or self.floor_usd < 0 or self.vol_window < 2:
-            raise ValueError("m and k must be positive, floor_usd non-negative, vol_window >= 2")
+    @model_validator(mode="after")
+    def _consistent(self) -> LabelSpec:
+        if not self.horizons or any(h < 1 for h in self.horizons):
+            raise ValueError(f"horizons must be positive whole hours, got {self.horizons}")
+        if self.min_trailing_hours > self.median_window_hours:
+            raise ValueError("min_trailing_hours cannot exceed median_window_hours")
+        return self
 
     def to_params(self) -> dict[str, Any]:
         """Flat, string-keyed parameters (e.g. for MLflow `log_params`)."""
-        params = asdict(self)
+        params = self.model_dump()
         params["horizons"] = ",".join(str(h) for h in self.horizons)
         return {f"label_{key}": value for key, value in params.items()}
 
@@ -69,9 +74,48 @@ class LabelSpec:
         values = {key.removeprefix("label_"): value for key, value in params.items()}
         try:
             values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
-            return cls(**values)
+            return cls.model_validate(values, strict=False)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"cannot read the label definition ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class _Bars:
+    """The spec's lengths in bars of one bar size."""
+
+    median: int
+    min_sums: int
+    vol: int
+
+    @classmethod
+    def of(cls, spec: LabelSpec, bar: pd.Timedelta) -> _Bars:
+        hour = pd.Timedelta(hours=1)
+        return cls(
+            median=max(1, round(spec.median_window_hours * hour / bar)),
+            min_sums=max(1, round(spec.min_trailing_hours * hour / bar)),
+            vol=max(2, round(spec.vol_window_hours * hour / bar)),
+        )
+
+
+def whole_bars(hours: float, bar: pd.Timedelta, what: str = "horizon") -> int:
+    """`hours` as a whole number of bars, or a DataError naming `what` and the bar size.
+
+    Horizons and walk-forward lengths must fit the bar exactly (with 4 h bars a horizon is
+    4/12/24 h; with daily bars 24/72 h): a rounded horizon would be a different question.
+    """
+    count = pd.Timedelta(hours=hours) / bar
+    if count < 1 or abs(count - round(count)) > 1e-9:
+        raise DataError(
+            f"{what} of {hours:g} h is not a whole number of {bar_text(bar)} bars",
+            column=what.replace(" ", "_"),
+        )
+    return round(count)
+
+
+def bar_text(bar: pd.Timedelta) -> str:
+    """'1 h', '4 h', '1 d'."""
+    hours = bar / pd.Timedelta(hours=1)
+    return f"{hours / 24:g} d" if hours >= 24 and hours % 24 == 0 else f"{hours:g} h"
 
 
 def flush_column(horizon: int) -> str:
@@ -90,18 +134,20 @@ def _forward(values: pd.Series, horizon: int, how: str) -> np.ndarray:
     return rolled.shift(-horizon).to_numpy()
 
 
-def _trailing_threshold(window_sums: pd.Series, spec: LabelSpec) -> np.ndarray:
-    """m × median of the H-bar sums whose windows end at t-719 … t (at least 168 of them)."""
-    median = window_sums.rolling(spec.median_window, min_periods=spec.min_trailing_sums).median()
+def _trailing_threshold(window_sums: pd.Series, spec: LabelSpec, n: _Bars) -> np.ndarray:
+    """m × median of the H-hour sums whose windows end in the trailing median window at t."""
+    median = window_sums.rolling(n.median, min_periods=n.min_sums).median()
     return spec.m * median.to_numpy()
 
 
-def _series_labels(grid: pd.DataFrame, horizon: int, spec: LabelSpec) -> dict[str, np.ndarray]:
-    """Labels and their ingredients for one series on its complete hourly grid."""
+def _series_labels(
+    grid: pd.DataFrame, horizon: int, spec: LabelSpec, n: _Bars
+) -> dict[str, np.ndarray]:
+    """Labels and their ingredients for one series on its complete bar grid (`horizon` bars)."""
     close = grid["close"]
     log_close = np.log(close)
-    # σ_t: all `vol_window` hourly returns up to and including t must exist (no imputed prices).
-    sigma = log_close.diff().rolling(spec.vol_window, min_periods=spec.vol_window).std()
+    # σ_t: every bar return of the window up to and including t must exist (no imputed prices).
+    sigma = log_close.diff().rolling(n.vol, min_periods=n.vol).std()
     low = _forward(grid["low"], horizon, "min")
     high = _forward(grid["high"], horizon, "max")
     down = np.log(low / close.to_numpy())
@@ -113,7 +159,7 @@ def _series_labels(grid: pd.DataFrame, horizon: int, spec: LabelSpec) -> dict[st
         total = grid["liq_long_usd"] + grid["liq_short_usd"]
         sums = total.rolling(horizon, min_periods=horizon).sum()
         amount = sums.shift(-horizon).to_numpy()
-        threshold = np.maximum(_trailing_threshold(sums, spec), spec.floor_usd)
+        threshold = np.maximum(_trailing_threshold(sums, spec, n), spec.floor_usd)
         longs = _forward(grid["liq_long_usd"], horizon, "sum")
         shorts = _forward(grid["liq_short_usd"], horizon, "sum")
     else:
@@ -122,7 +168,7 @@ def _series_labels(grid: pd.DataFrame, horizon: int, spec: LabelSpec) -> dict[st
         drops = oi.shift(horizon) - oi.rolling(horizon, min_periods=horizon).min()
         drops = drops.clip(lower=0.0)
         amount = drops.shift(-horizon).to_numpy()
-        threshold = _trailing_threshold(drops, spec)
+        threshold = _trailing_threshold(drops, spec, n)
         longs = shorts = np.zeros(len(grid))
 
     # A zero trailing median (a quiet month) must not turn "no liquidations at all" into a spike.
@@ -188,18 +234,23 @@ def make_labels(
     spec: LabelSpec | None = None,
     *,
     horizons: Sequence[int] | None = None,
+    bar: pd.Timedelta = BAR,
     details: bool = False,
 ) -> pd.DataFrame:
     """Flush and direction labels for every row of a canonical frame, in the frame's row order.
+
+    Horizons are hours and must be whole numbers of `bar` (the frame's bar size).
 
     Returns `timestamp, symbol, venue` and, per horizon H, `flush_{H}h` (1.0, 0.0, or NaN where
     the window or the trailing history is incomplete) and `direction_{H}h` (category: long_flush,
     short_squeeze, mixed; NaN unless a flush). With `details=True` also the ingredients per H:
     `amount_{H}h` (forward liquidation USD or OI drop), `threshold_{H}h`, `move_{H}h`,
-    `needed_{H}h` (k·σ·√H) and `sigma` (trailing σ of hourly log returns).
+    `needed_{H}h` (k·σ·√H) and `sigma` (trailing σ of bar log returns).
     """
     spec = spec or LabelSpec()
     horizons = tuple(horizons) if horizons is not None else spec.horizons
+    steps = {h: whole_bars(h, bar) for h in horizons}
+    n_bars = _Bars.of(spec, bar)
     _require_inputs(frame, spec)
     columns = ["close", "high", "low", "liq_long_usd", "liq_short_usd", "oi_usd"]
     columns = [c for c in columns if c in frame.columns]
@@ -220,10 +271,11 @@ def make_labels(
     for rows in frame.groupby(keys, observed=True, sort=False).indices.values():
         stamps = ts.iloc[rows]
         start = stamps.min()
-        bars = ((stamps - start) // BAR).to_numpy(dtype=np.int64)
-        if np.any((stamps - start) % BAR != pd.Timedelta(0)) or len(np.unique(bars)) < len(bars):
+        bars = ((stamps - start) // bar).to_numpy(dtype=np.int64)
+        if np.any((stamps - start) % bar != pd.Timedelta(0)) or len(np.unique(bars)) < len(bars):
             raise DataError(
-                "timestamps of one series must be unique and on the hourly grid (validate first)",
+                f"timestamps of one series must be unique and on the {bar_text(bar)} grid "
+                "(validate first)",
                 column="timestamp",
             )
         # Scatter onto the complete grid so missing bars are NaN, not silently skipped.
@@ -231,7 +283,7 @@ def make_labels(
         grid_values[bars] = frame[columns].iloc[rows].to_numpy(dtype="float64")
         grid = pd.DataFrame(grid_values, columns=columns)
         for h in horizons:
-            labels = _series_labels(grid, h, spec)
+            labels = _series_labels(grid, steps[h], spec, n_bars)
             results[f"flush_{h}h"][rows] = labels["flush"][bars]
             results[f"direction_{h}h"][rows] = labels["direction"][bars]
             if details:

@@ -3,8 +3,9 @@
 A model version is promoted by moving the `champion` alias, never by stages. The previous
 champion keeps the `rollback` alias, so `flushcast rollback` is one alias move. Promotion is
 gated on the walk-forward evaluation recorded with each version: the candidate must beat the
-champion on the same evaluation (same data, label and splits: equal `evaluation` fingerprints),
-or the promotion must be forced, and a forced promotion says so in the version's tags.
+strongest simple baseline, and the champion on the same evaluation (same data, label and
+splits: equal `evaluation` fingerprints), or the promotion must be forced, and a forced
+promotion says so in the version's tags.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ CHAMPION = "champion"
 ROLLBACK = "rollback"
 GATE_TOLERANCE = 0.005
 """Brier skill a candidate may lose against the champion while winning on PR-AUC."""
+GATE_MIN_EPISODES = 30
+"""Flush episodes at a horizon from which the edge over the best baseline must be significant."""
 
 
 class RegistryError(RuntimeError):
@@ -90,10 +93,10 @@ def evaluation_summary(c: MlflowClient, name: str, version: str) -> dict[str, An
 
 
 def _score(summary: dict[str, Any]) -> tuple[float, float]:
-    """Mean PR-AUC and mean Brier skill of LightGBM over the evaluated horizons."""
+    """Mean champion PR-AUC and mean Brier skill over the evaluated horizons."""
     horizons = summary["horizons"]
-    pr = [h["pr_auc"] for h in horizons.values()]
-    skill = [h["brier_skill"] for h in horizons.values()]
+    pr = [h["pr_auc"] or 0.0 for h in horizons.values()]
+    skill = [h["brier_skill"] or 0.0 for h in horizons.values()]
     return sum(pr) / len(pr), sum(skill) / len(skill)
 
 
@@ -105,17 +108,52 @@ class Decision:
     reason: str
 
 
-def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision:
-    """Should the candidate replace the champion? Both are `evaluation_summary` dicts.
+def beats_baselines(candidate: dict[str, Any]) -> Decision:
+    """Does the candidate beat the strongest simple baseline at every horizon?
 
-    Beats means: evaluated on the same data, label and splits; a higher mean PR-AUC over the
-    horizons; and a mean Brier skill no more than GATE_TOLERANCE lower (ranking gains bought
-    with worse probabilities are refused).
+    Its pooled PR-AUC must exceed the best baseline's, and where the test span holds at least
+    GATE_MIN_EPISODES flush episodes, the 95 % block-bootstrap interval of that edge must lie
+    above zero: a model that cannot show it beats a simple recipe is not worth its complexity.
+    """
+    for key, h in sorted(candidate["horizons"].items(), key=lambda kv: int(kv[0])):
+        edge, interval, best = (
+            h.get("edge_over_best_baseline"),
+            h.get("edge_interval"),
+            h.get("best_baseline"),
+        )
+        if edge is None or best is None:
+            return Decision(False, f"{key} h: no baseline comparison recorded")
+        if edge <= 0:
+            return Decision(
+                False, f"{key} h: PR-AUC {h['pr_auc']:.4f} does not beat {best} ({edge:+.4f})"
+            )
+        if h["n_events"] >= GATE_MIN_EPISODES and (
+            not interval or interval[0] is None or interval[0] <= 0
+        ):
+            low = "n/a" if not interval or interval[0] is None else f"{interval[0]:+.4f}"
+            return Decision(
+                False,
+                f"{key} h: edge over {best} {edge:+.4f} is not significant "
+                f"(95 % interval from {low}, {h['n_events']} episodes)",
+            )
+    return Decision(True, "beats the best baseline at every horizon")
+
+
+def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision:
+    """Should the candidate replace the champion? Both are `EvaluationRecord.summary()` dicts.
+
+    Beats means: it beats the strongest baseline (`beats_baselines`); and, if there is a
+    champion, it was evaluated on the same data, label and splits, has a higher mean PR-AUC
+    over the horizons, and a mean Brier skill no more than GATE_TOLERANCE lower (ranking gains
+    bought with worse probabilities are refused).
     """
     if not candidate:
         return Decision(False, "the candidate has no walk-forward evaluation")
+    baseline = beats_baselines(candidate)
+    if not baseline.promote:
+        return baseline
     if not champion:
-        return Decision(True, "no champion yet")
+        return Decision(True, f"no champion yet; {baseline.reason}")
     if candidate["fingerprint"] != champion["fingerprint"]:
         return Decision(
             False,
@@ -133,7 +171,7 @@ def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision
         return Decision(False, f"no better ranking: {figures}")
     if skill_new < skill_old - GATE_TOLERANCE:
         return Decision(False, f"worse probabilities: {figures}")
-    return Decision(True, f"beats the champion: {figures}")
+    return Decision(True, f"beats the champion ({figures}) and {baseline.reason}")
 
 
 def promote(

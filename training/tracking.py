@@ -1,11 +1,13 @@
 """MLflow runs for `train` and `evaluate`: parameters, metrics, artefacts, the registered bundle.
 
-Every run records what is needed to reproduce and judge it: the label definition, the split and
-fit parameters, the feature set and lookbacks, the data span and sources per series, the code
-version; per-horizon metrics of the model and every baseline; plots, the per-fold table, feature
-importance and the evaluation JSON. `train` also logs the bundle as one pyfunc model with a
-signature and input example, registers it as `flushcast`, and tags the new version with its
-walk-forward summary, which the promotion gate reads.
+Every run records what is needed to reproduce and judge it: the resolved configuration (label,
+walk-forward, fit, calibration, selection, evaluation), the feature set, the data span and
+sources per series, the code version; per-horizon metrics of every model, pooled and within
+folds; plots, the per-fold table (with each fold's champion and its inner scores), feature
+importance, the evaluation JSON and the out-of-sample predictions as Parquet, so a new metric
+or gate never needs the walk-forward rerun. `train` also logs the bundle as one pyfunc model
+with a signature and input example, registers it as `flushcast`, and tags the new version with
+its walk-forward summary, which the promotion gate reads.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
@@ -21,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
+import pandas as pd
 from mlflow.models import infer_signature
 
 from marketdata.atomic import write_atomic
 from models.bundle import Bundle
-from models.lgbm import FitSpec
 from models.pyfunc import ARTIFACT, ENTRY
 from training import plots
+from training.config import TrainingConfig
 from training.dataset import Dataset
-from training.evaluate import MODELS, EvalSpec, Evaluation, evaluate
+from training.evaluate import Evaluation, evaluate, model_names
 from training.metrics import reliability_table
 from training.registry import MODEL_NAME, ModelIdentity, client
 from training.train import fit_bundle
@@ -41,78 +42,13 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "flushcast"
 RELIABILITY_MIN_ROWS = 30
-SUMMARY_METRICS = ("pr_auc", "roc_auc", "brier_skill", "ece", "event_recall")
+SYMBOL_METRICS = ("pr_auc", "roc_auc", "roc_auc_within_fold", "brier_skill", "event_recall")
+PREDICTIONS = "predictions.parquet"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
     """The tracking URI: the option, else MLFLOW_TRACKING_URI, else SQLite in the working dir."""
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def code_version() -> str:
-    """The git commit of the checkout (with `-dirty` for local changes), else the version."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return metadata.version("flushcast")
-
-
-def _finite(value: Any) -> Any:
-    """JSON-safe: NaN and infinities become null, numpy scalars plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def evaluation_document(
-    evaluation: Evaluation, dataset: Dataset, spec: EvalSpec, fit: FitSpec
-) -> dict[str, Any]:
-    """The evaluation JSON: per horizon (string keys) the contract fields, plus how it was made."""
-    doc: dict[str, Any] = {key: entry for key, entry in evaluation.report.items()}
-    doc["meta"] = {
-        "fingerprint": dataset.fingerprint(),
-        "code_version": code_version(),
-        "series": dataset.series,
-        **dataset.span(),
-        "label": dataset.label.to_params(),
-        "evaluation": spec.to_params(),
-        "fit": fit.to_params(),
-        "models": list(MODELS),
-    }
-    return _finite(doc)
-
-
-def summary(document: dict[str, Any]) -> dict[str, Any]:
-    """The compact walk-forward summary kept on a model version (the promotion gate's input)."""
-    horizons = {
-        key: {
-            "base_rate": entry["base_rate"],
-            **{m: entry["models"]["lightgbm"][m] for m in SUMMARY_METRICS},
-            "logistic_pr_auc": entry["models"]["logistic"]["pr_auc"],
-        }
-        for key, entry in document.items()
-        if key != "meta"
-    }
-    return {"fingerprint": document["meta"]["fingerprint"], "horizons": horizons}
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> Path:
@@ -122,31 +58,38 @@ def write_json(path: str | Path, document: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def _metrics(document: dict[str, Any]) -> dict[str, float]:
-    flat = {}
-    for key, entry in document.items():
-        if key == "meta":
-            continue
-        for model, values in entry["models"].items():
-            for metric, value in values.items():
-                flat[f"{model}_{metric}_{key}h"] = value
-        for symbol, part in entry["per_symbol"].items():
-            for metric in SUMMARY_METRICS:
-                flat[f"{symbol}_lightgbm_{metric}_{key}h"] = part["models"]["lightgbm"][metric]
-        flat[f"base_rate_{key}h"] = entry["base_rate"]
-        flat[f"n_events_{key}h"] = entry["n_events"]
-    return {k: float(v) for k, v in flat.items() if v is not None and math.isfinite(v)}
+def write_predictions(path: str | Path, evaluation: Evaluation) -> Path:
+    """The out-of-sample predictions (every horizon, every model) as Parquet, atomically."""
+    frame = evaluation.long_predictions()
+    write_atomic(Path(path), lambda tmp: frame.to_parquet(tmp, index=False))
+    return Path(path)
 
 
-def _params(dataset: Dataset, spec: EvalSpec, fit: FitSpec) -> dict[str, Any]:
+def _metrics(evaluation: Evaluation) -> dict[str, float]:
+    flat: dict[str, Any] = {}
+    for h, entry in evaluation.record.horizons.items():
+        for model, values in entry.models.items():
+            for metric, value in values.model_dump().items():
+                flat[f"{model}_{metric}_{h}h"] = value
+        for symbol, part in entry.per_symbol.items():
+            for metric in SYMBOL_METRICS:
+                flat[f"{symbol}_champion_{metric}_{h}h"] = part.metric("champion", metric)
+        flat[f"base_rate_{h}h"] = entry.base_rate
+        flat[f"n_events_{h}h"] = entry.n_events
+        flat[f"edge_over_best_baseline_{h}h"] = entry.edge_over_best_baseline
+        flat[f"edge_over_best_baseline_within_fold_{h}h"] = (
+            entry.edge_over_best_baseline_within_fold
+        )
+    return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def _params(dataset: Dataset, config: TrainingConfig) -> dict[str, Any]:
     params: dict[str, Any] = {
-        **dataset.label.to_params(),
-        **spec.to_params(),
-        **fit.to_params(),
+        **config.flat(),
         **dataset.span(),
         "features": len(dataset.features),
-        "code_version": code_version(),
-        "fingerprint": dataset.fingerprint(),
+        "fingerprint": dataset.fingerprint(config),
+        "code_version": dataset.meta(config)["code_version"],
     }
     for key, info in dataset.series.items():
         params[f"data_{key.replace('@', '.')}"] = (
@@ -155,12 +98,14 @@ def _params(dataset: Dataset, spec: EvalSpec, fit: FitSpec) -> dict[str, Any]:
     return params
 
 
-def _log_evaluation_artifacts(evaluation: Evaluation, document: dict, folder: Path) -> None:
-    write_json(folder / "evaluation.json", document)
+def _log_evaluation_artifacts(evaluation: Evaluation, config: TrainingConfig, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "evaluation.json", evaluation.record.to_document())
+    write_predictions(folder / PREDICTIONS, evaluation)
     evaluation.folds.to_csv(folder / "folds.csv", index=False)
     for h, preds in evaluation.predictions.items():
         y = preds["y"].to_numpy()
-        scores = {m: preds[f"p_{m}"].to_numpy() for m in MODELS}
+        scores = {m: preds[f"p_{m}"].to_numpy() for m in model_names(config) if f"p_{m}" in preds}
         # Sparse bins (a handful of rows at high forecasts) are noise, not calibration evidence.
         curves = {
             m: table[table["count"] >= RELIABILITY_MIN_ROWS]
@@ -173,28 +118,32 @@ def _log_evaluation_artifacts(evaluation: Evaluation, document: dict, folder: Pa
         plots.save_png(
             plots.pr_curves(y, scores, f"Precision-recall, {h} h"), folder / f"pr_{h}h.png"
         )
-        importance = evaluation.importance[h]
-        importance.rename("gain").to_csv(folder / f"importance_{h}h.csv")
-        plots.save_png(
-            plots.feature_importance(importance, f"LightGBM gain over folds, {h} h"),
-            folder / f"importance_{h}h.png",
-        )
-        folds = evaluation.folds[evaluation.folds["horizon"] == h]
-        plots.save_png(
-            plots.fold_timeline(folds, f"PR-AUC per fold, {h} h"), folder / f"folds_{h}h.png"
-        )
+        importance = evaluation.importance.get(h)
+        if importance is not None:
+            importance.rename("gain").to_csv(folder / f"importance_{h}h.csv")
+            plots.save_png(
+                plots.feature_importance(importance, f"LightGBM gain over folds, {h} h"),
+                folder / f"importance_{h}h.png",
+            )
+        folds = evaluation.folds
+        scored = folds[(folds["horizon"] == h) & (folds["status"] == "scored")]
+        if len(scored):
+            plots.save_png(
+                plots.fold_timeline(scored, f"Champion PR-AUC per fold, {h} h"),
+                folder / f"folds_{h}h.png",
+            )
     mlflow.log_artifacts(str(folder), "evaluation")
 
 
 def _shap_artifacts(bundle: Bundle, dataset: Dataset, folder: Path, sample: int = 3000) -> None:
-    """Beeswarm of the deployed flush models' exact TreeSHAP values on the latest rows."""
+    """Beeswarm of the deployed flush models' exact contributions on the latest rows."""
     for h in bundle.horizons:
         rows = dataset.labelled(h).tail(sample)
         contributions = bundle.contributions(rows, h)
-        X = bundle.matrix(rows)
         values = contributions[bundle.columns].to_numpy()
+        X = pd.DataFrame(bundle.matrix(rows), columns=bundle.columns)
         plots.save_png(
-            plots.shap_beeswarm(values, X, f"SHAP values, flush model {h} h"),
+            plots.shap_beeswarm(values, X, f"Contributions, flush model {h} h"),
             folder / f"shap_beeswarm_{h}h.png",
         )
 
@@ -211,61 +160,62 @@ def _experiment(name: str, uri: str | None) -> None:
 
 def _evaluate_and_log(
     dataset: Dataset,
-    spec: EvalSpec,
-    fit: FitSpec,
+    config: TrainingConfig,
     folder: Path,
     on_fold: Callable[[], None] | None,
-) -> dict[str, Any]:
-    """Walk-forward evaluation logged into the active run (metrics, artefacts); its document."""
-    evaluation = evaluate(dataset, spec, fit, on_fold=on_fold)
-    document = evaluation_document(evaluation, dataset, spec, fit)
-    mlflow.log_metrics(_metrics(document))
-    _log_evaluation_artifacts(evaluation, document, folder)
-    return document
+) -> Evaluation:
+    """Walk-forward evaluation logged into the active run (metrics, artefacts)."""
+    evaluation = evaluate(dataset, config, on_fold=on_fold)
+    mlflow.log_metrics(_metrics(evaluation))
+    _log_evaluation_artifacts(evaluation, config, folder)
+    return evaluation
+
+
+def _start(dataset: Dataset, config: TrainingConfig) -> None:
+    mlflow.log_params(_params(dataset, config))
+    mlflow.log_dict(config.model_dump(mode="json"), "config.json")
 
 
 def run_evaluate(
     dataset: Dataset,
-    spec: EvalSpec,
-    fit: FitSpec,
+    config: TrainingConfig,
     *,
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     on_fold: Callable[[], None] | None = None,
-) -> tuple[dict[str, Any], str]:
-    """Walk-forward evaluation in its own MLflow run; returns the JSON document and the run id."""
+) -> tuple[Evaluation, str]:
+    """Walk-forward evaluation in its own MLflow run; returns the evaluation and the run id."""
     _experiment(experiment, uri)
     with mlflow.start_run(run_name="evaluate", tags={"flushcast.command": "evaluate"}) as run:
-        mlflow.log_params(_params(dataset, spec, fit))
+        _start(dataset, config)
         with tempfile.TemporaryDirectory() as tmp:
-            document = _evaluate_and_log(dataset, spec, fit, Path(tmp), on_fold)
-        return document, run.info.run_id
+            evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold)
+        return evaluation, run.info.run_id
 
 
 def run_train(
     dataset: Dataset,
-    spec: EvalSpec,
-    fit: FitSpec,
+    config: TrainingConfig,
     *,
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     evaluate_first: bool = True,
     on_fold: Callable[[], None] | None = None,
-) -> tuple[ModelIdentity, dict[str, Any] | None]:
+) -> tuple[ModelIdentity, Evaluation | None]:
     """Evaluate (walk-forward), fit the bundle on everything, log and register it.
 
-    Returns the new version's identity and the evaluation document (None if skipped; such a
-    version can only be promoted with --force).
+    Returns the new version's identity and the evaluation (None if skipped; such a version can
+    only be promoted with --force).
     """
     _experiment(experiment, uri)
     with mlflow.start_run(run_name="train", tags={"flushcast.command": "train"}) as run:
-        mlflow.log_params(_params(dataset, spec, fit))
-        document = None
+        _start(dataset, config)
+        evaluation = None
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if evaluate_first:
-                document = _evaluate_and_log(dataset, spec, fit, folder / "evaluation", on_fold)
-            bundle = fit_bundle(dataset, spec, fit, summary(document) if document else None)
+                evaluation = _evaluate_and_log(dataset, config, folder / "evaluation", on_fold)
+            bundle = fit_bundle(dataset, config, evaluation)
             bundle_dir = bundle.save(folder / ARTIFACT)
             (folder / "plots").mkdir()
             _shap_artifacts(bundle, dataset, folder / "plots")
@@ -276,12 +226,14 @@ def run_train(
             info = _log_model(bundle, bundle_dir, dataset)
         version = info.registered_model_version
         c = client()
-        if document:
+        if evaluation is not None:
             c.set_model_version_tag(
-                MODEL_NAME, str(version), "evaluation", json.dumps(summary(document))
+                MODEL_NAME, str(version), "evaluation", json.dumps(evaluation.record.summary())
             )
-        c.set_model_version_tag(MODEL_NAME, str(version), "fingerprint", dataset.fingerprint())
-        return ModelIdentity(MODEL_NAME, str(version), run.info.run_id), document
+        c.set_model_version_tag(
+            MODEL_NAME, str(version), "fingerprint", dataset.fingerprint(config)
+        )
+        return ModelIdentity(MODEL_NAME, str(version), run.info.run_id), evaluation
 
 
 def _log_model(bundle: Bundle, bundle_dir: Path, dataset: Dataset) -> Any:

@@ -1,63 +1,111 @@
-"""Fit the deployable bundle on everything in the store, the same way each walk-forward fold fits.
+"""Fit the deployable bundle: the walk-forward's choice and calibration, applied to every row.
 
-The last `validation_fraction` of the span (after a purge-and-embargo gap) is held out for early
-stopping and calibration, exactly as inside a fold, so the walk-forward figures describe the
-recipe that produced this bundle.
+The walk-forward's out-of-fold scores are the evidence: per horizon the candidate that ranked
+best within blocks over all of them is chosen, its calibrator is fitted on its own out-of-fold
+scores (the recent `calibration.window_hours`), and the candidate is refitted on every labelled
+row. So the walk-forward figures describe exactly the recipe that produced this bundle.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from features.registry import max_lookback
 from marketdata.errors import DataError
-from models.bundle import Bundle, HorizonModels, model_matrix
-from models.lgbm import FitSpec, fit_direction, fit_flush
-from training.dataset import Dataset, feature_lookbacks, require_enough
-from training.evaluate import EvalSpec, direction_target, symbols_of
-from training.labels import direction_column, flush_column
-from training.splits import final_split
+from models.bundle import Bundle, HorizonModel
+from models.config import make_candidate, make_direction
+from training.config import TrainingConfig
+from training.dataset import Dataset, feature_lookbacks
+from training.evaluate import Evaluation
+from training.walkforward import (
+    HOUR,
+    HorizonData,
+    OutOfFold,
+    calibrate_and_choose,
+    choose,
+    dropout_groups,
+    fit_calibrator,
+    horizon_data,
+    out_of_fold,
+)
+
+
+def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> HorizonModel:
+    """One horizon's deployable model from its out-of-fold evidence."""
+    candidates = [c for c in config.fit.candidates if c in oof.raw]
+    choice = choose(
+        candidates,
+        {c: frame[f"p_{c}"].to_numpy() for c in candidates},
+        frame["y"].to_numpy(),
+        frame["block"].to_numpy(),
+        config,
+    )
+    raw = oof.raw[choice.chosen]
+    rows = np.isfinite(raw)
+    window = config.calibration.window_hours
+    if window and rows.any():
+        t = data.t
+        rows &= t >= t[rows].max() - window * HOUR
+    if not 0 < data.y[rows].sum() < rows.sum():
+        raise DataError(
+            f"H={data.horizon}: the walk-forward scored no flush out of fold, so nothing says "
+            "how to calibrate the model (more history is needed)",
+        )
+    prior = float(data.y.mean())
+    calibrator = fit_calibrator(raw[rows], data.y[rows], prior, config)
+    learner = make_candidate(choice.chosen, data.columns, config.fit, dropout_groups(data.columns))
+    learner.fit(data.X, data.y)
+    sided, is_long = data.sided()
+    direction = None
+    d = np.flatnonzero(sided)
+    if len(d) >= config.fit.min_direction_rows and 0 < is_long[d].sum() < len(d):
+        direction = make_direction(data.columns, config.fit).fit(data.X[d], is_long[d])
+    return HorizonModel(
+        data.horizon,
+        learner,
+        calibrator,
+        direction,
+        prior,
+        {
+            "chosen": choice.chosen,
+            "reason": choice.reason,
+            "out_of_fold_events": choice.events,
+            f"out_of_fold_{config.selection.metric}_within_fold": choice.scores,
+        },
+    )
 
 
 def fit_bundle(
-    dataset: Dataset,
-    spec: EvalSpec | None = None,
-    fit: FitSpec | None = None,
-    evaluation: dict[str, Any] | None = None,
+    dataset: Dataset, config: TrainingConfig, evaluation: Evaluation | None = None
 ) -> Bundle:
-    """One flush model (and direction model) per horizon of `spec`, bundled with their spec."""
-    spec = spec or EvalSpec()
-    fit = fit or FitSpec()
-    symbols = symbols_of(dataset)
-    horizons: dict[int, HorizonModels] = {}
-    rows_used: dict[str, int] = {}
-    for h in spec.horizons:
-        require_enough(dataset, h, spec.min_train, spec.min_events)
-        rows = dataset.labelled(h)
-        X = model_matrix(rows, dataset.features, symbols)
-        y = rows[flush_column(h)].to_numpy(dtype="float64")
-        fit_rows, val_rows = final_split(rows["timestamp"], spec.split(h))
-        if not 0 < y[fit_rows].sum() < len(fit_rows):
-            raise DataError(
-                f"H={h}: every flush falls in the validation tail; nothing to fit on before it",
-                column=flush_column(h),
-            )
-        flush = fit_flush(X.iloc[fit_rows], y[fit_rows], X.iloc[val_rows], y[val_rows], fit)
-        sided, is_long = direction_target(rows[direction_column(h)])
-        d_fit, d_val = fit_rows[sided[fit_rows]], val_rows[sided[val_rows]]
-        direction = fit_direction(X.iloc[d_fit], is_long[d_fit], X.iloc[d_val], is_long[d_val], fit)
-        horizons[h] = HorizonModels(h, flush, direction, float(np.mean(y)))
-        rows_used[f"rows_{h}h"] = len(rows)
+    """One flush model (and direction model) per horizon, from the walk-forward's evidence.
+
+    Without an `evaluation`, the walk-forward of the candidates alone is run first (no
+    baselines, no metrics): the choice and the calibration need its out-of-fold scores.
+    """
+    horizons = {}
+    rows_used = {}
+    with threadpool_limits(limits=1):
+        for h in dataset.label.horizons:
+            data = horizon_data(dataset, h)
+            if evaluation is not None and h in evaluation.horizons:
+                result = evaluation.horizons[h]
+            else:
+                folds = config.walk_forward.folds(data.keys["timestamp"], h, dataset.bar)
+                oof = out_of_fold(data, folds, config, names=config.fit.candidates)
+                result = calibrate_and_choose(data, folds, oof, config)
+            horizons[h] = _final(data, result.oof, result.frame, config)
+            rows_used[f"rows_{h}h"] = len(data.y)
     return Bundle(
         horizons=horizons,
         features=list(dataset.features),
         lookbacks=feature_lookbacks(dataset.features),
         max_lookback=max_lookback(),
-        symbols=symbols,
+        symbols=dataset.symbols(),
         label=dataset.label.to_params(),
-        fit=fit.to_params(),
+        fit=config.flat(),
+        bar_hours=dataset.bar / np.timedelta64(1, "h"),
         training={"series": dataset.series, **dataset.span(), **rows_used},
-        evaluation=evaluation or {},
+        evaluation=evaluation.record.summary() if evaluation is not None else {},
     )

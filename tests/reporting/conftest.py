@@ -15,13 +15,13 @@ from models.bundle import Bundle
 from reporting.card import WalkForward
 from serving.predictor import Predictor
 from simulator import simulate
-from tests.reporting.common import FIT, HORIZONS, IDENTITY, SPEC
+from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
 from training import plots
 from training.dataset import Dataset, make_dataset
-from training.evaluate import MODELS, evaluate
+from training.evaluate import Evaluation, evaluate, model_names
 from training.labels import LabelSpec
 from training.metrics import reliability_table
-from training.tracking import evaluation_document, summary, write_json
+from training.tracking import write_json
 from training.train import fit_bundle
 
 
@@ -36,20 +36,26 @@ def dataset(market: pd.DataFrame) -> Dataset:
 
 
 @pytest.fixture(scope="session")
-def walk_forward(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> WalkForward:
+def evaluation(dataset: Dataset) -> Evaluation:
+    return evaluate(dataset, CONFIG, workers=1)
+
+
+@pytest.fixture(scope="session")
+def walk_forward(evaluation: Evaluation, tmp_path_factory: pytest.TempPathFactory) -> WalkForward:
     folder = tmp_path_factory.mktemp("evaluation")
-    evaluation = evaluate(dataset, SPEC, FIT)
-    write_json(folder / "evaluation.json", evaluation_document(evaluation, dataset, SPEC, FIT))
+    write_json(folder / "evaluation.json", evaluation.record.to_document())
     for h, predictions in evaluation.predictions.items():
         y = predictions["y"].to_numpy()
-        curves = {m: reliability_table(y, predictions[f"p_{m}"].to_numpy()) for m in MODELS}
+        curves = {
+            m: reliability_table(y, predictions[f"p_{m}"].to_numpy()) for m in model_names(CONFIG)
+        }
         plots.save_png(plots.reliability_plot(curves, f"{h} h"), folder / f"reliability_{h}h.png")
     return WalkForward.read(folder)
 
 
 @pytest.fixture(scope="session")
-def bundle(dataset: Dataset, walk_forward: WalkForward) -> Bundle:
-    return fit_bundle(dataset, SPEC, FIT, summary(walk_forward.document))
+def bundle(dataset: Dataset, evaluation: Evaluation) -> Bundle:
+    return fit_bundle(dataset, CONFIG, evaluation)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from reporting.cli import report
-from tests.reporting.common import FIT, HORIZONS, SPEC
+from tests.reporting.common import CONFIG, HORIZONS
 
 app = typer.Typer()
 app.command()(report)
@@ -32,7 +32,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     # MLflow refuses "@" in parameter names, which run_train derives from these keys.
     dataset.series = {key.replace("@", " on "): info for key, info in dataset.series.items()}
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    identity, _ = run_train(dataset, SPEC, FIT, uri=uri)
+    identity, _ = run_train(dataset, CONFIG, uri=uri)
     promote(identity.version, force=True, tracking_uri=uri)
     return store, uri
 
@@ -85,13 +85,13 @@ def test_walk_forward_artefacts_are_found_in_either_layout(
     assert folder is not None
     logged = WalkForward.read(folder)
     assert sorted(logged.reliability) == list(HORIZONS)
-    assert {k for k in logged.document if k != "meta"} == {str(h) for h in HORIZONS}
+    assert sorted(logged.record.horizons) == list(HORIZONS)
     # A run keeping them under evaluation/ is read the same way; a run without them gives None.
     experiment = client.get_experiment_by_name("flushcast").experiment_id
     nested = client.create_run(experiment).info.run_id
     client.log_artifacts(nested, str(folder), "evaluation")
     found = load_walk_forward(nested, uri)
     assert found is not None
-    assert found.document == logged.document
+    assert found.record == logged.record
     assert found.reliability == logged.reliability
     assert load_walk_forward(client.create_run(experiment).info.run_id, uri) is None

@@ -18,8 +18,8 @@ from reporting.card import WalkForward, model_card
 from reporting.sentences import percent, when
 from serving.bands import band
 from serving.predictor import Predictor
-from tests.reporting.common import HORIZONS, IDENTITY
-from training.evaluate import MODELS
+from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
+from training.evaluate import model_names
 from training.labels import LabelSpec
 
 SYMBOL_NAME = "ETHUSDT"
@@ -187,13 +187,15 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
     card = model_card(bundle, IDENTITY.model_dump(), walk_forward)
     assert [t["horizon"] for t in card["tables"]] == list(HORIZONS)
     for table in card["tables"]:
-        assert [row["model"] for row in table["rows"]] == list(MODELS)
-        entry = walk_forward.document[str(table["horizon"])]
-        assert table["rows"][0]["cells"][0] == f"{entry['models']['lightgbm']['pr_auc']:.3f}"
+        assert [row["model"] for row in table["rows"]] == model_names(CONFIG)
+        entry = walk_forward.record.horizons[table["horizon"]]
+        champion = next(r for r in table["rows"] if r["model"] == "champion")
+        assert champion["cells"][0] == f"{entry.metric('champion', 'pr_auc'):.3f}"
+        assert table["best_baseline"] == entry.best_baseline
     assert sorted(card["reliability"]) == list(HORIZONS)
     spec = LabelSpec.from_params(bundle.label)
     assert f"at least {spec.m:g} × the median" in card["label"]
-    assert f"over the past {spec.median_window / 24:g} days" in card["label"]
+    assert f"over the past {spec.median_window_hours / 24:g} days" in card["label"]
     assert not card["simulated"]
     sources = {"sources": {"source": "flushcast simulator", "seed": 1}}
     simulated = dataclasses.replace(bundle, training={"series": {"BTCUSDT@sim": sources}})

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 import shap
 
-from models.bundle import BundleMismatch
+from models.bundle import Bundle, BundleMismatch
+from models.learners import GradientBoosting
 from serving.scorer import Scorer
 
 
@@ -42,29 +41,33 @@ def test_scores_equal_the_bundle(scorer: Scorer, rows: pd.DataFrame) -> None:
 
 
 def test_contributions_are_exact_treeshap(scorer: Scorer, rows: pd.DataFrame) -> None:
-    """LightGBM's pred_contrib against SHAP's own C++ TreeSHAP on the parsed trees.
+    """The trees' part of every explanation against SHAP's own C++ TreeSHAP on the parsed trees.
 
     SHAP's tree parser sends NaN down the default branch everywhere, while LightGBM reads NaN
     as 0 for a feature it never saw missing; rows with such NaNs are compared on additivity only.
+    A linear init model's part is coefficient × standardised value, checked by additivity.
     """
     bundle = scorer.bundle
     X = scorer.matrix(rows[bundle.features].to_numpy(), rows["symbol"].tolist())
     zero = [bundle.columns.index(f) for f in scorer.read_as_zero]
-    comparable = ~np.isnan(X[:, zero]).any(axis=1)
-    assert 250 < comparable.sum() < len(X)  # natural NaNs are kept, the all-NaN row is not
-    for h in bundle.horizons:
-        booster = bundle.horizons[h].flush.booster
-        explainer = shap.TreeExplainer(booster)
+    comparable = ~np.isnan(X[:, zero]).any(axis=1) if zero else np.ones(len(X), bool)
+    for h, model in bundle.horizons.items():
+        contributions = scorer.contributions(X, h)
+        np.testing.assert_allclose(
+            contributions.sum(axis=1), scorer.scores(X, h).log_odds, atol=1e-9
+        )
+        learner = model.learner
+        if not isinstance(learner, GradientBoosting):
+            continue
+        trees = contributions
+        if learner.init is not None:
+            trees = contributions - learner.init.contributions(X)
+        explainer = shap.TreeExplainer(learner.booster)
         # Otherwise SHAP hands LightGBM boosters back to pred_contrib: force its own algorithm.
         explainer.model.model_type = "internal"
         reference = explainer.shap_values(X[comparable])
-        contributions = scorer.contributions(X, h)
-        np.testing.assert_allclose(contributions[comparable, :-1], reference, atol=1e-9)
-        base = np.ravel(explainer.expected_value)[0]
-        np.testing.assert_allclose(contributions[:, -1], base, atol=1e-9)
-        np.testing.assert_allclose(
-            contributions.sum(axis=1), booster.predict(X, raw_score=True), atol=1e-9
-        )
+        np.testing.assert_allclose(trees[comparable, :-1], reference, atol=1e-9)
+        np.testing.assert_allclose(trees[:, -1], np.ravel(explainer.expected_value)[0], atol=1e-9)
         assert np.abs(reference).max() > 0.01  # the check compares real attributions
 
 
@@ -73,7 +76,7 @@ def test_nan_is_read_as_zero_only_where_training_never_had_one(
 ) -> None:
     bundle = scorer.bundle
     X = scorer.matrix(rows[bundle.features].to_numpy()[:50], rows["symbol"].tolist()[:50])
-    assert scorer.read_as_zero and set(scorer.read_as_zero) <= set(bundle.features)
+    assert set(scorer.read_as_zero) <= set(bundle.features)
     for name in bundle.features:
         j = bundle.columns.index(name)
         missing, zero = X.copy(), X.copy()
@@ -96,8 +99,15 @@ def test_unknown_symbol_is_routed_as_missing(scorer: Scorer, rows: pd.DataFrame)
     assert scorer.scores(X_new, h).log_odds == scorer.scores(X_missing, h).log_odds
 
 
-def test_refuses_boosters_that_disagree_with_the_bundle(scorer: Scorer) -> None:
-    bundle = scorer.bundle
-    shuffled = dataclasses.replace(bundle, features=bundle.features[::-1])
-    with pytest.raises(BundleMismatch, match="input columns"):
-        Scorer(shuffled)
+def test_a_bundle_whose_boosters_disagree_with_its_features_is_refused(
+    scorer: Scorer, tmp_path
+) -> None:
+    import json
+
+    folder = scorer.bundle.save(tmp_path / "bundle")
+    manifest = json.loads((folder / "bundle.json").read_text())
+    manifest["features"] = manifest["features"][::-1]
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+    if any(isinstance(m.learner, GradientBoosting) for m in scorer.bundle.horizons.values()):
+        with pytest.raises(BundleMismatch, match="input columns"):
+            Bundle.load(folder)

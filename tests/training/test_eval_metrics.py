@@ -121,7 +121,7 @@ def test_time_blocks_group_symbols_at_the_same_time():
     np.testing.assert_array_equal(metrics.time_blocks(stamps, 2), [0, 0, 1, 1, 0, 0, 1, 1])
 
 
-def test_score_metrics_has_every_json_key():
+def test_score_metrics_has_every_metric_of_the_table():
     rng = np.random.default_rng(1)
     n = 400
     p = rng.random(n)
@@ -133,22 +133,11 @@ def test_score_metrics_has_every_json_key():
         series=np.repeat(["A", "B"], n // 2),
         timestamps=_hours(np.tile(np.arange(n // 2), 2)),
         horizon=4,
+        blocks=np.tile(np.arange(n // 2) // 50, 2),
     )
-    expected = {
-        "pr_auc",
-        "lift",
-        "roc_auc",
-        "brier",
-        "brier_skill",
-        "log_loss",
-        "ece",
-        "precision_top5",
-        "recall_top5",
-        "event_recall",
-        "median_lead_hours",
-    }
-    assert set(report) == expected
+    assert set(report) == {m.key for m in metrics.METRICS} | {"folds_used"}
     assert report["roc_auc"] > 0.6  # p carries real signal here
+    assert report["folds_used"] == 4
     with pytest.raises(ValueError, match="finite"):
         metrics.score_metrics(
             np.array([1.0, np.nan]),
@@ -157,7 +146,44 @@ def test_score_metrics_has_every_json_key():
             series=["A", "A"],
             timestamps=_hours([0, 1]),
             horizon=1,
+            blocks=np.zeros(2),
         )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_within_block_metrics_equal_sklearn_per_block_with_ties(seed):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    blocks = rng.integers(0, 12, n)
+    y = (rng.random(n) < 0.03 + 0.01 * blocks).astype(float)
+    y[blocks == 11] = 0.0  # a block without a flush has no ranking to judge
+    p = np.round(rng.random(n) + 0.4 * y, 1)  # many ties
+    within = metrics.within_blocks(y, p, blocks)
+    used = [b for b in range(12) if y[blocks == b].sum() > 0]
+    weights = np.array([y[blocks == b].sum() for b in used])
+    roc = [roc_auc_score(y[blocks == b], p[blocks == b]) for b in used]
+    ap = [average_precision_score(y[blocks == b], p[blocks == b]) for b in used]
+    lift = [a / y[blocks == b].mean() for a, b in zip(ap, used, strict=True)]
+    assert within.blocks_used == len(used) == 11
+    assert within.roc_auc == pytest.approx(np.average(roc, weights=weights), abs=1e-12)
+    assert within.pr_auc == pytest.approx(np.average(ap, weights=weights), abs=1e-12)
+    assert within.lift == pytest.approx(np.average(lift, weights=weights), abs=1e-9)
+
+
+def test_a_forecast_that_only_tracks_each_weeks_rate_has_no_skill_within_weeks():
+    """Defect 1 of issue 15: pooled ROC rewards a probability *level* that follows each week's
+    event rate, without ranking a single flush above that week's quiet bars."""
+    rng = np.random.default_rng(0)
+    weeks = np.repeat(np.arange(40), 168)
+    rates = rng.uniform(0.005, 0.15, 40)
+    y = (rng.random(len(weeks)) < rates[weeks]).astype(float)
+    level = rates[weeks]  # knows each week's rate, nothing about which bar
+    assert metrics.roc_auc(y, level) > 0.65
+    within = metrics.within_blocks(y, level, weeks)
+    assert within.roc_auc == pytest.approx(0.5)
+    assert within.lift == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -11,7 +11,9 @@ from marketdata.schema import conform
 from training.labels import LabelSpec, flush_column, make_labels
 
 # H = 2, threshold = 2 × median of the last 4 two-bar sums (at least 3), σ over 3 returns, k = 1.
-TINY = LabelSpec(horizons=(2,), m=2.0, k=1.0, median_window=4, min_trailing_sums=3, vol_window=3)
+TINY = LabelSpec(
+    horizons=(2,), m=2.0, k=1.0, median_window_hours=4, min_trailing_hours=3, vol_window_hours=3
+)
 
 
 def _bars(symbol: str, close, high, low, liq_long, liq_short, hours=None) -> pd.DataFrame:
@@ -121,7 +123,7 @@ def _random_frame(n: int, seed: int) -> pd.DataFrame:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_no_future_in_threshold_or_sigma(seed):
     """Rewriting everything after bar t changes no threshold or σ at t, nor a flush at t - H."""
-    spec = LabelSpec(horizons=(4, 12), median_window=240, min_trailing_sums=48)
+    spec = LabelSpec(horizons=(4, 12), median_window_hours=240, min_trailing_hours=48)
     frame = _random_frame(600, seed)
     cut = 400
     changed = frame.copy()
@@ -153,7 +155,9 @@ def test_missing_liquidations_refuse_without_explicit_proxy():
     frame["oi_usd"] = 1e9 * np.exp(np.cumsum(np.random.default_rng(5).normal(0, 0.01, 300)))
     with pytest.raises(DataError, match=r"no liq_long_usd / liq_short_usd data for R.*oi_drop"):
         make_labels(frame, LabelSpec(horizons=(4,)))
-    spec = LabelSpec(horizons=(4,), source="oi_drop", median_window=120, min_trailing_sums=48)
+    spec = LabelSpec(
+        horizons=(4,), source="oi_drop", median_window_hours=120, min_trailing_hours=48
+    )
     labels = make_labels(frame, spec, details=True)
     flushes = labels["flush_4h"] == 1.0
     assert labels["flush_4h"].notna().sum() > 100
@@ -232,7 +236,7 @@ def test_simulator_cascades_are_recovered_at_four_hours():
 
 
 def test_label_definition_reads_back_from_its_parameters():
-    spec = LabelSpec(horizons=(4, 24), m=3.5, median_window=480, source="oi_drop")
+    spec = LabelSpec(horizons=(4, 24), m=3.5, median_window_hours=480, source="oi_drop")
     assert LabelSpec.from_params(spec.to_params()) == spec
     with pytest.raises(ValueError, match="cannot read the label definition"):
         LabelSpec.from_params({"label_m": 4.0})

@@ -1,86 +1,107 @@
-"""The promotion gate and the registry's champion/rollback aliases."""
+"""The promotion gate and the registry's champion/rollback aliases, on registered dummy versions."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from mlflow import MlflowClient
 
-from models.lgbm import FitSpec
-from training.evaluate import EvalSpec
 from training.registry import (
     CHAMPION,
+    GATE_MIN_EPISODES,
     MODEL_NAME,
     ROLLBACK,
-    client,
+    beats_baselines,
     gate,
-    load_bundle,
     promote,
     rollback,
 )
-from training.tracking import run_train
 
 
-def _summary(pr: float, skill: float, fingerprint: str = "abc") -> dict:
-    horizons = {
-        "4": {"pr_auc": pr, "brier_skill": skill},
-        "12": {"pr_auc": pr, "brier_skill": skill},
+def _summary(
+    pr: float = 0.12,
+    skill: float = 0.02,
+    fingerprint: str = "abc",
+    edge: float = 0.02,
+    interval: tuple[float, float] = (0.005, 0.04),
+    episodes: int = 50,
+) -> dict:
+    horizon = {
+        "pr_auc": pr,
+        "brier_skill": skill,
+        "n_events": episodes,
+        "best_baseline": "compact_logistic",
+        "edge_over_best_baseline": edge,
+        "edge_interval": list(interval),
     }
-    return {"fingerprint": fingerprint, "horizons": horizons}
+    return {"fingerprint": fingerprint, "horizons": {"4": horizon, "12": dict(horizon)}}
 
 
-def test_gate_rules():
-    champion = _summary(0.10, 0.02)
-    assert gate(_summary(0.12, 0.02), champion).promote
-    assert gate(_summary(0.12, 0.02), None).promote
+def test_a_candidate_must_beat_the_strongest_baseline():
+    assert beats_baselines(_summary()).promote
+    worse = beats_baselines(_summary(edge=-0.01))
+    assert not worse.promote and "does not beat compact_logistic" in worse.reason
+    noisy = beats_baselines(_summary(interval=(-0.01, 0.05)))
+    assert not noisy.promote and "not significant" in noisy.reason
+    # With few episodes the interval cannot be expected to clear zero; the edge must be positive.
+    few = _summary(interval=(-0.01, 0.05), episodes=GATE_MIN_EPISODES - 1)
+    assert beats_baselines(few).promote
+    # Even with no champion to beat.
+    assert not gate(_summary(edge=-0.01), None).promote
+    assert gate(_summary(), None).promote
+
+
+def test_and_the_champion_on_the_same_evaluation():
+    champion = _summary(pr=0.10)
+    assert gate(_summary(pr=0.12), champion).promote
     assert not gate({}, champion).promote
-    refused = gate(_summary(0.10, 0.05), champion)
+    refused = gate(_summary(pr=0.10, skill=0.05), champion)
     assert not refused.promote and "no better ranking" in refused.reason
-    worse_probabilities = gate(_summary(0.12, 0.00), champion)
+    worse_probabilities = gate(_summary(pr=0.12, skill=0.00), champion)
     assert not worse_probabilities.promote and "worse probabilities" in worse_probabilities.reason
-    other_data = gate(_summary(0.5, 0.5, fingerprint="xyz"), champion)
+    other_data = gate(_summary(pr=0.5, fingerprint="xyz"), champion)
     assert not other_data.promote and "different data" in other_data.reason
 
 
-@pytest.fixture(scope="module")
-def two_versions(small_dataset, tracking_uri) -> tuple[str, str]:
-    spec = EvalSpec(horizons=(4,), n_boot=0)
-    first, doc = run_train(small_dataset, spec, FitSpec(), uri=tracking_uri, experiment="gate")
-    second, _ = run_train(small_dataset, spec, FitSpec(), uri=tracking_uri, experiment="gate")
-    assert doc is not None
-    return first.version, second.version
+@pytest.fixture
+def registry(tracking_uri, request, tmp_path) -> tuple[str, str, MlflowClient]:
+    """A registered model of its own with three versions, registered directly (no training)."""
+    name = f"{MODEL_NAME}-{request.node.name}"
+    c = MlflowClient(tracking_uri)
+    c.create_registered_model(name)
+    for pr in (0.10, 0.10, 0.13):
+        version = c.create_model_version(name, source=str(tmp_path / "model"))
+        c.set_model_version_tag(name, version.version, "evaluation", json.dumps(_summary(pr=pr)))
+    return tracking_uri, name, c
 
 
-def test_promote_refuses_a_candidate_that_does_not_beat_the_champion(two_versions, tracking_uri):
-    first, second = two_versions
-    c = client(tracking_uri)
-    assert promote(first, tracking_uri=tracking_uri).promote
-    assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == first
-    # Same recipe, same data: identical metrics, so no better. The champion stays.
-    decision = promote(second, tracking_uri=tracking_uri)
+def _alias(c: MlflowClient, name: str, alias: str) -> str:
+    return str(c.get_model_version_by_alias(name, alias).version)
+
+
+def test_promote_moves_aliases_and_rollback_swaps_them(registry):
+    uri, name, c = registry
+    assert promote("1", name=name, tracking_uri=uri).promote
+    assert _alias(c, name, CHAMPION) == "1"
+    # Same metrics: no better. The champion stays.
+    decision = promote("2", name=name, tracking_uri=uri)
     assert not decision.promote and "no better ranking" in decision.reason
-    assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == first
-
-    # A candidate whose recorded walk-forward metrics beat the champion's is promoted.
-    tags = json.loads(c.get_model_version(MODEL_NAME, second).tags["evaluation"])
-    tags["horizons"]["4"]["pr_auc"] += 0.01
-    c.set_model_version_tag(MODEL_NAME, second, "evaluation", json.dumps(tags))
-    assert promote(second, tracking_uri=tracking_uri).promote
-    assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == second
-    assert str(c.get_model_version_by_alias(MODEL_NAME, ROLLBACK).version) == first
-
-    assert rollback(tracking_uri=tracking_uri) == (first, second)
-    assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == first
-    # Forcing past the gate works and is recorded on the version.
-    c.set_model_version_tag(MODEL_NAME, second, "evaluation", json.dumps({}))
-    assert not promote(second, tracking_uri=tracking_uri).promote
-    assert promote(second, force=True, tracking_uri=tracking_uri).promote
-    assert c.get_model_version(MODEL_NAME, second).tags["promotion_forced"] == "true"
+    assert _alias(c, name, CHAMPION) == "1"
+    assert promote("3", name=name, tracking_uri=uri).promote
+    assert (_alias(c, name, CHAMPION), _alias(c, name, ROLLBACK)) == ("3", "1")
+    assert rollback(name=name, tracking_uri=uri) == ("1", "3")
+    assert (_alias(c, name, CHAMPION), _alias(c, name, ROLLBACK)) == ("1", "3")
+    already = promote("1", name=name, tracking_uri=uri)
+    assert not already.promote and "already the champion" in already.reason
 
 
-def test_champion_bundle_loads_with_its_identity(two_versions, tracking_uri, small_dataset):
-    bundle, identity = load_bundle(CHAMPION, tracking_uri=tracking_uri)
-    assert identity.version in two_versions and identity.run_id
-    assert bundle.evaluation["fingerprint"] == small_dataset.fingerprint()
-    predicted = bundle.predict(small_dataset.table.tail(10))
-    assert list(predicted.columns) == ["p_flush_4h", "p_long_flush_4h", "p_short_squeeze_4h"]
+def test_forcing_past_the_gate_is_recorded(registry):
+    uri, name, c = registry
+    assert promote("1", name=name, tracking_uri=uri).promote
+    c.set_model_version_tag(name, "2", "evaluation", json.dumps(_summary(edge=-0.02)))
+    refused = promote("2", name=name, tracking_uri=uri)
+    assert not refused.promote and "does not beat" in refused.reason
+    forced = promote("2", force=True, name=name, tracking_uri=uri)
+    assert forced.promote and "forced" in forced.reason
+    assert c.get_model_version(name, "2").tags["promotion_forced"] == "true"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -14,8 +15,8 @@ from simulator import simulate
 runner = CliRunner()
 
 
-def test_evaluate_writes_the_json_contract(sim_store, tmp_path, tracking_uri):
-    out = tmp_path / "eval.json"
+def test_evaluate_writes_the_json_and_predictions_contract(sim_store, tmp_path, tracking_uri):
+    out, preds = tmp_path / "eval.json", tmp_path / "preds.parquet"
     result = runner.invoke(
         app,
         [
@@ -26,8 +27,12 @@ def test_evaluate_writes_the_json_contract(sim_store, tmp_path, tracking_uri):
             "4",
             "--json",
             str(out),
+            "--predictions",
+            str(preds),
             "--n-boot",
             "0",
+            "--set",
+            "fit.lightgbm.rounds=30",
             "--tracking-uri",
             tracking_uri,
             "--experiment",
@@ -37,9 +42,35 @@ def test_evaluate_writes_the_json_contract(sim_store, tmp_path, tracking_uri):
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     entry = document["4"]
-    assert {"base_rate", "n_test", "n_events", "models"} <= set(entry)
-    assert set(entry["models"]) == {"lightgbm", "logistic", "heuristic", "climatology", "placebo"}
-    assert "lightgbm" in result.output and "placebo" in result.output  # the metrics table
+    assert {"base_rate", "n_test", "n_events", "n_folds", "models", "per_symbol"} <= set(entry)
+    models = {"lightgbm", "logistic", "lightgbm_on_logistic", "champion"}
+    models |= {"heuristic", "climatology", "placebo", "volatility", "liquidation_surprise"}
+    models |= {"compact_logistic"}
+    assert set(entry["models"]) == models
+    assert entry["best_baseline"] in models and "edge_over_best_baseline" in entry
+    assert "roc_auc_within_fold" in entry["models"]["champion"]
+    assert document["meta"]["config"]["fit.lightgbm.rounds"] == 30
+    frame = pd.read_parquet(preds)
+    assert {"timestamp", "symbol", "venue", "horizon", "fold", "y", "p_champion"} <= set(frame)
+    assert {f"p_{m}" for m in models} <= set(frame)
+    assert len(frame) == entry["n_test"]
+    # The table names the strongest baseline and the edge, pooled and within folds.
+    assert "strongest baseline" in result.output and "within folds" in result.output
+
+
+def test_configuration_errors_name_the_key(sim_store, tmp_path):
+    base = ["evaluate", "--store", str(sim_store), "--json", str(tmp_path / "x.json")]
+    result = runner.invoke(app, [*base, "--set", "fit.lightgbm.leaves=7"])
+    assert result.exit_code == 2 and "fit.lightgbm.leaves" in result.output
+    result = runner.invoke(app, [*base, "--set", "fit.lightgbm.num_leaves=many"])
+    assert result.exit_code == 2 and "fit.lightgbm.num_leaves" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("walk_forward:\n  retrain_every_hours: -3\n")
+    result = runner.invoke(app, [*base, "--config", str(bad)])
+    assert result.exit_code == 2 and "walk_forward.retrain_every_hours" in result.output
+    assert "Traceback" not in result.output
+    schema = runner.invoke(app, ["train", "--store", str(sim_store), "--schema"])
+    assert schema.exit_code == 0 and "retrain_every_hours" in schema.output
 
 
 def test_store_without_liquidations_is_refused_with_the_proxy_named(tmp_path, tracking_uri):
@@ -120,6 +151,6 @@ def test_evaluate_on_real_coinalyze_data(real_data, tmp_path, tracking_uri):
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     for h in ("4", "12"):
-        assert document[h]["n_folds"] >= 3
+        assert document[h]["n_folds"] >= 2
         assert 0.02 < document[h]["base_rate"] < 0.1
         assert set(document[h]["per_symbol"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT"}

@@ -1,99 +1,148 @@
-"""The walk-forward evaluation: out of sample, purged, every baseline, the JSON contract."""
+"""The walk-forward evaluation: out of sample, never tuned on a test block, every baseline."""
 
 from __future__ import annotations
 
 import json
-import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.schema import BAR
-from models.lgbm import FitSpec
-from training.evaluate import MODELS, EvalSpec, evaluate
-from training.tracking import evaluation_document
-
-METRICS = (
-    "pr_auc",
-    "roc_auc",
-    "brier",
-    "brier_skill",
-    "log_loss",
-    "ece",
-    "precision_top5",
-    "recall_top5",
-    "event_recall",
-    "median_lead_hours",
-)
+from training.config import TrainingConfig
+from training.evaluate import evaluate, model_names
+from training.metrics import METRICS
+from training.record import EvaluationRecord
+from training.walkforward import calibrate_and_choose, horizon_data, out_of_fold
 
 
 @pytest.fixture(scope="module")
-def evaluation(small_dataset):
-    spec = EvalSpec(horizons=(4, 12), n_boot=20)
-    return spec, evaluate(small_dataset, spec, FitSpec())
+def config(small_dataset) -> TrainingConfig:
+    return TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 20})
+
+
+@pytest.fixture(scope="module")
+def evaluation(small_dataset, config):
+    return evaluate(small_dataset, config, workers=1)
 
 
 def test_every_prediction_is_out_of_sample_and_purged(evaluation, small_dataset):
-    spec, result = evaluation
-    for h in spec.horizons:
-        rows = small_dataset.labelled(h)
-        preds = result.predictions[h]
-        folds = result.folds[result.folds["horizon"] == h].set_index("fold")
+    for h, result in evaluation.horizons.items():
+        preds, folds = result.frame, result.folds.set_index("fold")
         stamps = pd.DatetimeIndex(preds["timestamp"])
         start = pd.DatetimeIndex(folds.loc[preds["fold"], "test_start"])
         end = pd.DatetimeIndex(folds.loc[preds["fold"], "test_end"])
         assert ((stamps >= start) & (stamps < end)).all()
-        # Each test row appears once, and nothing before min_train is ever tested.
         assert not preds.duplicated(["timestamp", "symbol", "venue"]).any()
-        assert stamps.min() >= rows["timestamp"].min() + spec.min_train * BAR
-        # Fit + validation rows of a fold end an embargo before its test block: the sizes add up.
+        # A fold trains only on rows whose label window ends an embargo before its test block.
+        gap = pd.Timedelta(hours=2 * h)
+        assert (folds["test_start"] - folds["train_end"] == gap).all()
+        rows = small_dataset.labelled(h)
         for number, fold in folds.iterrows():
-            last_train = fold["test_start"] - (2 * h + 1) * BAR  # label window + embargo
-            trainable = (rows["timestamp"] <= last_train).sum()
-            assert fold["n_fit"] + fold["n_validation"] <= trainable, number
+            assert fold["n_train"] == (rows["timestamp"] < fold["train_end"]).sum(), number
 
 
-def test_evaluation_json_has_the_contract_fields(evaluation, small_dataset):
-    spec, result = evaluation
-    document = evaluation_document(result, small_dataset, spec, FitSpec())
+def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_dataset, config):
+    """Relabel fold f's test block and everything after it: fold f's predictions, its
+    calibration and its choice of champion must not move, since none of them may look there."""
+    h = 4
+    config = config.with_overrides(
+        {
+            "fit.candidates": ["logistic", "lightgbm"],
+            "fit.lightgbm.rounds": 40,
+            "evaluation.baselines": ["climatology", "placebo", "heuristic"],
+        }
+    )
+    data = horizon_data(small_dataset, h)
+    folds = config.walk_forward.folds(data.keys["timestamp"], h)
+    oof = out_of_fold(data, folds, config)
+    before = calibrate_and_choose(data, folds, oof, config)
+    scored = before.folds[before.folds["status"] == "scored"]
+    f = int(scored["fold"].iloc[len(scored) // 2])
+    cut = folds[f].test_start
+    changed = data.y.copy()
+    later = data.t >= np.datetime64(cut.tz_convert(None), "us")
+    changed[later] = 1.0 - changed[later]
+    data_changed = horizon_data(small_dataset, h)
+    data_changed.y = changed
+    oof_changed = out_of_fold(data_changed, folds, config)
+    after = calibrate_and_choose(data_changed, folds, oof_changed, config)
+    columns = [c for c in before.frame if c.startswith("p_")]
+    mine = before.frame["fold"] == f
+    pd.testing.assert_frame_equal(
+        before.frame.loc[mine, columns].reset_index(drop=True),
+        after.frame.loc[after.frame["fold"] == f, columns].reset_index(drop=True),
+    )
+    row = lambda table: table.set_index("fold").loc[f]  # noqa: E731
+    assert row(before.folds)["champion"] == row(after.folds)["champion"]
+
+
+def test_folds_without_evidence_are_left_out_for_every_model_with_the_reason(evaluation):
+    for h, result in evaluation.horizons.items():
+        folds = result.folds
+        left_out = folds[folds["status"] != "scored"]
+        assert len(left_out) >= 1  # the first weeks have no out-of-fold flush to calibrate on
+        assert left_out["status"].str.contains("out-of-fold flushes|no flush").all()
+        assert not set(left_out["fold"]) & set(result.frame["fold"])
+        record = evaluation.record.horizons[h]
+        assert record.n_folds == len(folds) - len(left_out)
+        assert [e.fold for e in record.folds_excluded] == left_out["fold"].tolist()
+        # Every model is scored on exactly the same rows.
+        p = result.frame.filter(like="p_")
+        assert p.notna().all().all()
+
+
+def test_the_champion_is_the_candidate_chosen_on_earlier_folds(evaluation, config):
+    for result in evaluation.horizons.values():
+        scored = result.folds[result.folds["status"] == "scored"].set_index("fold")
+        frame = result.frame
+        for fold, part in frame.groupby("fold"):
+            chosen = scored.loc[fold, "champion"]
+            assert chosen in config.fit.candidates
+            np.testing.assert_array_equal(part["p_champion"], part[f"p_{chosen}"])
+
+
+def test_the_record_names_the_strongest_baseline_and_the_edge(evaluation, config):
+    names = model_names(config)
+    document = evaluation.record.to_document()
     json.dumps(document, allow_nan=False)  # strict JSON: NaN would break other tools
-    for h in spec.horizons:
-        entry = document[str(h)]
-        preds = result.predictions[h]
-        assert entry["n_test"] == len(preds)
-        assert entry["base_rate"] == pytest.approx(preds["y"].mean())
-        assert entry["n_events"] > 0
-        assert set(entry["models"]) == set(MODELS)
-        for model in MODELS:
-            assert set(METRICS) <= set(entry["models"][model])
-        assert "direction_accuracy" in entry["models"]["lightgbm"]
-        low, high = entry["intervals"]["lightgbm_pr_auc"]
-        assert low <= entry["models"]["lightgbm"]["pr_auc"] <= high
-        assert set(entry["per_symbol"]) == {"BTCUSDT", "ETHUSDT"}
-        assert sum(s["n_test"] for s in entry["per_symbol"].values()) == entry["n_test"]
-    assert document["meta"]["fingerprint"] == small_dataset.fingerprint()
-    assert document["meta"]["label"]["label_m"] == 4.0
+    assert EvaluationRecord.from_document(document).to_document() == document
+    for h, entry in evaluation.record.horizons.items():
+        raw = document[str(h)]
+        assert set(raw["models"]) == set(names)
+        for model in names:
+            assert {m.key for m in METRICS} <= set(raw["models"][model])
+        preds = evaluation.predictions[h]
+        assert entry.n_test == len(preds)
+        assert entry.base_rate == pytest.approx(preds["y"].mean())
+        baselines = config.evaluation.baselines
+        assert entry.best_baseline in baselines
+        best = max(baselines, key=lambda b: entry.metric(b, "pr_auc") or -1)
+        assert entry.best_baseline == best
+        assert entry.edge_over_best_baseline == pytest.approx(
+            entry.metric("champion", "pr_auc") - entry.metric(best, "pr_auc")
+        )
+        low, high = entry.intervals["edge_over_best_baseline"]
+        assert low <= high
+        assert entry.metric("placebo", "roc_auc_within_fold") == pytest.approx(0.5, abs=0.12)
+        assert entry.metric("climatology", "roc_auc_within_fold") == pytest.approx(0.5)
+        assert entry.metric("climatology", "brier_skill") == pytest.approx(0.0)
+        assert sum(s.n_test for s in entry.per_symbol.values()) == entry.n_test
+    assert evaluation.record.meta["label"]["label_m"] == 4.0
 
 
-def test_baselines_behave_as_their_definitions_say(evaluation):
-    _, result = evaluation
-    preds = result.predictions[4]
-    # Climatology is one number per fold; the placebo's ranking is chance.
-    assert (preds.groupby("fold")["p_climatology"].nunique() == 1).all()
-    entry = result.report["4"]["models"]
-    assert entry["climatology"]["brier_skill"] == pytest.approx(0.0)
-    assert abs(entry["placebo"]["roc_auc"] - 0.5) < 0.1
-    for model in MODELS:
-        p = preds[f"p_{model}"]
-        assert p.between(0, 1).all() and not math.isnan(entry[model]["brier"])
+def test_calibrated_probabilities_verify_on_little_data(evaluation):
+    # 100 days of two symbols is too little for ranking to beat chance reliably (the demo and
+    # the benchmark measure that on years); probabilities and direction must still hold.
+    entry = evaluation.record.horizons[4]
+    preds = evaluation.predictions[4]
+    assert entry.metric("champion", "ece") < 0.05
+    assert abs(preds["p_champion"].mean() - preds["y"].mean()) < 0.03
+    assert entry.metric("champion", "direction_accuracy") > 0.6
 
 
-def test_lightgbm_calls_direction_and_stays_calibrated_on_little_data(evaluation):
-    # 100 days of two symbols is too little for the flush ranking to beat chance reliably (the
-    # benchmark and the demo measure that on years); direction and calibration must hold.
-    _, result = evaluation
-    lightgbm = result.report["4"]["models"]["lightgbm"]
-    assert lightgbm["direction_accuracy"] > 0.65
-    assert lightgbm["ece"] < 0.06
-    preds = result.predictions[4]
-    assert abs(preds["p_lightgbm"].mean() - preds["y"].mean()) < 0.03
+def test_long_predictions_have_the_cli_contract(evaluation, config):
+    long = evaluation.long_predictions()
+    required = {"timestamp", "symbol", "venue", "horizon", "fold", "y", "p_champion"}
+    assert required <= set(long.columns)
+    assert {f"p_{m}" for m in model_names(config)} <= set(long.columns)
+    assert sorted(long["horizon"].unique()) == sorted(evaluation.horizons)

@@ -1,0 +1,179 @@
+"""Map a model's scores to probabilities that verify, without ever touching its ranking.
+
+A calibrator is fitted on out-of-fold scores (scores of rows the model did not learn from: the
+earlier blocks of the walk-forward), never on the model's own training rows. Three properties
+hold by construction, and tests hold them:
+
+- **Strictly increasing.** Platt scaling with its slope bounded away from zero (a free-sign
+  slope once flipped a fold's ROC from 0.90 to 0.10), optionally blended with an isotonic fit
+  when events are plentiful (isotonic alone leaves flat steps that tie, and so erase, ranks).
+- **Never a constant** while the calibration rows hold both classes: a model with no held-out
+  skill gets a near-flat but still increasing map, so its ranking stays measurable.
+- **Shrunk towards the base rate when events are few**: the probability is
+  `w · f(score) + (1 - w) · prior` with `w = events / (events + shrinkage_events)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+
+Kind = Literal["platt", "blend", "identity"]
+
+ISOTONIC_MIN_CLASS = 200
+"""Rows of the rarer class before an isotonic fit is trusted enough to be averaged in."""
+SHRINKAGE_EVENTS = 10.0
+"""Events at which the fitted map and the prior weigh the same."""
+ISOTONIC_SHARE = 0.9
+"""Weight of the isotonic fit in a blend; the Platt rest keeps the map strictly increasing."""
+MIN_SLOPE = 1e-3
+"""Smallest Platt slope, per standard deviation of the scores: keeps the map increasing."""
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow warnings for large |z|
+
+
+def _fit_intercept(x: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
+    """Maximum-likelihood intercept for a fixed slope (1-d Newton)."""
+    for _ in range(50):
+        p = _sigmoid(a * x + b)
+        step = np.sum(p - y) / max(np.sum(p * (1 - p)), 1e-12)
+        b -= step
+        if abs(step) < 1e-10:
+            break
+    return float(b)
+
+
+def platt(x: np.ndarray, y: np.ndarray, min_slope: float) -> tuple[float, float]:
+    """Penalised maximum-likelihood (a, b) of P(y=1) = sigmoid(a·x + b) with a >= min_slope.
+
+    Newton's method on the standardised score, with a unit ridge on its slope (one
+    pseudo-observation's worth): a handful of perfectly separated events then gives a steep but
+    finite map instead of a step. When the slope falls below `min_slope`, it is pinned there and
+    the intercept refitted: a model whose held-out scores anti-rank is reported as near-useless,
+    not flipped into its opposite.
+    """
+    centre, spread = float(np.mean(x)), float(np.std(x)) or 1.0
+    z = (x - centre) / spread
+    Z = np.column_stack([z, np.ones_like(z)])
+    rate = np.clip(y.mean(), 1e-6, 1 - 1e-6)
+    w = np.array([0.0, np.log(rate / (1 - rate))])
+    ridge = np.diag([1.0, 1e-9])
+    for _ in range(100):
+        p = _sigmoid(Z @ w)
+        gradient = Z.T @ (p - y) + ridge @ w
+        hessian = (Z * (p * (1 - p))[:, None]).T @ Z + ridge
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    a, b = float(w[0]) / spread, float(w[1]) - float(w[0]) * centre / spread
+    if not np.isfinite(a) or a < min_slope:
+        a = min_slope
+        b = _fit_intercept(x, y, a, float(np.log(rate / (1 - rate))))
+    return a, b
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted, strictly increasing score → probability map; plain numbers (JSON, no pickle)."""
+
+    kind: Kind
+    a: float = 1.0
+    b: float = 0.0
+    weight: float = 1.0
+    """w in `w · f(score) + (1 - w) · prior`."""
+    prior: float = 0.0
+    iso_x: tuple[float, ...] = field(default=(), repr=False)
+    iso_y: tuple[float, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def identity(cls) -> Calibrator:
+        """For scores that are already probabilities (climatology)."""
+        return cls("identity")
+
+    @classmethod
+    def fit(
+        cls,
+        scores: np.ndarray,
+        y: np.ndarray,
+        *,
+        prior: float | None = None,
+        shrinkage_events: float = SHRINKAGE_EVENTS,
+        isotonic_min_class: int = ISOTONIC_MIN_CLASS,
+    ) -> Calibrator:
+        """Fit on out-of-fold scores and their 0/1 outcomes; `prior` defaults to their rate.
+
+        Needs both classes: with one class there is no evidence of how scores map to outcomes,
+        and the caller must say what to forecast instead (the fold is excluded from scoring).
+        """
+        x = np.asarray(scores, dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        if x.shape != y.shape or x.ndim != 1 or len(y) == 0:
+            raise ValueError("scores and labels must be non-empty 1-d arrays of the same length")
+        if not np.isfinite(x).all():
+            raise ValueError("scores must be finite")
+        events = int(y.sum())
+        rarer = min(events, len(y) - events)
+        if rarer == 0:
+            raise ValueError("calibration needs both flushes and quiet bars among its rows")
+        prior = float(y.mean()) if prior is None else float(prior)
+        if not 0.0 < prior < 1.0:
+            raise ValueError(f"prior must be a probability strictly inside (0, 1), got {prior}")
+        spread = float(np.std(x))
+        a, b = platt(x, y, MIN_SLOPE / spread if spread > 0 else MIN_SLOPE)
+        weight = events / (events + shrinkage_events) if shrinkage_events > 0 else 1.0
+        if rarer < isotonic_min_class:
+            return cls("platt", a, b, weight, prior)
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+        return cls(
+            "blend",
+            a,
+            b,
+            weight,
+            prior,
+            tuple(iso.X_thresholds_.tolist()),
+            tuple(iso.y_thresholds_.tolist()),
+        )
+
+    def predict(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities for new scores (same order; strictly increasing in the score)."""
+        x = np.asarray(scores, dtype="float64")
+        if self.kind == "identity":
+            return x.copy()
+        f = _sigmoid(self.a * x + self.b)
+        if self.kind == "blend":
+            f = (1 - ISOTONIC_SHARE) * f + ISOTONIC_SHARE * np.interp(x, self.iso_x, self.iso_y)
+        return self.weight * f + (1.0 - self.weight) * self.prior
+
+    def to_dict(self) -> dict[str, object]:
+        """The fitted state as JSON-ready values."""
+        return {
+            "kind": self.kind,
+            "a": self.a,
+            "b": self.b,
+            "weight": self.weight,
+            "prior": self.prior,
+            "iso_x": list(self.iso_x),
+            "iso_y": list(self.iso_y),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, object]) -> Calibrator:
+        """Rebuild a calibrator from `to_dict` output."""
+        kind = state["kind"]
+        if kind not in ("platt", "blend", "identity"):
+            raise ValueError(f"unknown calibrator kind {kind!r}")
+        return cls(
+            kind,  # type: ignore[arg-type]
+            float(state["a"]),  # type: ignore[arg-type]
+            float(state["b"]),  # type: ignore[arg-type]
+            float(state["weight"]),  # type: ignore[arg-type]
+            float(state["prior"]),  # type: ignore[arg-type]
+            tuple(float(v) for v in state["iso_x"]),  # type: ignore[union-attr]
+            tuple(float(v) for v in state["iso_y"]),  # type: ignore[union-attr]
+        )

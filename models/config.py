@@ -1,0 +1,109 @@
+"""How a flush model is fitted: the candidate learners and their parameters, in one strict model.
+
+The defaults are the recipe the walk-forward studies chose (issue 15): shallow trees, a small
+learning rate, strong L2, a fixed number of rounds and balanced class weights, because early
+stopping on a few weeks of validation tail stopped at a handful of trees and said nothing
+about the next week. Every field can be set from `conf/default.yaml` or `--set fit.x=...`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.learners import GradientBoosting, Logistic
+
+Candidate = Literal["logistic", "lightgbm", "lightgbm_on_logistic"]
+CANDIDATES: tuple[str, ...] = ("logistic", "lightgbm", "lightgbm_on_logistic")
+
+
+class Strict(BaseModel):
+    """Frozen, no unknown keys, no silent coercion of a string into a number."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class LightGBMConfig(Strict):
+    """LightGBM parameters that matter here; everything else is fixed for determinism."""
+
+    learning_rate: float = Field(0.06, gt=0)
+    num_leaves: int = Field(4, ge=2)
+    min_data_in_leaf: int = Field(100, ge=1)
+    lambda_l2: float = Field(50.0, ge=0)
+    feature_fraction: float = Field(0.7, gt=0, le=1)
+    bagging_fraction: float = Field(0.7, gt=0, le=1)
+    max_bin: int = Field(63, ge=2)
+    rounds: int = Field(150, ge=1)
+
+    def params(self, seed: int) -> dict[str, Any]:
+        """The full LightGBM parameter dict (single-threaded, deterministic)."""
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_data_in_leaf": self.min_data_in_leaf,
+            "lambda_l2": self.lambda_l2,
+            "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
+            "max_bin": self.max_bin,
+            "num_threads": 1,
+            "seed": seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbose": -1,
+        }
+
+
+class FitConfig(Strict):
+    """The candidates the walk-forward chooses from, and how each is fitted."""
+
+    candidates: tuple[Candidate, ...] = CANDIDATES
+    """Chosen per horizon by the inner walk-forward; the first is the fallback while the
+    out-of-fold evidence is too thin to choose."""
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    direction: LightGBMConfig = LightGBMConfig(
+        num_leaves=7, min_data_in_leaf=20, lambda_l2=10.0, rounds=100, learning_rate=0.05
+    )
+    logistic_C: float = Field(0.1, gt=0)
+    negatives_per_positive: float = Field(4.0, gt=0)
+    min_negatives: int = Field(5000, ge=0)
+    max_fit_rows: int | None = Field(20_000, ge=100)
+    """Rows one tree fit may use (both classes sampled alike): bounds a refit on years of data."""
+    dropout_share: float = Field(0.2, ge=0, le=1)
+    """Share of extra training rows with one input group (liquidations, OI, funding, volume)
+    blanked, so trees learn what a missing source means instead of reading NaN as 0."""
+    min_direction_rows: int = Field(30, ge=1)
+    seed: int = 0
+
+
+def make_candidate(
+    name: str, columns: Sequence[str], fit: FitConfig, dropout_groups: Sequence[Sequence[int]]
+) -> GradientBoosting | Logistic:
+    """An unfitted candidate learner by name."""
+    if name == "logistic":
+        return Logistic(columns, C=fit.logistic_C, seed=fit.seed)
+    if name in ("lightgbm", "lightgbm_on_logistic"):
+        init = Logistic(columns, C=fit.logistic_C, seed=fit.seed) if name != "lightgbm" else None
+        return GradientBoosting(
+            columns,
+            fit.lightgbm.params(fit.seed),
+            fit.lightgbm.rounds,
+            negatives_per_positive=fit.negatives_per_positive,
+            min_negatives=fit.min_negatives,
+            max_rows=fit.max_fit_rows,
+            dropout_groups=dropout_groups,
+            dropout_share=fit.dropout_share,
+            init=init,
+        )
+    raise ValueError(f"unknown candidate {name!r} (choose from {', '.join(CANDIDATES)})")
+
+
+def make_direction(columns: Sequence[str], fit: FitConfig) -> GradientBoosting:
+    """P(long flush | flush): LightGBM on one-sided flush rows, unweighted (its sigmoid is the
+    probability; the two sides are roughly balanced)."""
+    return GradientBoosting(
+        columns, fit.direction.params(fit.seed), fit.direction.rounds, balanced=False
+    )

@@ -1,0 +1,79 @@
+"""The bundle: the walk-forward's choice and calibration, applied, saved as plain files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.registry import FEATURES, max_lookback
+from models.bundle import Bundle, BundleMismatch
+from training.config import TrainingConfig
+from training.evaluate import evaluate
+from training.train import fit_bundle
+
+
+@pytest.fixture(scope="module")
+def fitted(small_dataset):
+    config = TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 0})
+    evaluation = evaluate(small_dataset, config, workers=1)
+    return fit_bundle(small_dataset, config, evaluation), evaluation
+
+
+def test_the_bundle_deploys_what_the_walk_forward_chose(fitted):
+    bundle, evaluation = fitted
+    for h, model in bundle.horizons.items():
+        assert model.choice["chosen"] in TrainingConfig().fit.candidates
+        assert model.learner.kind in ("logistic", "lightgbm")
+        assert 0 < model.base_rate < 1
+        assert bundle.evaluation["horizons"][str(h)]["best_baseline"] is not None
+    assert bundle.evaluation["fingerprint"] == evaluation.record.fingerprint
+
+
+def test_round_trip_exact_contributions_and_probabilities(fitted, small_dataset, tmp_path):
+    bundle, _ = fitted
+    rows = small_dataset.table.tail(200)
+    loaded = Bundle.load(bundle.save(tmp_path / "bundle"))
+    assert not list(tmp_path.glob("bundle/*.tmp"))
+    manifest = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert "tree" not in json.dumps(manifest)  # model text lives in its own files
+    pd.testing.assert_frame_equal(loaded.predict(rows), bundle.predict(rows))
+    for h in bundle.horizons:
+        contributions = loaded.contributions(rows, h)
+        log_odds = loaded.horizons[h].log_odds(loaded.matrix(rows))
+        np.testing.assert_allclose(contributions.sum(axis=1), log_odds, atol=1e-9)
+    predicted = loaded.predict(rows)
+    np.testing.assert_allclose(predicted["p_long_flush_4h"] + predicted["p_short_squeeze_4h"], 1)
+    assert predicted.filter(like="p_flush").stack().between(0, 1).all()
+    assert loaded.training["series"] == small_dataset.series
+    assert loaded.label["label_horizons"] == "4,12"
+
+
+def test_a_higher_log_odds_is_always_a_higher_probability(fitted, small_dataset):
+    bundle, _ = fitted
+    X = bundle.matrix(small_dataset.table)
+    for model in bundle.horizons.values():
+        order = np.argsort(model.log_odds(X), kind="stable")
+        assert np.all(np.diff(model.p_flush(X)[order]) >= 0)
+
+
+def test_bundle_refuses_feature_code_that_changed(fitted):
+    bundle, _ = fitted
+    bundle.check_features(FEATURES, max_lookback())  # the code it was trained with: fine
+    gone = {k: v for k, v in FEATURES.items() if k != "funding_z_30d"}
+    with pytest.raises(BundleMismatch, match="funding_z_30d"):
+        bundle.check_features(gone, max_lookback())
+    longer = dict(FEATURES)
+    longer["oi_change_24h"] = dataclasses.replace(FEATURES["oi_change_24h"], lookback=48)
+    with pytest.raises(BundleMismatch, match="oi_change_24h 25->48"):
+        bundle.check_features(longer, max_lookback())
+
+
+def test_unknown_symbol_is_predicted_not_rejected(fitted, small_dataset):
+    bundle, _ = fitted
+    rows = small_dataset.table.tail(3).copy()
+    rows["symbol"] = "NEWCOINUSDT"
+    assert bundle.predict(rows).notna().all().all()

@@ -1,0 +1,124 @@
+"""The learners: fixed-round trees, a numpy logistic, trees boosted from it, exact reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shap
+
+from models.config import FitConfig, make_candidate
+from models.learners import GradientBoosting, Logistic, balanced_sample, from_state, with_dropout
+from models.matrix import SYMBOL
+from training.metrics import roc_auc
+
+COLUMNS = ["a", "b", "c", "d", SYMBOL]
+
+
+def _synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flush odds driven by `a` (linear) and `b` (squared); two symbols as codes 0 and 1."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.normal(size=(n, 4)), rng.integers(0, 2, n).astype(float)])
+    logit = -3.5 + 1.2 * X[:, 0] + 0.8 * X[:, 1] ** 2
+    return X, (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(float)
+
+
+def test_balanced_sample_keeps_flushes_weighs_classes_alike_and_is_bounded():
+    y = np.zeros(10_000)
+    y[:300] = 1
+    rows, w = balanced_sample(y, 4.0, 0, seed=0)
+    assert set(np.flatnonzero(y)) <= set(rows) and len(rows) == 300 + 1200
+    assert w[y[rows] == 1].sum() == pytest.approx(w[y[rows] == 0].sum())
+    capped, _ = balanced_sample(y, 4.0, 0, seed=0, max_rows=500)
+    assert len(capped) <= 500 and y[capped].sum() == 100
+
+
+def test_trees_use_a_fixed_number_of_rounds_whatever_a_tail_says():
+    """Defect 4 of issue 15: early stopping on a few weeks of tail stopped at a handful of
+    trees. Each fit now grows exactly `rounds` trees, and its quality comes from the data."""
+    X, y = _synthetic(20_000, seed=0)
+    fit = FitConfig()
+    model = make_candidate("lightgbm", COLUMNS, fit, ()).fit(X, y)
+    assert model.booster.current_iteration() == fit.lightgbm.rounds
+    X_test, y_test = _synthetic(10_000, seed=1)
+    assert roc_auc(y_test, model.score(X_test)) > 0.75
+
+
+def test_tree_contributions_are_exact_treeshap():
+    X, y = _synthetic(5_000, seed=2)
+    model = make_candidate("lightgbm", COLUMNS, FitConfig(), ()).fit(X, y)
+    contributions = model.contributions(X[:200])
+    np.testing.assert_allclose(contributions.sum(axis=1), model.score(X[:200]), atol=1e-9)
+    explainer = shap.TreeExplainer(model.booster)
+    np.testing.assert_allclose(contributions[:, :-1], explainer.shap_values(X[:200]), atol=1e-6)
+
+
+def test_logistic_is_plain_numpy_and_a_missing_value_contributes_nothing():
+    X, y = _synthetic(8_000, seed=3)
+    X[::7, 2] = np.nan
+    model = Logistic(COLUMNS, ["a", "b", "c"]).fit(X, y)
+    contributions = model.contributions(X[:50])
+    np.testing.assert_allclose(contributions.sum(axis=1), model.score(X[:50]), atol=1e-12)
+    assert (contributions[np.isnan(X[:50, 2]), 2] == 0).all()
+    assert (contributions[:, 3:5] == 0).all()  # unused columns
+    restored = from_state(model.state(), COLUMNS)
+    np.testing.assert_array_equal(restored.score(X), model.score(X))
+    with pytest.raises(KeyError, match="unknown"):
+        Logistic(COLUMNS, ["unknown"])
+
+
+def test_trees_boosted_from_the_logistic_score_learn_what_it_misses():
+    X, y = _synthetic(30_000, seed=4)
+    X_test, y_test = _synthetic(20_000, seed=5)
+    fit = FitConfig()
+    linear = make_candidate("logistic", COLUMNS, fit, ()).fit(X, y)
+    boosted = make_candidate("lightgbm_on_logistic", COLUMNS, fit, ()).fit(X, y)
+    assert isinstance(boosted, GradientBoosting) and isinstance(boosted.init, Logistic)
+    # The squared term is invisible to the linear model; the trees find it.
+    assert roc_auc(y_test, boosted.score(X_test)) > roc_auc(y_test, linear.score(X_test)) + 0.03
+    contributions = boosted.contributions(X_test[:100])
+    np.testing.assert_allclose(contributions.sum(axis=1), boosted.score(X_test[:100]), atol=1e-9)
+    restored = from_state(boosted.state(), COLUMNS)
+    np.testing.assert_allclose(restored.score(X_test), boosted.score(X_test))
+
+
+def test_dropout_copies_blank_whole_groups():
+    X = np.arange(40, dtype=float).reshape(10, 4)
+    y, w = np.zeros(10), np.ones(10)
+    X2, y2, w2 = with_dropout(X, y, w, [[0, 1], [3]], 0.5, seed=0)
+    assert len(X2) == 15 and len(y2) == len(w2) == 15
+    copies = X2[10:]
+    blanked = np.isnan(copies)
+    assert all(row[[0, 1]].all() or row[3] for row in blanked)
+    assert np.all(w2[10:] == 0.5)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def test_a_missing_group_is_learned_as_unknown_not_read_as_zero():
+    """Trees trained with dropout treat a blanked group as "unknown" (the average risk), not as
+    a zero, which for a liquidation feed would mean "no liquidations at all": the lowest risk."""
+    rng = np.random.default_rng(6)
+    n = 40_000
+    X = np.column_stack([rng.exponential(size=(n, 1)), rng.normal(size=(n, 3)), np.zeros(n)])
+    y = (rng.random(n) < _sigmoid(-4.0 + 1.5 * X[:, 0] + 0.5 * X[:, 1])).astype(float)
+    test = X[: n // 4]
+    blank, zero = test.copy(), test.copy()
+    blank[:, 0], zero[:, 0] = np.nan, 0.0
+    # Scores are on the balanced scale (classes weigh the same): shift back to the base rate.
+    shift = np.log(y.mean() / (1 - y.mean()))
+    risk = {}
+    for name, share in (("plain", 0.0), ("learned", 0.3)):
+        model = make_candidate("lightgbm", COLUMNS, FitConfig(dropout_share=share), [[0]])
+        model.fit(X, y)
+        risk[name] = {
+            k: _sigmoid(model.score(v) + shift).mean()
+            for k, v in (("full", test), ("blank", blank), ("zero", zero))
+        }
+    # Without dropout, NaN follows the zero branch: "missing" reads as "none at all".
+    assert risk["plain"]["blank"] == pytest.approx(risk["plain"]["zero"])
+    assert risk["plain"]["blank"] < 0.6 * risk["plain"]["full"]
+    # With it, a missing feed keeps the average risk.
+    assert risk["learned"]["blank"] == pytest.approx(risk["learned"]["full"], rel=0.15)
+    assert risk["learned"]["zero"] < 0.6 * risk["learned"]["blank"]

@@ -1,0 +1,154 @@
+"""One training configuration: label, walk-forward, fit, calibration, selection and evaluation.
+
+A strict, frozen pydantic model: unknown keys and wrongly typed values are errors naming the
+key. `conf/default.yaml` holds the defaults; `flushcast train|evaluate --config FILE --set
+fit.lightgbm.num_leaves=7` overrides them; every run logs the resolved configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from marketdata.errors import DataError
+from models.config import FitConfig
+from training.baselines import BASELINES
+from training.labels import LabelSpec
+from training.splits import WalkForward
+
+DEFAULT_FILE = Path(__file__).resolve().parents[1] / "conf" / "default.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class CalibrationConfig(Strict):
+    """How out-of-fold scores become probabilities (see `models.calibration`)."""
+
+    min_events: int = Field(5, ge=1)
+    """Out-of-fold flushes needed before a fold can be calibrated; fewer: the fold is left
+    out of every model's scores, with the reason recorded."""
+    shrinkage_events: float = Field(10.0, ge=0)
+    isotonic_min_class: int = Field(200, ge=1)
+    window_hours: int | None = Field(4380, ge=1)
+    """Only out-of-fold rows this recent calibrate (half a year): regimes drift, and old rows
+    would make every refit slower."""
+
+
+class SelectionConfig(Strict):
+    """How each fold's champion is chosen among the candidates (inner walk-forward)."""
+
+    metric: Literal["roc_auc", "pr_auc", "lift"] = "roc_auc"
+    """Within-block ranking metric of the candidates' out-of-fold scores."""
+    min_events: int = Field(20, ge=1)
+    """Fewer out-of-fold flushes than this: too little evidence, take the first candidate."""
+
+
+class EvaluationConfig(Strict):
+    """What the evaluation reports and how its intervals are made."""
+
+    baselines: tuple[str, ...] = tuple(BASELINES)
+    n_boot: int = Field(200, ge=0)
+    block_hours: int = Field(72, ge=1)
+    """Bootstrap block length: a cascade hits every symbol at once and lasts hours."""
+
+
+class TrainingConfig(Strict):
+    """Everything about a training or evaluation run that is not the data."""
+
+    label: LabelSpec = LabelSpec()
+    walk_forward: WalkForward = WalkForward()
+    fit: FitConfig = FitConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    selection: SelectionConfig = SelectionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    def with_overrides(self, overrides: dict[str, Any]) -> TrainingConfig:
+        """A copy with dotted-key overrides (`{"fit.lightgbm.num_leaves": 7}`) applied."""
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            _set(data, dotted, value)
+        return validated(data, "--set")
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys → values (for MLflow parameters)."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, inner)
+            else:
+                out[prefix] = (
+                    ",".join(map(str, value)) if isinstance(value, tuple | list) else value
+                )
+
+        walk("", self.model_dump())
+        return out
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise DataError(f"unknown configuration key {dotted!r}", column=dotted)
+        node = node[part]
+    if last not in node:
+        raise DataError(f"unknown configuration key {dotted!r}", column=dotted)
+    node[last] = value
+
+
+def validated(data: dict[str, Any], source: str) -> TrainingConfig:
+    """A configuration from plain data (YAML types), errors naming the key and the source."""
+    try:
+        # YAML gives lists for tuples and ints for floats: lax mode converts only those.
+        return TrainingConfig.model_validate(data, strict=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise DataError(f"{first['msg']} (key {key!r})", file=source, column=key) from None
+
+
+def load(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainingConfig:
+    """The configuration in `path` (default `conf/default.yaml`), with `overrides` applied."""
+    path = Path(path) if path is not None else DEFAULT_FILE
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError as exc:
+        raise DataError(f"not valid YAML: {exc}", file=path) from None
+    if path != DEFAULT_FILE and data is None:
+        raise DataError("empty or missing configuration file", file=path)
+    config = validated(data or {}, str(path))
+    return config.with_overrides(overrides) if overrides else config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` with the value read as YAML (`7`, `0.03`, `[4, 12]`, `lightgbm`)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise DataError(f"--set takes key=value, got {text!r}", column="--set")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise DataError(f"--set {key}: value is not valid YAML ({exc})", column=key) from None
+
+
+def default_yaml() -> str:
+    """The text of `conf/default.yaml`: the code's defaults, which a test holds it equal to."""
+    body = yaml.safe_dump(TrainingConfig().model_dump(mode="json"), sort_keys=False)
+    return (
+        "# flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
+        "# selection, evaluation). Copy and edit, then `flushcast train --config FILE`, or\n"
+        "# override one key with `--set fit.lightgbm.num_leaves=7`; `--schema` documents every\n"
+        "# key. Regenerate after changing a default:\n"
+        "#   python -m training.config > conf/default.yaml\n" + body
+    )
+
+
+if __name__ == "__main__":
+    print(default_yaml(), end="")

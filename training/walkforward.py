@@ -1,0 +1,320 @@
+"""The walk-forward: every candidate and baseline on the same purged folds, then calibration
+and the choice of champion from out-of-fold evidence only.
+
+Pass 1 refits every learner on each fold's training rows and scores the fold's test rows: the
+out-of-fold (OOF) scores. Pass 2 walks the folds in time order; for fold f it looks only at
+OOF rows whose labels were known before f's training cutoff (the inner walk-forward):
+
+- each learner's calibrator is fitted on its OOF scores there (`models.calibration`), with the
+  training base rate as the prior;
+- the champion of fold f is the candidate whose OOF probabilities ranked best within blocks
+  there (`SelectionConfig.metric`), or the first candidate while those hold too few flushes.
+
+So a test block is never used to tune, calibrate or choose anything that scores it. A fold
+with no flush to train on, or too few OOF flushes to calibrate on, is left out for every
+model alike, with the reason recorded. `flushcast train` runs the same two passes and then
+applies the final choice and calibration to a model fitted on every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.registry import MISSING_GROUPS, depending_on
+from models.calibration import Calibrator
+from models.config import make_candidate, make_direction
+from models.learners import GradientBoosting, Learner
+from models.matrix import columns as model_columns
+from models.matrix import model_matrix
+from training.baselines import BASELINES, is_calibrated
+from training.config import TrainingConfig
+from training.dataset import Dataset
+from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
+from training.metrics import pr_auc, within_blocks
+from training.splits import Fold
+
+HOUR = np.timedelta64(1, "h")
+CHAMPION = "champion"
+
+
+@dataclass
+class HorizonData:
+    """One horizon's labelled rows in time order, their model matrix and targets."""
+
+    horizon: int
+    keys: pd.DataFrame
+    """`timestamp`, `symbol`, `venue` of each row."""
+    X: np.ndarray
+    y: np.ndarray
+    direction: np.ndarray
+    columns: list[str]
+    symbols: list[str]
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.keys["timestamp"].to_numpy(dtype="datetime64[us]")
+
+    def sided(self) -> tuple[np.ndarray, np.ndarray]:
+        """(one-sided flush mask, 1.0 for a long flush)."""
+        sided = (self.direction == LONG_FLUSH) | (self.direction == SHORT_SQUEEZE)
+        return sided, (self.direction == LONG_FLUSH).astype("float64")
+
+
+def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
+    """The labelled rows at `horizon`, sorted by time then symbol and venue."""
+    rows = dataset.labelled(horizon)
+    features, symbols = dataset.features, dataset.symbols()
+    return HorizonData(
+        horizon=horizon,
+        keys=rows[["timestamp", "symbol", "venue"]],
+        X=model_matrix(rows, features, symbols),
+        y=rows[flush_column(horizon)].to_numpy(dtype="float64"),
+        direction=rows[direction_column(horizon)].astype(object).to_numpy(),
+        columns=model_columns(features),
+        symbols=list(symbols),
+    )
+
+
+def dropout_groups(columns: Sequence[str]) -> list[list[int]]:
+    """Column positions of each input group a real source may lack as a whole."""
+    features = [c for c in columns if c != "symbol"]
+    groups = [[columns.index(f) for f in depending_on(g, features)] for g in MISSING_GROUPS]
+    return [g for g in groups if g]
+
+
+def learners(config: TrainingConfig, data: HorizonData) -> dict[str, Callable[[int], Learner]]:
+    """Every model of the evaluation by name: the candidates, then the baselines."""
+    groups = dropout_groups(data.columns)
+    made: dict[str, Callable[[int], Learner]] = {
+        name: (lambda fold, name=name: make_candidate(name, data.columns, config.fit, groups))
+        for name in config.fit.candidates
+    }
+    for name in config.evaluation.baselines:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r} (choose from {', '.join(BASELINES)})")
+        factory = BASELINES[name]
+        made[name] = lambda fold, f=factory: f(data.columns, data.horizon, fold)
+    return made
+
+
+@dataclass
+class OutOfFold:
+    """Pass 1: raw scores of every learner on every trained fold's test rows."""
+
+    raw: dict[str, np.ndarray]
+    p_long: np.ndarray
+    fold_of: np.ndarray
+    """Fold number of each row (-1: never tested)."""
+    excluded: dict[int, str] = field(default_factory=dict)
+    calibrated: dict[str, bool] = field(default_factory=dict)
+    """Whether each learner's score needs a calibrator (climatology's is a probability)."""
+    gain: pd.Series | None = None
+    """Total LightGBM gain per input over the folds (when a LightGBM candidate ran)."""
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def out_of_fold(
+    data: HorizonData,
+    folds: Sequence[Fold],
+    config: TrainingConfig,
+    names: Sequence[str] | None = None,
+    on_fold: Callable[[], None] | None = None,
+) -> OutOfFold:
+    """Refit each learner on each fold's training rows; score its test rows."""
+    made = learners(config, data)
+    names = list(made) if names is None else list(names)
+    n = len(data.y)
+    raw = {name: np.full(n, np.nan) for name in names}
+    p_long = np.full(n, np.nan)
+    fold_of = np.full(n, -1, dtype=np.int64)
+    excluded: dict[int, str] = {}
+    calibrated: dict[str, bool] = {}
+    gain = pd.Series(0.0, index=data.columns)
+    t = data.t
+    for fold in folds:
+        train, test = fold.train, fold.test
+        fold_of[test] = fold.number
+        if not 0 < data.y[train].sum() < len(train):
+            excluded[fold.number] = "no flush in the training span"
+        else:
+            for name in names:
+                model = made[name](fold.number).fit(data.X[train], data.y[train], t[train])
+                raw[name][test] = model.score(data.X[test], t[test])
+                calibrated[name] = is_calibrated(model)
+                if name == "lightgbm" and isinstance(model, GradientBoosting):
+                    gain += model.booster.feature_importance("gain")  # type: ignore[union-attr]
+            p_long[test] = direction_probability(data, train, test, config)
+        if on_fold:
+            on_fold()
+    has_lightgbm = "lightgbm" in names
+    return OutOfFold(raw, p_long, fold_of, excluded, calibrated, gain if has_lightgbm else None)
+
+
+def direction_probability(
+    data: HorizonData, train: np.ndarray, test: np.ndarray, config: TrainingConfig
+) -> np.ndarray:
+    """P(long flush | flush) for `test`, from the one-sided flushes among `train` (or 0.5)."""
+    sided, is_long = data.sided()
+    rows = train[sided[train]]
+    if len(rows) < config.fit.min_direction_rows or not 0 < is_long[rows].sum() < len(rows):
+        return np.full(len(test), 0.5)
+    model = make_direction(data.columns, config.fit).fit(data.X[rows], is_long[rows])
+    return _sigmoid(model.score(data.X[test]))
+
+
+@dataclass
+class Choice:
+    """Which candidate the out-of-fold evidence favours, and that evidence."""
+
+    chosen: str
+    scores: dict[str, float]
+    events: int
+    reason: str
+
+
+def choose(
+    candidates: Sequence[str],
+    probabilities: dict[str, np.ndarray],
+    y: np.ndarray,
+    blocks: np.ndarray,
+    config: TrainingConfig,
+) -> Choice:
+    """The candidate ranking best within blocks on these out-of-fold rows (first on a tie).
+
+    With fewer than `selection.min_events` flushes the evidence is noise: the first
+    candidate (the simplest, by convention) is kept.
+    """
+    events = int(y.sum())
+    scores = {}
+    for name in candidates:
+        ranked = within_blocks(y, probabilities[name], blocks)
+        value = getattr(ranked, config.selection.metric)
+        scores[name] = float(value) if np.isfinite(value) else float("nan")
+    if events < config.selection.min_events:
+        return Choice(candidates[0], scores, events, f"{events} out-of-fold flushes: fallback")
+    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
+    if not finite:
+        return Choice(candidates[0], scores, events, "no rankable out-of-fold block: fallback")
+    best = max(finite.values())
+    chosen = next(name for name in candidates if finite.get(name) == best)
+    return Choice(chosen, scores, events, f"best {config.selection.metric} within blocks")
+
+
+def fit_calibrator(
+    raw: np.ndarray, y: np.ndarray, prior: float, config: TrainingConfig
+) -> Calibrator:
+    """The calibration recipe, one place for folds and the final model."""
+    return Calibrator.fit(
+        raw,
+        y,
+        prior=prior,
+        shrinkage_events=config.calibration.shrinkage_events,
+        isotonic_min_class=config.calibration.isotonic_min_class,
+    )
+
+
+@dataclass
+class HorizonPredictions:
+    """Pass 2: calibrated out-of-sample probabilities of every model and the champion."""
+
+    frame: pd.DataFrame
+    """One row per scored test row: keys, `horizon`, `fold`, `block`, `y`, `direction`,
+    `p_<model>` for every model and `p_champion`, `p_long`."""
+    folds: pd.DataFrame
+    """One row per fold: span, counts, status (scored or why not), the champion and the
+    inner scores of every candidate."""
+    gain: pd.Series | None
+    oof: OutOfFold
+
+
+def calibrate_and_choose(
+    data: HorizonData, folds: Sequence[Fold], oof: OutOfFold, config: TrainingConfig
+) -> HorizonPredictions:
+    """Pass 2 over the folds in time order (see the module docstring)."""
+    names = list(oof.raw)
+    candidates = [c for c in config.fit.candidates if c in oof.raw]
+    t = data.t
+    n = len(data.y)
+    probability = {name: np.full(n, np.nan) for name in [*names, CHAMPION]}
+    block_of = np.full(n, -1, dtype=np.int64)
+    window = config.calibration.window_hours
+    excluded = dict(oof.excluded)
+    table = []
+    for fold in folds:
+        block_of[fold.test] = fold.block
+        record: dict[str, Any] = {
+            "horizon": data.horizon,
+            "fold": fold.number,
+            "block": fold.block,
+            "train_end": fold.train_end,
+            "test_start": fold.test_start,
+            "test_end": fold.test_end,
+            "n_train": len(fold.train),
+            "n_test": len(fold.test),
+            "train_events": int(data.y[fold.train].sum()),
+            "positives": int(data.y[fold.test].sum()),
+        }
+        cutoff = np.datetime64(fold.train_end.tz_convert(None), "us")
+        scored = np.isfinite(oof.raw[names[0]]) & (t < cutoff)
+        calibration_rows = scored & (t >= cutoff - window * HOUR) if window else scored
+        oof_events = int(data.y[calibration_rows].sum())
+        record["oof_events"] = oof_events
+        if fold.number not in excluded and not (
+            config.calibration.min_events <= oof_events < int(calibration_rows.sum())
+        ):
+            excluded[fold.number] = (
+                f"{oof_events} out-of-fold flushes before the fold "
+                f"(calibration needs {config.calibration.min_events})"
+            )
+        if fold.number in excluded:
+            table.append({**record, "status": excluded[fold.number]})
+            continue
+        prior = float(data.y[fold.train].mean())
+        for name in names:
+            scores = oof.raw[name]
+            if oof.calibrated.get(name, True):
+                calibrator = fit_calibrator(
+                    scores[calibration_rows], data.y[calibration_rows], prior, config
+                )
+                probability[name][fold.test] = calibrator.predict(scores[fold.test])
+            else:
+                probability[name][fold.test] = scores[fold.test]
+        inner = np.isfinite(probability[candidates[0]]) & (t < cutoff)
+        choice = choose(
+            candidates,
+            {c: probability[c][inner] for c in candidates},
+            data.y[inner],
+            block_of[inner],
+            config,
+        )
+        probability[CHAMPION][fold.test] = probability[choice.chosen][fold.test]
+        table.append(
+            {
+                **record,
+                "status": "scored",
+                "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION][fold.test]),
+                "champion": choice.chosen,
+                "choice": choice.reason,
+                **{f"inner_{c}": v for c, v in choice.scores.items()},
+            }
+        )
+    keep = np.isfinite(probability[CHAMPION])
+    frame = data.keys[keep].reset_index(drop=True)
+    frame["horizon"] = data.horizon
+    frame["fold"] = oof.fold_of[keep]
+    frame["block"] = block_of[keep]
+    frame["y"] = data.y[keep]
+    frame["direction"] = pd.Categorical(data.direction[keep])
+    for name in [*names, CHAMPION]:
+        frame[f"p_{name}"] = probability[name][keep]
+    frame["p_long"] = oof.p_long[keep]
+    oof.excluded = excluded
+    return HorizonPredictions(frame, pd.DataFrame(table), oof.gain, oof)
