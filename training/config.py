@@ -29,10 +29,10 @@ class Strict(BaseModel):
 class CalibrationConfig(Strict):
     """How out-of-fold scores become probabilities (see `models.calibration`)."""
 
-    min_events: int = Field(5, ge=1)
-    """Out-of-fold flushes needed before a fold can be calibrated; fewer: the fold is left
-    out of every model's scores, with the reason recorded."""
-    shrinkage_events: float = Field(10.0, ge=0)
+    min_episodes: int = Field(5, ge=1)
+    """Out-of-fold flush episodes needed before a fold can be calibrated; fewer: the fold is
+    left out of every model's scores, with the reason recorded."""
+    shrinkage_episodes: float = Field(10.0, ge=0)
     isotonic_min_class: int = Field(200, ge=1)
     window_hours: int | None = Field(4380, ge=1)
     """Only out-of-fold rows this recent calibrate (half a year): regimes drift, and old rows
@@ -44,8 +44,9 @@ class SelectionConfig(Strict):
 
     metric: Literal["roc_auc", "pr_auc", "lift"] = "roc_auc"
     """Within-block ranking metric of the candidates' out-of-fold scores."""
-    min_events: int = Field(20, ge=1)
-    """Fewer out-of-fold flushes than this: too little evidence, take the first candidate."""
+    min_episodes: int = Field(10, ge=1)
+    """Fewer out-of-fold flush episodes than this: too little evidence, keep the first
+    candidate."""
 
 
 class EvaluationConfig(Strict):

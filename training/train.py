@@ -28,17 +28,21 @@ from training.walkforward import (
     fit_calibrator,
     horizon_data,
     out_of_fold,
+    score_scale,
 )
 
 
 def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> HorizonModel:
     """One horizon's deployable model from its out-of-fold evidence."""
     candidates = [c for c in config.fit.candidates if c in oof.raw]
+    scored = oof.fold_of >= 0
+    scored[scored] = np.isin(oof.fold_of[scored], frame["fold"].unique())
     choice = choose(
         candidates,
         {c: frame[f"p_{c}"].to_numpy() for c in candidates},
         frame["y"].to_numpy(),
         frame["block"].to_numpy(),
+        int(data.episode_start[scored].sum()),
         config,
     )
     raw = oof.raw[choice.chosen]
@@ -53,9 +57,12 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
             "how to calibrate the model (more history is needed)",
         )
     prior = float(data.y.mean())
-    calibrator = fit_calibrator(raw[rows], data.y[rows], prior, config)
     learner = make_candidate(choice.chosen, data.columns, config.fit, dropout_groups(data.columns))
     learner.fit(data.X, data.y)
+    episodes = int(data.episode_start[rows].sum())
+    calibrator = fit_calibrator(raw[rows], data.y[rows], episodes, prior, config).for_scores(
+        *score_scale(learner, data.X)
+    )
     sided, is_long = data.sided()
     direction = None
     d = np.flatnonzero(sided)
@@ -70,7 +77,7 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
         {
             "chosen": choice.chosen,
             "reason": choice.reason,
-            "out_of_fold_events": choice.events,
+            "out_of_fold_episodes": choice.episodes,
             f"out_of_fold_{config.selection.metric}_within_fold": choice.scores,
         },
     )

@@ -54,6 +54,8 @@ class HorizonData:
     direction: np.ndarray
     columns: list[str]
     symbols: list[str]
+    episode_start: np.ndarray
+    """True on the first bar of each flush episode (a run of flush bars of one series)."""
 
     @property
     def t(self) -> np.ndarray:
@@ -69,6 +71,7 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
     """The labelled rows at `horizon`, sorted by time then symbol and venue."""
     rows = dataset.labelled(horizon)
     features, symbols = dataset.features, dataset.symbols()
+    y = rows[flush_column(horizon)].to_numpy(dtype="float64")
     return HorizonData(
         horizon=horizon,
         keys=rows[["timestamp", "symbol", "venue"]],
@@ -77,7 +80,23 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         direction=rows[direction_column(horizon)].astype(object).to_numpy(),
         columns=model_columns(features),
         symbols=list(symbols),
+        episode_start=episode_starts(rows, y, dataset.bar),
     )
+
+
+def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.ndarray:
+    """True where a flush bar follows a bar of the same series that was not one (or a gap)."""
+    series = keys["symbol"].astype(str) + "@" + keys["venue"].astype(str)
+    stamps = pd.DatetimeIndex(keys["timestamp"])
+    order = np.lexsort((stamps.asi8, pd.factorize(series)[0]))
+    same = np.r_[False, series.to_numpy()[order][1:] == series.to_numpy()[order][:-1]]
+    step = np.r_[0, np.diff(stamps.asi8[order])]
+    follows = same & (step == bar // pd.Timedelta("1us"))
+    positive = y[order] == 1
+    start_sorted = positive & ~(follows & np.r_[False, positive[:-1]])
+    out = np.zeros(len(y), dtype=bool)
+    out[order] = start_sorted
+    return out
 
 
 def dropout_groups(columns: Sequence[str]) -> list[list[int]]:
@@ -102,9 +121,27 @@ def learners(config: TrainingConfig, data: HorizonData) -> dict[str, Callable[[i
     return made
 
 
+def score_scale(
+    model: Learner, X: np.ndarray, t: np.ndarray | None = None, seed: int = 0
+) -> tuple[float, float]:
+    """Mean and spread of a fitted learner's scores on (a sample of) its training rows.
+
+    Dividing by these puts refits trained on a month and on a year on one scale, which is what
+    lets one calibrator serve scores from many refits (see `models.calibration`).
+    """
+    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 5000), replace=False)
+    scores = model.score(X[rows], None if t is None else t[rows])
+    spread = float(np.std(scores))
+    return float(np.mean(scores)), spread if spread > 1e-12 else 1.0
+
+
 @dataclass
 class OutOfFold:
-    """Pass 1: raw scores of every learner on every trained fold's test rows."""
+    """Pass 1: every learner's scores on every trained fold's test rows.
+
+    Scores of calibrated learners are standardised by their fold model's training-score mean
+    and spread (`score_scale`); climatology's are its probabilities.
+    """
 
     raw: dict[str, np.ndarray]
     p_long: np.ndarray
@@ -147,8 +184,12 @@ def out_of_fold(
         else:
             for name in names:
                 model = made[name](fold.number).fit(data.X[train], data.y[train], t[train])
-                raw[name][test] = model.score(data.X[test], t[test])
+                scores = model.score(data.X[test], t[test])
                 calibrated[name] = is_calibrated(model)
+                if calibrated[name]:
+                    loc, scale = score_scale(model, data.X[train], t[train], fold.number)
+                    scores = (scores - loc) / scale
+                raw[name][test] = scores
                 if name == "lightgbm" and isinstance(model, GradientBoosting):
                     gain += model.booster.feature_importance("gain")  # type: ignore[union-attr]
             p_long[test] = direction_probability(data, train, test, config)
@@ -176,7 +217,7 @@ class Choice:
 
     chosen: str
     scores: dict[str, float]
-    events: int
+    episodes: int
     reason: str
 
 
@@ -185,38 +226,39 @@ def choose(
     probabilities: dict[str, np.ndarray],
     y: np.ndarray,
     blocks: np.ndarray,
+    episodes: int,
     config: TrainingConfig,
 ) -> Choice:
     """The candidate ranking best within blocks on these out-of-fold rows (first on a tie).
 
-    With fewer than `selection.min_events` flushes the evidence is noise: the first
+    With fewer than `selection.min_episodes` flush episodes the evidence is noise: the first
     candidate (the simplest, by convention) is kept.
     """
-    events = int(y.sum())
     scores = {}
     for name in candidates:
         ranked = within_blocks(y, probabilities[name], blocks)
         value = getattr(ranked, config.selection.metric)
         scores[name] = float(value) if np.isfinite(value) else float("nan")
-    if events < config.selection.min_events:
-        return Choice(candidates[0], scores, events, f"{events} out-of-fold flushes: fallback")
+    if episodes < config.selection.min_episodes:
+        return Choice(candidates[0], scores, episodes, f"{episodes} out-of-fold episodes: fallback")
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
     if not finite:
-        return Choice(candidates[0], scores, events, "no rankable out-of-fold block: fallback")
+        return Choice(candidates[0], scores, episodes, "no rankable out-of-fold block: fallback")
     best = max(finite.values())
     chosen = next(name for name in candidates if finite.get(name) == best)
-    return Choice(chosen, scores, events, f"best {config.selection.metric} within blocks")
+    return Choice(chosen, scores, episodes, f"best {config.selection.metric} within blocks")
 
 
 def fit_calibrator(
-    raw: np.ndarray, y: np.ndarray, prior: float, config: TrainingConfig
+    scores: np.ndarray, y: np.ndarray, episodes: int, prior: float, config: TrainingConfig
 ) -> Calibrator:
     """The calibration recipe, one place for folds and the final model."""
     return Calibrator.fit(
-        raw,
+        scores,
         y,
         prior=prior,
-        shrinkage_events=config.calibration.shrinkage_events,
+        episodes=episodes,
+        shrinkage_episodes=config.calibration.shrinkage_episodes,
         isotonic_min_class=config.calibration.isotonic_min_class,
     )
 
@@ -265,14 +307,15 @@ def calibrate_and_choose(
         cutoff = np.datetime64(fold.train_end.tz_convert(None), "us")
         scored = np.isfinite(oof.raw[names[0]]) & (t < cutoff)
         calibration_rows = scored & (t >= cutoff - window * HOUR) if window else scored
-        oof_events = int(data.y[calibration_rows].sum())
-        record["oof_events"] = oof_events
+        oof_episodes = int(data.episode_start[calibration_rows].sum())
+        record["oof_episodes"] = oof_episodes
         if fold.number not in excluded and not (
-            config.calibration.min_events <= oof_events < int(calibration_rows.sum())
+            oof_episodes >= config.calibration.min_episodes
+            and data.y[calibration_rows].sum() < calibration_rows.sum()
         ):
             excluded[fold.number] = (
-                f"{oof_events} out-of-fold flushes before the fold "
-                f"(calibration needs {config.calibration.min_events})"
+                f"{oof_episodes} out-of-fold flush episodes before the fold "
+                f"(calibration needs {config.calibration.min_episodes})"
             )
         if fold.number in excluded:
             table.append({**record, "status": excluded[fold.number]})
@@ -282,7 +325,7 @@ def calibrate_and_choose(
             scores = oof.raw[name]
             if oof.calibrated.get(name, True):
                 calibrator = fit_calibrator(
-                    scores[calibration_rows], data.y[calibration_rows], prior, config
+                    scores[calibration_rows], data.y[calibration_rows], oof_episodes, prior, config
                 )
                 probability[name][fold.test] = calibrator.predict(scores[fold.test])
             else:
@@ -293,6 +336,7 @@ def calibrate_and_choose(
             {c: probability[c][inner] for c in candidates},
             data.y[inner],
             block_of[inner],
+            int(data.episode_start[inner].sum()),
             config,
         )
         probability[CHAMPION][fold.test] = probability[choice.chosen][fold.test]

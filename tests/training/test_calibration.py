@@ -80,7 +80,7 @@ def test_platt_fixes_a_distortion_with_few_events():
     p, y = _sample(2_000, 1.0, 15.0, seed=1)
     assert y.sum() < 200  # too few for the isotonic part
     distorted = 0.5 * _logit(p) + 1.0  # underconfident and biased up
-    calibrator = Calibrator.fit(distorted, y, shrinkage_events=0)
+    calibrator = Calibrator.fit(distorted, y, shrinkage_episodes=0)
     assert calibrator.kind == "platt"
     p_new, y_new = _sample(60_000, 1.0, 15.0, seed=2)
     calibrated = calibrator.predict(0.5 * _logit(p_new) + 1.0)
