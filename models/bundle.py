@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from marketdata.atomic import write_atomic
+from models import integrity
 from models.lgbm import Fitted
 from training.calibration import Calibrator
 
@@ -165,6 +166,7 @@ class Bundle:
             "horizons": horizons,
         }
         _write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=_json_default))
+        integrity.record(folder)
         return folder
 
     @classmethod
@@ -174,6 +176,7 @@ class Bundle:
         path = folder / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(f"no model bundle at {folder} ({MANIFEST} missing)")
+        integrity.verify(folder, MANIFEST)  # before LightGBM parses a byte: it aborts on bad files
         manifest = json.loads(path.read_text())
         if manifest.get("format") != FORMAT:
             raise BundleMismatch(f"bundle format {manifest.get('format')}, expected {FORMAT}")
