@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.errors import error_body
 from serving.timeouts import read_timeout
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -22,9 +23,9 @@ JSON = "application/json"
 
 
 def _error(status: int, message: str, close: bool = False) -> JSONResponse:
-    detail = [{"type": "request_error", "loc": ["body"], "msg": message}]
+    body = error_body([{"type": "request_error", "loc": ["body"], "msg": message}])
     headers = {"connection": "close"} if close else None
-    return JSONResponse({"error": message, "detail": detail}, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class BodyGuard:
