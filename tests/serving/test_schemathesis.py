@@ -33,7 +33,7 @@ def test_schemathesis_finds_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
             "SCHEMATHESIS_HOOKS": "tests.serving.schemathesis_hooks",
             "PYTHONPATH": str(ROOT),
         }
-        result = subprocess.run(  # in tmp_path: its cache of past runs stays out of the checkout
+        result = subprocess.run(
             command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
