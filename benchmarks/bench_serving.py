@@ -1,11 +1,11 @@
 """The prediction service under load: a real `flushcast serve` driven over loopback.
 
-A small champion is trained on simulated data (serving.sandbox), served by `bentoml serve` with
-its default two workers, and driven from this process by threads that each keep one HTTP/1.1
-connection and send a fixed number of requests (bounded loops, no open-ended load). Each
-workload runs at concurrency 1, 8 and 32; beside it, the same work in-process without HTTP
-(parse the JSON body, predict, serialise the answer) on one thread: the floor the server is
-measured against. Client and server share the machine's cores.
+A small champion is trained on simulated data (`tests/serving/sandbox.py`), served by
+`bentoml serve` with its default two workers, and driven from this process by threads that
+each keep one HTTP/1.1 connection and send a fixed number of requests (bounded loops, no
+open-ended load). Each workload runs at concurrency 1, 8 and 32; beside it, the same work
+in-process without HTTP (parse the JSON body, predict, serialise the answer) on one thread: the
+floor the server is measured against. Client and server share the machine's cores.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def _timed(label: str, fn: Callable[[], object]) -> object:
 
 
 def main() -> None:
-    from serving.sandbox import build, running_server
+    from tests.serving.sandbox import build, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         box = _timed(

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from marketdata.atomic import write_atomic
+from models import integrity
 from models.calibration import Calibrator
 from models.learners import GradientBoosting, Logistic, from_state
 from models.matrix import SYMBOL, columns, from_values, model_matrix
@@ -195,6 +196,7 @@ class Bundle:
             "horizons": horizons,
         }
         _write_text(folder / MANIFEST, json.dumps(manifest, indent=1, default=_json_default))
+        integrity.record(folder)
         return folder
 
     @classmethod
@@ -204,6 +206,7 @@ class Bundle:
         path = folder / MANIFEST
         if not path.is_file():
             raise FileNotFoundError(f"no model bundle at {folder} ({MANIFEST} missing)")
+        integrity.verify(folder, MANIFEST)  # before LightGBM parses a byte: it aborts on bad files
         manifest = json.loads(path.read_text())
         if manifest.get("format") != FORMAT:
             raise BundleMismatch(f"bundle format {manifest.get('format')}, expected {FORMAT}")

@@ -3,6 +3,9 @@
 It is logged as code (`models/mlflow_entry.py`, MLflow's "models from code"), not as a pickle;
 the models travel as the bundle's plain files, so `Bundle.load` on the downloaded folder is all
 a consumer needs.
+Whoever can write the artefact store can change that code, and it runs in every consumer that
+loads the model with `mlflow.pyfunc.load_model` (see the README's security notes); flushcast's
+own loaders download the bundle's files and never run it.
 `predict` takes feature rows (the `features` registry columns plus `symbol`) and returns the
 calibrated probabilities per horizon.
 """
@@ -25,6 +28,7 @@ class FlushcastModel(mlflow.pyfunc.PythonModel):
     """Loads the bundle from the model's artefacts; predicts from feature rows."""
 
     def load_context(self, context: Any) -> None:
+        # Bundle.load checks every file's SHA-256 first: no unverified bytes reach LightGBM.
         self.bundle = Bundle.load(context.artifacts[ARTIFACT])
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:

@@ -15,6 +15,8 @@ WORKERS_ENV = "FLUSHCAST_WORKERS"
 """Worker processes (default 2: one per core of the target machine)."""
 WALK_FORWARD = "walk_forward"
 """Folder in the BentoML model holding the version's evaluation, for the report's model card."""
+READ_TIMEOUT_ENV = "FLUSHCAST_READ_TIMEOUT"
+"""Seconds a client has for a request's headers, and again for its body (default 15)."""
 STORE_ENV = "FLUSHCAST_STORE"
 """Market data store `GET /report` reads (default: the demo store in the checkout)."""
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ TrackingOption = Annotated[
 
 
 def _champion(tracking_uri: str | None) -> str:
+    from models.integrity import BundleIntegrityError
     from serving.importer import import_champion
     from training.registry import RegistryError
 
@@ -32,6 +33,22 @@ def _champion(tracking_uri: str | None) -> str:
         return str(import_champion(tracking_uri))
     except RegistryError as exc:
         typer.echo(f"error: {exc} (train and promote a model first)", err=True)
+    except BundleIntegrityError as exc:
+        typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _check_bundle(tag: str) -> None:
+    """Refuse to start on a model whose files fail their SHA-256 record: every worker would."""
+    import bentoml
+
+    from models.bundle import MANIFEST
+    from models.integrity import BundleIntegrityError, verify
+
+    try:
+        verify(bentoml.models.get(tag).path, MANIFEST)
+    except (BundleIntegrityError, bentoml.exceptions.NotFound) as exc:
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
 
 
@@ -50,6 +67,7 @@ def serve(
 ) -> None:
     """Serve the champion model over HTTP: /predict, /predict_batch, /explain, /model, /report."""
     tag = model or _champion(tracking_uri)
+    _check_bundle(tag)
     typer.echo(f"serving {tag} on http://{host}:{port} (docs at /, spec at /docs.json)")
     env = {**os.environ, MODEL_ENV: tag, WORKERS_ENV: str(workers), STORE_ENV: str(store.resolve())}
     args = ["--port", str(port), "--host", host, "--working-dir", str(ROOT)]

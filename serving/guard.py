@@ -1,33 +1,43 @@
-"""An ASGI gate in front of the API: JSON bodies only (415), and bounded in size (413).
+"""An ASGI gate in front of the API: JSON bodies only (415), bounded in size (413) and time (408).
 
 BentoML would otherwise read any body whole into memory and parse unknown media types as JSON;
 its pickle check covers one content type only. The gate reads the body itself, at most
 `max_bytes`, so an oversized upload is refused before it is parsed, whatever Content-Length
-claims.
+claims; a body that has not arrived within `timeout` seconds is refused and its connection
+closed (the headers' deadline is `serving.timeouts`').
 """
 
 from __future__ import annotations
 
+import anyio
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import error_body
+from serving.timeouts import read_timeout
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """About 30 series of a full lookback with every column, or 10,000 feature-table rows."""
 JSON = "application/json"
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    detail = [{"type": "request_error", "loc": ["body"], "msg": message}]
-    return JSONResponse({"error": message, "detail": detail}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    body = error_body([{"type": "request_error", "loc": ["body"], "msg": message}])
+    headers = {"connection": "close"} if close else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class BodyGuard:
-    """Refuse non-JSON POST bodies with 415 and bodies over `max_bytes` with 413."""
+    """Refuse non-JSON POST bodies (415), bodies over `max_bytes` (413) or slower than
+    `timeout` seconds (408)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, timeout: float | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = read_timeout() if timeout is None else timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -44,16 +54,21 @@ class BodyGuard:
             await self._too_large(scope, receive, send)
             return
         body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > self.max_bytes:
-                await self._too_large(scope, receive, send)
-                return
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self.timeout) as deadline:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                if len(body) > self.max_bytes:
+                    await self._too_large(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+        if deadline.cancelled_caught:
+            message = f"request body not received within {self.timeout:g} s"
+            await _error(408, message, close=True)(scope, receive, send)
+            return
         await self.app(scope, _replay(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,7 +2,8 @@
 
 The BentoML model is the bundle folder as MLflow stored it, labelled with the registered model's
 name, version and run id. Importing the same version twice reuses the first copy, so
-`flushcast serve` can import on every start.
+`flushcast serve` can import on every start; a stored copy is reused only if its files still
+match the registry's SHA-256 record (`models.integrity`), never on its labels alone.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import bentoml
 
-from models.bundle import Bundle
+from models.bundle import MANIFEST, Bundle
+from models.integrity import BundleIntegrityError, recorded, verify
 from reporting.card import download_walk_forward
 from serving import WALK_FORWARD
 from training.registry import CHAMPION, download_bundle
@@ -27,12 +29,13 @@ def import_champion(uri: str | None = None, ref: str = CHAMPION) -> bentoml.Tag:
     """Import the registry version `ref` (alias or number) unless already imported; its tag."""
     with tempfile.TemporaryDirectory(prefix="flushcast-import-") as tmp:
         identity, folder = download_bundle(ref, Path(tmp), tracking_uri=tracking_uri(uri))
+        bundle = Bundle.load(folder)  # refuses a download that fails its SHA-256 record
+        sums = recorded(folder)
         wanted = identity.as_dict()
         for stored in bentoml.models.list():
             same = {k: stored.info.metadata.get(k) for k in wanted} == wanted
-            if stored.tag.name == MODEL_NAME and same:
+            if stored.tag.name == MODEL_NAME and same and _intact(Path(stored.path), sums):
                 return stored.tag
-        bundle = Bundle.load(folder)
         metadata = {**wanted, "horizons": sorted(bundle.horizons), "features": len(bundle.features)}
         with bentoml.models.create(MODEL_NAME, labels=wanted, metadata=metadata) as model:
             shutil.copytree(folder, model.path, dirs_exist_ok=True)
@@ -40,3 +43,11 @@ def import_champion(uri: str | None = None, ref: str = CHAMPION) -> bentoml.Tag:
                 identity.run_id, Path(model.path) / WALK_FORWARD, tracking_uri(uri)
             )
         return model.tag
+
+
+def _intact(stored: Path, sums: dict[str, str]) -> bool:
+    """Whether a stored copy holds exactly the recorded files, unchanged (by SHA-256)."""
+    try:
+        return verify(stored, MANIFEST) == sums
+    except BundleIntegrityError:
+        return False

@@ -4,6 +4,11 @@ Bars are validated per series in the order they were sent, so an error names the
 sent (`bars[17].high`), then built with `features.build_features`, the code that made the
 training table, so serving cannot drift from training. Each series must hold at least the
 bundle's lookback: fewer bars would silently change long-window features.
+
+The work is bounded by the request's size: features are computed on every bar time from a
+series' first bar to its last (`features.grid`), so a series may span at most `MAX_SPAN_PER_BAR`
+times as many bar times as it has bars, checked before anything of that size is allocated, and
+a request holds at most `MAX_BARS` bars in all.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from marketdata.errors import DataError
 from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
 from marketdata.validate import validate
 from serving.errors import InputError, Loc, path
-from serving.requests import Bar, FeatureTable
+from serving.requests import MAX_BARS, Bar, FeatureTable
 
 
 def _duration(step: pd.Timedelta) -> str:
@@ -35,6 +40,9 @@ BAR_TEXT = _duration(BAR)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 NO_BTC = "no BTC series sent, so the btc_* features are missing: add BTC bars as `context`"
+MAX_SPAN_PER_BAR = 2
+"""Bar times from a series' first bar to its last, per bar sent: half the window may be gaps."""
+BAR_US = BAR // pd.Timedelta("1us")
 
 
 @dataclass
@@ -90,9 +98,39 @@ def _check_bar_size(frame: pd.DataFrame, loc: Loc) -> None:
         )
 
 
+def _check_names(series: SeriesInput) -> None:
+    """Bars may carry the canonical `symbol` and `venue` columns, if they are the series' own."""
+    for name in ("symbol", "venue"):
+        expected = getattr(series, name)
+        for i, bar in enumerate(series.bars):
+            given = getattr(bar, name)
+            if given is not None and given != expected:
+                raise InputError(
+                    f"bar {name} {given!r} is not the {name} of its series, {expected!r}",
+                    (*series.loc, "bars", i, name),
+                )
+
+
+def _check_span(frame: pd.DataFrame, loc: Loc) -> None:
+    """Refuse a series whose time span is far larger than its bar count, before the grid."""
+    t = frame["timestamp"].astype("int64").to_numpy()  # microseconds
+    span = int((t.max() - t.min()) // BAR_US) + 1
+    limit = MAX_SPAN_PER_BAR * len(t)
+    if span > limit:
+        after_gap = int(np.argmax(np.abs(np.diff(t)))) + 1
+        raise InputError(
+            f"{len(t)} bars span {span:,} {BAR_TEXT} bar times; at most {limit:,} "
+            f"({MAX_SPAN_PER_BAR}x the bar count) are accepted, so gaps like the one before "
+            "this bar are refused",
+            (*loc, "bars", after_gap, "timestamp"),
+        )
+
+
 def _checked(series: SeriesInput, needed: int) -> tuple[pd.DataFrame, list[str]]:
+    _check_names(series)
     frame = _frame(series)
     _check_bar_size(frame, series.loc)
+    _check_span(frame, series.loc)
     try:
         report = validate(frame)
     except DataError as exc:
@@ -119,6 +157,9 @@ def from_series(
     all_series: Sequence[SeriesInput], features: list[str], lookback: int, last_bars: int = 1
 ) -> Rows:
     """Features of the last `last_bars` bars of every series marked `predict`."""
+    total = sum(len(s.bars) for s in all_series)
+    if total > MAX_BARS:
+        raise InputError(f"{total:,} bars in one request; at most {MAX_BARS:,}: split it")
     seen: dict[tuple[str, str], Loc] = {}
     for s in all_series:
         key = (s.symbol, s.venue)

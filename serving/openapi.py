@@ -1,24 +1,92 @@
-"""The committed OpenAPI spec: `python -m serving.openapi` rewrites `serving/openapi.json`.
+"""The OpenAPI spec the service serves at /docs.json; `python -m serving.openapi` rewrites the
+committed copy, `serving/openapi.json`.
 
-The spec is what the service serves at /docs.json, generated from the pydantic models and the
-feature registry; a test fails when the two drift, so a changed request or response model (or a
+It is BentoML's spec of the service amended to say what the service really answers. Request
+and response bodies are the pydantic models' own JSON Schemas, in OpenAPI 3.1 (BentoML's 3.0
+rendering drops `null` from optional fields, and the models declare which fields go together);
+every 4xx body is `ErrorBody` (BentoML documents `detail` as a string); POST bodies can be
+refused with 408, 413 and 415 before they are parsed; `/report` answers bad queries with 400
+(not FastAPI's 422) and 503 without market data; every answer carries `X-Request-ID`. A test
+holds the served spec equal to the committed one, so a changed request or response model (or a
 new feature) is a visible diff in review.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from serving.errors import HEADER, ErrorBody
+
 SPEC = Path(__file__).with_name("openapi.json")
+REF = "#/components/schemas/{model}"
+JSON = "application/json"
+ERROR = {JSON: {"schema": {"$ref": REF.format(model="ErrorBody")}}}
+BEFORE_PARSING = {
+    "408": "The body did not arrive within the read timeout.",
+    "413": "The body is larger than the service accepts.",
+    "415": "The body is not JSON.",
+}
+UNUSED = ("InvalidArgument", "HTTPValidationError", "ValidationError")
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": ERROR}
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """`model`'s JSON Schema, its nested models moved into the spec's components."""
+    schema = model.model_json_schema(ref_template=REF)
+    schemas.update(schema.pop("$defs", {}))
+    return schema
+
+
+def amend(spec: dict[str, Any], bodies: dict[str, tuple[type[BaseModel], type[BaseModel]]]):
+    """BentoML's generated spec made to say what the service answers (see the module doc);
+    `bodies` maps each API route to its request and response models."""
+    spec = copy.deepcopy(spec)
+    spec["openapi"] = "3.1.0"
+    schemas = spec["components"]["schemas"]
+    schemas["ErrorBody"] = _schema(ErrorBody, schemas)
+    for name in UNUSED:
+        schemas.pop(name, None)
+    for route, (request, response) in bodies.items():
+        operation = spec["paths"][route]["post"]
+        operation["requestBody"] = {
+            "required": True,
+            "content": {JSON: {"schema": _schema(request, schemas)}},
+        }
+        operation["responses"]["200"]["content"][JSON]["schema"] = _schema(response, schemas)
+    for route, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            if method == "post":
+                responses["400"] = _error("The request is malformed or cannot be answered.")
+                responses.update({code: _error(text) for code, text in BEFORE_PARSING.items()})
+            if route == "/report":
+                responses["400"] = _error("Unknown symbol or venue, or a bad `at` time.")
+                responses["503"] = _error("The service has no market data to report from.")
+            for response in responses.values():
+                response.setdefault("headers", {})[HEADER] = {
+                    "description": "The request's id, as in the server log.",
+                    "schema": {"type": "string"},
+                }
+    return spec
+
+
+@functools.cache
 def spec() -> dict[str, Any]:
     """The spec as served (needs no model: it is generated from the service definition)."""
     from serving.service import Flushcast
 
-    return json.loads(json.dumps(Flushcast.openapi_spec.asdict()))
+    bodies = {api.route: (api.input_spec, api.output_spec) for api in Flushcast.apis.values()}
+    return amend(json.loads(json.dumps(Flushcast.openapi_spec.asdict())), bodies)
 
 
 def write(path: Path = SPEC) -> Path:

@@ -1,7 +1,10 @@
 """Request bodies of the prediction service: bars in the canonical schema, or ready feature rows.
 
 Every model forbids unknown fields and non-finite numbers (JSON has no NaN: a missing value is
-`null`), so a typo or a unit slip is refused with the field's path instead of being ignored.
+`null`), and numbers and flags are strict (`true` or `"123.5"` is not a number), so a typo or a
+unit slip is refused with the field's path instead of being ignored or guessed at. Which fields
+go together (bars or features, series or table) is declared in the JSON Schema as well, so the
+OpenAPI spec says what the service accepts.
 Ranges that need a whole bar (high >= low) or a whole series (sorted, unique, hourly) are
 checked afterwards by `marketdata.validate`, the same check every ingested frame passes.
 """
@@ -10,18 +13,46 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    model_validator,
+)
 
 from features.registry import FEATURES
 from marketdata.schema import COLUMN_UNITS
 
 MAX_SERIES = 64
+MAX_BARS = 50_000
+"""Bars in one request, all series together: the work of building features grows with them."""
 MAX_TABLE_ROWS = 10_000
 MAX_TOP_K = 20
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+NAME_PATTERN = r"^[!-~]+$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+"""A symbol or venue: printable ASCII without spaces (one meaning in every regex dialect)."""
+
+
+def _whole(value: object) -> object:
+    """JSON Schema counts 12.0 as an integer; strict pydantic would not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Count = Annotated[int, Field(strict=True), BeforeValidator(_whole)]
+"""An integer: 12 or 12.0, not `true` or `"12"`."""
+
+
+def _one_of(*branches: dict) -> ConfigDict:
+    """Forbid unknown fields; declare which fields go together (JSON Schema `oneOf`)."""
+    return ConfigDict(extra="forbid", json_schema_extra={"oneOf": list(branches)})
 
 
 class Strict(BaseModel):
@@ -49,15 +80,22 @@ class Bar(Strict):
         None, description=_unit("taker_buy_volume_usd")
     )
     long_short_ratio: NonNegative | None = Field(None, description=_unit("long_short_ratio"))
+    symbol: Name | None = Field(
+        None, description="Optional (canonical frame records carry it): must be the series'."
+    )
+    venue: Name | None = Field(
+        None, description="Optional (canonical frame records carry it): must be the series'."
+    )
 
 
 class Series(Strict):
     """The recent bars of one symbol on one venue, oldest first, ending at the bar to predict."""
 
-    symbol: str = Field(min_length=1, examples=["BTCUSDT"])
-    venue: str = Field("unspecified", min_length=1, description="Exchange the bars come from.")
+    symbol: Name = Field(examples=["BTCUSDT"])
+    venue: Name = Field("unspecified", description="Exchange the bars come from.")
     bars: list[Bar] = Field(
         min_length=1,
+        max_length=MAX_BARS,
         description="Hourly bars in time order; at least the model's lookback (see GET /model).",
     )
 
@@ -75,17 +113,40 @@ FeatureValues = create_model(
 
 
 class Options(Strict):
-    explain: bool = Field(True, description="Include the top SHAP contributions per horizon.")
-    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="How many contributions to return.")
+    explain: StrictBool = Field(True, description="Include the top SHAP contributions per horizon.")
+    top_k: Count = Field(5, ge=1, le=MAX_TOP_K, description="How many contributions to return.")
 
 
 class RowRequest(Strict):
     """A symbol with its recent bars (features built server-side), or a ready feature row."""
 
-    symbol: str = Field(min_length=1, examples=["BTCUSDT"])
-    venue: str = Field("unspecified", min_length=1, description="Exchange the bars come from.")
+    model_config = _one_of(
+        {
+            "required": ["bars"],
+            "properties": {
+                "bars": {"type": "array"},
+                "features": {"type": "null"},
+                "as_of": {"type": "null"},
+            },
+        },
+        {
+            "required": ["features"],
+            "properties": {
+                "features": {"type": "object"},
+                "bars": {"type": "null"},
+                "context": {"maxItems": 0},
+            },
+        },
+    )
+
+    symbol: Name = Field(examples=["BTCUSDT"])
+    venue: Name = Field("unspecified", description="Exchange the bars come from.")
     bars: list[Bar] | None = Field(
-        None, description="Hourly bars, oldest first, ending at the bar to predict."
+        None,
+        min_length=1,
+        max_length=MAX_BARS,
+        description="Hourly bars, oldest first, ending at the bar to predict; at least the "
+        "model's lookback (GET /model), spanning at most twice as many hours as there are bars.",
     )
     context: list[Series] = Field(
         default_factory=list,
@@ -119,14 +180,20 @@ class PredictRequest(Options, RowRequest):
 class ExplainRequest(RowRequest):
     """One prediction to explain in full: every input's contribution, per horizon."""
 
-    horizon: int | None = Field(None, description="Only this horizon (hours); default all.")
+    horizon: Count | None = Field(
+        None,
+        json_schema_extra={"minimum": 1},  # below 1, like any horizon the model lacks: data_error
+        description="Only this horizon (hours), one of GET /model's horizons; default all.",
+    )
 
 
 class TableRow(Strict):
-    symbol: str = Field(min_length=1)
-    venue: str = Field("unspecified", min_length=1)
+    symbol: Name
+    venue: Name = "unspecified"
     as_of: AwareDatetime | None = None
-    values: list[Finite | None] = Field(description="One value per entry of `columns`.")
+    values: list[Finite | None] = Field(
+        max_length=len(FEATURES), description="One value per entry of `columns`."
+    )
 
 
 class FeatureTable(Strict):
@@ -137,6 +204,11 @@ class FeatureTable(Strict):
 
     columns: list[str] = Field(
         min_length=1,
+        max_length=len(FEATURES),
+        json_schema_extra={
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(FEATURES)},
+        },
         description="Feature names, in value order; a model feature left out is missing "
         "in every row (the response lists it).",
     )
@@ -146,14 +218,28 @@ class FeatureTable(Strict):
 class PredictBatchRequest(Options):
     """Many symbols or many bars at once: series of bars, or a feature table."""
 
-    explain: bool = Field(False, description="Include the top SHAP contributions per horizon.")
+    model_config = _one_of(
+        {
+            "required": ["series"],
+            "properties": {"series": {"type": "array"}, "table": {"type": "null"}},
+        },
+        {
+            "required": ["table"],
+            "properties": {"table": {"type": "object"}, "series": {"type": "null"}},
+        },
+    )
+
+    explain: StrictBool = Field(
+        False, description="Include the top SHAP contributions per horizon."
+    )
     series: list[Series] | None = Field(
         None,
+        min_length=1,
         max_length=MAX_SERIES,
         description="Series built together, so cross-series features (BTC context, funding "
         "spread) see each other; every series gets predictions.",
     )
-    last_bars: int = Field(
+    last_bars: Count = Field(
         1,
         ge=1,
         le=MAX_TABLE_ROWS,

@@ -7,7 +7,9 @@ bundle and the feature code disagree. `/healthz` and `/readyz` are BentoML's own
 answers only once it has created the service (bundle loaded and checked, a warm-up prediction
 run so numba code is compiled before the first real request).
 
-Bad input is answered with 400 and a JSON path (`bars[17].high`). A feature row is answered on
+Bad input is answered with 400 and a JSON path (`bars[17].high`), in one shape whoever refused
+it, with a request id, logged at INFO in one line (`serving.errors`); connections that never
+finish their request are closed (`serving.timeouts`, `serving.guard`). A feature row is answered on
 the worker's event loop (cheaper than a thread hand-off); raw bars and batches run in one thread
 per worker, so health checks stay answered meanwhile. Model calls are single-threaded: the
 parallelism comes from the workers (default 2, one per core).
@@ -24,16 +26,17 @@ from typing import TypeVar
 import anyio
 import bentoml
 import numpy as np
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from marketdata.schema import BAR
 from models.bundle import Bundle
-from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV
-from serving.errors import InputError
+from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV, openapi, timeouts
+from serving.errors import ClientErrors, InputError, configure_logging, error_body
 from serving.guard import BodyGuard
 from serving.predictor import Predictor
-from serving.requests import Bar, ExplainRequest, PredictBatchRequest, PredictRequest
+from serving.requests import NAME_PATTERN, Bar, ExplainRequest, PredictBatchRequest, PredictRequest
 from serving.responses import (
     ExplainResponse,
     ModelIdentity,
@@ -42,10 +45,25 @@ from serving.responses import (
     PredictResponse,
 )
 
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 T = TypeVar("T")
 R = TypeVar("R")
 
+timeouts.install()
+configure_logging()
 routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@routes.exception_handler(RequestValidationError)
+async def _bad_query(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A bad query string is a 400 like any other bad input (FastAPI would say 422)."""
+    return JSONResponse(error_body(list(exc.errors())), status_code=400)
+
+
+@routes.get("/docs.json", include_in_schema=False)
+def _spec() -> JSONResponse:
+    """Served instead of BentoML's own spec: the amended one (`serving.openapi`)."""
+    return JSONResponse(openapi.spec())
 
 
 @bentoml.service(
@@ -101,16 +119,32 @@ class Flushcast:
         return self.predictor.info()
 
     @routes.get("/report", response_class=HTMLResponse, tags=["Service APIs"])
-    def report(self, symbol: str, at: str | None = None, venue: str | None = None):
+    def report(
+        self,
+        symbol: str = Query(
+            min_length=1,
+            max_length=64,
+            pattern=NAME_PATTERN,
+            description="A symbol of the market store (400 if it has no bars of it).",
+        ),
+        at: str | None = Query(
+            None,
+            pattern=TIME_PATTERN,
+            description="Open time of the bar to report on, ISO 8601, UTC unless it says "
+            "(default: the latest bar).",
+        ),
+        venue: str | None = Query(None, min_length=1, max_length=64, pattern=NAME_PATTERN),
+    ):
         """The trader report for `symbol` as self-contained HTML, from the market store."""
         from marketdata.store import MarketStore
         from reporting import ReportError, render_report
 
         store = Path(os.environ.get(STORE_ENV, ROOT / "demo-store"))
         frame = MarketStore(store).read()
+        if frame.empty:  # the server's problem, not the client's
+            message = f"no market data in {store} (set {STORE_ENV})"
+            return JSONResponse({"error": message}, status_code=503)
         try:
-            if frame.empty:
-                raise ReportError("store", f"no market data in {store} (set {STORE_ENV})")
             page = render_report(
                 self.predictor, frame, symbol, at=at, venue=venue, walk_forward=self.walk_forward
             )
@@ -119,6 +153,7 @@ class Flushcast:
         return HTMLResponse(page)
 
 
+Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
 Flushcast.add_asgi_middleware(BodyGuard)
 
 

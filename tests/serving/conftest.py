@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from serving.sandbox import Sandbox, build
+from tests.serving.sandbox import Sandbox, build
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,8 @@ def test_feature_row_problems_name_the_feature(client: TestClient, table: pd.Dat
     typo = {**row, "oi_z_30": 1.0}
     answer = client.post("/predict", json={"symbol": "BTCUSDT", "features": typo}).json()
     assert ["features", "oi_z_30"] in [d["loc"] for d in answer["detail"]]
-    both = {"symbol": "BTCUSDT", "features": row, "bars": []}
+    bar = {"timestamp": "2024-01-01T00:00:00Z", "open": 1, "high": 1, "low": 1, "close": 1}
+    both = {"symbol": "BTCUSDT", "features": row, "bars": [bar]}
     answer = client.post("/predict", json=both).json()
     assert "exactly one of `bars` or `features`" in answer["detail"][0]["msg"]
 
@@ -133,8 +134,12 @@ def test_feature_table_problems_name_column_and_row(
     rows = [{"symbol": "BTCUSDT", "values": values}, {"symbol": "BTCUSDT", "values": values[:-1]}]
     cases = [
         ({"columns": columns, "rows": rows}, ["table", "rows", 1, "values"], "values for"),
-        ({"columns": [*columns, "mystery"], "rows": rows[:1]}, ["table", "columns"], "mystery"),
-        ({"columns": [columns[0], *columns], "rows": rows[:1]}, ["table", "columns"], "twice"),
+        (
+            {"columns": [*columns[:-1], "mystery"], "rows": rows[:1]},
+            ["table", "columns"],
+            "mystery",
+        ),
+        ({"columns": [columns[0], *columns[:-1]], "rows": rows[:1]}, ["table", "columns"], "twice"),
     ]
     for table_body, loc, message in cases:
         response = client.post("/predict_batch", json={"table": table_body})

@@ -8,8 +8,8 @@ import pandas as pd
 from starlette.testclient import TestClient
 
 from serving.openapi import SPEC
-from serving.sandbox import Sandbox
 from tests.serving.payloads import bars, feature_row
+from tests.serving.sandbox import Sandbox
 
 
 def test_health_and_readiness(client: TestClient) -> None:

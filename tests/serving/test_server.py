@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -15,9 +16,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving import MODEL_ENV
-from serving.sandbox import Sandbox, running_server
+from serving import MODEL_ENV, READ_TIMEOUT_ENV
 from tests.serving.payloads import feature_row
+from tests.serving.sandbox import Sandbox, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +41,27 @@ def _identity(tag: str) -> dict[str, str]:
     return {k: metadata[k] for k in ("model_name", "model_version", "run_id")}
 
 
+def _closed_within(url: str, seconds: float) -> bool:
+    """Whether the server closes a connection that sends half a request line within `seconds`."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=seconds) as conn:
+        conn.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+        try:
+            return conn.recv(1024) == b""
+        except TimeoutError:
+            return False
+
+
 def test_serve_answers_and_survives_bad_input(
     sandbox: Sandbox, table: pd.DataFrame, tmp_path: Path
 ) -> None:
     command = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+    env = {**sandbox.env(), READ_TIMEOUT_ENV: "1"}
     with (
-        running([*command, "--workers", "1"], sandbox.env(), tmp_path / "log") as url,
+        running([*command, "--workers", "1"], env, tmp_path / "log") as url,
         httpx.Client(base_url=url, timeout=30) as http,
     ):
+        assert _closed_within(url, 5)  # the worker runs uvicorn with the header deadline
         identity = http.get("/model").json()["model"]
         assert identity == _identity(sandbox.tag)
         body = {"symbol": "ETHUSDT", "features": feature_row(table, 200)}
@@ -64,6 +78,9 @@ def test_serve_answers_and_survives_bad_input(
         assert [r.status_code for r in bad] == [415, 400, 400, 400]
         assert http.get("/readyz").status_code == 200
         assert http.post("/predict", json=body).json() == good.json()
+    log = (tmp_path / "log").read_text()
+    assert log.count("client error 400") == 3 and "client error 415" in log
+    assert "Traceback" not in log and "[ERROR]" not in log
 
 
 def test_build_packages_the_champion_and_the_bento_serves_it(

@@ -1,10 +1,12 @@
 """A throwaway champion on simulated data, for the tests, the benchmark and trying the service.
 
-`python -m serving.sandbox FOLDER` simulates two symbols, trains a small bundle (no walk-forward
-evaluation, so the promotion is forced), registers and promotes it in an MLflow SQLite store
-under FOLDER, imports it into a BentoML home under FOLDER and writes an example /predict body
-(`request.json`: the latest BTC feature row). It runs in its own process so that MLflow's
-process-wide tracking URI and BentoML's home never leak into the caller.
+Test harness, so it lives in `tests/`, outside the package and the bento.
+`python -m tests.serving.sandbox FOLDER` (from the checkout) simulates two symbols, trains a
+small bundle (no walk-forward evaluation, so the promotion is forced), registers and promotes
+it in an MLflow SQLite store under FOLDER, imports it into a BentoML home under FOLDER and
+writes an example /predict body (`request.json`: the latest BTC feature row). It runs in its
+own process so that MLflow's process-wide tracking URI and BentoML's home never leak into the
+caller.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving import MODEL_ENV, STORE_ENV
+from serving import MODEL_ENV, ROOT, STORE_ENV
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HORIZONS = (4, 12)
@@ -125,7 +127,8 @@ def _example(market: pd.DataFrame) -> dict:
 
 def build(folder: Path) -> Sandbox:
     """`create` in a fresh Python process."""
-    subprocess.run([sys.executable, "-m", "serving.sandbox", str(folder)], check=True)
+    command = [sys.executable, "-m", "tests.serving.sandbox", str(folder)]
+    subprocess.run(command, check=True, cwd=ROOT)
     return Sandbox(folder)
 
 
