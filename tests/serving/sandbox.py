@@ -98,7 +98,10 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     label = LabelSpec(horizons=HORIZONS)
     identity, _ = run_train(
         make_dataset(market, label),
-        TrainingConfig(label=label).with_overrides({"evaluation.n_boot": 0}),
+        # One candidate: the tests need tree files (TreeSHAP, tampering) whatever the data says.
+        TrainingConfig(label=label).with_overrides(
+            {"evaluation.n_boot": 0, "fit.candidates": ["lightgbm"]}
+        ),
         uri=sandbox.tracking_uri,
         evaluate_first=False,
     )

@@ -42,7 +42,7 @@ TAMPERED: dict[str, Tamper] = {
     "num_leaves=2e9": _edit(
         "direction_12h.txt", lambda t: re.sub(r"num_leaves=\d+", "num_leaves=2000000000", t)
     ),
-    "manifest edited": _edit("bundle.json", lambda t: t.replace('"format": 1', '"format": 1 ')),
+    "manifest edited": _edit("bundle.json", lambda t: t + "\n"),
     "model file removed": lambda folder: (folder / "flush_12h.txt").unlink(),
     "no record": lambda folder: (folder / SUMS).unlink(),
 }
