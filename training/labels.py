@@ -45,14 +45,28 @@ class LabelSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
+    name: str = "v1"
+    """The variant's name (`LABELS`), shown in reports and recorded with every run."""
     horizons: tuple[int, ...] = (4, 12, 24)
     m: float = Field(4.0, gt=0)
+    """Spike: the next H hours' amount is at least m × the trailing median of H-hour amounts..."""
+    m_by_horizon: dict[int, float] = Field(default_factory=dict)
+    """... with m set per horizon where given (longer sums are smoother, so a spike is less)."""
+    threshold: Literal["median", "quantile"] = "median"
+    quantile: float = Field(0.95, gt=0, lt=1)
+    """With `threshold="quantile"`: the spike is an amount above this trailing quantile."""
+    scale: Literal["usd", "oi"] = "usd"
+    """`oi`: liquidations as a share of the open interest at the start of their window, so the
+    threshold does not move with how much leverage (or vendor coverage) there is."""
     k: float = Field(2.0, gt=0)
     median_window_hours: int = Field(720, ge=1)
     min_trailing_hours: int = Field(168, ge=1)
     vol_window_hours: int = Field(72, ge=2)
     floor_usd: float = Field(0.0, ge=0)
     source: Source = "liquidations"
+
+    def m_for(self, horizon: int) -> float:
+        return float(self.m_by_horizon.get(horizon, self.m))
 
     @model_validator(mode="after")
     def _consistent(self) -> LabelSpec:
@@ -66,6 +80,7 @@ class LabelSpec(BaseModel):
         """Flat, string-keyed parameters (e.g. for MLflow `log_params`)."""
         params = self.model_dump()
         params["horizons"] = ",".join(str(h) for h in self.horizons)
+        params["m_by_horizon"] = ",".join(f"{h}:{m:g}" for h, m in self.m_by_horizon.items())
         return {f"label_{key}": value for key, value in params.items()}
 
     @classmethod
@@ -74,6 +89,8 @@ class LabelSpec(BaseModel):
         values = {key.removeprefix("label_"): value for key, value in params.items()}
         try:
             values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
+            pairs = [p.split(":") for p in str(values.get("m_by_horizon") or "").split(",") if p]
+            values["m_by_horizon"] = {int(h): float(m) for h, m in pairs}
             return cls.model_validate(values, strict=False)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"cannot read the label definition ({exc})") from exc
@@ -134,14 +151,19 @@ def _forward(values: pd.Series, horizon: int, how: str) -> np.ndarray:
     return rolled.shift(-horizon).to_numpy()
 
 
-def _trailing_threshold(window_sums: pd.Series, spec: LabelSpec, n: _Bars) -> np.ndarray:
-    """m × median of the H-hour sums whose windows end in the trailing median window at t."""
-    median = window_sums.rolling(n.median, min_periods=n.min_sums).median()
-    return spec.m * median.to_numpy()
+def _trailing_threshold(
+    window_sums: pd.Series, spec: LabelSpec, n: _Bars, horizon_hours: int
+) -> np.ndarray:
+    """The spike threshold from the H-hour amounts whose windows end in the trailing window at
+    t: m × their median, or their `quantile`."""
+    rolled = window_sums.rolling(n.median, min_periods=n.min_sums)
+    if spec.threshold == "quantile":
+        return rolled.quantile(spec.quantile).to_numpy()
+    return spec.m_for(horizon_hours) * rolled.median().to_numpy()
 
 
 def _series_labels(
-    grid: pd.DataFrame, horizon: int, spec: LabelSpec, n: _Bars
+    grid: pd.DataFrame, horizon: int, spec: LabelSpec, n: _Bars, horizon_hours: int
 ) -> dict[str, np.ndarray]:
     """Labels and their ingredients for one series on its complete bar grid (`horizon` bars)."""
     close = grid["close"]
@@ -158,8 +180,12 @@ def _series_labels(
     if spec.source == "liquidations":
         total = grid["liq_long_usd"] + grid["liq_short_usd"]
         sums = total.rolling(horizon, min_periods=horizon).sum()
+        if spec.scale == "oi":
+            # The share of the OI in force when the window opened (known at its start).
+            sums = sums / grid["oi_usd"].shift(horizon).where(lambda oi: oi > 0)
         amount = sums.shift(-horizon).to_numpy()
-        threshold = np.maximum(_trailing_threshold(sums, spec, n), spec.floor_usd)
+        floor = spec.floor_usd if spec.scale == "usd" else 0.0
+        threshold = np.maximum(_trailing_threshold(sums, spec, n, horizon_hours), floor)
         longs = _forward(grid["liq_long_usd"], horizon, "sum")
         shorts = _forward(grid["liq_short_usd"], horizon, "sum")
     else:
@@ -168,7 +194,7 @@ def _series_labels(
         drops = oi.shift(horizon) - oi.rolling(horizon, min_periods=horizon).min()
         drops = drops.clip(lower=0.0)
         amount = drops.shift(-horizon).to_numpy()
-        threshold = _trailing_threshold(drops, spec, n)
+        threshold = _trailing_threshold(drops, spec, n, horizon_hours)
         longs = shorts = np.zeros(len(grid))
 
     # A zero trailing median (a quiet month) must not turn "no liquidations at all" into a spike.
@@ -201,6 +227,8 @@ def _require_inputs(frame: pd.DataFrame, spec: LabelSpec) -> None:
     needed = ["timestamp", "symbol", "venue", "close", "high", "low"]
     if spec.source == "liquidations":
         needed += ["liq_long_usd", "liq_short_usd"]
+        if spec.scale == "oi":
+            needed += ["oi_usd"]
     else:
         needed += ["oi_usd"]
     missing = [c for c in needed if c not in frame.columns]
@@ -283,7 +311,7 @@ def make_labels(
         grid_values[bars] = frame[columns].iloc[rows].to_numpy(dtype="float64")
         grid = pd.DataFrame(grid_values, columns=columns)
         for h in horizons:
-            labels = _series_labels(grid, steps[h], spec, n_bars)
+            labels = _series_labels(grid, steps[h], spec, n_bars, h)
             results[f"flush_{h}h"][rows] = labels["flush"][bars]
             results[f"direction_{h}h"][rows] = labels["direction"][bars]
             if details:
@@ -303,3 +331,29 @@ def make_labels(
 def base_rate(labels: pd.DataFrame, horizon: int) -> float:
     """Share of labelled rows that are flushes at `horizon` (NaN rows excluded)."""
     return float(labels[flush_column(horizon)].mean())
+
+
+LABELS: dict[str, LabelSpec] = {
+    "v1": LabelSpec(name="v1"),
+    "sigma30d": LabelSpec(name="sigma30d", vol_window_hours=720),
+    "oi_share": LabelSpec(name="oi_share", vol_window_hours=720, scale="oi"),
+    "oi_share_by_horizon": LabelSpec(
+        name="oi_share_by_horizon",
+        vol_window_hours=720,
+        scale="oi",
+        m_by_horizon={4: 4.0, 12: 3.0, 24: 2.5, 72: 2.0},
+    ),
+    "quantile": LabelSpec(
+        name="quantile", vol_window_hours=720, threshold="quantile", quantile=0.95
+    ),
+}
+"""The label variants compared in docs/label.md, by name (`--label NAME`)."""
+
+
+def label_named(name: str, **changes: Any) -> LabelSpec:
+    """A label variant by name, with fields changed (e.g. `horizons=(24, 72)`)."""
+    if name not in LABELS:
+        raise DataError(f"unknown label {name!r} (choose from {', '.join(LABELS)})", column="label")
+    if not changes:
+        return LABELS[name]
+    return LabelSpec.model_validate({**LABELS[name].model_dump(), **changes}, strict=False)
