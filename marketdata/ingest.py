@@ -1,7 +1,10 @@
-"""The ingest pipeline: files → adapter → canonical bar → merge with the store → validate → write.
+"""The ingest pipeline: files → adapter → series bar → check → merge with the store → write.
 
-Everything is read, merged and validated before the store is touched, and the store writes
-atomically, so a bad file (or a conflict with what is stored) leaves the store unchanged.
+Everything is read, checked, merged and validated before the store is touched, and the store
+switches atomically, so a bad file (or a conflict with what is stored) leaves the store
+unchanged. The read-merge-write cycle holds the store's writer lock: two ingests into one store
+run one after the other and keep each other's rows. Every error names the file, its line and the
+column.
 """
 
 from __future__ import annotations
@@ -12,26 +15,45 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from flushcast.progress import progress
 from marketdata.errors import DataError
-from marketdata.merge import BarMerger, funding_on_bars
-from marketdata.resample import to_bar
-from marketdata.schema import BAR, PRICE_COLUMNS, conform, empty_frame
+from marketdata.merge import PART, BarMerger, Revision, Source, funding_on_bars
+from marketdata.resample import LINE, infer_bar, to_bar
+from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform, empty_frame
 from marketdata.sources import Adapter, SourceFrame
 from marketdata.store import MarketStore
-from marketdata.validate import Gap, validate
+from marketdata.validate import Gap, check_values, validate
 
-ADAPTERS: dict[str, str] = {
-    "coinalyze": "marketdata.adapters.coinalyze",
-    "coinglass": "marketdata.adapters.coinglass",
-    "binance-vision": "marketdata.adapters.binance_vision",
-    "liquidation-events": "marketdata.adapters.liquidation_events",
-    "funding-csv": "marketdata.adapters.funding_csv",
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A SOURCE of `flushcast ingest`: the module whose `read` handles it, and the options it
+    takes beyond symbol, tz and venue."""
+
+    module: str
+    options: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+
+SOURCES: dict[str, SourceKind] = {
+    "coinalyze": SourceKind("marketdata.adapters.coinalyze"),
+    "coinglass": SourceKind("marketdata.adapters.coinglass"),
+    "coinglass-api": SourceKind(
+        "marketdata.adapters.coinglass_api", options=("series", "keep_last", "as_of")
+    ),
+    "binance-vision": SourceKind("marketdata.adapters.binance_vision"),
+    "liquidation-events": SourceKind("marketdata.adapters.liquidation_events"),
+    "funding-csv": SourceKind("marketdata.adapters.funding_csv"),
+    "table": SourceKind("marketdata.adapters.table", options=("mapping",), required=("mapping",)),
+    "canonical": SourceKind("marketdata.adapters.canonical"),
 }
-"""SOURCE names accepted by `flushcast ingest`, and the module whose `read` handles each."""
+"""SOURCE names accepted by `flushcast ingest`."""
+
+ADAPTERS: dict[str, str] = {name: kind.module for name, kind in SOURCES.items()}
 
 STORED = "store"
 """Source name of the rows already in the store when new files are merged in."""
@@ -48,8 +70,11 @@ class DatasetReport:
     end: pd.Timestamp
     gaps: list[Gap]
     sources: dict[str, list[str]]
+    bar: pd.Timedelta = BAR
     dropped_incomplete: int = 0
     dropped_without_price: int = 0
+    revisions: list[Revision] = field(default_factory=list)
+    """Where new values superseded stored or older ones (snapshot revisions, `replace`)."""
 
 
 @dataclass
@@ -58,9 +83,23 @@ class IngestReport:
 
 
 def adapter_for(source: str) -> Adapter:
-    if source not in ADAPTERS:
-        raise DataError(f"unknown source '{source}': choose one of {', '.join(ADAPTERS)}")
-    return importlib.import_module(ADAPTERS[source]).read
+    if source not in SOURCES:
+        raise DataError(f"unknown source '{source}': choose one of {', '.join(SOURCES)}")
+    return importlib.import_module(SOURCES[source].module).read
+
+
+def _check_options(source: str, options: dict[str, Any]) -> dict[str, Any]:
+    kind = SOURCES[source]
+    given = {k: v for k, v in options.items() if v not in (None, False)}
+    for name in given:
+        if name not in kind.options:
+            flag = "--" + name.replace("_", "-")
+            takers = [s for s, k in SOURCES.items() if name in k.options]
+            raise DataError(f"{flag} applies to {', '.join(takers)} only, not to {source}")
+    for name in kind.required:
+        if name not in given:
+            raise DataError(f"{source} needs --{name.replace('_', '-')}")
+    return given
 
 
 def read_sources(
@@ -70,16 +109,22 @@ def read_sources(
     symbol: str | None = None,
     tz: str | None = None,
     venue: str | None = None,
+    **options: Any,
 ) -> list[SourceFrame]:
-    """Run the adapter over every file; any failure becomes a DataError naming the file."""
+    """Run the adapter over every file; any failure becomes a DataError naming the file.
+
+    A file that holds no data rows is an error too: an empty export is a failed download or a
+    wrong filter, never "nothing happened".
+    """
     read = adapter_for(source)
+    extra = _check_options(source, options)
     frames: list[SourceFrame] = []
     for path in progress(list(paths), f"reading {source}"):
         path = Path(path)
         if not path.is_file():
             raise DataError("no such file", file=path)
         try:
-            frames.extend(read(path, symbol=symbol, tz=tz, venue=venue))
+            found = read(path, symbol=symbol, tz=tz, venue=venue, **extra)
         except DataError:
             raise
         except (
@@ -93,6 +138,9 @@ def read_sources(
         ) as exc:
             # A safety net: adapters raise DataError themselves; anything else still names the file.
             raise DataError(f"cannot read as {source}: {exc}", file=path) from exc
+        if not any(len(f.data) for f in found):
+            raise DataError("the file holds no data rows", file=path, row=1)
+        frames.extend(f for f in found if len(f.data))
     return frames
 
 
@@ -101,22 +149,102 @@ def _as_utc_us(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _concat_disjoint(
-    parts: list[tuple[str, pd.DataFrame]],
-) -> list[tuple[list[str], pd.DataFrame]]:
+    parts: list[tuple[Source, pd.DataFrame]],
+) -> list[tuple[list[Source], pd.DataFrame]]:
     """Join parts with the same columns and no shared bar (e.g. consecutive monthly archives)
     into one, so merging costs one join instead of one per file; overlapping parts stay apart
-    so the merge still checks them against each other."""
-    groups: dict[tuple[str, ...], list[tuple[str, pd.DataFrame]]] = defaultdict(list)
-    for name, part in parts:
-        groups[tuple(part.columns)].append((name, part))
+    so the merge still checks (or revises) them against each other."""
+    groups: dict[tuple[str, ...], list[tuple[Source, pd.DataFrame]]] = defaultdict(list)
+    for source, part in parts:
+        groups[tuple(part.columns)].append((source, part))
     joined = []
     for group in groups.values():
-        combined = pd.concat([part for _, part in group], ignore_index=True)
+        if len(group) == 1:
+            joined.append(([group[0][0]], group[0][1]))
+            continue
+        combined = pd.concat(
+            [part.assign(**{PART: i}) for i, (_, part) in enumerate(group)], ignore_index=True
+        )
         if combined["timestamp"].is_unique:
-            joined.append(([name for name, _ in group], combined))
+            joined.append(([source for source, _ in group], combined))
         else:
-            joined.extend(([name], part) for name, part in group)
+            joined.extend(([source], part) for source, part in group)
     return joined
+
+
+def _source_bar(frame: SourceFrame) -> pd.Timedelta:
+    return frame.bar if frame.bar is not None else infer_bar(frame.data["timestamp"])
+
+
+def _series_bar(
+    symbol: str,
+    venue: str,
+    frames: list[SourceFrame],
+    stored_bar: pd.Timedelta | None,
+    requested: pd.Timedelta | None,
+) -> pd.Timedelta:
+    """The bar a series is stored at: the one it has, else the requested one, else the
+    sources' own (finer than an hour: hourly). Bars change only on request, never silently."""
+    names = ", ".join(bar_name(b) for b in STORED_BARS)
+    if requested is not None and requested not in STORED_BARS:
+        raise DataError(f"--bar {bar_name(requested)}: a series is stored at one of {names}")
+    if stored_bar is not None:
+        if requested is not None and requested != stored_bar:
+            raise DataError(
+                f"{symbol} on {venue} is stored at {bar_name(stored_bar)} bars; --bar "
+                f"{bar_name(requested)} would change them (ingest into another store instead)"
+            )
+        return stored_bar
+    if requested is not None:
+        return requested
+    native: dict[pd.Timedelta, str] = {}
+    for frame in frames:
+        if frame.kind == "bars":
+            own = _source_bar(frame)
+            native.setdefault(BAR if own < BAR else own, frame.where)
+    if len(native) > 1:
+        listing = ", ".join(f"{bar_name(b)} ({where})" for b, where in sorted(native.items()))
+        raise DataError(
+            f"sources of {symbol} on {venue} come at different bars: {listing}; pass --bar with "
+            "the coarsest to aggregate the finer ones"
+        )
+    bar = next(iter(native), BAR)
+    if bar not in STORED_BARS:
+        raise DataError(
+            f"{bar_name(bar)} bars cannot be stored ({names}): pass --bar to aggregate them",
+            file=next(iter(native.values())),
+            column="timestamp",
+        )
+    return bar
+
+
+def _line_locator(frame: SourceFrame, part: pd.DataFrame):
+    lines = part[LINE].to_numpy() if LINE in part.columns else None
+
+    def where(pos: int, column: str) -> tuple[str | None, int | None]:
+        return frame.where, None if lines is None else int(lines[pos])
+
+    return where
+
+
+def _snapshot_record(source: Source, part: pd.DataFrame) -> dict:
+    columns = [c for c in part.columns if c not in ("timestamp", LINE) and part[c].notna().any()]
+    return {
+        "source": source.name,
+        "series": source.series,
+        "as_of": source.as_of.isoformat() if source.as_of is not None else None,
+        "columns": columns,
+        "first": part["timestamp"].min().isoformat(),
+        "last": part["timestamp"].max().isoformat(),
+    }
+
+
+def _dedupe(items: list) -> list:
+    out = []
+    for item in items:
+        if item not in out:
+            out.append(item)
+    return out
 
 
 def _assemble(
@@ -124,52 +252,111 @@ def _assemble(
     venue: str,
     frames: list[SourceFrame],
     stored: pd.DataFrame,
-    stored_sources: dict[str, list[str]],
-) -> tuple[pd.DataFrame, DatasetReport]:
+    stored_provenance: dict,
+    bar: pd.Timedelta,
+    replace: bool = False,
+) -> tuple[pd.DataFrame, DatasetReport, dict]:
     """Merge one series' new source frames with its stored rows into canonical bars."""
     merger = BarMerger()
+    stored_sources = stored_provenance.get("columns", {})
+    snapshots = list(stored_provenance.get("snapshots", []))
     if not stored.empty:
         values = stored.drop(columns=["symbol", "venue"]).dropna(axis="columns", how="all")
-        merger.add(STORED, _as_utc_us(values))
+        merger.add(Source(STORED), _as_utc_us(values))
+        for record in sorted(snapshots, key=lambda r: r["as_of"] or ""):
+            source = Source(
+                record["source"],
+                series=record["series"],
+                as_of=pd.Timestamp(record["as_of"]) if record["as_of"] else None,
+            )
+            merger.claim(
+                source,
+                record["columns"],
+                pd.Timestamp(record["first"]),
+                pd.Timestamp(record["last"]),
+            )
     dropped_incomplete = 0
-    bar_parts = []
+    bar_parts: list[tuple[Source, pd.DataFrame]] = []
+    coin_parts: list[tuple[Source, pd.DataFrame]] = []
     for frame in frames:
-        if frame.kind == "bars":
-            bars, dropped = to_bar(_as_utc_us(frame.data), bar=BAR, file=frame.name)
-            dropped_incomplete += dropped
-            bar_parts.append((frame.name, bars))
-    for names, bars in _concat_disjoint(bar_parts):
-        merger.add(names, bars)
+        if frame.kind != "bars":
+            continue
+        data = _as_utc_us(frame.data)
+        part, dropped = to_bar(data, bar=bar, source_bar=frame.bar, file=frame.where)
+        dropped_incomplete += dropped
+        check_values(part, bar=bar, locate=_line_locator(frame, part))
+        source = Source(
+            frame.name, file=frame.where, series=frame.series, as_of=frame.as_of, replace=replace
+        )
+        if frame.series is not None:
+            snapshots.append(_snapshot_record(source, part))
+        coins = [c for c in frame.coin_columns if c in part.columns]
+        if coins:
+            lines = [LINE] if LINE in part.columns else []
+            coin_parts.append((source, part[["timestamp", *coins, *lines]]))
+            part = part.drop(columns=coins)
+            if not [c for c in part.columns if c not in ("timestamp", LINE)]:
+                continue
+        bar_parts.append((source, part))
+    for sources, part in _concat_disjoint(bar_parts):
+        merger.add(sources, part)
+    if not (set(PRICE_COLUMNS) <= set(merger.bars.columns)):
+        raise DataError(
+            f"no price bars for {symbol} on {venue}: ingest a price source (OHLC) for it first; "
+            "liquidation and funding sources fill columns of existing bars"
+        )
+    for source, part in coin_parts:
+        close = merger.bars.set_index("timestamp")["close"]
+        price = close.reindex(part["timestamp"]).to_numpy()
+        converted = part.assign(
+            **{c: part[c].to_numpy() * price for c in part.columns if c not in ("timestamp", LINE)}
+        )
+        merger.add(source, converted)
     for frame in frames:
         if frame.kind == "funding":
             opens = merger.bars["timestamp"]
-            rates = funding_on_bars(_as_utc_us(frame.data), opens)
-            merger.add(frame.name, pd.DataFrame({"timestamp": opens, "funding_rate": rates}))
+            rates = funding_on_bars(_as_utc_us(frame.data), opens, bar)
+            merger.add(
+                Source(frame.name, file=frame.where, replace=replace),
+                pd.DataFrame({"timestamp": opens, "funding_rate": rates}),
+            )
     # Rows already stored keep the source names recorded when they were first ingested.
     sources = {
-        col: [s for n in names for s in (stored_sources.get(col, [n]) if n == STORED else [n])]
+        col: _dedupe(
+            [s for n in names for s in (stored_sources.get(col, [n]) if n == STORED else [n])]
+        )
         for col, names in merger.sources.items()
     }
     bars = merger.bars
-    has_price = bars.reindex(columns=list(PRICE_COLUMNS)).notna().all(axis=1)
+    has_price = bars.reindex(columns=list(PRICE_COLUMNS)).notna().all(axis=1).to_numpy()
     if not has_price.any():
         raise DataError(
             f"no price bars for {symbol} on {venue}: ingest a price source (OHLC) for it first; "
             "liquidation and funding sources fill columns of existing bars"
         )
     frame = conform(bars[has_price].assign(symbol=symbol, venue=venue))
+    gaps = validate(frame, bar=bar, locate=merger.locate(has_price)).gaps
+    revisions = [r for r in merger.revisions if r.bars_compared]
     report = DatasetReport(
         symbol=symbol,
         venue=venue,
         rows=len(frame),
         start=frame["timestamp"].iat[0],
         end=frame["timestamp"].iat[-1],
-        gaps=[],
+        gaps=gaps,
         sources=sources,
+        bar=bar,
         dropped_incomplete=dropped_incomplete,
         dropped_without_price=int((~has_price).sum()),
+        revisions=revisions,
     )
-    return frame, report
+    provenance = {**stored_provenance, "columns": sources}
+    if snapshots:
+        provenance["snapshots"] = _dedupe(snapshots)
+    changes = [r.as_record() for r in revisions if r.bars_changed]
+    if changes or "revisions" in stored_provenance:
+        provenance["revisions"] = _dedupe([*stored_provenance.get("revisions", []), *changes])
+    return frame, report, provenance
 
 
 def _group(frames: list[SourceFrame]) -> dict[tuple[str, str], list[SourceFrame]]:
@@ -180,29 +367,38 @@ def _group(frames: list[SourceFrame]) -> dict[tuple[str, str], list[SourceFrame]
 
 
 def _build(
-    frames: list[SourceFrame], store: MarketStore | None
-) -> tuple[pd.DataFrame, IngestReport, dict[tuple[str, str], dict]]:
-    reports, assembled, provenance = [], [], {}
+    frames: list[SourceFrame],
+    store: MarketStore | None,
+    *,
+    bar: pd.Timedelta | None = None,
+    replace: bool = False,
+) -> tuple[pd.DataFrame, IngestReport, dict[tuple[str, str], dict], dict]:
+    reports, assembled, provenance, bars = [], [], {}, {}
+    stored_bars = {(d.symbol, d.venue): d.bar for d in store.datasets()} if store else {}
     for (symbol, venue), group in sorted(_group(frames).items()):
-        stored = store.read([symbol], venue) if store is not None else empty_frame()
-        stored_sources = store.provenance(symbol, venue).get("columns", {}) if store else {}
+        key = (symbol, venue)
+        stored = store.read([symbol], venue) if key in stored_bars else empty_frame()
+        stored_provenance = store.provenance(symbol, venue) if key in stored_bars else {}
         try:
-            frame, report = _assemble(symbol, venue, group, stored, stored_sources)
+            series_bar = _series_bar(symbol, venue, group, stored_bars.get(key), bar)
+            frame, report, prov = _assemble(
+                symbol, venue, group, stored, stored_provenance, series_bar, replace
+            )
         except DataError as exc:
-            names = ", ".join(f.name for f in group)
+            names = ", ".join(dict.fromkeys(f.where for f in group))
             raise DataError(
                 f"{symbol} on {venue}: {exc.problem}",
                 file=exc.file or names,
                 row=exc.row,
                 column=exc.column,
             ) from exc
-        report.gaps = validate(frame).gaps
         reports.append(report)
         assembled.append(frame)
-        provenance[(symbol, venue)] = {"columns": report.sources}
+        provenance[key] = prov
+        bars[key] = series_bar
     if not assembled:
         raise DataError("the files held no rows")
-    return pd.concat(assembled, ignore_index=True), IngestReport(reports), provenance
+    return pd.concat(assembled, ignore_index=True), IngestReport(reports), provenance, bars
 
 
 def read_canonical(
@@ -212,9 +408,12 @@ def read_canonical(
     symbol: str | None = None,
     tz: str | None = None,
     venue: str | None = None,
+    bar: pd.Timedelta | None = None,
+    **options: Any,
 ) -> pd.DataFrame:
     """Read files into a validated canonical frame without storing it (tests, notebooks)."""
-    frame, _, _ = _build(read_sources(source, paths, symbol=symbol, tz=tz, venue=venue), None)
+    frames = read_sources(source, paths, symbol=symbol, tz=tz, venue=venue, **options)
+    frame, _, _, _ = _build(frames, None, bar=bar)
     return frame.sort_values(["symbol", "venue", "timestamp"], kind="stable").reset_index(drop=True)
 
 
@@ -226,12 +425,18 @@ def ingest(
     symbol: str | None = None,
     tz: str | None = None,
     venue: str | None = None,
+    bar: pd.Timedelta | None = None,
+    replace: bool = False,
+    **options: Any,
 ) -> IngestReport:
     """Read files, merge them with what the store holds for the same series, and write back.
 
-    Re-ingesting the same files is idempotent: identical values agree with themselves.
+    `bar` asks for the series to be stored at that bar (finer sources are aggregated into it);
+    `replace` lets the files supersede stored values where they overlap (a corrected export).
+    Re-ingesting the same files is idempotent: the store keeps every byte.
     """
-    frames = read_sources(source, paths, symbol=symbol, tz=tz, venue=venue)
-    frame, report, provenance = _build(frames, store)
-    store.write(frame, provenance)
+    frames = read_sources(source, paths, symbol=symbol, tz=tz, venue=venue, **options)
+    with store.locked():
+        frame, report, provenance, bars = _build(frames, store, bar=bar, replace=replace)
+        store.write(frame, provenance, bar=bars)
     return report
