@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.adapters.binance_vision import require_utc
 from marketdata.adapters.textcsv import (
     check_header,
     drop_repeated,
@@ -36,6 +35,7 @@ from marketdata.adapters.textcsv import (
 from marketdata.errors import DataError
 from marketdata.resample import infer_bar
 from marketdata.sources import SourceFrame
+from marketdata.timezones import require_utc
 
 VENUE = "aggregate"
 

@@ -27,7 +27,7 @@ from marketdata.adapters.textcsv import drop_repeated, epoch_ms, naive_times, nu
 from marketdata.errors import DataError
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc
+from marketdata.timezones import naive_to_utc, require_utc
 
 Times = Callable[[pd.DataFrame, Path, str | None], pd.Series]
 
@@ -153,6 +153,8 @@ def read(
             file=path,
             column="Date",
         )
+    if layout.name != "supervik":
+        require_utc(tz, path)
     raw = read_fields(path, header, header_lines=1)
     table = pd.DataFrame(
         {
