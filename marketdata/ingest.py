@@ -222,7 +222,8 @@ def _line_locator(frame: SourceFrame, part: pd.DataFrame):
     lines = part[LINE].to_numpy() if LINE in part.columns else None
 
     def where(pos: int, column: str) -> tuple[str | None, int | None]:
-        return frame.where, None if lines is None else int(lines[pos])
+        line = -1 if lines is None else int(lines[pos])
+        return frame.where, line if line >= 0 else None
 
     return where
 
@@ -314,12 +315,9 @@ def _assemble(
         merger.add(source, converted)
     for frame in frames:
         if frame.kind == "funding":
-            opens = merger.bars["timestamp"]
-            rates = funding_on_bars(_as_utc_us(frame.data), opens, bar)
-            merger.add(
-                Source(frame.name, file=frame.where, replace=replace),
-                pd.DataFrame({"timestamp": opens, "funding_rate": rates}),
-            )
+            part = funding_on_bars(_as_utc_us(frame.data), merger.bars["timestamp"], bar)
+            check_values(part, bar=bar, locate=_line_locator(frame, part))
+            merger.add(Source(frame.name, file=frame.where, replace=replace), part)
     # Rows already stored keep the source names recorded when they were first ingested.
     sources = {
         col: _dedupe(
@@ -386,8 +384,9 @@ def _build(
             )
         except DataError as exc:
             names = ", ".join(dict.fromkeys(f.where for f in group))
+            series = f"{symbol} on {venue}"
             raise DataError(
-                f"{symbol} on {venue}: {exc.problem}",
+                exc.problem if series in exc.problem else f"{series}: {exc.problem}",
                 file=exc.file or names,
                 row=exc.row,
                 column=exc.column,

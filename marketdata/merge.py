@@ -297,23 +297,31 @@ class BarMerger:
 
 def funding_on_bars(
     settlements: pd.DataFrame, bar_opens: pd.Series, bar: pd.Timedelta = BAR
-) -> pd.Series:
+) -> pd.DataFrame:
     """The funding rate in force at each bar's close, from settlement times and rates.
 
     A rate settles at its timestamp and stays in force until the next settlement, so a bar gets
-    the last settlement at or before its close (bar open + bar). Nothing later is used.
+    the last settlement at or before its close (bar open + bar). Nothing later is used. Returns
+    `timestamp` (the bar opens), `funding_rate`, and `line` (the settlement's line in its file)
+    when the settlements carry one.
     """
     settlements = settlements.sort_values("timestamp")
     spacing = settlements["timestamp"].diff().median()
     if pd.isna(spacing):
         spacing = pd.Timedelta(hours=FUNDING_INTERVAL_HOURS)
+    carried = ["close_time", "funding_rate"] + ([LINE] if LINE in settlements.columns else [])
     closes = pd.DataFrame({"close_time": (bar_opens + bar).to_numpy()})
     joined = pd.merge_asof(
         closes,
-        settlements.rename(columns={"timestamp": "close_time"})[["close_time", "funding_rate"]],
+        settlements.rename(columns={"timestamp": "close_time"})[carried],
         on="close_time",
         direction="backward",
         allow_exact_matches=True,
         tolerance=spacing * FUNDING_MAX_STALE_INTERVALS,
     )
-    return pd.Series(joined["funding_rate"].to_numpy(), index=bar_opens.index, name="funding_rate")
+    out = pd.DataFrame(
+        {"timestamp": bar_opens.to_numpy(), "funding_rate": joined["funding_rate"].to_numpy()}
+    )
+    if LINE in settlements.columns:
+        out[LINE] = joined[LINE].fillna(-1).to_numpy(dtype="int64")
+    return out

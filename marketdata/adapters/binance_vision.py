@@ -40,6 +40,7 @@ from marketdata.adapters.textcsv import check_header, drop_repeated, numbers
 from marketdata.compressed import read_bytes, zip_member
 from marketdata.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
+from marketdata.resample import LINE
 from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
 from marketdata.timezones import require_utc
@@ -218,6 +219,7 @@ def _klines(raw: pd.DataFrame, where: str, symbol: str) -> pd.DataFrame:
             "close": num["close"],
             "volume_usd": volume,
             "taker_buy_volume_usd": taker,
+            LINE: raw.index,
         }
     )
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -298,6 +300,7 @@ def _funding(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         {
             "timestamp": epoch_to_utc(when, file=where, column="calc_time"),
             "funding_rate": rate * (FUNDING_INTERVAL_HOURS / hours),
+            LINE: raw.index,
         }
     )
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

@@ -33,7 +33,7 @@ from marketdata.adapters.textcsv import (
     read_fields,
 )
 from marketdata.errors import DataError
-from marketdata.resample import infer_bar
+from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
 from marketdata.timezones import require_utc
 
@@ -144,6 +144,7 @@ def read(
             "liq_short_usd": short,
             "oi_usd": numbers(raw["oi_close"], file=path, column="oi_close", required=False),
             "funding_rate": funding / PERCENT,
+            LINE: raw.index,
         }
     )
     data = data.sort_values("timestamp", kind="stable").reset_index(drop=True)
