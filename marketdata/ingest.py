@@ -26,7 +26,7 @@ from marketdata.resample import LINE, infer_bar, to_bar
 from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform, empty_frame
 from marketdata.sources import Adapter, SourceFrame
 from marketdata.store import MarketStore
-from marketdata.validate import Gap, check_values, validate
+from marketdata.validate import Gap, Locate, check_values, validate
 
 
 @dataclass(frozen=True)
@@ -218,12 +218,15 @@ def _series_bar(
     return bar
 
 
-def _line_locator(frame: SourceFrame, part: pd.DataFrame):
+def _part_locator(sources: Sequence[Source], part: pd.DataFrame) -> Locate:
+    """(position, column) -> (file, line) for a part concatenated from `sources`."""
     lines = part[LINE].to_numpy() if LINE in part.columns else None
+    which = part[PART].to_numpy() if PART in part.columns else None
 
     def where(pos: int, column: str) -> tuple[str | None, int | None]:
+        source = sources[0 if which is None else int(which[pos])]
         line = -1 if lines is None else int(lines[pos])
-        return frame.where, line if line >= 0 else None
+        return source.file, line if line >= 0 else None
 
     return where
 
@@ -283,9 +286,8 @@ def _assemble(
         if frame.kind != "bars":
             continue
         data = _as_utc_us(frame.data)
-        part, dropped = to_bar(data, bar=bar, source_bar=frame.bar, file=frame.where)
+        part, dropped = to_bar(data, bar=bar, source_bar=_source_bar(frame), file=frame.where)
         dropped_incomplete += dropped
-        check_values(part, bar=bar, locate=_line_locator(frame, part))
         source = Source(
             frame.name, file=frame.where, series=frame.series, as_of=frame.as_of, replace=replace
         )
@@ -300,6 +302,7 @@ def _assemble(
                 continue
         bar_parts.append((source, part))
     for sources, part in _concat_disjoint(bar_parts):
+        check_values(part, bar=bar, locate=_part_locator(sources, part))
         merger.add(sources, part)
     if not (set(PRICE_COLUMNS) <= set(merger.bars.columns)):
         raise DataError(
@@ -307,6 +310,7 @@ def _assemble(
             "liquidation and funding sources fill columns of existing bars"
         )
     for source, part in coin_parts:
+        check_values(part, bar=bar, locate=_part_locator([source], part))
         close = merger.bars.set_index("timestamp")["close"]
         price = close.reindex(part["timestamp"]).to_numpy()
         converted = part.assign(
@@ -316,8 +320,9 @@ def _assemble(
     for frame in frames:
         if frame.kind == "funding":
             part = funding_on_bars(_as_utc_us(frame.data), merger.bars["timestamp"], bar)
-            check_values(part, bar=bar, locate=_line_locator(frame, part))
-            merger.add(Source(frame.name, file=frame.where, replace=replace), part)
+            source = Source(frame.name, file=frame.where, replace=replace)
+            check_values(part, bar=bar, locate=_part_locator([source], part))
+            merger.add(source, part)
     # Rows already stored keep the source names recorded when they were first ingested.
     sources = {
         col: _dedupe(

@@ -7,6 +7,7 @@ gap instead of an invented value. Bars are never split: a 4-hour source cannot b
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from marketdata.errors import DataError
@@ -19,17 +20,11 @@ A resampled bar keeps the line of its first sub-bar, so errors still point into 
 
 def infer_bar(timestamps: pd.Series, *, file: str | None = None) -> pd.Timedelta:
     """The source's bar size: the most common spacing between consecutive distinct timestamps."""
-    ts = pd.Series(timestamps.unique()).sort_values()
-    steps = ts.diff().dropna()
-    steps = steps[steps > pd.Timedelta(0)]
-    if steps.empty:
+    us = np.unique(timestamps.dropna().astype("datetime64[us, UTC]").astype("int64").to_numpy())
+    if len(us) < 2:
         return BAR
-    bar = steps.mode().iloc[0]
-    if bar <= pd.Timedelta(0):
-        raise DataError(
-            "cannot infer the bar size from the timestamps", file=file, column="timestamp"
-        )
-    return bar
+    steps, counts = np.unique(np.diff(us), return_counts=True)
+    return pd.Timedelta(int(steps[np.argmax(counts)]), "us")
 
 
 def to_bar(
