@@ -286,6 +286,11 @@ def _assemble(
         if frame.kind != "bars":
             continue
         data = _as_utc_us(frame.data)
+        coins = [c for c in frame.coin_columns if c in data.columns]
+        if coins and "close" in data.columns:
+            # Valued at the close of the file's own bar, before aggregating.
+            data = data.assign(**{c: data[c] * data["close"] for c in coins})
+            coins = []
         part, dropped = to_bar(data, bar=bar, source_bar=_source_bar(frame), file=frame.where)
         dropped_incomplete += dropped
         source = Source(
@@ -293,7 +298,6 @@ def _assemble(
         )
         if frame.series is not None:
             snapshots.append(_snapshot_record(source, part))
-        coins = [c for c in frame.coin_columns if c in part.columns]
         if coins:
             lines = [LINE] if LINE in part.columns else []
             coin_parts.append((source, part[["timestamp", *coins, *lines]]))

@@ -45,7 +45,8 @@ class SourceFrame:
     each other (the newer `as_of` wins on their overlap) instead of conflicting."""
     as_of: pd.Timestamp | None = None
     coin_columns: tuple[str, ...] = ()
-    """Amount columns in coin units: the pipeline converts them at the bar's close price."""
+    """Amount columns in coin units: the pipeline values them at the close of the same bar (the
+    file's own close when it has one, before aggregating; else the series' close)."""
 
     @property
     def where(self) -> str:
