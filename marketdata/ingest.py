@@ -21,7 +21,7 @@ import pandas as pd
 
 from flushcast.progress import progress
 from marketdata.errors import DataError
-from marketdata.merge import PART, BarMerger, Revision, Source, funding_on_bars
+from marketdata.merge import PART, BarMerger, Revision, Source, funding_part
 from marketdata.resample import LINE, infer_bar, to_bar
 from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform, empty_frame
 from marketdata.sources import Adapter, SourceFrame
@@ -323,7 +323,7 @@ def _assemble(
         merger.add(source, converted)
     for frame in frames:
         if frame.kind == "funding":
-            part = funding_on_bars(_as_utc_us(frame.data), merger.bars["timestamp"], bar)
+            part = funding_part(_as_utc_us(frame.data), merger.bars["timestamp"], bar)
             source = Source(frame.name, file=frame.where, replace=replace)
             check_values(part, bar=bar, locate=_part_locator([source], part))
             merger.add(source, part)

@@ -295,16 +295,11 @@ class BarMerger:
         return where
 
 
-def funding_on_bars(
+def funding_part(
     settlements: pd.DataFrame, bar_opens: pd.Series, bar: pd.Timedelta = BAR
 ) -> pd.DataFrame:
-    """The funding rate in force at each bar's close, from settlement times and rates.
-
-    A rate settles at its timestamp and stays in force until the next settlement, so a bar gets
-    the last settlement at or before its close (bar open + bar). Nothing later is used. Returns
-    `timestamp` (the bar opens), `funding_rate`, and `line` (the settlement's line in its file)
-    when the settlements carry one.
-    """
+    """`funding_on_bars` as a part to merge: `timestamp` (the bar opens), `funding_rate`, and
+    `line` (the settlement's line in its file) when the settlements carry one."""
     settlements = settlements.sort_values("timestamp")
     spacing = settlements["timestamp"].diff().median()
     if pd.isna(spacing):
@@ -325,3 +320,15 @@ def funding_on_bars(
     if LINE in settlements.columns:
         out[LINE] = joined[LINE].fillna(-1).to_numpy(dtype="int64")
     return out
+
+
+def funding_on_bars(
+    settlements: pd.DataFrame, bar_opens: pd.Series, bar: pd.Timedelta = BAR
+) -> pd.Series:
+    """The funding rate in force at each bar's close, from settlement times and rates.
+
+    A rate settles at its timestamp and stays in force until the next settlement, so a bar gets
+    the last settlement at or before its close (bar open + bar). Nothing later is used.
+    """
+    rates = funding_part(settlements, bar_opens, bar)["funding_rate"].to_numpy()
+    return pd.Series(rates, index=bar_opens.index, name="funding_rate")

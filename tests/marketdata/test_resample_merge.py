@@ -94,7 +94,7 @@ def test_funding_is_in_force_from_settlement_at_bar_close():
             "funding_rate": [1e-4, -2e-4],
         }
     )
-    rate = funding_on_bars(settlements, opens)["funding_rate"]
+    rate = funding_on_bars(settlements, opens)
     # The 07:00 bar closes at 08:00, the settlement instant: the new rate is in force then.
     assert rate.iloc[6] == 1e-4
     assert rate.iloc[7] == -2e-4
@@ -108,7 +108,7 @@ def test_funding_is_in_force_from_settlement_at_bar_close():
             ),
         ]
     )
-    again = funding_on_bars(later, opens)["funding_rate"]
+    again = funding_on_bars(later, opens)
     np.testing.assert_array_equal(again.iloc[:-1], rate.iloc[:-1])
 
 
@@ -120,6 +120,6 @@ def test_funding_goes_stale_after_missed_settlements():
             "funding_rate": [1e-4, 1e-4],
         }
     )
-    rate = funding_on_bars(settlements, opens)["funding_rate"]
+    rate = funding_on_bars(settlements, opens)
     assert rate.iloc[:23].notna().all()
     assert rate.iloc[24:].isna().all()
