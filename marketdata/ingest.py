@@ -251,6 +251,51 @@ def _dedupe(items: list) -> list:
     return out
 
 
+def _no_price(symbol: str, venue: str) -> DataError:
+    return DataError(
+        f"no price bars for {symbol} on {venue}: ingest a price source (OHLC) for it first; "
+        "liquidation and funding sources fill columns of existing bars"
+    )
+
+
+def _merge_stored(merger: BarMerger, stored: pd.DataFrame, snapshots: list[dict]) -> None:
+    """The stored rows first, each cell marked with the snapshot that supplied it (if any), so
+    a newer snapshot can supersede it and an older one cannot."""
+    values = stored.drop(columns=["symbol", "venue"]).dropna(axis="columns", how="all")
+    merger.add(Source(STORED), _as_utc_us(values))
+    for record in sorted(snapshots, key=lambda r: r["as_of"] or ""):
+        source = Source(
+            record["source"],
+            series=record["series"],
+            as_of=pd.Timestamp(record["as_of"]) if record["as_of"] else None,
+        )
+        first, last = pd.Timestamp(record["first"]), pd.Timestamp(record["last"])
+        merger.claim(source, record["columns"], first, last)
+
+
+def _bar_part(
+    frame: SourceFrame, bar: pd.Timedelta, replace: bool
+) -> tuple[Source, pd.DataFrame, pd.DataFrame | None, int]:
+    """One bars frame at the series' bar: its source, the part to merge, the part of coin
+    amounts still to be valued at the series' close (or None), and the incomplete bars dropped."""
+    data = _as_utc_us(frame.data)
+    coins = [c for c in frame.coin_columns if c in data.columns]
+    if coins and "close" in data.columns:
+        # Valued at the close of the file's own bar, before aggregating.
+        data = data.assign(**{c: data[c] * data["close"] for c in coins})
+        coins = []
+    part, dropped = to_bar(data, bar=bar, source_bar=_source_bar(frame), file=frame.where)
+    source = Source(
+        frame.name, file=frame.where, series=frame.series, as_of=frame.as_of, replace=replace
+    )
+    coin_part = None
+    if coins:
+        lines = [LINE] if LINE in part.columns else []
+        coin_part = part[["timestamp", *coins, *lines]]
+        part = part.drop(columns=coins)
+    return source, part, coin_part, dropped
+
+
 def _assemble(
     symbol: str,
     venue: str,
@@ -260,67 +305,41 @@ def _assemble(
     bar: pd.Timedelta,
     replace: bool = False,
 ) -> tuple[pd.DataFrame, DatasetReport, dict]:
-    """Merge one series' new source frames with its stored rows into canonical bars."""
+    """Merge one series' new source frames with its stored rows into canonical bars.
+
+    Order: stored rows, then bar parts (prices first in effect: a part is checked cell by cell
+    before it is merged), then coin amounts valued at the merged close, then funding settlements
+    laid on the merged bars.
+    """
     merger = BarMerger()
     stored_sources = stored_provenance.get("columns", {})
     snapshots = list(stored_provenance.get("snapshots", []))
     if not stored.empty:
-        values = stored.drop(columns=["symbol", "venue"]).dropna(axis="columns", how="all")
-        merger.add(Source(STORED), _as_utc_us(values))
-        for record in sorted(snapshots, key=lambda r: r["as_of"] or ""):
-            source = Source(
-                record["source"],
-                series=record["series"],
-                as_of=pd.Timestamp(record["as_of"]) if record["as_of"] else None,
-            )
-            merger.claim(
-                source,
-                record["columns"],
-                pd.Timestamp(record["first"]),
-                pd.Timestamp(record["last"]),
-            )
+        _merge_stored(merger, stored, snapshots)
     dropped_incomplete = 0
     bar_parts: list[tuple[Source, pd.DataFrame]] = []
     coin_parts: list[tuple[Source, pd.DataFrame]] = []
     for frame in frames:
         if frame.kind != "bars":
             continue
-        data = _as_utc_us(frame.data)
-        coins = [c for c in frame.coin_columns if c in data.columns]
-        if coins and "close" in data.columns:
-            # Valued at the close of the file's own bar, before aggregating.
-            data = data.assign(**{c: data[c] * data["close"] for c in coins})
-            coins = []
-        part, dropped = to_bar(data, bar=bar, source_bar=_source_bar(frame), file=frame.where)
+        source, part, coin_part, dropped = _bar_part(frame, bar, replace)
         dropped_incomplete += dropped
-        source = Source(
-            frame.name, file=frame.where, series=frame.series, as_of=frame.as_of, replace=replace
-        )
-        if frame.series is not None:
+        if frame.series is not None and len(part):
             snapshots.append(_snapshot_record(source, part))
-        if coins:
-            lines = [LINE] if LINE in part.columns else []
-            coin_parts.append((source, part[["timestamp", *coins, *lines]]))
-            part = part.drop(columns=coins)
-            if not [c for c in part.columns if c not in ("timestamp", LINE)]:
-                continue
-        bar_parts.append((source, part))
+        if coin_part is not None:
+            coin_parts.append((source, coin_part))
+        if [c for c in part.columns if c not in ("timestamp", LINE)]:
+            bar_parts.append((source, part))
     for sources, part in _concat_disjoint(bar_parts):
         check_values(part, bar=bar, locate=_part_locator(sources, part))
         merger.add(sources, part)
     if not (set(PRICE_COLUMNS) <= set(merger.bars.columns)):
-        raise DataError(
-            f"no price bars for {symbol} on {venue}: ingest a price source (OHLC) for it first; "
-            "liquidation and funding sources fill columns of existing bars"
-        )
+        raise _no_price(symbol, venue)
     for source, part in coin_parts:
         check_values(part, bar=bar, locate=_part_locator([source], part))
-        close = merger.bars.set_index("timestamp")["close"]
-        price = close.reindex(part["timestamp"]).to_numpy()
-        converted = part.assign(
-            **{c: part[c].to_numpy() * price for c in part.columns if c not in ("timestamp", LINE)}
-        )
-        merger.add(source, converted)
+        close = merger.bars.set_index("timestamp")["close"].reindex(part["timestamp"]).to_numpy()
+        values = [c for c in part.columns if c not in ("timestamp", LINE)]
+        merger.add(source, part.assign(**{c: part[c].to_numpy() * close for c in values}))
     for frame in frames:
         if frame.kind == "funding":
             part = funding_part(_as_utc_us(frame.data), merger.bars["timestamp"], bar)
@@ -337,10 +356,7 @@ def _assemble(
     bars = merger.bars
     has_price = bars.reindex(columns=list(PRICE_COLUMNS)).notna().all(axis=1).to_numpy()
     if not has_price.any():
-        raise DataError(
-            f"no price bars for {symbol} on {venue}: ingest a price source (OHLC) for it first; "
-            "liquidation and funding sources fill columns of existing bars"
-        )
+        raise _no_price(symbol, venue)
     frame = conform(bars[has_price].assign(symbol=symbol, venue=venue))
     gaps = validate(frame, bar=bar, locate=merger.locate(has_price)).gaps
     revisions = [r for r in merger.revisions if r.bars_compared]

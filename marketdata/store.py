@@ -4,15 +4,15 @@ Layout:
 
     ROOT/MANIFEST.json                       the commit point: which file is each dataset, its bar
     ROOT/<venue>/<symbol>.<digest>.parquet   immutable dataset versions (digest: of the file bytes)
-    ROOT/.lock                               held (flock) by the one writer at a time
 
 A write stages every new version beside its final name, renames them into their (new, unused)
 version names, and then switches the whole store in one rename of the manifest; readers follow
 the manifest only. So a reader, or a writer killed at any instant, sees the old state or the new
 one, never a mix. Versions the manifest no longer names, and `.staged` files of a killed writer,
-are deleted by the next write. Writers take an exclusive lock for their whole read-merge-write
-cycle (`locked`), so two ingests into one store never lose each other's rows. Identical content
-gives the identical version name, so writing what is stored changes no byte.
+are deleted by the next write. Writers take an exclusive lock (an flock on the ROOT folder
+itself, no lock file) for their whole read-merge-write cycle (`locked`), so two ingests into one
+store never lose each other's rows. Identical content gives the identical version name, so
+writing what is stored changes no byte.
 
 Stores written before the manifest existed (`ROOT/<venue>/<symbol>.parquet`, hourly) are read
 as they are and take a manifest at their next write.
@@ -43,7 +43,6 @@ from marketdata.schema import BAR, COLUMNS, STORED_BARS, bar_name, conform, empt
 from marketdata.validate import ValidationReport, validate
 
 MANIFEST = "MANIFEST.json"
-LOCK = ".lock"
 FORMAT = 1
 LOCK_TIMEOUT_S = 600.0
 """How long a writer waits for another writer of the same store before giving up."""
@@ -191,12 +190,15 @@ class MarketStore:
                 return empty_frame()
             try:
                 frames = [self._read_one(d) for d in chosen]
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 if attempt == READ_ATTEMPTS - 1:
-                    raise
+                    raise DataError(
+                        "the store manifest names a file that is missing (deleted by hand?)",
+                        file=exc.filename,
+                    ) from None
                 continue
             return conform(pd.concat(frames, ignore_index=True))
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def _read_one(self, dataset: Dataset) -> pd.DataFrame:
         frame = pd.read_parquet(dataset.path)
@@ -218,8 +220,8 @@ class MarketStore:
         """Hold the store's writer lock (re-entrant within one thread).
 
         A second writer waits, saying so once on stderr, and gives up with a DataError after
-        `lock_timeout` seconds. The lock is an flock on ROOT/.lock: the kernel drops it when the
-        holder dies, so a killed ingest never leaves the store locked.
+        `lock_timeout` seconds. The lock is an flock on the ROOT folder (no lock file): the kernel
+        drops it when the holder dies, so a killed ingest never leaves the store locked.
         """
         me = threading.get_ident()
         if self._owner == me:
@@ -230,7 +232,7 @@ class MarketStore:
                 self._depth -= 1
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             self._acquire(fd)
             self._owner, self._depth = me, 1
@@ -396,7 +398,10 @@ class MarketStore:
         Runs under the lock, so no other writer's files are in flight."""
         if not self.root.is_dir():
             return
-        keep = {d.path.resolve() for d in self.datasets()}
+        current = self.datasets()
+        keep = {d.path.resolve() for d in current}
+        # A legacy `<symbol>.parquet` is ours only in a venue folder the manifest knows.
+        venues = {d.venue for d in current} if (self.root / MANIFEST).is_file() else set()
         for leftover in self.root.glob(".*.staged"):
             leftover.unlink(missing_ok=True)
         for folder in self.root.iterdir():
@@ -404,7 +409,7 @@ class MarketStore:
                 continue
             for path in folder.iterdir():
                 name = path.name
-                owned = _STAGED.match(name) or _VERSION.match(name)
-                legacy = name.endswith(".parquet") and (self.root / MANIFEST).is_file()
-                if (owned or legacy) and path.resolve() not in keep:
+                ours = _STAGED.match(name) or _VERSION.match(name)
+                legacy = folder.name in venues and name.endswith(".parquet")
+                if (ours or legacy) and path.resolve() not in keep:
                     path.unlink(missing_ok=True)

@@ -1,21 +1,8 @@
 """The YAML mapping that tells `flushcast ingest table` how to read a user's own export.
 
-    bar: 1d                          # the files' bar (optional: else inferred from the times)
-    venue: coinglass                 # a name, or {column: venue}; --venue overrides
-    time: {column: ts_utc, zone: UTC, format: iso}   # zone: for times written without offset;
-                                     # format: iso (default), epoch_ms, epoch_s or a strftime
-    symbol: {column: symbol, aliases: {BTC: BTCUSDT}}   # or {value: BTCUSDT}, or --symbol
-    files:                           # one entry per kind of file, the first that matches wins
-      - match: "funding_oi_weight_1d*"   # glob on the file name
-        filter: {exchange: [binance]}    # optional: keep only rows with these values
-        columns:                         # canonical column: source column, or
-          funding_rate: {column: funding_close, unit: percent, interval_hours: 8}
-          oi_usd: {column: oi_coin, unit: coin}   # coin amounts are valued at the bar close
-        not_collected: {values: [0], leading: true}   # these values mean "not collected"
-                                         # (leading: only before a series' first other value)
-
-Every key is checked: an unknown or mistyped key, a wrong type or an unknown canonical column is
-a DataError naming the mapping file and the key (`files[2].columns.funding_rate.unit`).
+The format is documented, with examples, in `docs/mappings/README.md`. Every key is checked: an
+unknown or mistyped key, a wrong type or an unknown canonical column is a DataError naming the
+mapping file and the key (`files[2].columns.funding_rate.unit`).
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ BYBIT = "Roflkemper__chat-bot-v2/data/historical/bybit_liquidations_2024.parquet
 
 
 def _snapshot(root: Path) -> dict:
-    """Every stored byte (the empty lock file is no state)."""
+    """Every stored byte."""
     if not root.exists():
         return {}
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
     return {p.relative_to(root): p.read_bytes() for p in files}
 
 
