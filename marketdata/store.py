@@ -359,6 +359,7 @@ class MarketStore:
             tmp.unlink()  # the same content is stored already
         else:
             os.replace(tmp, final)
+        staged.remove(tmp)
         return Dataset(symbol=symbol, venue=venue, path=final, bar=bar, rows=len(part))
 
     def _commit(self, manifest: dict | None, entries: Mapping[tuple[str, str], Dataset]) -> None:
@@ -387,9 +388,10 @@ class MarketStore:
                 handle.write(text + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.root / MANIFEST)
-        finally:
+            os.replace(tmp, self.root / MANIFEST)  # the commit
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(self.root)
 
     def _collect_garbage(self) -> None:
