@@ -13,7 +13,7 @@ import importlib
 import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from flushcast.progress import progress
 from marketdata.errors import DataError
 from marketdata.merge import PART, BarMerger, Revision, Source, funding_part
 from marketdata.resample import LINE, infer_bar, to_bar
-from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform, empty_frame
+from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform
 from marketdata.sources import Adapter, SourceFrame
 from marketdata.store import MarketStore
 from marketdata.validate import Gap, Locate, check_values, validate
@@ -144,6 +144,13 @@ def read_sources(
     return frames
 
 
+def _with_bar(frame: SourceFrame) -> SourceFrame:
+    """The frame with its own bar known: declared by the format, else inferred once here."""
+    if frame.kind != "bars" or frame.bar is not None:
+        return frame
+    return replace(frame, bar=infer_bar(frame.data["timestamp"], file=frame.where))
+
+
 def _as_utc_us(data: pd.DataFrame) -> pd.DataFrame:
     return data.assign(timestamp=data["timestamp"].astype("datetime64[us, UTC]"))
 
@@ -172,10 +179,6 @@ def _concat_disjoint(
     return joined
 
 
-def _source_bar(frame: SourceFrame) -> pd.Timedelta:
-    return frame.bar if frame.bar is not None else infer_bar(frame.data["timestamp"])
-
-
 def _series_bar(
     symbol: str,
     venue: str,
@@ -200,7 +203,7 @@ def _series_bar(
     native: dict[pd.Timedelta, str] = {}
     for frame in frames:
         if frame.kind == "bars":
-            own = _source_bar(frame)
+            own = frame.bar
             native.setdefault(BAR if own < BAR else own, frame.where)
     if len(native) > 1:
         listing = ", ".join(f"{bar_name(b)} ({where})" for b, where in sorted(native.items()))
@@ -284,7 +287,7 @@ def _bar_part(
         # Valued at the close of the file's own bar, before aggregating.
         data = data.assign(**{c: data[c] * data["close"] for c in coins})
         coins = []
-    part, dropped = to_bar(data, bar=bar, source_bar=_source_bar(frame), file=frame.where)
+    part, dropped = to_bar(data, bar=bar, source_bar=frame.bar, file=frame.where)
     source = Source(
         frame.name, file=frame.where, series=frame.series, as_of=frame.as_of, replace=replace
     )
@@ -300,7 +303,7 @@ def _assemble(
     symbol: str,
     venue: str,
     frames: list[SourceFrame],
-    stored: pd.DataFrame,
+    stored: pd.DataFrame | None,
     stored_provenance: dict,
     bar: pd.Timedelta,
     replace: bool = False,
@@ -314,7 +317,7 @@ def _assemble(
     merger = BarMerger()
     stored_sources = stored_provenance.get("columns", {})
     snapshots = list(stored_provenance.get("snapshots", []))
-    if not stored.empty:
+    if stored is not None and not stored.empty:
         _merge_stored(merger, stored, snapshots)
     dropped_incomplete = 0
     bar_parts: list[tuple[Source, pd.DataFrame]] = []
@@ -396,11 +399,12 @@ def _build(
     bar: pd.Timedelta | None = None,
     replace: bool = False,
 ) -> tuple[pd.DataFrame, IngestReport, dict[tuple[str, str], dict], dict]:
+    frames = [_with_bar(f) for f in frames]
     reports, assembled, provenance, bars = [], [], {}, {}
     stored_bars = {(d.symbol, d.venue): d.bar for d in store.datasets()} if store else {}
     for (symbol, venue), group in sorted(_group(frames).items()):
         key = (symbol, venue)
-        stored = store.read([symbol], venue) if key in stored_bars else empty_frame()
+        stored = store.read([symbol], venue) if key in stored_bars else None
         stored_provenance = store.provenance(symbol, venue) if key in stored_bars else {}
         try:
             series_bar = _series_bar(symbol, venue, group, stored_bars.get(key), bar)

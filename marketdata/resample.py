@@ -20,11 +20,14 @@ A resampled bar keeps the line of its first sub-bar, so errors still point into 
 
 def infer_bar(timestamps: pd.Series, *, file: str | None = None) -> pd.Timedelta:
     """The source's bar size: the most common spacing between consecutive distinct timestamps."""
-    us = np.unique(timestamps.dropna().astype("datetime64[us, UTC]").astype("int64").to_numpy())
-    if len(us) < 2:
+    us = pd.DatetimeIndex(timestamps).as_unit("us").asi8
+    us = np.sort(us[us != np.iinfo(np.int64).min])  # NaT dropped
+    steps = np.diff(us)
+    steps = steps[steps > 0]
+    if not len(steps):
         return BAR
-    steps, counts = np.unique(np.diff(us), return_counts=True)
-    return pd.Timedelta(int(steps[np.argmax(counts)]), "us")
+    values, counts = np.unique(steps, return_counts=True)
+    return pd.Timedelta(int(values[np.argmax(counts)]), "us")
 
 
 def to_bar(

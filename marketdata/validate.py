@@ -165,15 +165,18 @@ def validate(
         return ValidationReport(rows=0)
 
     checker = _Checker(frame, file, locate)
+    codes = {}
     for col in ("symbol", "venue"):
-        text = frame[col].astype("string")
-        checker.check((text.isna() | (text.str.strip() == "")).to_numpy(), col, f"empty {col}")
+        # Factorized: a category column has its codes already, and names are checked once each.
+        codes[col], names = pd.factorize(frame[col], use_na_sentinel=True)
+        blank = np.array([not str(n).strip() for n in names] + [True])
+        checker.check(blank[codes[col]], col, f"empty {col}")
     check_values(frame, bar=bar, file=file, locate=locate)
 
     ts = frame["timestamp"]
     us = ts.astype("int64").to_numpy()
-    keys = frame["symbol"].astype(str) + "\x00" + frame["venue"].astype(str)
-    same_series = (keys == keys.shift()).to_numpy()
+    keys = pd.Series(codes["symbol"].astype(np.int64) * (codes["venue"].max() + 1) + codes["venue"])
+    same_series = np.r_[False, keys.to_numpy()[1:] == keys.to_numpy()[:-1]]
     step = np.diff(us, prepend=us[0])
     checker.check(same_series & (step == 0), "timestamp", "duplicate bar for this symbol and venue")
     checker.check(same_series & (step < 0), "timestamp", "timestamps are not sorted")
