@@ -115,7 +115,7 @@ def ingest(
             worst = (
                 f", largest change {rev.max_relative_change:.2%} ({rev.column} at "
                 f"{rev.at:%Y-%m-%d %H:%M})"
-                if rev.bars_changed
+                if rev.column is not None
                 else ""
             )
             older = f" over {', '.join(rev.superseded)}" if rev.superseded else ""

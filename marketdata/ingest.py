@@ -21,7 +21,7 @@ import pandas as pd
 
 from flushcast.progress import progress
 from marketdata.errors import DataError
-from marketdata.merge import PART, BarMerger, Revision, Source, funding_part
+from marketdata.merge import PART, STORED, BarMerger, Revision, Source, funding_part
 from marketdata.resample import LINE, infer_bar, to_bar
 from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform
 from marketdata.sources import Adapter, SourceFrame
@@ -54,9 +54,6 @@ SOURCES: dict[str, SourceKind] = {
 """SOURCE names accepted by `flushcast ingest`."""
 
 ADAPTERS: dict[str, str] = {name: kind.module for name, kind in SOURCES.items()}
-
-STORED = "store"
-"""Source name of the rows already in the store when new files are merged in."""
 
 
 @dataclass

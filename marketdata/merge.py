@@ -39,6 +39,9 @@ FUNDING_MAX_STALE_INTERVALS = 3
 """A settlement stays in force until the next one; after this many missed settlements the
 funding series is taken to have a gap, not to be constant."""
 
+STORED = "store"
+"""Source name of the rows already in the store when new files are merged in."""
+
 PART = "__part"
 """Column of a concatenated part: which of its sources each row came from (index)."""
 
@@ -61,7 +64,9 @@ class Source:
 
 @dataclass
 class Revision:
-    """What one source changed where it superseded earlier values."""
+    """What one source changed where it superseded earlier values: bars compared (overlapping
+    and superseded), bars whose value changed, and the largest change relative to the old value
+    (bars whose old value was 0 count as changed but have no ratio)."""
 
     source: str
     superseded: list[str]
@@ -177,12 +182,13 @@ class BarMerger:
                 changed |= diff
                 if diff.any():
                     superseded.update(int(s) for s in np.unique(cur_src[diff]))
-                    rel = np.abs(incoming[diff] - current[diff]) / np.maximum(
-                        np.abs(current[diff]), 1e-12
-                    )
-                    i = int(np.argmax(rel))
-                    if rel[i] > worst[0]:
-                        worst = (float(rel[i]), column, int(np.flatnonzero(diff)[i]))
+                    # Relative to the old value; a change from 0 counts as changed, has no ratio.
+                    rated = diff & (current != 0)
+                    if rated.any():
+                        rel = np.abs(incoming[rated] - current[rated]) / np.abs(current[rated])
+                        i = int(np.argmax(rel))
+                        if rel[i] > worst[0]:
+                            worst = (float(rel[i]), column, int(np.flatnonzero(rated)[i]))
                 take |= wins
             merged[column] = np.where(take, incoming, current)
             origin[column] = np.where(take, inc_src, cur_src).astype(np.int32)
@@ -288,7 +294,8 @@ class BarMerger:
                     part = self.parts[sid]
                     line = int(lines[col].iat[pos])
                     if part.file is None:
-                        return f"the store (values from {part.name})", None
+                        held = "" if part.name == STORED else f" (values from {part.name})"
+                        return f"the store{held}", None
                     return part.file, line if line >= 0 else None
             return None, None
 
