@@ -14,24 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.adapters.textcsv import numbers, read_fields
+from marketdata.adapters.textcsv import numbers, read_records
 from marketdata.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import COLUMNS, VALUE_COLUMNS
 from marketdata.sources import SourceFrame
 from marketdata.timezones import require_utc
-
-
-def _rows(path: Path) -> pd.DataFrame:
-    if path.suffix.lower() == ".parquet":
-        try:
-            table = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"not a readable parquet file: {exc}", file=path) from None
-        table.index = pd.RangeIndex(1, len(table) + 1)
-        return table
-    header = tuple(pd.read_csv(path, nrows=0).columns)
-    return read_fields(path, header, header_lines=1)
 
 
 def _times(raw: pd.Series, path: Path) -> pd.Series:
@@ -66,7 +54,7 @@ def read(
     """One canonical file as bars per (symbol, venue)."""
     path = Path(path)
     require_utc(tz, path)
-    table = _rows(path)
+    table = read_records(path)
     unknown = [c for c in table.columns if c not in COLUMNS]
     if unknown:
         raise DataError(

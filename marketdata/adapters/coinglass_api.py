@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from marketdata.adapters.textcsv import epoch_ms, numbers, read_fields
+from marketdata.adapters.textcsv import epoch_ms, numbers, read_records
 from marketdata.compressed import read_bytes
 from marketdata.errors import DataError
 from marketdata.resample import LINE, infer_bar
@@ -101,17 +101,8 @@ def series_of(path: Path, series: str | None) -> str:
 def _records(path: Path) -> pd.DataFrame:
     """The `data` records of a response, indexed by 1-based record (or CSV line)."""
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        try:
-            table = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"not a readable parquet file: {exc}", file=path) from None
-        table.index = pd.RangeIndex(1, len(table) + 1)
-        return table
-    if suffix == ".csv":
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            header = [c.strip() for c in handle.readline().lstrip("\ufeff").split(",")]
-        return read_fields(path, header, header_lines=1)
+    if suffix in (".parquet", ".csv"):
+        return read_records(path)
     if suffix == ".json":
         try:
             response = json.loads(read_bytes(path))

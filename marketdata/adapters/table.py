@@ -17,31 +17,12 @@ import numpy as np
 import pandas as pd
 
 from marketdata.adapters.mapping import FUNDING_UNITS, FileSpec, Mapping, load_mapping
-from marketdata.adapters.textcsv import naive_times, numbers, read_fields
+from marketdata.adapters.textcsv import naive_times, numbers, read_records
 from marketdata.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
 from marketdata.timezones import naive_to_utc, require_utc
-
-
-def _rows(path: Path) -> pd.DataFrame:
-    """The file's cells, indexed by line (CSV) or record (Parquet)."""
-    if path.suffix.lower() == ".parquet":
-        try:
-            table = pd.read_parquet(path)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"not a readable parquet file: {exc}", file=path) from None
-        table.index = pd.RangeIndex(1, len(table) + 1)
-        return table
-    with path.open("rb") as handle:
-        first = handle.readline()
-    if path.suffix.lower() in {".gz", ".bz2", ".xz", ".zip"}:
-        first = pd.read_csv(path, nrows=0).columns.str.cat(sep=",").encode()
-    header = [
-        c.strip() for c in first.decode("utf-8", errors="replace").lstrip("\ufeff").split(",")
-    ]
-    return read_fields(path, header, header_lines=1)
 
 
 def _need(table: pd.DataFrame, column: str, key: str, mapping: Mapping, path: Path) -> pd.Series:
@@ -141,7 +122,7 @@ def read(
             "not apply",
             file=path,
         )
-    table = _filter(_rows(path), spec, spec_map, path)
+    table = _filter(read_records(path), spec, spec_map, path)
     if table.empty:
         return []
     symbols = _labels(

@@ -186,3 +186,22 @@ def check_header(
         raise DataError(
             f"{what}: {len(header)} header columns, expected {len(expected)}", file=file, row=1
         )
+
+
+def read_records(path: Path) -> pd.DataFrame:
+    """A table with a header row (CSV, possibly compressed) or a Parquet file: CSV cells as text
+    indexed by file line (the header is line 1), Parquet columns as stored indexed by 1-based
+    record, so errors can name either."""
+    if path.suffix.lower() == ".parquet":
+        try:
+            table = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"not a readable parquet file: {exc}", file=path) from None
+        table.index = pd.RangeIndex(1, len(table) + 1)
+        return table
+    data = read_bytes(path)
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    header = [c.strip() for c in first.rstrip("\r").split(",")]
+    if header == [""]:
+        raise DataError("the file is empty", file=path)
+    return read_fields(path, header, header_lines=1)
