@@ -129,13 +129,21 @@ import sys, time
 from pathlib import Path
 import marketdata.ingest as pipeline
 from marketdata.store import MarketStore
+store, role, signals, files = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
 build = pipeline._build
-def slow_build(*args, **kwargs):
+def build_then_wait(*args, **kwargs):
     result = build(*args, **kwargs)
-    time.sleep(1.5)  # widen the read-merge-write window so the two ingests overlap
+    (signals / "first-merged").touch()  # read and merged, not yet written
+    deadline = time.monotonic() + 30
+    while not (signals / "second-started").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(1)  # the second ingest reads the store now (or waits for the lock)
     return result
-pipeline._build = slow_build
-pipeline.ingest("binance-vision", [Path(p) for p in sys.argv[2:]], MarketStore(sys.argv[1]))
+if role == "first":
+    pipeline._build = build_then_wait
+else:
+    (signals / "second-started").touch()
+pipeline.ingest("binance-vision", [Path(p) for p in files], MarketStore(store))
 """
 
 
@@ -143,25 +151,30 @@ pipeline.ingest("binance-vision", [Path(p) for p in sys.argv[2:]], MarketStore(s
 def test_two_ingests_at_once_keep_both(tmp_path):
     store, _, funding, metrics = _priced_store(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CONCURRENT, str(store), *map(str, files)],
+
+    def start(role: str, files: list[Path]) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT, str(store), role, str(tmp_path), *map(str, files)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for files in (funding, metrics)
-    ]
-    outputs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+
+    first = start("first", funding)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "first-merged").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert first.poll() is None, first.communicate()
+    second = start("second", metrics)  # starts while the first has merged but not written
+    outputs = [p.communicate(timeout=120) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs
     frame = MarketStore(store).read()
     for symbol, rows in frame.groupby("symbol", observed=True):
         assert rows["funding_rate"].notna().all(), symbol
         assert rows["oi_usd"].notna().sum() >= 46, symbol  # the last hour closes next day
-    # They did overlap: one waited for the other's lock.
-    assert any("waiting for another writer" in err for _, err in outputs)
+    assert "waiting for another writer" in outputs[1][1]
 
 
 def test_a_writer_that_cannot_get_the_lock_gives_up_with_a_data_error(tmp_path):
