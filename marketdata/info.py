@@ -1,4 +1,4 @@
-"""Per-dataset summary of a store: span, bars, gaps and the coverage of every column."""
+"""Per-dataset summary of a store: bar, span, bars, gaps and the coverage of every column."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from marketdata.schema import BAR, VALUE_COLUMNS
+from marketdata.schema import VALUE_COLUMNS
 from marketdata.store import MarketStore
 from marketdata.validate import validate
 
@@ -15,6 +15,7 @@ from marketdata.validate import validate
 class DatasetInfo:
     symbol: str
     venue: str
+    bar: pd.Timedelta
     start: pd.Timestamp
     end: pd.Timestamp
     bars: int
@@ -28,13 +29,14 @@ def store_info(store: MarketStore) -> list[DatasetInfo]:
     infos = []
     for dataset in store.datasets():
         frame = store.read([dataset.symbol], dataset.venue)
-        report = validate(frame)
+        report = validate(frame, bar=dataset.bar)
         infos.append(
             DatasetInfo(
                 symbol=dataset.symbol,
                 venue=dataset.venue,
+                bar=dataset.bar,
                 start=frame["timestamp"].iat[0],
-                end=frame["timestamp"].iat[-1] + BAR,
+                end=frame["timestamp"].iat[-1] + dataset.bar,
                 bars=len(frame),
                 gaps=len(report.gaps),
                 missing_bars=report.missing_bars,

@@ -6,11 +6,42 @@ dtypes, so they are declared once here.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
 BAR = pd.Timedelta("1h")
 """Default bar size. Timestamps are bar open times, UTC."""
+
+STORED_BARS: tuple[pd.Timedelta, ...] = (BAR, pd.Timedelta("4h"), pd.Timedelta("1D"))
+"""Bar sizes a stored series may have. Finer source bars (1 min, 5 min, 30 min) are resampled
+into one of these on ingest; a series is never stored finer than an hour."""
+
+_BAR_TEXT = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+_UNIT = {"m": "min", "min": "min", "h": "h", "d": "D"}
+
+
+def parse_bar(text: str) -> pd.Timedelta:
+    """A bar size written as the CLI and mappings take it: "1h", "4h", "1d", or a finer source
+    bar such as "1m", "5m", "30m" (minutes). Raises ValueError for anything else."""
+    match = _BAR_TEXT.match(str(text))
+    if match is None or int(match.group(1)) <= 0:
+        raise ValueError(f"bar {text!r} is not a bar size such as 1h, 4h, 1d or 5m")
+    return pd.Timedelta(int(match.group(1)), _UNIT[match.group(2).lower()])
+
+
+def bar_name(bar: pd.Timedelta) -> str:
+    """The short name of a bar size: "1h", "4h", "1d", "5m" (inverse of `parse_bar`)."""
+    minutes = int(bar / pd.Timedelta("1min"))
+    if minutes <= 0 or bar % pd.Timedelta("1min") != pd.Timedelta(0):
+        raise ValueError(f"{bar} is not a whole number of minutes")
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440}d"
+    if minutes % 60 == 0:
+        return f"{minutes // 60}h"
+    return f"{minutes}m"
+
 
 KEY_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "venue")
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")

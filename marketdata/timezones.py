@@ -15,6 +15,7 @@ import pandas as pd
 
 from marketdata.errors import DataError
 
+_UTC_NAMES = {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu"}
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 
 
@@ -84,3 +85,17 @@ def naive_to_utc(
             column=column,
         )
     return local.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+def require_utc(tz: str | None, file: str | Path) -> None:
+    """Reject a `tz` other than UTC for timestamps that say their zone themselves (epoch times,
+    ISO times with an offset): applying it would be wrong, ignoring it would hide a mistake."""
+    if tz is None:
+        return
+    zone = parse_tz(tz, file=file)
+    if zone.utcoffset(None) != dt.timedelta(0) and getattr(zone, "key", None) not in _UTC_NAMES:
+        raise DataError(
+            f"timestamps in this file are UTC (epoch or with their offset); tz={tz!r} does not "
+            "apply: leave --tz out",
+            file=file,
+        )

@@ -1,11 +1,14 @@
 """Validation of the canonical market frame: types, ranges, UTC, uniqueness, bar alignment.
 
 Errors name the column and the first offending row, so a user can find it; gaps are not errors
-(real exports have them) but are reported, and never filled with invented prices.
+(real exports have them) but are reported, and never filled with invented prices. The per-cell
+rules (`check_values`) also run on one source's columns before they are merged, so a bad row is
+refused even where a stored value would otherwise cover it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,10 +21,14 @@ from marketdata.schema import (
     NON_NEGATIVE_COLUMNS,
     OPTIONAL_COLUMNS,
     PRICE_COLUMNS,
+    bar_name,
 )
 
 MAX_ABS_FUNDING = 0.05
 """Per 8 h. No venue clamps above 3 %; a larger value is a unit error (percent vs fraction)."""
+
+Locate = Callable[[int, str], tuple[str | None, int | None]]
+"""Maps (position in the frame, column) to (file, 1-based line) for an error message."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +39,11 @@ class Gap:
     venue: str
     after: pd.Timestamp
     before: pd.Timestamp
+    bar: pd.Timedelta = BAR
 
     @property
     def missing_bars(self) -> int:
-        return int((self.before - self.after) / BAR) - 1
+        return int((self.before - self.after) / self.bar) - 1
 
 
 @dataclass
@@ -52,22 +60,100 @@ class ValidationReport:
 
 def _describe(frame: pd.DataFrame, pos: int) -> str:
     row = frame.iloc[pos]
-    return f"{row['symbol']} {row['venue']} at {row['timestamp']}"
+    if "symbol" in frame.columns:
+        return f"{row['symbol']} {row['venue']} at {row['timestamp']}"
+    return f"bar {row['timestamp']}" if "timestamp" in frame.columns else f"row {pos}"
 
 
-def _fail(frame: pd.DataFrame, bad: np.ndarray, column: str, problem: str, file: str | None):
-    pos = int(np.flatnonzero(bad)[0])
-    count = int(bad.sum())
-    more = f" ({count} rows in all)" if count > 1 else ""
-    raise DataError(f"{problem} ({_describe(frame, pos)}){more}", file=file, row=pos, column=column)
+class _Checker:
+    """Raises the first violation as a DataError located by `locate` (default: the position)."""
+
+    def __init__(self, frame: pd.DataFrame, file: str | None, locate: Locate | None) -> None:
+        self.frame = frame
+        self.locate = locate or (lambda pos, column: (file, pos))
+
+    def fail(self, bad: np.ndarray, column: str, problem: str) -> None:
+        pos = int(np.flatnonzero(bad)[0])
+        count = int(bad.sum())
+        more = f" ({count} rows in all)" if count > 1 else ""
+        where, line = self.locate(pos, column)
+        raise DataError(
+            f"{problem} ({_describe(self.frame, pos)}){more}", file=where, row=line, column=column
+        )
+
+    def check(self, bad: np.ndarray, column: str, problem: str) -> None:
+        if bad.any():
+            self.fail(bad, column, problem)
+
+
+def check_values(
+    frame: pd.DataFrame,
+    *,
+    bar: pd.Timedelta = BAR,
+    file: str | None = None,
+    locate: Locate | None = None,
+) -> None:
+    """The per-cell rules on whichever canonical columns `frame` has.
+
+    Timestamps must be UTC, present and on the `bar` grid; a price present must be finite and
+    > 0 and consistent with the other prices present (low <= open, close <= high); optional
+    columns must be finite where present, non-negative where they are amounts, and funding must
+    look like a fraction per 8 h.
+    """
+    checker = _Checker(frame, file, locate)
+    if "timestamp" in frame.columns:
+        ts = frame["timestamp"]
+        if not isinstance(ts.dtype, pd.DatetimeTZDtype) or str(ts.dt.tz) != "UTC":
+            where, _ = checker.locate(0, "timestamp")
+            raise DataError(
+                f"timestamps must be tz-aware UTC, got {ts.dtype}", file=where, column="timestamp"
+            )
+        checker.check(ts.isna().to_numpy(), "timestamp", "missing timestamp")
+        us = ts.astype("int64").to_numpy()  # microseconds
+        checker.check(
+            us % (bar // pd.Timedelta("1us")) != 0,
+            "timestamp",
+            f"timestamp is not aligned to the {bar_name(bar)} bar",
+        )
+
+    prices = {c: frame[c].to_numpy(dtype="float64") for c in PRICE_COLUMNS if c in frame.columns}
+    for col, values in prices.items():
+        checker.check(~np.isfinite(values), col, "price is missing or not finite")
+        checker.check(values <= 0, col, "price must be > 0")
+    nan = np.full(len(frame), np.nan)
+    o, h, low, c = (prices.get(col, nan) for col in PRICE_COLUMNS)
+    with np.errstate(invalid="ignore"):
+        checker.check(low > np.fmin(o, c), "low", "low is above open or close")
+        checker.check(h < np.fmax(o, c), "high", "high is below open or close")
+        checker.check(h < low, "high", "high is below low")
+
+    for col in OPTIONAL_COLUMNS:
+        if col not in frame.columns:
+            continue
+        values = frame[col].to_numpy(dtype="float64")
+        checker.check(np.isinf(values), col, "value is infinite")
+        if col in NON_NEGATIVE_COLUMNS:
+            checker.check(values < 0, col, "value must be >= 0")
+    if "funding_rate" in frame.columns:
+        funding = frame["funding_rate"].to_numpy(dtype="float64")
+        checker.check(
+            np.abs(funding) > MAX_ABS_FUNDING,
+            "funding_rate",
+            f"|funding| > {MAX_ABS_FUNDING} per 8 h: a unit error?",
+        )
 
 
 def validate(
-    frame: pd.DataFrame, *, bar: pd.Timedelta = BAR, file: str | None = None
+    frame: pd.DataFrame,
+    *,
+    bar: pd.Timedelta = BAR,
+    file: str | None = None,
+    locate: Locate | None = None,
 ) -> ValidationReport:
     """Check `frame` against the canonical schema; raise DataError on the first violation.
 
-    The frame must be sorted by (symbol, venue, timestamp), as `MarketStore` keeps it.
+    The frame must be sorted by (symbol, venue, timestamp), as `MarketStore` keeps it. `locate`
+    turns a position into the file and line it came from (the ingest knows them).
     """
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
@@ -78,58 +164,22 @@ def validate(
     if len(frame) == 0:
         return ValidationReport(rows=0)
 
-    ts = frame["timestamp"]
-    if not isinstance(ts.dtype, pd.DatetimeTZDtype) or str(ts.dt.tz) != "UTC":
-        raise DataError(
-            f"timestamps must be tz-aware UTC, got {ts.dtype}", file=file, column="timestamp"
-        )
-    if ts.isna().any():
-        _fail(frame, ts.isna().to_numpy(), "timestamp", "missing timestamp", file)
+    checker = _Checker(frame, file, locate)
+    codes = {}
     for col in ("symbol", "venue"):
-        text = frame[col].astype("string")
-        bad = (text.isna() | (text.str.strip() == "")).to_numpy()
-        if bad.any():
-            _fail(frame, bad, col, f"empty {col}", file)
+        # Factorized: a category column has its codes already, and names are checked once each.
+        codes[col], names = pd.factorize(frame[col], use_na_sentinel=True)
+        blank = np.array([not str(n).strip() for n in names] + [True])
+        checker.check(blank[codes[col]], col, f"empty {col}")
+    check_values(frame, bar=bar, file=file, locate=locate)
 
-    for col in PRICE_COLUMNS:
-        values = frame[col].to_numpy(dtype="float64")
-        if (bad := ~np.isfinite(values)).any():
-            _fail(frame, bad, col, "price is missing or not finite", file)
-        if (bad := values <= 0).any():
-            _fail(frame, bad, col, "price must be > 0", file)
-    o, h, low, c = (frame[col].to_numpy(dtype="float64") for col in PRICE_COLUMNS)
-    if (bad := low > np.minimum(o, c)).any():
-        _fail(frame, bad, "low", "low is above open or close", file)
-    if (bad := h < np.maximum(o, c)).any():
-        _fail(frame, bad, "high", "high is below open or close", file)
-
-    for col in OPTIONAL_COLUMNS:
-        values = frame[col].to_numpy(dtype="float64")
-        if (bad := np.isinf(values)).any():
-            _fail(frame, bad, col, "value is infinite", file)
-        if col in NON_NEGATIVE_COLUMNS and (bad := values < 0).any():
-            _fail(frame, bad, col, "value must be >= 0", file)
-    funding = frame["funding_rate"].to_numpy(dtype="float64")
-    if (bad := np.abs(funding) > MAX_ABS_FUNDING).any():
-        _fail(
-            frame,
-            bad,
-            "funding_rate",
-            f"|funding| > {MAX_ABS_FUNDING} per 8 h: a unit error?",
-            file,
-        )
-
-    ns = ts.astype("int64").to_numpy()  # microseconds
-    if (bad := ns % (bar // pd.Timedelta("1us")) != 0).any():
-        _fail(frame, bad, "timestamp", f"timestamp is not aligned to the {bar} bar", file)
-
-    keys = frame["symbol"].astype(str) + "\x00" + frame["venue"].astype(str)
-    same_series = (keys == keys.shift()).to_numpy()
-    step = np.diff(ns, prepend=ns[0])
-    if (bad := same_series & (step == 0)).any():
-        _fail(frame, bad, "timestamp", "duplicate bar for this symbol and venue", file)
-    if (bad := same_series & (step < 0)).any():
-        _fail(frame, bad, "timestamp", "timestamps are not sorted", file)
+    ts = frame["timestamp"]
+    us = ts.astype("int64").to_numpy()
+    keys = pd.Series(codes["symbol"].astype(np.int64) * (codes["venue"].max() + 1) + codes["venue"])
+    same_series = np.r_[False, keys.to_numpy()[1:] == keys.to_numpy()[:-1]]
+    step = np.diff(us, prepend=us[0])
+    checker.check(same_series & (step == 0), "timestamp", "duplicate bar for this symbol and venue")
+    checker.check(same_series & (step < 0), "timestamp", "timestamps are not sorted")
     if keys.duplicated().to_numpy()[~same_series].any():
         raise DataError(
             "rows of one symbol and venue are not contiguous", file=file, column="symbol"
@@ -143,6 +193,7 @@ def validate(
             venue=str(frame["venue"].iat[i]),
             after=ts.iat[i - 1],
             before=ts.iat[i],
+            bar=bar,
         )
         for i in gap_at
     ]

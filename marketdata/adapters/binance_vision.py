@@ -31,17 +31,19 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from marketdata.adapters.textcsv import check_header, drop_repeated, numbers
+from marketdata.compressed import read_bytes, zip_member
 from marketdata.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
+from marketdata.resample import LINE
 from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
+from marketdata.timezones import require_utc
 
 VENUE = "binance"
 
@@ -111,12 +113,6 @@ def contract_usd(symbol: str) -> float | None:
     return 100.0 if match["coin"] == "BTC" else 10.0
 
 
-def require_utc(tz: str | None, file: str | Path) -> None:
-    """Reject a `tz` other than UTC for a format whose timestamps are UTC by definition."""
-    if tz is not None and tz.strip().upper() not in {"UTC", "Z", "GMT", "+00:00", "UTC+0"}:
-        raise DataError(f"timestamps in this format are UTC; tz={tz!r} does not apply", file=file)
-
-
 def epoch_to_utc(values: pd.Series, *, file: str, column: str) -> pd.Series:
     """Epoch milliseconds (or microseconds, told apart per value by magnitude) -> UTC timestamps.
 
@@ -139,16 +135,8 @@ def epoch_to_utc(values: pd.Series, *, file: str, column: str) -> pd.Series:
 def _open_csv(path: Path) -> tuple[str, bytes]:
     """The one CSV of a zip (or a bare CSV file): its display name and bytes."""
     if path.suffix.lower() == ".csv":
-        return str(path), path.read_bytes()
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [n for n in archive.namelist() if n.lower().endswith(".csv")]
-            if len(members) != 1:
-                found = ", ".join(archive.namelist()) or "nothing"
-                raise DataError(f"expected one CSV in the zip, found {found}", file=path)
-            return f"{path}:{members[0]}", archive.read(members[0])
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"not a readable zip archive ({exc})", file=path) from None
+        return str(path), read_bytes(path)
+    return zip_member(path)
 
 
 def _is_number(cell: object) -> bool:
@@ -231,6 +219,7 @@ def _klines(raw: pd.DataFrame, where: str, symbol: str) -> pd.DataFrame:
             "close": num["close"],
             "volume_usd": volume,
             "taker_buy_volume_usd": taker,
+            LINE: raw.index,
         }
     )
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -311,6 +300,7 @@ def _funding(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         {
             "timestamp": epoch_to_utc(when, file=where, column="calc_time"),
             "funding_rate": rate * (FUNDING_INTERVAL_HOURS / hours),
+            LINE: raw.index,
         }
     )
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)

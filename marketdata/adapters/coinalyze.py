@@ -27,7 +27,7 @@ import pandas as pd
 
 from marketdata.adapters.textcsv import drop_repeated, naive_times, numbers, read_fields
 from marketdata.errors import DataError
-from marketdata.resample import infer_bar
+from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
 from marketdata.timezones import naive_to_utc
 
@@ -80,6 +80,7 @@ def _read_table(path: Path, kind: str, tz: str) -> pd.DataFrame:
         table[name] = numbers(raw[name], file=path, column=name)
     table = drop_repeated(table, "t", file=path)
     table.insert(0, "timestamp", naive_to_utc(table.pop("t"), tz, file=path, column="t"))
+    table[LINE] = table.index
     bar = infer_bar(table["timestamp"], file=str(path))
     # A zone offset that is not a whole number of bars (e.g. +05:30 on 1 h bars) means a wrong tz.
     off_grid = table["timestamp"] != table["timestamp"].dt.floor(bar)
@@ -149,15 +150,22 @@ def read(
                 "close": table["close"],
                 "volume_usd": table["volume"] * typical,
                 "taker_buy_volume_usd": table["buy_volume"] * typical,
+                LINE: table[LINE],
             }
         )
     elif kind == "long-short-ratio-history":
-        data = pd.DataFrame({"timestamp": table["timestamp"], "long_short_ratio": table["ratio"]})
+        data = pd.DataFrame(
+            {"timestamp": table["timestamp"], "long_short_ratio": table["ratio"], LINE: table[LINE]}
+        )
     else:
         priced = table.merge(_prices(path, kind, tz), on="timestamp", how="inner")
         if kind == "open-interest-history":
             data = pd.DataFrame(
-                {"timestamp": priced["timestamp"], "oi_usd": priced["close_x"] * priced["close_y"]}
+                {
+                    "timestamp": priced["timestamp"],
+                    "oi_usd": priced["close_x"] * priced["close_y"],
+                    LINE: priced[LINE],
+                }
             )
         else:
             data = pd.DataFrame(
@@ -165,6 +173,7 @@ def read(
                     "timestamp": priced["timestamp"],
                     "liq_long_usd": priced["long"] * priced["typical"],
                     "liq_short_usd": priced["short"] * priced["typical"],
+                    LINE: priced[LINE],
                 }
             )
     return [SourceFrame(name=path.name, symbol=symbol or market, venue=venue, data=data)]

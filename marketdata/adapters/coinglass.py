@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.adapters.binance_vision import require_utc
 from marketdata.adapters.textcsv import (
     check_header,
     drop_repeated,
@@ -34,8 +33,9 @@ from marketdata.adapters.textcsv import (
     read_fields,
 )
 from marketdata.errors import DataError
-from marketdata.resample import infer_bar
+from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
+from marketdata.timezones import require_utc
 
 VENUE = "aggregate"
 
@@ -144,6 +144,7 @@ def read(
             "liq_short_usd": short,
             "oi_usd": numbers(raw["oi_close"], file=path, column="oi_close", required=False),
             "funding_rate": funding / PERCENT,
+            LINE: raw.index,
         }
     )
     data = data.sort_values("timestamp", kind="stable").reset_index(drop=True)

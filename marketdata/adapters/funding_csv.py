@@ -25,9 +25,10 @@ import pandas as pd
 
 from marketdata.adapters.textcsv import drop_repeated, epoch_ms, naive_times, numbers, read_fields
 from marketdata.errors import DataError
+from marketdata.resample import LINE
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc
+from marketdata.timezones import naive_to_utc, require_utc
 
 Times = Callable[[pd.DataFrame, Path, str | None], pd.Series]
 
@@ -153,6 +154,8 @@ def read(
             file=path,
             column="Date",
         )
+    if layout.name != "supervik":
+        require_utc(tz, path)
     raw = read_fields(path, header, header_lines=1)
     table = pd.DataFrame(
         {
@@ -174,7 +177,9 @@ def read(
         rows = drop_repeated(rows.drop(columns="symbol"), "timestamp", file=path)
         interval = funding_interval(rows["timestamp"], file=path)
         per_8h = rows[layout.rate] * (pd.Timedelta(hours=FUNDING_INTERVAL_HOURS) / interval)
-        data = pd.DataFrame({"timestamp": rows["timestamp"], "funding_rate": per_8h})
+        data = pd.DataFrame(
+            {"timestamp": rows["timestamp"], "funding_rate": per_8h, LINE: rows.index}
+        )
         data = data.sort_values("timestamp").reset_index(drop=True)
         frames.append(
             SourceFrame(

@@ -27,7 +27,7 @@ from marketdata.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
 from marketdata.schema import BAR
 from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc
+from marketdata.timezones import naive_to_utc, require_utc
 
 BYBIT_COLUMNS = ("ts_ms", "symbol", "side", "qty", "price")
 EVENT_COLUMNS = ("timestamp", "venue", "coin", "side", "size_usd")
@@ -92,6 +92,7 @@ def _from_parquet(path: Path, venue: str | None) -> pd.DataFrame:
 def _csv_times(raw: pd.Series, path: Path, tz: str | None) -> pd.Series:
     """Epoch ms, or ISO-8601 with an offset, or naive ISO-8601 read in `tz`."""
     if raw.str.fullmatch(r"\d+").all():
+        require_utc(tz, path)
         return epoch_ms(raw, file=path, column="time")
     try:
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce")
@@ -102,6 +103,7 @@ def _csv_times(raw: pd.Series, path: Path, tz: str | None) -> pd.Series:
     if not isinstance(parsed.dtype, pd.DatetimeTZDtype):
         times = naive_times(raw, file=path, column="time")
         return naive_to_utc(times, tz, file=path, column="time", first_line=0)
+    require_utc(tz, path)
     bad = parsed.isna().to_numpy()
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
@@ -150,6 +152,7 @@ def read(
     """One file of liquidation events as hourly `liq_long_usd` / `liq_short_usd` per market."""
     path = Path(path)
     if path.suffix == ".parquet":
+        require_utc(tz, path)
         events = _from_parquet(path, venue)
     else:
         events = _from_csv(path, symbol, tz, venue)

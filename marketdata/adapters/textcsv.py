@@ -7,6 +7,7 @@ file line of the first bad value.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,19 +15,55 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from marketdata.compressed import read_bytes
 from marketdata.errors import DataError
+
+
+def _short_line(data: bytes, width: int, skip: int) -> tuple[int, int] | None:
+    """(1-based line, fields) of the first non-blank line after `skip` lines with fewer than
+    `width` comma-separated fields: a truncated write (pandas would fill the missing fields
+    with NaN, indistinguishable from empty cells). Quoted CSV is left to pandas."""
+    if b'"' in data:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == ord("\n"))
+    if len(buf) and buf[-1] != ord("\n"):
+        ends = np.append(ends, len(buf))
+    starts = np.r_[0, ends[:-1] + 1]
+    commas = np.flatnonzero(buf == ord(","))
+    fields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    length = ends - starts
+    if len(length):
+        length = length - (buf[np.maximum(ends - 1, 0)] == ord("\r"))
+    short = (fields < width) & (length > 0)
+    short[:skip] = False
+    if not short.any():
+        return None
+    line = int(np.flatnonzero(short)[0])
+    return line + 1, int(fields[line])
 
 
 def read_fields(path: Path, names: Sequence[str], *, header_lines: int = 0) -> pd.DataFrame:
     """Every field of `path` as text in columns `names`; the index is the 1-based file line.
 
-    A line with more fields than `names` is a DataError; a line with fewer leaves the missing
-    trailing fields empty (NaN), which the column converters report. Blank lines are skipped.
+    A line with more or fewer fields than `names` is a DataError naming it (a truncated last
+    line is the usual case); an empty field is NaN, which the column converters report. Blank
+    lines are skipped. Compressed files are read within `marketdata.compressed`'s limits.
     """
     width = len(names)
+    data = read_bytes(path)
+    short = _short_line(data, width, header_lines)
+    if short is not None:
+        line, fields = short
+        raise DataError(
+            f"{fields} fields, expected {width} ({', '.join(names)}): is the line cut short?",
+            file=path,
+            row=line,
+            column=names[fields],
+        )
     try:
         raw = pd.read_csv(
-            path,
+            io.BytesIO(data),
             header=None,
             names=range(width + 1),  # one spare column catches a single extra field
             dtype=str,
@@ -34,7 +71,6 @@ def read_fields(path: Path, names: Sequence[str], *, header_lines: int = 0) -> p
             skip_blank_lines=False,
             keep_default_na=False,
             na_values=[""],
-            compression="infer",
         )
     except pd.errors.ParserError as err:
         found = re.search(r"line (\d+), saw (\d+)", str(err))
@@ -150,3 +186,22 @@ def check_header(
         raise DataError(
             f"{what}: {len(header)} header columns, expected {len(expected)}", file=file, row=1
         )
+
+
+def read_records(path: Path) -> pd.DataFrame:
+    """A table with a header row (CSV, possibly compressed) or a Parquet file: CSV cells as text
+    indexed by file line (the header is line 1), Parquet columns as stored indexed by 1-based
+    record, so errors can name either."""
+    if path.suffix.lower() == ".parquet":
+        try:
+            table = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"not a readable parquet file: {exc}", file=path) from None
+        table.index = pd.RangeIndex(1, len(table) + 1)
+        return table
+    data = read_bytes(path)
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    header = [c.strip() for c in first.rstrip("\r").split(",")]
+    if header == [""]:
+        raise DataError("the file is empty", file=path)
+    return read_fields(path, header, header_lines=1)

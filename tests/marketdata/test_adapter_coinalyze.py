@@ -135,7 +135,10 @@ def test_small_export_converts_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "pattern"),
     [
-        ("2024-08-05 07:00:00,105,106,95,96,12,4,3", r"row 2, column 'buy_trades': missing value"),
+        (
+            "2024-08-05 07:00:00,105,106,95,96,12,4,3",
+            r"row 2, column 'buy_trades': 8 fields, expected 9",
+        ),
         ("2024-08-05 07:00:00,105,1O6,95,96,12,4,3,1", r"row 2, column 'high': cannot parse '1O6'"),
         ("2024-08-05 07:00:00,105,106,95,96,12,4,3,1,9", r"row 2: 10 fields, expected 9"),
         ("05/08/2024 07:00,105,106,95,96,12,4,3,1", r"row 2, column 't': cannot parse"),

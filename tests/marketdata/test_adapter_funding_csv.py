@@ -109,7 +109,7 @@ def test_missing_tz_for_naive_layout(tmp_path: Path) -> None:
     ("row", "pattern"),
     [
         ("SOL-USDT,2024-01-01 07:00:00,0.0O2", r"row 3, column 'Funding Rate': cannot parse"),
-        ("SOL-USDT,2024-01-01 07:00:00", r"row 3, column 'Funding Rate': missing value"),
+        ("SOL-USDT,2024-01-01 07:00:00", r"row 3, column 'Funding Rate': 2 fields, expected 3"),
         ("SOL-USDT,2024-01-01 03:00:00,0.0005", r"row 3, column 'Funding Rate'.*different values"),
         ("SOL-USDT,yesterday,0.0002", r"row 3, column 'Date': cannot parse 'yesterday'"),
     ],
