@@ -144,7 +144,7 @@ def study(data: DataSet, variants: dict[str, LabelSpec]) -> pd.DataFrame:
             )
             vol = known["rv_72h_pct"].to_numpy()
             usable = np.isfinite(vol)
-            weeks = ((known["timestamp"] - known["timestamp"].min()) // pd.Timedelta(days=7))
+            weeks = (known["timestamp"] - known["timestamp"].min()) // pd.Timedelta(days=7)
             calm_wins = within_blocks(y[usable], -vol[usable], weeks.to_numpy()[usable])
             row = {
                 "data": data.name,
@@ -188,16 +188,43 @@ def coinalyze(real: Path) -> DataSet | None:
     return DataSet("coinalyze-1h", frame, BAR, (4, 12, 24))
 
 
+def stored(name: str, store: Path, horizons: tuple[int, ...]) -> DataSet | None:
+    """A set already ingested into a store (the README's commands for the 4 h and daily sets)."""
+    from marketdata.store import MarketStore
+
+    market = MarketStore(store)
+    if not market.datasets():
+        return None
+    return DataSet(name, market.read(), market.common_bar(), horizons)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=Path("../shared/data/real"))
+    parser.add_argument("--store-4h", type=Path, help="store of the shared 4 h CoinGlass set")
+    parser.add_argument("--store-1d", type=Path, help="store of the shared daily CoinGlass set")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables")
     args = parser.parse_args()
     sets = [simulated(), coinalyze(args.real)]
+    if args.store_4h:
+        sets.append(stored("coinglass-4h", args.store_4h, (4, 12, 24)))
+    if args.store_1d:
+        sets.append(stored("coinglass-1d", args.store_1d, (24, 72)))
     tables = [study(data, LABELS) for data in sets if data is not None]
     table = pd.concat(tables, ignore_index=True).fillna("")
-    with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(table.to_markdown(index=False) if args.markdown else table.to_string(index=False))
+    if args.markdown:
+        print(markdown(table))
+    else:
+        with pd.option_context("display.width", 250, "display.max_columns", 20):
+            print(table.to_string(index=False))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A pipe table (pandas' own needs the tabulate package)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |"]
+    lines.append("|" + "---|" * len(table.columns))
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

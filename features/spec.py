@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from marketdata.schema import BAR
@@ -32,5 +33,10 @@ def bars(hours: float, bar: pd.Timedelta = BAR) -> int:
 
 
 def lookback_bars(lookback_1h: int, bar: pd.Timedelta = BAR) -> int:
-    """A 1-hour-bar lookback converted to bars of size `bar` (the current bar counts once)."""
-    return (lookback_1h - 1) * bars(1, bar) + 1
+    """A 1-hour-bar lookback converted to bars of size `bar` (the current bar counts once).
+
+    The lookback spans `lookback_1h - 1` hours before the current bar; finer bars need more of
+    them to cover it, coarser ones fewer (rounded up, so the span is always covered).
+    """
+    before = pd.Timedelta(hours=lookback_1h - 1)
+    return int(np.ceil(before / bar)) + 1

@@ -51,7 +51,7 @@ def demo(
     _label_summary(store)
 
     console.rule("5/7 train: walk-forward of candidates and baselines, then register")
-    training_cli.train(store=store, n_boot=n_boot, tracking_uri=tracking_uri)
+    training_cli.train(store=[store], n_boot=n_boot, tracking_uri=tracking_uri)
 
     console.rule("6/7 promote the new version if it beats the best baseline and the champion")
     shown = _promote_latest(tracking_uri)

@@ -14,6 +14,7 @@ same. Scores are on that balanced scale; calibration maps them back to the base 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -214,10 +215,12 @@ class GradientBoosting:
 
 
 class Logistic:
-    """L2 logistic regression on chosen columns: mean-imputed, standardised, balanced.
+    """L2 logistic regression on chosen columns: winsorised, mean-imputed, standardised, balanced.
 
-    Inference is plain numpy on the stored means, scales and coefficients. A missing value is
-    imputed with the training mean, so it contributes exactly nothing to the score.
+    Inference is plain numpy on the stored bounds, means, scales and coefficients. Values are
+    clipped to the training rows' 1st-99th percentiles first: ratios such as "liquidations over
+    their median" reach 50 in a cascade, and one such row must not set a linear model's slope.
+    A missing value is imputed with the training mean, so it contributes exactly nothing.
     """
 
     kind = "logistic"
@@ -242,13 +245,15 @@ class Logistic:
         self.negatives_per_positive = negatives_per_positive
         self.min_negatives = min_negatives
         self.seed = seed
+        self.low = np.full(len(self.use), -np.inf)
+        self.high = np.full(len(self.use), np.inf)
         self.mean = np.zeros(len(self.use))
         self.scale = np.ones(len(self.use))
         self.coef = np.zeros(len(self.use))
         self.intercept = 0.0
 
     def _standardised(self, X: np.ndarray) -> np.ndarray:
-        Z = X[:, self.use]
+        Z = np.clip(X[:, self.use], self.low, self.high)
         Z = np.where(np.isfinite(Z), Z, self.mean)
         return (Z - self.mean) / self.scale
 
@@ -257,6 +262,12 @@ class Logistic:
         rows, w = balanced_sample(y, self.negatives_per_positive, self.min_negatives, self.seed)
         Z = X[rows][:, self.use]
         finite = np.isfinite(Z)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
+            bounds = np.nanpercentile(np.where(finite, Z, np.nan), [1, 99], axis=0)
+        self.low = np.where(np.isfinite(bounds[0]), bounds[0], -np.inf)
+        self.high = np.where(np.isfinite(bounds[1]), bounds[1], np.inf)
+        Z = np.clip(Z, self.low, self.high)
         counts = finite.sum(axis=0)
         mean = np.where(counts > 0, np.nansum(np.where(finite, Z, 0.0), axis=0), 0.0)
         self.mean = mean / np.maximum(counts, 1)
@@ -284,6 +295,8 @@ class Logistic:
             "kind": self.kind,
             "use": [self.columns[i] for i in self.use],
             "C": self.C,
+            "low": [v if np.isfinite(v) else None for v in self.low.tolist()],
+            "high": [v if np.isfinite(v) else None for v in self.high.tolist()],
             "mean": self.mean.tolist(),
             "scale": self.scale.tolist(),
             "coef": self.coef.tolist(),
@@ -296,11 +309,14 @@ def from_state(state: dict[str, Any], columns: Sequence[str]) -> GradientBoostin
     kind = state.get("kind")
     if kind == Logistic.kind:
         model = Logistic(columns, state["use"], C=float(state["C"]))
+        model.low = np.array([-np.inf if v is None else v for v in state["low"]], dtype=float)
+        model.high = np.array([np.inf if v is None else v for v in state["high"]], dtype=float)
         model.mean = np.asarray(state["mean"], dtype="float64")
         model.scale = np.asarray(state["scale"], dtype="float64")
         model.coef = np.asarray(state["coef"], dtype="float64")
         model.intercept = float(state["intercept"])
-        if not len(model.mean) == len(model.scale) == len(model.coef) == len(model.use):
+        sizes = {len(v) for v in (model.low, model.high, model.mean, model.scale, model.coef)}
+        if sizes != {len(model.use)}:
             raise ValueError("logistic state: coefficient lengths disagree")
         return model
     if kind == GradientBoosting.kind:

@@ -94,20 +94,43 @@ def label_text(spec: LabelSpec) -> str:
     move = (
         f"and price moves at least {spec.k:g} σ·√H away from the close at some point in that "
         f"window (σ: the standard deviation of bar returns over the past "
-        f"{spec.vol_window_hours} h)"
+        f"{spec.vol_window_hours / 24:g} days)"
     )
-    if spec.source == "liquidations":
-        floor = f", and at least {spec.floor_usd:,.0f} USD" if spec.floor_usd else ""
+    if spec.source == "oi_drop":
         return (
-            "A flush within H hours means: the liquidations (longs plus shorts) of the next H "
-            f"hours reach at least {spec.m:g} × the median of H-hour liquidation totals over the "
-            f"past {days:g} days{floor}, {move}. Its direction is the side mostly liquidated "
-            "and matching the price move: a long flush (price down) or a short squeeze (price up)."
+            "A flush within H hours means (open-interest proxy, for data without liquidations): "
+            f"open interest falls within the next H hours by at least {spec.m:g} × the median "
+            f"of such H-hour falls over the past {days:g} days, {move}. Its direction is the "
+            "price move."
         )
+    amount = (
+        "the liquidations (longs plus shorts) of the next H hours, as a share of open interest,"
+        if spec.scale == "oi"
+        else "the liquidations (longs plus shorts, USD) of the next H hours"
+    )
+    if spec.threshold == "quantile":
+        spike = (
+            f"exceed the {spec.quantile:.0%} quantile of H-hour totals over the past {days:g} days"
+        )
+    else:
+        multiple = (
+            f"{spec.m:g} × (H / 4 h)^-{spec.m_decay:g} (4 h: {spec.m_for(4):.2g}, 24 h: "
+            f"{spec.m_for(24):.2g})"
+            if spec.m_decay
+            else f"{spec.m:g}"
+        )
+        spike = (
+            f"reach at least {multiple} × the median of H-hour totals over the past {days:g} days"
+        )
+    floor = (
+        f", and at least {spec.floor_usd:,.0f} USD"
+        if spec.floor_usd and spec.scale == "usd"
+        else ""
+    )
     return (
-        "A flush within H hours means (open-interest proxy, for data without liquidations): "
-        f"open interest falls within the next H hours by at least {spec.m:g} × the median of "
-        f"such H-hour falls over the past {days:g} days, {move}. Its direction is the price move."
+        f"A flush within H hours (label {spec.name}) means: {amount} {spike}{floor}, {move}. "
+        "Its direction is the side mostly liquidated and matching the price move: a long flush "
+        "(price down) or a short squeeze (price up)."
     )
 
 

@@ -36,13 +36,11 @@ def _duration(step: pd.Timedelta) -> str:
     return f"{step / hour:g} h" if step >= hour else f"{step / pd.Timedelta('1min'):g} min"
 
 
-BAR_TEXT = _duration(BAR)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 NO_BTC = "no BTC series sent, so the btc_* features are missing: add BTC bars as `context`"
 MAX_SPAN_PER_BAR = 2
 """Bar times from a series' first bar to its last, per bar sent: half the window may be gaps."""
-BAR_US = BAR // pd.Timedelta("1us")
 
 
 @dataclass
@@ -81,7 +79,7 @@ def _frame(series: SeriesInput) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 
-def _check_bar_size(frame: pd.DataFrame, loc: Loc) -> None:
+def _check_bar_size(frame: pd.DataFrame, loc: Loc, bar: pd.Timedelta) -> None:
     """Refuse bars of another size: their features would describe other time spans."""
     steps = np.diff(frame["timestamp"].astype("int64").to_numpy())  # microseconds
     positive = steps[steps > 0]
@@ -90,10 +88,10 @@ def _check_bar_size(frame: pd.DataFrame, loc: Loc) -> None:
     values, counts = np.unique(positive, return_counts=True)
     common = int(values[np.argmax(counts)])
     step = pd.Timedelta(common, unit="us")
-    if step != BAR:
+    if step != bar:
         row = int(np.flatnonzero(steps == common)[0]) + 1
         raise InputError(
-            f"bars are {_duration(step)} apart; the model needs {BAR_TEXT} bars",
+            f"bars are {_duration(step)} apart; the model was trained on {_duration(bar)} bars",
             (*loc, "bars", row, "timestamp"),
         )
 
@@ -111,28 +109,28 @@ def _check_names(series: SeriesInput) -> None:
                 )
 
 
-def _check_span(frame: pd.DataFrame, loc: Loc) -> None:
+def _check_span(frame: pd.DataFrame, loc: Loc, bar: pd.Timedelta) -> None:
     """Refuse a series whose time span is far larger than its bar count, before the grid."""
     t = frame["timestamp"].astype("int64").to_numpy()  # microseconds
-    span = int((t.max() - t.min()) // BAR_US) + 1
+    span = int((t.max() - t.min()) // (bar // pd.Timedelta("1us"))) + 1
     limit = MAX_SPAN_PER_BAR * len(t)
     if span > limit:
         after_gap = int(np.argmax(np.abs(np.diff(t)))) + 1
         raise InputError(
-            f"{len(t)} bars span {span:,} {BAR_TEXT} bar times; at most {limit:,} "
+            f"{len(t)} bars span {span:,} {_duration(bar)} bar times; at most {limit:,} "
             f"({MAX_SPAN_PER_BAR}x the bar count) are accepted, so gaps like the one before "
             "this bar are refused",
             (*loc, "bars", after_gap, "timestamp"),
         )
 
 
-def _checked(series: SeriesInput, needed: int) -> tuple[pd.DataFrame, list[str]]:
+def _checked(series: SeriesInput, needed: int, bar: pd.Timedelta) -> tuple[pd.DataFrame, list[str]]:
     _check_names(series)
     frame = _frame(series)
-    _check_bar_size(frame, series.loc)
-    _check_span(frame, series.loc)
+    _check_bar_size(frame, series.loc, bar)
+    _check_span(frame, series.loc, bar)
     try:
-        report = validate(frame)
+        report = validate(frame, bar=bar)
     except DataError as exc:
         where = (exc.row, exc.column) if exc.row is not None else (exc.column,)
         loc = (*series.loc, "bars", *(x for x in where if x is not None))
@@ -140,7 +138,7 @@ def _checked(series: SeriesInput, needed: int) -> tuple[pd.DataFrame, list[str]]
     if len(frame) < needed:
         raise InputError(
             f"{series.symbol} has {len(frame)} bars; the model needs at least {needed} "
-            f"{BAR_TEXT} bars ending at the bar to predict",
+            f"{_duration(bar)} bars ending at the bar to predict",
             (*series.loc, "bars"),
             bars_needed=needed,
         )
@@ -154,9 +152,14 @@ def _checked(series: SeriesInput, needed: int) -> tuple[pd.DataFrame, list[str]]
 
 
 def from_series(
-    all_series: Sequence[SeriesInput], features: list[str], lookback: int, last_bars: int = 1
+    all_series: Sequence[SeriesInput],
+    features: list[str],
+    lookback: int,
+    last_bars: int = 1,
+    bar: pd.Timedelta = BAR,
 ) -> Rows:
-    """Features of the last `last_bars` bars of every series marked `predict`."""
+    """Features of the last `last_bars` bars of every series marked `predict` (of size `bar`,
+    the bar the model was trained on)."""
     total = sum(len(s.bars) for s in all_series)
     if total > MAX_BARS:
         raise InputError(f"{total:,} bars in one request; at most {MAX_BARS:,}: split it")
@@ -171,10 +174,10 @@ def from_series(
     frames, notes = [], {}
     for s in all_series:
         needed = lookback + (last_bars - 1 if s.predict else 0)
-        frame, notes[(s.symbol, s.venue)] = _checked(s, needed)
+        frame, notes[(s.symbol, s.venue)] = _checked(s, needed, bar)
         frames.append(frame)
     try:
-        table = build_features(pd.concat(frames, ignore_index=True))
+        table = build_features(pd.concat(frames, ignore_index=True), bar=bar)
     except DataError as exc:  # cross-series checks; per-series ones passed above
         raise InputError(str(exc)) from exc
     btc_used = set(BTC_FEATURES.values()) & set(features)

@@ -38,7 +38,7 @@ class Predictor:
     """Answers requests with one bundle; refuses a bundle the feature code no longer matches."""
 
     def __init__(self, bundle: Bundle, identity: ModelIdentity) -> None:
-        bundle.check_features(FEATURES, max_lookback())
+        bundle.check_features(FEATURES, max_lookback(bundle.bar))
         self.bundle = bundle
         self.identity = identity
         self.scorer = Scorer(bundle)
@@ -61,7 +61,7 @@ class Predictor:
             SeriesInput(("context", i), s.symbol, s.venue, s.bars, predict=False)
             for i, s in enumerate(request.context)
         ]
-        return inputs.from_series(series, features, self.bundle.max_lookback)
+        return inputs.from_series(series, features, self.bundle.max_lookback, bar=self.bundle.bar)
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         (prediction,) = self.predictions(self.rows(request), request.explain, request.top_k)
@@ -76,7 +76,9 @@ class Predictor:
                 SeriesInput(("series", i), s.symbol, s.venue, s.bars)
                 for i, s in enumerate(request.series or [])
             ]
-            rows = inputs.from_series(series, features, self.bundle.max_lookback, request.last_bars)
+            rows = inputs.from_series(
+                series, features, self.bundle.max_lookback, request.last_bars, self.bundle.bar
+            )
         predictions = self.predictions(rows, request.explain, request.top_k)
         return PredictBatchResponse(model=self.identity, predictions=predictions)
 

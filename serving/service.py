@@ -26,6 +26,7 @@ from typing import TypeVar
 import anyio
 import bentoml
 import numpy as np
+import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -82,7 +83,8 @@ class Flushcast:
         identity = ModelIdentity.model_validate(stored.info.metadata)
         self.predictor = Predictor(Bundle.load(stored.path), identity)
         self.walk_forward = _walk_forward(Path(stored.path) / WALK_FORWARD)
-        self.predictor.predict(warm_up_request(self.predictor.bundle.max_lookback))
+        bundle = self.predictor.bundle
+        self.predictor.predict(warm_up_request(bundle.max_lookback, bundle.bar))
         self.limiter = anyio.CapacityLimiter(1)
         """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
         gc.collect()
@@ -172,12 +174,12 @@ def _bento_model() -> bentoml.Model | None:
     return bentoml.models.get(info.tag)
 
 
-def warm_up_request(bars: int) -> PredictRequest:
+def warm_up_request(bars: int, bar: pd.Timedelta = BAR) -> PredictRequest:
     """A plausible synthetic window: the first raw-bars request then costs what later ones do."""
     rng = np.random.default_rng(0)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.005, bars)))
     end = np.datetime64("2024-01-01T00:00")
-    stamps = end - np.arange(bars)[::-1] * np.timedelta64(int(BAR.total_seconds()), "s")
+    stamps = end - np.arange(bars)[::-1] * np.timedelta64(int(bar.total_seconds()), "s")
     window = [
         Bar(
             timestamp=f"{stamp}Z",

@@ -28,7 +28,20 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 140)
 """Logs and CI are not terminals: give the metrics table room instead of rich's 80 columns."""
 
-Store = Annotated[Path, typer.Option(help="Market data store (from ingest, fetch or simulate).")]
+Store = Annotated[
+    list[Path],
+    typer.Option(
+        help="Market data store (from ingest, fetch or simulate); repeat to pool several of "
+        "one bar size."
+    ),
+]
+TrainStore = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="A store that only trains: the walk-forward tests on --store alone (a model "
+        "learned on one vendor, judged on another)."
+    ),
+]
 Symbols = Annotated[
     str | None, typer.Option(help="Comma-separated symbols (default: all in the store).")
 ]
@@ -48,6 +61,10 @@ LabelSource = Annotated[
         help="'liquidations' (the definition) or 'oi-drop' (documented proxy for sources "
         "without liquidation data; never chosen silently)."
     ),
+]
+LabelName = Annotated[
+    str | None,
+    typer.Option("--label", help="A label variant by name (docs/label.md); default: the config's."),
 ]
 Boot = Annotated[int | None, typer.Option(min=0, help="Block-bootstrap resamples for intervals.")]
 RetrainEvery = Annotated[int | None, typer.Option(min=1, help="Hours between walk-forward refits.")]
@@ -84,6 +101,7 @@ TABLE = (
 def _config(
     config_file: Path | None,
     sets: list[str] | None,
+    label_name: str | None,
     horizons: str | None,
     label_source: str | None,
     n_boot: int | None,
@@ -93,8 +111,11 @@ def _config(
 ) -> TrainingConfig:
     """The configuration file, then `--set`, then the named options (which win)."""
     from training.config import load, parse_override
+    from training.labels import label_named
 
     overrides = dict(parse_override(text) for text in sets or [])
+    if label_name is not None:
+        overrides = {"label": label_named(label_name).model_dump(), **overrides}
     if horizons is not None:
         overrides["label.horizons"] = _parse_horizons(horizons)
     if label_source is not None:
@@ -124,11 +145,13 @@ def _parse_horizons(text: str) -> list[int]:
     return horizons
 
 
-def _dataset(store: Path, symbols: str | None, config: TrainingConfig):
+def _dataset(stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config):
     from training.dataset import load_dataset
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    return load_dataset(store, wanted, config.label, show_progress=True)
+    return load_dataset(
+        stores, wanted, config.label, train_stores=train_stores or (), show_progress=True
+    )
 
 
 def _print_schema() -> None:
@@ -205,12 +228,14 @@ def _pct(value: float | None) -> str:
 def evaluate(
     store: Store,
     json_out: Annotated[Path, typer.Option("--json", help="Write the evaluation JSON here.")],
+    train_store: TrainStore = None,
     predictions: Annotated[
         Path | None,
         typer.Option(help="Write the out-of-sample predictions (Parquet) here."),
     ] = None,
     symbols: Symbols = None,
     horizons: Horizons = None,
+    label_name: LabelName = None,
     experiment: Experiment = "flushcast",
     tracking_uri: TrackingUri = None,
     label_source: LabelSource = None,
@@ -231,9 +256,17 @@ def evaluate(
 
     try:
         config = _config(
-            config_file, sets, horizons, label_source, n_boot, retrain_every, test_block, min_train
+            config_file,
+            sets,
+            label_name,
+            horizons,
+            label_source,
+            n_boot,
+            retrain_every,
+            test_block,
+            min_train,
         )
-        dataset = _dataset(store, symbols, config)
+        dataset = _dataset(store, train_store, symbols, config)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
                 dataset, config, experiment=experiment, uri=tracking_uri, on_fold=tick
@@ -251,8 +284,10 @@ def evaluate(
 
 def train(
     store: Store,
+    train_store: TrainStore = None,
     symbols: Symbols = None,
     horizons: Horizons = None,
+    label_name: LabelName = None,
     experiment: Experiment = "flushcast",
     tracking_uri: TrackingUri = None,
     label_source: LabelSource = None,
@@ -280,9 +315,17 @@ def train(
 
     try:
         config = _config(
-            config_file, sets, horizons, label_source, n_boot, retrain_every, test_block, min_train
+            config_file,
+            sets,
+            label_name,
+            horizons,
+            label_source,
+            n_boot,
+            retrain_every,
+            test_block,
+            min_train,
         )
-        dataset = _dataset(store, symbols, config)
+        dataset = _dataset(store, train_store, symbols, config)
         total = count_folds(dataset, config) if evaluate_first else 0
         with ticker("walk-forward folds", total) as tick:
             identity, evaluation = run_train(

@@ -23,7 +23,7 @@ import pandas as pd
 from features.build import build_features
 from features.registry import FEATURES, names
 from marketdata.errors import DataError
-from marketdata.schema import BAR
+from marketdata.schema import BAR, conform
 from marketdata.store import MarketStore
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
@@ -44,6 +44,13 @@ class Dataset:
     """Per `SYMBOL@VENUE`: first and last bar, rows, sources of each column."""
     bar: pd.Timedelta = BAR
     """The bar size of every series (a model is trained for one bar size)."""
+
+    def tested(self, rows: pd.DataFrame) -> np.ndarray:
+        """Whether the walk-forward scores each of `rows` (series of training-only stores
+        are learned from, never tested)."""
+        keys = rows["symbol"].astype(str) + "@" + rows["venue"].astype(str)
+        excluded = [k for k, info in self.series.items() if info.get("tested") is False]
+        return ~keys.isin(excluded).to_numpy()
 
     def symbols(self) -> list[str]:
         """The symbol categories a model trained here knows, sorted."""
@@ -93,14 +100,20 @@ def make_dataset(
     label: LabelSpec | None = None,
     provenance: dict[str, dict] | None = None,
     *,
+    bar: pd.Timedelta = BAR,
+    tested: Sequence[str] | None = None,
     show_progress: bool = False,
 ) -> Dataset:
-    """Features and labels of a canonical market frame."""
+    """Features and labels of a canonical market frame of `bar`-sized bars.
+
+    `tested` names the series (`SYMBOL@VENUE`) the walk-forward scores; the others only
+    train (None: every series is tested).
+    """
     label = label or LabelSpec()
     if frame.empty:
         raise DataError("no market data to train on (the store is empty or no symbol matched)")
-    labels = make_labels(frame, label)
-    features = build_features(frame, show_progress=show_progress)
+    labels = make_labels(frame, label, bar=bar)
+    features = build_features(frame, bar=bar, show_progress=show_progress)
     label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
     keyed = labels[KEYS + label_cols].astype({"symbol": "str", "venue": "str"})
     table = features.astype({"symbol": "str", "venue": "str"}).merge(
@@ -117,36 +130,89 @@ def make_dataset(
             "rows": len(part),
             "sources": (provenance or {}).get(key, {}),
         }
-    return Dataset(table=table, features=names(), label=label, series=series)
+    if tested is not None:
+        unknown = sorted(set(tested) - set(series))
+        if unknown or not tested:
+            raise DataError(f"no data for the tested series {unknown}", column="store")
+        for key in series:
+            series[key]["tested"] = key in tested
+    return Dataset(table=table, features=names(), label=label, series=series, bar=bar)
 
 
-def load_dataset(
-    store: str | Path,
-    symbols: Sequence[str] | None = None,
-    label: LabelSpec | None = None,
-    *,
-    show_progress: bool = False,
-) -> Dataset:
-    """Everything in `store` (or the chosen symbols), with the sources recorded per series."""
+def _read_store(
+    store: str | Path, symbols: Sequence[str] | None
+) -> tuple[pd.DataFrame, dict[str, dict], pd.Timedelta | None]:
+    """One store's chosen series, their provenance and their (one) bar size (None: the store
+    has none of the chosen symbols)."""
     market = MarketStore(store)
     datasets = market.datasets()
     if not datasets:
         raise DataError(f"no market data in store {store}: ingest or simulate first")
-    if symbols:
-        known = {d.symbol for d in datasets}
-        unknown = sorted(set(symbols) - known)
-        if unknown:
-            raise DataError(
-                f"symbol(s) {unknown} not in store {store} (it has {sorted(known)})",
-                column="symbol",
-            )
-    frame = market.read(list(symbols) if symbols else None)
+    known = {d.symbol for d in datasets}
+    chosen = [s for s in symbols if s in known] if symbols else None
+    if symbols and not chosen:
+        return pd.DataFrame(), {}, None
+    frame = market.read(chosen)
     provenance = {
         f"{d.symbol}@{d.venue}": market.provenance(d.symbol, d.venue)
         for d in datasets
-        if not symbols or d.symbol in symbols
+        if not chosen or d.symbol in chosen
     }
-    return make_dataset(frame, label, provenance, show_progress=show_progress)
+    return frame, provenance, market.common_bar(chosen)
+
+
+def load_dataset(
+    stores: str | Path | Sequence[str | Path],
+    symbols: Sequence[str] | None = None,
+    label: LabelSpec | None = None,
+    *,
+    train_stores: Sequence[str | Path] = (),
+    show_progress: bool = False,
+) -> Dataset:
+    """Every chosen series of `stores` (pooled; symbol and venue kept apart), sources recorded.
+
+    Series of `train_stores` only train: the walk-forward tests on `stores` alone, so a model
+    learned on years of one vendor is judged on another's data. All must share one bar size,
+    and a series (symbol on a venue) may come from one store only.
+    """
+    tested_stores = [stores] if isinstance(stores, str | Path) else list(stores)
+    every = [*tested_stores, *train_stores]
+    loaded = [(store, *_read_store(store, symbols)) for store in every]
+    loaded = [entry for entry in loaded if entry[3] is not None]
+    if not loaded:
+        raise DataError(
+            f"symbol(s) {sorted(symbols or [])} in none of the stores {[str(s) for s in every]}",
+            column="symbol",
+        )
+    bars = {str(store): bar for store, _, _, bar in loaded}
+    if len(set(bars.values())) > 1:
+        listing = ", ".join(f"{store}: {bar_text(bar)}" for store, bar in bars.items())
+        raise DataError(f"the stores have different bar sizes ({listing})", column="store")
+    frames, provenance, owner = [], {}, {}
+    for store, frame, sources, _ in loaded:
+        for key in sources:
+            if key in owner:
+                raise DataError(
+                    f"series {key} is in two stores ({owner[key]} and {store}): pool stores of "
+                    "different series, or ingest the sources into one store",
+                    column="store",
+                )
+            owner[key] = str(store)
+        frames.append(frame)
+        provenance.update(sources)
+    if symbols:
+        unknown = sorted(set(symbols) - {k.split("@")[0] for k in owner})
+        if unknown:
+            raise DataError(f"symbol(s) {unknown} in none of the stores", column="symbol")
+    tested = [k for k, store in owner.items() if store in map(str, tested_stores)]
+    return make_dataset(
+        conform(pd.concat(frames, ignore_index=True)),
+        label,
+        provenance,
+        bar=next(iter(bars.values())),
+        tested=tested if train_stores else None,
+        show_progress=show_progress,
+    )
 
 
 def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: int = 10) -> None:
@@ -155,7 +221,8 @@ def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: i
     hours = rows["timestamp"].nunique() * (dataset.bar / pd.Timedelta(hours=1))
     events = int(np.nansum(rows[flush_column(horizon)]))
     if hours < min_hours or events < min_events:
-        history = dataset.label.min_trailing_hours + horizon
+        label = dataset.label
+        history = max(label.min_trailing_hours, label.vol_window_hours) + horizon
         raise DataError(
             f"too little data for H={horizon}: {hours:g} labelled hours with {events} flushes; "
             f"need at least {min_hours} h and {min_events} flushes "

@@ -250,7 +250,7 @@ def _worker_data(horizon: int) -> tuple[HorizonData, list[Fold]]:
         data = horizon_data(dataset, horizon)
         cache[horizon] = (
             data,
-            config.walk_forward.folds(data.keys["timestamp"], horizon, dataset.bar),
+            data.folds(config),
         )
     return cache[horizon]
 
@@ -303,7 +303,7 @@ def evaluate(
     for h in horizons:
         require_enough(dataset, h, min_hours)
         data = horizon_data(dataset, h)
-        folds = config.walk_forward.folds(data.keys["timestamp"], h, dataset.bar)
+        folds = data.folds(config)
         if not folds:
             raise DataError(f"no walk-forward fold at H={h}: the data is too short")
         plans[h] = (data, folds)
@@ -345,6 +345,8 @@ def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
     """Folds over all horizons (for a progress bar)."""
     total = 0
     for h in dataset.label.horizons:
-        stamps = dataset.labelled(h)["timestamp"]
-        total += len(config.walk_forward.folds(stamps, h, dataset.bar)) if len(stamps) else 0
+        rows = dataset.labelled(h)
+        if len(rows):
+            stamps, tested = rows["timestamp"], dataset.tested(rows)
+            total += len(config.walk_forward.folds(stamps, h, dataset.bar, tested=tested))
     return total

@@ -45,28 +45,31 @@ class LabelSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
-    name: str = "v1"
+    name: str = "v2"
     """The variant's name (`LABELS`), shown in reports and recorded with every run."""
     horizons: tuple[int, ...] = (4, 12, 24)
     m: float = Field(4.0, gt=0)
-    """Spike: the next H hours' amount is at least m × the trailing median of H-hour amounts..."""
-    m_by_horizon: dict[int, float] = Field(default_factory=dict)
-    """... with m set per horizon where given (longer sums are smoother, so a spike is less)."""
+    """Spike: the next H hours' amount is at least m(H) × the trailing median of H-hour
+    amounts, where ..."""
+    m_decay: float = Field(0.25, ge=0)
+    """... m(H) = m × (H / 4 h)^-m_decay: sums over longer windows are smoother, so the same
+    cascade stands out less against their median (0: one m for every horizon)."""
     threshold: Literal["median", "quantile"] = "median"
     quantile: float = Field(0.95, gt=0, lt=1)
     """With `threshold="quantile"`: the spike is an amount above this trailing quantile."""
-    scale: Literal["usd", "oi"] = "usd"
+    scale: Literal["usd", "oi"] = "oi"
     """`oi`: liquidations as a share of the open interest at the start of their window, so the
     threshold does not move with how much leverage (or vendor coverage) there is."""
     k: float = Field(2.0, gt=0)
     median_window_hours: int = Field(720, ge=1)
     min_trailing_hours: int = Field(168, ge=1)
-    vol_window_hours: int = Field(72, ge=2)
+    vol_window_hours: int = Field(720, ge=2)
     floor_usd: float = Field(0.0, ge=0)
     source: Source = "liquidations"
 
     def m_for(self, horizon: int) -> float:
-        return float(self.m_by_horizon.get(horizon, self.m))
+        """The spike multiple at `horizon` hours."""
+        return float(self.m * (horizon / 4.0) ** -self.m_decay)
 
     @model_validator(mode="after")
     def _consistent(self) -> LabelSpec:
@@ -80,7 +83,6 @@ class LabelSpec(BaseModel):
         """Flat, string-keyed parameters (e.g. for MLflow `log_params`)."""
         params = self.model_dump()
         params["horizons"] = ",".join(str(h) for h in self.horizons)
-        params["m_by_horizon"] = ",".join(f"{h}:{m:g}" for h, m in self.m_by_horizon.items())
         return {f"label_{key}": value for key, value in params.items()}
 
     @classmethod
@@ -89,8 +91,6 @@ class LabelSpec(BaseModel):
         values = {key.removeprefix("label_"): value for key, value in params.items()}
         try:
             values["horizons"] = tuple(int(h) for h in str(values["horizons"]).split(","))
-            pairs = [p.split(":") for p in str(values.get("m_by_horizon") or "").split(",") if p]
-            values["m_by_horizon"] = {int(h): float(m) for h, m in pairs}
             return cls.model_validate(values, strict=False)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"cannot read the label definition ({exc})") from exc
@@ -168,8 +168,9 @@ def _series_labels(
     """Labels and their ingredients for one series on its complete bar grid (`horizon` bars)."""
     close = grid["close"]
     log_close = np.log(close)
-    # σ_t: every bar return of the window up to and including t must exist (no imputed prices).
-    sigma = log_close.diff().rolling(n.vol, min_periods=n.vol).std()
+    # σ_t from the bar returns of the window up to and including t; nine in ten must exist (a
+    # month-long window must survive an exchange outage; nothing is imputed).
+    sigma = log_close.diff().rolling(n.vol, min_periods=max(2, int(np.ceil(0.9 * n.vol)))).std()
     low = _forward(grid["low"], horizon, "min")
     high = _forward(grid["high"], horizon, "max")
     down = np.log(low / close.to_numpy())
@@ -235,25 +236,23 @@ def _require_inputs(frame: pd.DataFrame, spec: LabelSpec) -> None:
     if missing:
         raise DataError(f"cannot label: missing columns {missing}", column=missing[0])
     data_cols = needed[6:]
-    present = (
-        frame[data_cols]
-        .notna()
-        .all(axis=1)
-        .groupby([frame["symbol"].astype(str), frame["venue"].astype(str)], observed=True)
-        .any()
-    )
-    empty = present[~present]
-    if len(empty):
-        symbol, venue = empty.index[0]
-        hint = (
-            "choose LabelSpec(source='oi_drop') explicitly to use the open-interest proxy"
-            if spec.source == "liquidations"
-            else "the open-interest proxy needs oi_usd"
-        )
+    keys = [frame["symbol"].astype(str), frame["venue"].astype(str)]
+    has = frame[data_cols].notna().groupby(keys, observed=True).any()
+    together = frame[data_cols].notna().all(axis=1).groupby(keys, observed=True).any()
+    unusable = together[~together]
+    if len(unusable):
+        symbol, venue = unusable.index[0]
+        absent = [c for c in data_cols if not has.loc[(symbol, venue), c]] or data_cols
+        if spec.source == "oi_drop":
+            hint = "the open-interest proxy needs oi_usd"
+        elif absent == ["oi_usd"]:
+            hint = "label v2 counts liquidations as a share of OI: use a label with scale 'usd'"
+        else:
+            hint = "choose LabelSpec(source='oi_drop') explicitly to use the open-interest proxy"
         raise DataError(
-            f"no {' / '.join(data_cols)} data for {symbol} on {venue} "
-            f"({len(empty)} series without it): cannot label; {hint}",
-            column=data_cols[0],
+            f"no {' / '.join(absent)} data for {symbol} on {venue} "
+            f"({len(unusable)} series without it): cannot label; {hint}",
+            column=absent[0],
         )
 
 
@@ -333,19 +332,14 @@ def base_rate(labels: pd.DataFrame, horizon: int) -> float:
     return float(labels[flush_column(horizon)].mean())
 
 
+V1 = {"name": "v1", "m_decay": 0.0, "scale": "usd", "vol_window_hours": 72}
+"""The first definition: USD liquidations, one m, σ over the last 3 days."""
 LABELS: dict[str, LabelSpec] = {
-    "v1": LabelSpec(name="v1"),
-    "sigma30d": LabelSpec(name="sigma30d", vol_window_hours=720),
-    "oi_share": LabelSpec(name="oi_share", vol_window_hours=720, scale="oi"),
-    "oi_share_by_horizon": LabelSpec(
-        name="oi_share_by_horizon",
-        vol_window_hours=720,
-        scale="oi",
-        m_by_horizon={4: 4.0, 12: 3.0, 24: 2.5, 72: 2.0},
-    ),
-    "quantile": LabelSpec(
-        name="quantile", vol_window_hours=720, threshold="quantile", quantile=0.95
-    ),
+    "v1": LabelSpec(**V1),
+    "sigma30d": LabelSpec(**{**V1, "name": "sigma30d", "vol_window_hours": 720}),
+    "oi_share": LabelSpec(name="oi_share", m_decay=0.0),
+    "v2": LabelSpec(),
+    "quantile": LabelSpec(name="quantile", scale="usd", threshold="quantile", quantile=0.95),
 }
 """The label variants compared in docs/label.md, by name (`--label NAME`)."""
 

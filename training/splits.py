@@ -54,12 +54,14 @@ class WalkForward(BaseModel):
         timestamps: pd.Series | pd.DatetimeIndex | np.ndarray,
         horizon_hours: int,
         bar: pd.Timedelta = BAR,
+        tested: np.ndarray | None = None,
     ) -> list[Fold]:
         """Expanding-window folds over rows keyed by bar-open time (symbols pooled).
 
         Row t may train for a fold starting at bar s only if t + gap < s: its label window
         ends an embargo before s. Folds tile the time after `min_train_hours`; a fold with no
         rows or nothing to train on before it is skipped (so the result can be empty).
+        `tested` (one flag per row) limits the test rows; every row may train.
         """
         bars, origin = bar_numbers(timestamps, bar)
         gap = self.gap_bars(horizon_hours, bar)
@@ -79,6 +81,8 @@ class WalkForward(BaseModel):
             end = min(start + every, last + 1)
             train_end = start - gap
             train, test = rows(0, max(train_end, 0)), rows(start, end)
+            if tested is not None:
+                test = test[tested[test]]
             if len(train) == 0 or len(test) == 0:
                 continue
             folds.append(

@@ -99,7 +99,7 @@ def fit_bundle(
             if evaluation is not None and h in evaluation.horizons:
                 result = evaluation.horizons[h]
             else:
-                folds = config.walk_forward.folds(data.keys["timestamp"], h, dataset.bar)
+                folds = data.folds(config)
                 oof = out_of_fold(data, folds, config, names=config.fit.candidates)
                 result = calibrate_and_choose(data, folds, oof, config)
             horizons[h] = _final(data, result.oof, result.frame, config)
@@ -108,7 +108,7 @@ def fit_bundle(
         horizons=horizons,
         features=list(dataset.features),
         lookbacks=feature_lookbacks(dataset.features),
-        max_lookback=max_lookback(),
+        max_lookback=max_lookback(dataset.bar),
         symbols=dataset.symbols(),
         label=dataset.label.to_params(),
         fit=config.flat(),

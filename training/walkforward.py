@@ -56,6 +56,9 @@ class HorizonData:
     symbols: list[str]
     episode_start: np.ndarray
     """True on the first bar of each flush episode (a run of flush bars of one series)."""
+    tested: np.ndarray
+    """True on rows the walk-forward scores (False: a training-only store's series)."""
+    bar: pd.Timedelta
 
     @property
     def t(self) -> np.ndarray:
@@ -65,6 +68,12 @@ class HorizonData:
         """(one-sided flush mask, 1.0 for a long flush)."""
         sided = (self.direction == LONG_FLUSH) | (self.direction == SHORT_SQUEEZE)
         return sided, (self.direction == LONG_FLUSH).astype("float64")
+
+    def folds(self, config: TrainingConfig) -> list[Fold]:
+        """The walk-forward folds of these rows (test rows only where `tested`)."""
+        return config.walk_forward.folds(
+            self.keys["timestamp"], self.horizon, self.bar, tested=self.tested
+        )
 
 
 def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
@@ -76,11 +85,13 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         horizon=horizon,
         keys=rows[["timestamp", "symbol", "venue"]],
         X=model_matrix(rows, features, symbols),
-        y=rows[flush_column(horizon)].to_numpy(dtype="float64"),
+        y=y,
         direction=rows[direction_column(horizon)].astype(object).to_numpy(),
         columns=model_columns(features),
         symbols=list(symbols),
         episode_start=episode_starts(rows, y, dataset.bar),
+        tested=dataset.tested(rows),
+        bar=dataset.bar,
     )
 
 

@@ -194,7 +194,8 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
         assert table["best_baseline"] == entry.best_baseline
     assert sorted(card["reliability"]) == list(HORIZONS)
     spec = LabelSpec.from_params(bundle.label)
-    assert f"at least {spec.m:g} × the median" in card["label"]
+    assert f"{spec.m:g} × (H / 4 h)^-{spec.m_decay:g}" in card["label"]
+    assert "share of open interest" in card["label"] and spec.name in card["label"]
     assert f"over the past {spec.median_window_hours / 24:g} days" in card["label"]
     assert not card["simulated"]
     sources = {"sources": {"source": "flushcast simulator", "seed": 1}}

@@ -53,7 +53,7 @@ def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_
         }
     )
     data = horizon_data(small_dataset, h)
-    folds = config.walk_forward.folds(data.keys["timestamp"], h)
+    folds = data.folds(config)
     oof = out_of_fold(data, folds, config)
     before = calibrate_and_choose(data, folds, oof, config)
     scored = before.folds[before.folds["status"] == "scored"]
@@ -81,7 +81,7 @@ def test_folds_without_evidence_are_left_out_for_every_model_with_the_reason(eva
         folds = result.folds
         left_out = folds[folds["status"] != "scored"]
         assert len(left_out) >= 1  # the first weeks have no out-of-fold flush to calibrate on
-        assert left_out["status"].str.contains("out-of-fold flushes|no flush").all()
+        assert left_out["status"].str.contains("out-of-fold flush|no flush").all()
         assert not set(left_out["fold"]) & set(result.frame["fold"])
         record = evaluation.record.horizons[h]
         assert record.n_folds == len(folds) - len(left_out)

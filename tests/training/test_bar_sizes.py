@@ -1,0 +1,115 @@
+"""Datasets of one bar size, from one store or several; a model serves only its own bar size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from marketdata.errors import DataError
+from marketdata.resample import to_bar
+from marketdata.schema import VALUE_COLUMNS, conform
+from marketdata.store import MarketStore
+from simulator import simulate
+from training.config import TrainingConfig
+from training.dataset import load_dataset
+from training.evaluate import evaluate
+from training.labels import LabelSpec, make_labels
+from training.train import fit_bundle
+
+FOUR = pd.Timedelta(hours=4)
+
+
+def _aggregate(frame: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
+    parts = []
+    for (symbol, venue), part in frame.groupby(["symbol", "venue"], observed=True):
+        bars, _ = to_bar(part[["timestamp", *VALUE_COLUMNS]], bar=bar)
+        parts.append(bars.assign(symbol=symbol, venue=venue))
+    return conform(pd.concat(parts, ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("bars")
+    market = simulate("default", ["BTCUSDT", "ETHUSDT", "SOLUSDT"], days=200, seed=9).frame
+    four = _aggregate(market, FOUR)
+    paths = {name: root / name for name in ("btc_eth_4h", "sol_4h", "btc_1h")}
+    MarketStore(paths["btc_eth_4h"]).write(four[four["symbol"] != "SOLUSDT"], bar=FOUR)
+    MarketStore(paths["sol_4h"]).write(four[four["symbol"] == "SOLUSDT"], bar=FOUR)
+    MarketStore(paths["btc_1h"]).write(market[market["symbol"] == "BTCUSDT"])
+    return {"paths": paths, "four": four}
+
+
+def test_a_horizon_must_be_whole_bars(stores):
+    four = stores["four"]
+    make_labels(four, LabelSpec(horizons=(4, 12, 24)), bar=FOUR)
+    with pytest.raises(DataError, match="horizon of 6 h is not a whole number of 4 h bars"):
+        make_labels(four, LabelSpec(horizons=(6,)), bar=FOUR)
+
+
+def test_stores_pool_when_their_bars_agree(stores):
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12,))
+    pooled = load_dataset([paths["btc_eth_4h"], paths["sol_4h"]], label=label)
+    assert pooled.bar == FOUR
+    assert set(pooled.series) == {"BTCUSDT@sim", "ETHUSDT@sim", "SOLUSDT@sim"}
+    with pytest.raises(DataError, match="different bar sizes"):
+        load_dataset([paths["btc_eth_4h"], paths["btc_1h"]], label=label)
+    with pytest.raises(DataError, match="BTCUSDT@sim is in two stores"):
+        load_dataset([paths["btc_eth_4h"], paths["btc_eth_4h"]], label=label)
+
+
+def test_a_training_store_trains_but_is_never_tested(stores):
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12,))
+    dataset = load_dataset(paths["sol_4h"], label=label, train_stores=[paths["btc_eth_4h"]])
+    config = TrainingConfig(label=label).with_overrides(
+        {"evaluation.n_boot": 0, "fit.candidates": ["logistic"], "fit.lightgbm.rounds": 20}
+    )
+    evaluation = evaluate(dataset, config, workers=1)
+    frame = evaluation.predictions[12]
+    assert set(frame["symbol"].astype(str)) == {"SOLUSDT"}
+    folds = evaluation.horizons[12].folds
+    # Every fold learnt from all three series' past, not from SOL's alone.
+    sol_rows = dataset.labelled(12)
+    sol_rows = sol_rows[sol_rows["symbol"].astype(str) == "SOLUSDT"]
+    first = folds.iloc[0]
+    assert first["n_train"] > (sol_rows["timestamp"] < first["train_end"]).sum()
+
+
+def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
+    from serving.errors import InputError
+    from serving.predictor import Predictor
+    from serving.requests import PredictRequest
+    from serving.responses import ModelIdentity
+
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12, 24))
+    dataset = load_dataset(paths["btc_eth_4h"], label=label)
+    config = TrainingConfig(label=label).with_overrides(
+        {"evaluation.n_boot": 0, "fit.candidates": ["lightgbm"], "fit.lightgbm.rounds": 20}
+    )
+    bundle = fit_bundle(dataset, config)
+    assert bundle.bar == FOUR
+    predictor = Predictor(bundle, ModelIdentity(model_name="m", model_version="1", run_id="r"))
+    four = stores["four"]
+    btc = four[four["symbol"] == "BTCUSDT"].tail(bundle.max_lookback)
+    bars = btc.drop(columns=["symbol", "venue"]).assign(
+        timestamp=btc["timestamp"].map(lambda t: t.isoformat())
+    )
+    records = [{k: v for k, v in r.items() if v == v} for r in bars.to_dict("records")]
+    answer = predictor.predict(
+        PredictRequest.model_validate({"symbol": "BTCUSDT", "venue": "sim", "bars": records})
+    )
+    assert [h.horizon_hours for h in answer.horizons] == [12, 24]
+    assert all(0 < h.p_flush < 1 for h in answer.horizons)
+    start = pd.Timestamp(records[0]["timestamp"])
+    hourly = [
+        dict(r, timestamp=(start + pd.Timedelta(hours=i)).isoformat())
+        for i, r in enumerate(records)
+    ]
+    with pytest.raises(InputError, match="trained on 4 h bars"):
+        predictor.predict(
+            PredictRequest.model_validate({"symbol": "BTCUSDT", "venue": "sim", "bars": hourly})
+        )
+    assert np.isfinite(bundle.horizons[12].base_rate)
