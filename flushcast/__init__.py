@@ -16,7 +16,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flushcast.api import load_market, simulate
+    from flushcast.api import (
+        build_features,
+        describe,
+        load_market,
+        make_labels,
+        plot_heatmap,
+        read_export,
+        render_report,
+        simulate,
+    )
     from training.backtest import Backtest, backtest
     from training.config import TrainingConfig
     from training.forecaster import FlushForecaster
@@ -26,6 +35,12 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "simulate": "flushcast.api",
     "load_market": "flushcast.api",
+    "read_export": "flushcast.api",
+    "make_labels": "flushcast.api",
+    "build_features": "flushcast.api",
+    "describe": "flushcast.api",
+    "plot_heatmap": "flushcast.api",
+    "render_report": "flushcast.api",
     "FlushForecaster": "training.forecaster",
     "backtest": "training.backtest",
     "Backtest": "training.backtest",
@@ -40,7 +55,13 @@ __all__ = [
     "TrainingConfig",
     "WalkForward",
     "backtest",
+    "build_features",
+    "describe",
     "load_market",
+    "make_labels",
+    "plot_heatmap",
+    "read_export",
+    "render_report",
     "simulate",
 ]
 

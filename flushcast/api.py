@@ -37,3 +37,85 @@ def load_market(store: str | Path, symbols: Sequence[str] | None = None) -> pd.D
     from marketdata.store import MarketStore
 
     return MarketStore(store).read(list(symbols) if symbols else None)
+
+
+def read_export(
+    source: str,
+    files: Sequence[str | Path],
+    *,
+    tz: str | None = None,
+    symbol: str | None = None,
+    venue: str | None = None,
+) -> pd.DataFrame:
+    """A vendor's export files as a validated canonical frame, without storing anything.
+
+    `source` and the options are `flushcast ingest`'s (`coinalyze`, `coinglass`, ...).
+    """
+    from marketdata.ingest import read_canonical
+
+    return read_canonical(source, [Path(f) for f in files], tz=tz, symbol=symbol, venue=venue)
+
+
+def make_labels(
+    market: pd.DataFrame, label: str = "v2", horizons: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Flush and direction labels per bar (`flush_<H>h`, `direction_<H>h`) for a label by name."""
+    from training.forecaster import market_bar
+    from training.labels import label_named
+    from training.labels import make_labels as labels_of
+
+    spec = label_named(label, **({"horizons": tuple(horizons)} if horizons else {}))
+    return labels_of(market, spec, bar=market_bar(market))
+
+
+def build_features(market: pd.DataFrame) -> pd.DataFrame:
+    """The feature table the models train and serve on (`flushcast features list` says what
+    each column means)."""
+    from features.build import build_features as features_of
+    from training.forecaster import market_bar
+
+    return features_of(market, bar=market_bar(market))
+
+
+def describe(feature: str, value: float) -> str:
+    """A feature reading in words, as the trader report writes it."""
+    from features.registry import FEATURES
+    from reporting.sentences import reading
+
+    return reading(FEATURES[feature], value)
+
+
+def plot_heatmap(market: pd.DataFrame, symbol: str, end: str | pd.Timestamp, hours: int = 168):
+    """The estimated liquidation heatmap of `symbol` up to `end`, with the price path of the
+    last `hours` (the report's chart)."""
+    from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
+    from reporting import charts
+
+    end = pd.Timestamp(end)
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    series = market[(market["symbol"].astype(str) == symbol) & (market["timestamp"] <= end)]
+    series = series[
+        series["timestamp"] > end - pd.Timedelta(hours=DEFAULT_CONFIG.lookback() + hours)
+    ]
+    shown = series[series["timestamp"] > end - pd.Timedelta(hours=hours)]
+    return charts.liquidation_heatmap(
+        liquidation_heatmap(series), shown, f"{symbol}: estimated liquidation levels"
+    )
+
+
+def render_report(
+    forecaster,
+    market: pd.DataFrame,
+    symbol: str,
+    *,
+    at: str | None = None,
+    weeks: int = 4,
+) -> str:
+    """The trader report page (self-contained HTML) of a fitted forecaster, as `flushcast
+    report` writes it for a registered model."""
+    from reporting.build import render_report as render
+    from serving.predictor import Predictor
+    from serving.responses import ModelIdentity
+
+    identity = ModelIdentity(model_name="notebook", model_version="0", run_id="none")
+    return render(Predictor(forecaster.fitted, identity), market, symbol, at=at, weeks=weeks)
