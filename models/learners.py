@@ -174,7 +174,8 @@ class GradientBoosting:
         )
         init_score = None
         if self.init is not None:
-            self.init.fit(X, y)
+            if not self.init.fitted:  # a walk-forward fold may hand over its fitted one
+                self.init.fit(X, y)
             init_score = self.init.score(Xf)
         # A leaf must hold ~2 % of the rows, capped by the configured size: the cap regularises
         # large folds, and on two months of real data the cap alone would leave no split.
@@ -231,8 +232,8 @@ class Logistic:
         use: Sequence[str] | None = None,
         *,
         C: float = 0.1,
-        negatives_per_positive: float = 20.0,
-        min_negatives: int = 20_000,
+        negatives_per_positive: float = 10.0,
+        min_negatives: int = 10_000,
         seed: int = 0,
     ) -> None:
         self.columns = list(columns)
@@ -251,6 +252,7 @@ class Logistic:
         self.scale = np.ones(len(self.use))
         self.coef = np.zeros(len(self.use))
         self.intercept = 0.0
+        self.fitted = False
 
     def _standardised(self, X: np.ndarray) -> np.ndarray:
         Z = np.clip(X[:, self.use], self.low, self.high)
@@ -278,6 +280,7 @@ class Logistic:
         model.fit((Z - self.mean) / self.scale, y[rows].astype(int), sample_weight=w)
         self.coef = model.coef_[0].astype("float64")
         self.intercept = float(model.intercept_[0])
+        self.fitted = True
         return self
 
     def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
@@ -315,6 +318,7 @@ def from_state(state: dict[str, Any], columns: Sequence[str]) -> GradientBoostin
         model.scale = np.asarray(state["scale"], dtype="float64")
         model.coef = np.asarray(state["coef"], dtype="float64")
         model.intercept = float(state["intercept"])
+        model.fitted = True
         sizes = {len(v) for v in (model.low, model.high, model.mean, model.scale, model.coef)}
         if sizes != {len(model.use)}:
             raise ValueError("logistic state: coefficient lengths disagree")

@@ -28,10 +28,10 @@ from training.metrics import (
     brier_skill,
     direction_accuracy,
     event_recall,
+    per_block,
     pr_auc,
     score_metrics,
     time_blocks,
-    within_blocks,
 )
 from training.record import EvaluationRecord, FoldExclusion, HorizonRecord, SymbolRecord
 from training.splits import Fold
@@ -150,12 +150,6 @@ def _intervals(
         stats["edge_over_best_baseline"] = lambda i: (
             pr_auc(y[i], champion[i]) - pr_auc(y[i], other[i])
         )
-    if best_within is not None:
-        within = columns[best_within]
-        stats["edge_over_best_baseline_within_fold"] = lambda i: (
-            within_blocks(y[i], champion[i], blocks[i]).pr_auc
-            - within_blocks(y[i], within[i], blocks[i]).pr_auc
-        )
     if "lightgbm" in columns:
         lgbm = columns["lightgbm"]
         stats["lightgbm_pr_auc"] = lambda i: pr_auc(y[i], lgbm[i])
@@ -172,7 +166,16 @@ def _intervals(
         time_blocks(frame["timestamp"], block_hours),
         n_boot=n_boot,
     )
-    return dict(zip(names, resampled, strict=True))
+    intervals = dict(zip(names, resampled, strict=True))
+    if best_within is not None:
+        # A within-fold figure is a mean over test blocks, so its interval resamples blocks.
+        mine, theirs = (per_block(y, columns[m], blocks) for m in ("champion", best_within))
+        (intervals["edge_over_best_baseline_within_fold"],) = block_bootstrap_cis(
+            lambda i: [mine.resampled(i).pr_auc - theirs.resampled(i).pr_auc],
+            np.arange(len(mine.events)),
+            n_boot=n_boot,
+        )
+    return intervals
 
 
 def horizon_record(

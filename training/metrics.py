@@ -84,18 +84,44 @@ class WithinBlocks:
     blocks_used: int
 
 
-def within_blocks(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> WithinBlocks:
-    """Event-weighted mean of per-block ROC-AUC, PR-AUC and lift (PR-AUC over the block's rate).
+@dataclass(frozen=True)
+class PerBlock:
+    """Ranking metrics of each test block that holds at least one flush."""
 
-    Vectorised over blocks (the block bootstrap calls it hundreds of times): ROC by the
-    Mann-Whitney rank sum with tied scores sharing their mean rank, PR-AUC with sklearn's
-    step definition (one step per distinct score).
+    roc_auc: np.ndarray
+    """NaN for a block without a quiet bar."""
+    pr_auc: np.ndarray
+    lift: np.ndarray
+    events: np.ndarray
+
+    def mean(self) -> WithinBlocks:
+        """Event-weighted means (the `WithinBlocks` figures)."""
+        return self.resampled(np.arange(len(self.events)))
+
+    def resampled(self, chosen: np.ndarray) -> WithinBlocks:
+        """The event-weighted means over the blocks at positions `chosen` (repeats count)."""
+        w = self.events[chosen]
+
+        def mean(values: np.ndarray) -> float:
+            v = values[chosen]
+            used = np.isfinite(v)
+            return float(np.sum(v[used] * w[used]) / w[used].sum()) if used.any() else float("nan")
+
+        return WithinBlocks(mean(self.roc_auc), mean(self.pr_auc), mean(self.lift), len(chosen))
+
+
+def per_block(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> PerBlock:
+    """ROC-AUC, PR-AUC and lift of every block with a flush, vectorised over blocks.
+
+    ROC by the Mann-Whitney rank sum with tied scores sharing their mean rank, PR-AUC with
+    sklearn's step definition (one step per distinct score).
     """
     y, p = _arrays(y, p)
     codes, _ = pd.factorize(np.asarray(blocks))
     k = int(codes.max()) + 1 if len(codes) else 0
     if k == 0:
-        return WithinBlocks(float("nan"), float("nan"), float("nan"), 0)
+        empty = np.array([], dtype="float64")
+        return PerBlock(empty, empty, empty, empty)
     n = len(y)
     positives = np.bincount(codes, weights=y, minlength=k)
     counts = np.bincount(codes, minlength=k).astype("float64")
@@ -126,24 +152,23 @@ def within_blocks(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> WithinBlo
         steps = (tp - previous) / positives[block] * tp / seen_at
     ap = np.bincount(block, weights=np.nan_to_num(steps), minlength=k)
 
-    has_event = positives > 0
-    ranked = has_event & (negatives > 0)
-    weights = positives
-    rate = positives / counts
-
-    def mean(values: np.ndarray, used: np.ndarray) -> float:
-        return (
-            float(np.sum(values[used] * weights[used]) / weights[used].sum())
-            if used.any()
-            else float("nan")
-        )
-
-    return WithinBlocks(
-        roc_auc=mean(roc, ranked),
-        pr_auc=mean(ap, has_event),
-        lift=mean(np.divide(ap, rate, where=has_event, out=np.zeros(k)), has_event),
-        blocks_used=int(has_event.sum()),
+    used = positives > 0
+    roc = np.where(negatives > 0, roc, np.nan)
+    return PerBlock(
+        roc_auc=roc[used],
+        pr_auc=ap[used],
+        lift=ap[used] / (positives[used] / counts[used]),
+        events=positives[used],
     )
+
+
+def within_blocks(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> WithinBlocks:
+    """Event-weighted mean of per-block ROC-AUC, PR-AUC and lift (PR-AUC over the block's rate).
+
+    Blocks without a flush have no ranking to judge and are left out; so are blocks without a
+    quiet bar, for ROC.
+    """
+    return per_block(y, p, blocks).mean()
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:

@@ -140,7 +140,7 @@ def score_scale(
     Dividing by these puts refits trained on a month and on a year on one scale, which is what
     lets one calibrator serve scores from many refits (see `models.calibration`).
     """
-    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 5000), replace=False)
+    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 3000), replace=False)
     scores = model.score(X[rows], None if t is None else t[rows])
     spread = float(np.std(scores))
     return float(np.mean(scores)), spread if spread > 1e-12 else 1.0
@@ -193,8 +193,14 @@ def out_of_fold(
         if not 0 < data.y[train].sum() < len(train):
             excluded[fold.number] = "no flush in the training span"
         else:
+            fitted: dict[str, Learner] = {}
             for name in names:
-                model = made[name](fold.number).fit(data.X[train], data.y[train], t[train])
+                model = made[name](fold.number)
+                # Trees boosted from the logistic score start from this fold's logistic fit.
+                if isinstance(model, GradientBoosting) and model.init and "logistic" in fitted:
+                    model.init = fitted["logistic"]  # type: ignore[assignment]
+                model.fit(data.X[train], data.y[train], t[train])
+                fitted[name] = model
                 scores = model.score(data.X[test], t[test])
                 calibrated[name] = is_calibrated(model)
                 if calibrated[name]:
