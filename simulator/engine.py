@@ -83,9 +83,12 @@ PARAM_NAMES: tuple[str, ...] = (
     "margin_call_zone",
     "margin_call_per_hour",
     "background_liq_per_day",
+    "background_liq_sd",
+    "background_liq_days",
     "stop_share",
     "stop_buffer",
     "patient_oi_vol",
+    "patient_vol_targeting",
     "turnover_per_day",
     "rebuild_per_day",
     "crowding_persistence",
@@ -142,9 +145,12 @@ PARAM_NAMES: tuple[str, ...] = (
     P_MC_ZONE,
     P_MC_RATE,
     P_BG_LIQ,
+    P_BG_SD,
+    P_BG_DAYS,
     P_STOP_SHARE,
     P_STOP_BUFFER,
     P_PATIENT_VOL,
+    P_PATIENT_VOL_TARGET,
     P_TURNOVER,
     P_REBUILD,
     P_CROWD_PERS,
@@ -199,6 +205,8 @@ N_CONSTS = 5
     S_P_SHOCK,  # the next hour's hazard: probability of a shock,
     S_SCALE,  # its mean |log move|,
     S_P_DOWN,  # and the chance it is downwards
+    S_BG_LOG,  # log intensity of liquidations at random (persistent)
+    S_PATIENT_LEVEL,  # unleveraged OI held, relative to typical
     S_IN_CASC,
     S_C_START,
     S_C_LAST,
@@ -219,8 +227,8 @@ N_CONSTS = 5
     S_P_TIERS,
     S_P_ROUNDS,
     S_P_BANDS,
-) = range(54)
-N_STATE = 54
+) = range(56)
+N_STATE = 56
 BUILDUP_STATE: tuple[int, ...] = (
     S_CROWD,
     S_PREM_NOISE,
@@ -288,8 +296,14 @@ CASCADE_GAP_MIN = 15
 START_SHARE = 2e-4
 """Liquidations in one minute, as a share of OI, that open a cascade episode."""
 CONTINUE_SHARE = 3e-5
+OPEN_EVERY = 5
+"""New positions are opened in batches of this many minutes' flow, at the batch's last price."""
 NEAR = 0.01
 """Distance (fraction of price) within which forced-exit bands count as near."""
+PATIENT_RANGE = 0.15
+"""Unleveraged OI sought moves at most this share either way with volatility."""
+PATIENT_HALFLIFE_HOURS = 6.0
+"""How fast unleveraged holders move to what they seek."""
 BANDS_CAP = 0.5
 """Near notional / depth beyond which denser bands add no more hazard."""
 QUIET_RATIO = 0.6
@@ -312,6 +326,7 @@ def initial_state(params: np.ndarray, consts: np.ndarray) -> tuple[np.ndarray, n
     sv = np.zeros(N_STATE)
     sv[[S_Y, S_YF, S_HOUR_HI, S_HOUR_LO, S_Y_END, S_P_YMIN, S_P_YMAX]] = y0
     sv[S_THIN] = 1.0
+    sv[S_PATIENT_LEVEL] = 1.0
     sv[S_FUNDING] = params[P_INTEREST]
     sv[S_REBUILD] = params[P_REBUILD] / 1440.0
     sv[S_SHOCK_AT] = -1.0
@@ -412,6 +427,7 @@ def _end_of_hour(
     eps_crowd,
     eps_prem,
     eps_oi,
+    eps_bg,
     truth_row,
 ):
     """Update the hourly state after an hour's minutes; set the next hour's hazard."""
@@ -458,7 +474,16 @@ def _end_of_hour(
     oi_target = consts[K_OI_REF] * math.exp(y - consts[K_Y0])
     sv[S_OI_TARGET] = oi_target
     sv[S_BOOK_TARGET] = oi_target * params[P_LEV_SHARE] * min(demand, cap)
-    sv[S_OI_PATIENT] = oi_target * (1.0 - params[P_LEV_SHARE]) * math.exp(sv[S_PATIENT])
+    # Unleveraged holders de-risk when volatility rises above the week's, and add back, gradually.
+    calm = (sv[S_VOL_SLOW] / max(sv[S_VOL_FAST], 1e-30)) ** (0.5 * params[P_PATIENT_VOL_TARGET])
+    calm = min(max(calm, 1.0 - PATIENT_RANGE), 1.0 + PATIENT_RANGE)
+    a = 0.5 ** (1.0 / PATIENT_HALFLIFE_HOURS)
+    sv[S_PATIENT_LEVEL] = a * sv[S_PATIENT_LEVEL] + (1.0 - a) * calm
+    level = sv[S_PATIENT_LEVEL] * math.exp(sv[S_PATIENT])
+    sv[S_OI_PATIENT] = oi_target * (1.0 - params[P_LEV_SHARE]) * level
+    # Stress of cross-margined accounts elsewhere: persistent, so some weeks liquidate more.
+    phi = 0.5 ** (1.0 / (params[P_BG_DAYS] * 24.0))
+    sv[S_BG_LOG] = phi * sv[S_BG_LOG] + params[P_BG_SD] * math.sqrt(1.0 - phi * phi) * eps_bg[h]
 
     # Stops: beyond the 24 h low / high or the nearest round price, whichever is nearer.
     price = math.exp(y)
@@ -524,7 +549,7 @@ def _end_of_hour(
 
 
 @njit(cache=True)
-def _start_of_hour(params, sv, clock: int, u_shock, e_shock, u_dir, minute, eps_bg):
+def _start_of_hour(params, sv, clock: int, u_shock, e_shock, u_dir, minute):
     """Draw this hour's shock from the hazard the state set; return (sigma, random liq share).
 
     The draw happens here, not at the previous close, so a state saved at a close holds the
@@ -544,8 +569,8 @@ def _start_of_hour(params, sv, clock: int, u_shock, e_shock, u_dir, minute, eps_
         mult = params[P_COMP_VOL]
     elif regime == 2:
         mult = params[P_BREAK_VOL]
-    # Liquidations at random (cross-margin accounts, other positions): lognormal per hour.
-    bg = params[P_BG_LIQ] / 1440.0 * math.exp(0.8 * eps_bg - 0.32)
+    # Liquidations at random (cross-margin accounts, other positions): lognormal intensity.
+    bg = params[P_BG_LIQ] / 1440.0 * math.exp(sv[S_BG_LOG] - 0.5 * params[P_BG_SD] ** 2)
     return sv[S_SIGMA] * mult, bg
 
 
@@ -609,6 +634,7 @@ def run(
     max_casc = casc.shape[0]
     typical_var = typical_hourly_var(params, consts)
     mix = np.empty(n_lev)
+    pending = 0.0
 
     y = sv[S_Y]
     yf = sv[S_YF]
@@ -647,7 +673,7 @@ def run(
         o = i // MINUTES_PER_HOUR
         if i % MINUTES_PER_HOUR == 0:
             sigma, bg = _start_of_hour(
-                params, sv, clock, u_shock[o], e_shock[o], u_dir[o], shock_minute[o], eps_bg[o]
+                params, sv, clock, u_shock[o], e_shock[o], u_dir[o], shock_minute[o]
             )
             # Leverage mix of new positions: quiet markets tilt it to high leverage (traders
             # keep their liquidation a few recent sds away), so bands pack near the price.
@@ -707,29 +733,22 @@ def run(
         )
         oi_l = open_interest(st, LONG)
         oi_s = open_interest(st, SHORT)
-        flow = base_close * book_target + rebuild * max(book_target - oi_l - oi_s, 0.0)
-        share_long = 1.0 / (1.0 + math.exp(-sv[S_CROWD]))
-        levered = flow * (1.0 - stop_share)
-        for t in range(n_lev):
-            w = mix[t] * levered
-            if w > 0.0:
-                open_position(hist, st, ptr, LONG, t, y, long_off[t], w * share_long)
-                open_position(hist, st, ptr, SHORT, t, y, short_off[t], w * (1.0 - share_long))
-        stopped = flow * stop_share
-        if stopped > 0.0:
-            place_stops(
-                hist, st, ptr, LONG, y, min(sv[S_STOP_L], y - 0.002), stopped * share_long, 2
-            )
-            place_stops(
-                hist,
-                st,
-                ptr,
-                SHORT,
-                y,
-                max(sv[S_STOP_S], y + 0.002),
-                stopped * (1.0 - share_long),
-                2,
-            )
+        pending += base_close * book_target + rebuild * max(book_target - oi_l - oi_s, 0.0)
+        if (i + 1) % OPEN_EVERY == 0:  # whole hours hold whole batches: nothing carries over
+            share_long = 1.0 / (1.0 + math.exp(-sv[S_CROWD]))
+            levered = pending * (1.0 - stop_share)
+            for t in range(n_lev):
+                w = mix[t] * levered
+                if w > 0.0:
+                    open_position(hist, st, ptr, LONG, t, y, long_off[t], w * share_long)
+                    open_position(hist, st, ptr, SHORT, t, y, short_off[t], w * (1.0 - share_long))
+            stopped = pending * stop_share
+            if stopped > 0.0:
+                stop_l = min(sv[S_STOP_L], y - 0.002)
+                stop_s = max(sv[S_STOP_S], y + 0.002)
+                place_stops(hist, st, ptr, LONG, y, stop_l, stopped * share_long, 2)
+                place_stops(hist, st, ptr, SHORT, y, stop_s, stopped * (1.0 - share_long), 2)
+            pending = 0.0
         oi_l = open_interest(st, LONG)
         oi_s = open_interest(st, SHORT)
         oi = oi_l + oi_s
@@ -873,6 +892,7 @@ def run(
                 eps_crowd,
                 eps_prem,
                 eps_oi,
+                eps_bg,
                 truth[o],
             )
             hour_var = 0.0
