@@ -238,8 +238,26 @@ def _weighted(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> tuple[float, float
     )
 
 
-def bound_table(oracle: pd.DataFrame, truth: Realised, weights: pd.Series) -> pd.DataFrame:
-    """Weighted ROC-AUC and lift of each mode, per horizon, overall and in calm hours."""
+def _interval(part: pd.DataFrame, n_boot: int, seed: int) -> tuple[float, float]:
+    """95 % interval of the weighted ROC-AUC, resampling whole days of starts (flushes last
+    hours, so neighbouring starts are not independent)."""
+    rng = np.random.default_rng(seed)
+    days = part["hour"].to_numpy() // 24
+    blocks = [np.flatnonzero(days == d) for d in np.unique(days)]
+    values = []
+    for _ in range(n_boot):
+        rows = np.concatenate([blocks[i] for i in rng.integers(len(blocks), size=len(blocks))])
+        y, p, w = (part[c].to_numpy()[rows] for c in ("y", "p", "w"))
+        values.append(_weighted(y, p, w)[0])
+    lo, hi = np.nanquantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def bound_table(
+    oracle: pd.DataFrame, truth: Realised, weights: pd.Series, n_boot: int = 200
+) -> pd.DataFrame:
+    """Weighted ROC-AUC (with a day-block bootstrap interval) and lift of each mode, per
+    horizon, overall and in calm hours."""
     both = oracle.merge(truth.labels, on=["hour", "symbol", "horizon"], how="inner")
     both = both.dropna(subset=["y", "p"])
     both["w"] = both["hour"].map(weights)
@@ -249,11 +267,14 @@ def bound_table(oracle: pd.DataFrame, truth: Realised, weights: pd.Series) -> pd
         for subset, part in (("all", g), ("calm", g[g["calm"]])):
             y, p, w = (part[c].to_numpy() for c in ("y", "p", "w"))
             roc, lift = _weighted(y, p, w)
+            lo, hi = _interval(part, n_boot, seed=h) if n_boot else (np.nan, np.nan)
             row |= {
                 f"{subset}_n": len(part),
                 f"{subset}_events": int(y.sum()),
                 f"{subset}_base_rate": float(np.average(y, weights=w)) if len(y) else np.nan,
                 f"{subset}_roc": roc,
+                f"{subset}_roc_lo": lo,
+                f"{subset}_roc_hi": hi,
                 f"{subset}_lift": lift,
             }
         rows.append(row)
@@ -261,6 +282,12 @@ def bound_table(oracle: pd.DataFrame, truth: Realised, weights: pd.Series) -> pd
 
 
 def markdown(table: pd.DataFrame) -> str:
+    """The bound table as in docs/simulator_calibration.md (ROC with its 95 % interval)."""
+
+    def roc(row: pd.Series, subset: str) -> str:
+        value, lo, hi = (row[f"{subset}_roc{k}"] for k in ("", "_lo", "_hi"))
+        return f"{value:.3f} ({lo:.2f}-{hi:.2f})"
+
     lines = [
         "| horizon | base rate | best ROC | best lift | ROC without build-up "
         "| calm base rate | calm best ROC | calm best lift | calm ROC without build-up "
@@ -271,9 +298,9 @@ def markdown(table: pd.DataFrame) -> str:
         o = g[g["mode"] == "oracle"].iloc[0]
         n = g[g["mode"] == "no_buildup"].iloc[0]
         lines.append(
-            f"| {h} h | {o.all_base_rate:.1%} | {o.all_roc:.3f} | {o.all_lift:.2f} "
-            f"| {n.all_roc:.3f} | {o.calm_base_rate:.1%} | {o.calm_roc:.3f} | {o.calm_lift:.2f} "
-            f"| {n.calm_roc:.3f} | {o.all_n} ({o.all_events}), {o.calm_n} ({o.calm_events}) |"
+            f"| {h} h | {o.all_base_rate:.1%} | {roc(o, 'all')} | {o.all_lift:.2f} "
+            f"| {roc(n, 'all')} | {o.calm_base_rate:.1%} | {roc(o, 'calm')} | {o.calm_lift:.2f} "
+            f"| {roc(n, 'calm')} | {o.all_n} ({o.all_events}), {o.calm_n} ({o.calm_events}) |"
         )
     return "\n".join(lines)
 

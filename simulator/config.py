@@ -154,8 +154,8 @@ class ScenarioConfig(BaseModel):
     background_liq_per_day: float = Field(
         0.05, ge=0, description="share of leveraged OI liquidated at random per day"
     )
-    background_liq_sd: float = Field(0.8, ge=0, description="sd of its log intensity")
-    background_liq_days: float = Field(3.0, gt=0, description="half-life of that intensity")
+    background_liq_sd: float = Field(0.6, ge=0, description="sd of its log intensity")
+    background_liq_days: float = Field(0.25, gt=0, description="half-life of that intensity")
     stop_share: float = Field(0.25, ge=0, le=1, description="share of new positions with stops")
     stop_buffer: float = Field(0.002, ge=0, description="log distance of stops beyond the level")
     patient_oi_vol: float = Field(0.003, ge=0, description="hourly sd of the rest of OI (log)")
