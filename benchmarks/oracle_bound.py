@@ -110,22 +110,28 @@ def realised(spec: BoundSpec) -> Realised:
 def sample_starts(spec: BoundSpec, truth: Realised) -> pd.Series:
     """Start hours, sampled by outcome, with their inverse sampling probabilities as weights.
 
-    Flushes are rare, so uniform starts would spend most continuations on quiet hours: a share
-    `event_share` of starts is drawn from hours with a flush at some horizon for some symbol,
-    the rest from the other hours, each uniformly. ROC-AUC depends on the scores of flushes and
-    of quiet hours separately, so weighting each start by 1 / its sampling probability keeps
-    every figure an unbiased estimate of the all-hours one.
+    Flushes are rare, so uniform starts would spend most continuations on quiet hours. Hours
+    fall into strata by the longest horizon at which some symbol has a flush (or none); a share
+    `event_share` of starts is spread evenly over the flush strata, the rest drawn from hours
+    without one, each uniformly. ROC-AUC depends on the scores of flushes and of quiet hours
+    separately, so weighting each start by 1 / its sampling probability keeps every figure an
+    unbiased estimate of the all-hours one.
     """
     labelled = truth.labels.dropna(subset=["y"])
     full = labelled.groupby("hour")["y"].count() == len(spec.symbols) * len(spec.label.horizons)
     eligible = full[full].index.to_numpy()
     eligible = eligible[eligible < spec.hours - spec.horizon]
-    event = labelled.groupby("hour")["y"].max().reindex(eligible).to_numpy() == 1
+    flushes = labelled[labelled["y"] == 1].groupby("hour")["horizon"].max()
+    stratum = flushes.reindex(eligible).fillna(0).to_numpy()
+    horizons = sorted(spec.label.horizons, reverse=True)
+    quiet = round(spec.starts * (1 - spec.event_share))
+    each, extra = divmod(spec.starts - quiet, len(horizons))
+    counts = {0: quiet} | {h: each + (i < extra) for i, h in enumerate(horizons)}
     rng = np.random.default_rng([spec.seed, 5])
     weights = {}
-    for in_stratum, share in ((event, spec.event_share), (~event, 1 - spec.event_share)):
-        pool = eligible[in_stratum]
-        n = min(len(pool), round(spec.starts * share))
+    for value, count in counts.items():
+        pool = eligible[stratum == value]
+        n = min(len(pool), count)
         if n:
             chosen = rng.choice(pool, n, replace=False)
             weights |= dict.fromkeys(chosen.tolist(), len(pool) / n)
