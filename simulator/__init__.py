@@ -2,8 +2,9 @@
 
     from simulator import simulate
     result = simulate("default", ["BTCUSDT", "ETHUSDT"], days=180, seed=7)
-    result.frame      # canonical hourly frame, venue "sim"
+    result.frame      # canonical hourly frame, venue "sim" (bar="4h" / "1d" aggregates it)
     result.cascades   # ground-truth cascade log
+    result.truth      # per symbol and hour: the true hazard and liquidation notional near price
     result.write("demo-store")
 
 Heavy modules (numba) load on first use, so importing the package is cheap.

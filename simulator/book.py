@@ -1,7 +1,10 @@
-"""The liquidation book: open positions binned by liquidation price, and the cascade loop.
+"""The liquidation book: open positions binned by their forced-exit price, and the cascade loop.
 
-Positions are kept as notional per (side, leverage tier, log-price bin of the liquidation price),
-not one by one, so a year of minutes stays cheap. Two tricks keep every update O(1):
+Positions are kept as notional per (side, tier, log-price bin of the exit price), not one by
+one, so a year of minutes stays cheap. The tiers are the leverage levels (the exit is the
+liquidation price) plus one last tier of stop-loss orders (the exit is the trader's own stop,
+placed beyond recent lows and highs and round numbers): both are market orders once the price
+reaches them, but only the first are liquidations. Two tricks keep every update O(1):
 - closes hit every position in proportion, so a side's stored notional is multiplied by one
   running `scale` instead of touching every bin;
 - funding moves every liquidation price of both sides by the same log amount (payers lose margin,
@@ -40,8 +43,11 @@ MAX_SPREAD_BINS = 32
 
 
 def new_book(n_tiers: int, origin: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Empty book arrays (hist, st, ptr) centred on log price `origin`."""
-    hist = np.zeros((2, n_tiers, N_BINS))
+    """Empty book arrays (hist, st, ptr) centred on log price `origin`.
+
+    `hist` has `n_tiers` leverage tiers and one more, the last, for stop-loss orders.
+    """
+    hist = np.zeros((2, n_tiers + 1, N_BINS))
     st = np.array([1.0, 1.0, 0.0, 0.0, 0.0, origin])
     ptr = np.array([-1, N_BINS], dtype=np.int64)
     return hist, st, ptr
@@ -113,40 +119,54 @@ def open_interest(st: np.ndarray, side: int) -> float:
 
 
 @njit(cache=True)
-def _liquidate(hist, st, ptr, k: int) -> tuple[float, float, int, int]:
-    """Close every position whose liquidation bin the price (bin k) has reached."""
+def _liquidate(hist, st, ptr, k: int):
+    """Close every position whose exit bin the price (bin k) has reached.
+
+    Returns (longs liquidated, shorts liquidated, long stops, short stops, tier mask, bins hit),
+    all USD. Stops (the last tier) are not liquidations and not in the tier mask.
+    """
     liq_l = 0.0
     liq_s = 0.0
+    stop_l = 0.0
+    stop_s = 0.0
     tiers = 0
     bins = 0
-    n_tiers = hist.shape[1]
+    n_lev = hist.shape[1] - 1
     if k <= ptr[HI_L]:
         for j in range(max(k, 0), ptr[HI_L] + 1):
             hit = False
-            for t in range(n_tiers):
+            for t in range(n_lev + 1):
                 v = hist[LONG, t, j]
                 if v > 0.0:
-                    liq_l += v
+                    if t == n_lev:
+                        stop_l += v
+                    else:
+                        liq_l += v
+                        tiers |= 1 << t
                     hist[LONG, t, j] = 0.0
-                    tiers |= 1 << t
                     hit = True
             bins += hit
         ptr[HI_L] = k - 1
-        st[TOTAL_L] = max(st[TOTAL_L] - liq_l, 0.0)
+        st[TOTAL_L] = max(st[TOTAL_L] - liq_l - stop_l, 0.0)
     if k >= ptr[LO_S]:
         for j in range(ptr[LO_S], min(k, N_BINS - 1) + 1):
             hit = False
-            for t in range(n_tiers):
+            for t in range(n_lev + 1):
                 v = hist[SHORT, t, j]
                 if v > 0.0:
-                    liq_s += v
+                    if t == n_lev:
+                        stop_s += v
+                    else:
+                        liq_s += v
+                        tiers |= 1 << (16 + t)
                     hist[SHORT, t, j] = 0.0
-                    tiers |= 1 << (16 + t)
                     hit = True
             bins += hit
         ptr[LO_S] = k + 1
-        st[TOTAL_S] = max(st[TOTAL_S] - liq_s, 0.0)
-    return liq_l * st[SCALE_L], liq_s * st[SCALE_S], tiers, bins
+        st[TOTAL_S] = max(st[TOTAL_S] - liq_s - stop_s, 0.0)
+    sl = st[SCALE_L]
+    ss = st[SCALE_S]
+    return liq_l * sl, liq_s * ss, stop_l * sl, stop_s * ss, tiers, bins
 
 
 @njit(cache=True)
@@ -160,7 +180,7 @@ def margin_calls(hist, st, ptr, y: float, zone_bins: int, share: float) -> tuple
     k = price_bin(st, y)
     liq_l = 0.0
     liq_s = 0.0
-    n_tiers = hist.shape[1]
+    n_tiers = hist.shape[1] - 1  # stops have no margin to call
     for j in range(max(k - zone_bins, 0), min(ptr[HI_L], k - 1) + 1):
         for t in range(n_tiers):
             v = hist[LONG, t, j] * share
@@ -190,30 +210,83 @@ def book_impact(net_usd: float, depth_1pct_usd: float) -> float:
 
 @njit(cache=True)
 def resolve(hist, st, ptr, y: float, depth_1pct_usd: float):
-    """Run the cascade loop from log price `y`; return (y, long, short, rounds, tiers, bins).
+    """Run the cascade loop from log price `y`; return (y, long, short, stops, rounds, tiers, bins).
 
-    Liquidated longs are market sells, shorts market buys; together they walk one book (see
-    `book_impact`), and the price they leave may cross the next band. `rounds` counts how many
-    times liquidations moved the price into a further band (>= 2 is a feedback loop); `tiers`
-    is a bit mask of leverage tiers hit (longs in bits 0-15, shorts 16-31).
+    Liquidated longs and triggered sell stops are market sells, shorts and buy stops market buys;
+    together they walk one book (see `book_impact`), and the price they leave may cross the
+    next band. `rounds` counts how many times forced orders moved the price into a further band
+    (>= 2 is a feedback loop); `tiers` is a bit mask of leverage tiers liquidated (longs in bits
+    0-15, shorts 16-31); `stops` is the USD of stop orders triggered (both sides).
     """
     y_start = y
     total_l = 0.0
     total_s = 0.0
+    net_stops = 0.0
+    stops = 0.0
     tiers = 0
     bins = 0
     rounds = 0
     while rounds < MAX_ROUNDS:
-        liq_l, liq_s, hit, nb = _liquidate(hist, st, ptr, price_bin(st, y))
-        if liq_l == 0.0 and liq_s == 0.0:
+        liq_l, liq_s, stop_l, stop_s, hit, nb = _liquidate(hist, st, ptr, price_bin(st, y))
+        if liq_l == 0.0 and liq_s == 0.0 and stop_l == 0.0 and stop_s == 0.0:
             break
         rounds += 1
         total_l += liq_l
         total_s += liq_s
+        net_stops += stop_s - stop_l
+        stops += stop_l + stop_s
         tiers |= hit
         bins += nb
-        y = y_start + book_impact(total_s - total_l, depth_1pct_usd)
-    return y, total_l, total_s, rounds, tiers, bins
+        y = y_start + book_impact(total_s - total_l + net_stops, depth_1pct_usd)
+    return y, total_l, total_s, stops, rounds, tiers, bins
+
+
+@njit(cache=True)
+def place_stops(hist, st, ptr, side: int, y: float, y_stop: float, usd: float, half_bins: int):
+    """Add `usd` of stop-loss exits around log price `y_stop`, strictly beyond the price `y`."""
+    k = price_bin(st, y)
+    centre = price_bin(st, y_stop)
+    tier = hist.shape[1] - 1
+    n = 2 * half_bins + 1
+    part_scaled = usd / n / st[SCALE_L + side]
+    for i in range(n):
+        j = centre - half_bins + i
+        if side == LONG:
+            j = min(j, k - 1)
+            if j < 0:
+                continue
+            hist[LONG, tier, j] += part_scaled
+            st[TOTAL_L] += part_scaled
+            ptr[HI_L] = max(ptr[HI_L], j)
+        else:
+            j = max(j, k + 1)
+            if j >= N_BINS:
+                continue
+            hist[SHORT, tier, j] += part_scaled
+            st[TOTAL_S] += part_scaled
+            ptr[LO_S] = min(ptr[LO_S], j)
+
+
+@njit(cache=True)
+def notional_within(hist, st, ptr, side: int, y: float, log_dist: float, stops: bool) -> float:
+    """USD that would be force-closed if the price moved `log_dist` (> 0) against `side`.
+
+    Liquidations only, or with `stops` the stop orders too.
+    """
+    k = price_bin(st, y)
+    n_tiers = hist.shape[1] if stops else hist.shape[1] - 1
+    total = 0.0
+    if side == LONG:
+        lo = max(price_bin(st, y - log_dist), 0)
+        for j in range(lo, min(k, ptr[HI_L]) + 1):
+            for t in range(n_tiers):
+                total += hist[LONG, t, j]
+        return total * st[SCALE_L]
+    hi = min(price_bin(st, y + log_dist), N_BINS - 1)
+    for j in range(max(k, ptr[LO_S]), hi + 1):
+        for t in range(n_tiers):
+            total += hist[SHORT, t, j]
+    return total * st[SCALE_S]
 
 
 @dataclass(frozen=True)
@@ -258,7 +331,7 @@ class LiquidationBook:
     def shock(self, log_return: float, depth_usd_per_pct: float) -> ShockOutcome:
         """Move the price by `log_return`, then let liquidations walk a book of the given depth."""
         start = self.y
-        y, liq_l, liq_s, rounds, _, bands = resolve(
+        y, liq_l, liq_s, _, rounds, _, bands = resolve(
             self.hist, self.st, self.ptr, self.y + log_return, depth_usd_per_pct
         )
         self.y = y

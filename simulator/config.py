@@ -83,30 +83,85 @@ class ScenarioConfig(BaseModel):
     impact_permanence: float = Field(0.6, ge=0, le=1, description="share of impact that stays")
     impact_halflife_min: float = Field(45.0, gt=0)
 
-    # Volatility: base hourly vol, regime persistence, compression phases that end in breaks.
+    # Volatility: base hourly vol, persistence, compression phases that come and fade at random;
+    # breaks (high vol) come only from large shocks and from cascades.
     hourly_vol: float = Field(0.0038, gt=0)
     vol_persistence: float = Field(0.985, ge=0, lt=1, description="hourly AR(1) of log-vol")
     vol_of_vol: float = Field(0.06, ge=0, description="hourly shock sd of log-vol")
     compression_per_day: float = Field(0.08, ge=0, description="rate of entering compression")
-    compression_days: float = Field(4.0, gt=0, description="mean length of a compression")
-    break_days: float = Field(1.0, gt=0, description="mean length of the break after it")
+    compression_days: float = Field(6.0, gt=0, description="mean length if no shock ends it")
+    break_days: float = Field(1.0, gt=0, description="mean length of a break")
     compression_vol: float = Field(0.5, gt=0)
     break_vol: float = Field(1.8, gt=0)
-    compression_oi_build: float = Field(0.5, ge=0, description="extra OI sought in compression")
+    break_shock: float = Field(
+        0.012, ge=0, description="|log move| of a news shock that ends a compression"
+    )
 
-    # Exogenous news shocks.
-    shock_rate_per_day: float = Field(0.15, ge=0)
-    shock_scale: float = Field(0.009, ge=0, description="Laplace scale of a shock's log move")
+    # Trigger hazard: news and large orders arrive at a rate that rises with the market's state.
+    shock_rate_per_day: float = Field(0.06, ge=0, description="rate at the neutral state")
+    shock_scale: float = Field(0.008, ge=0, description="mean |log move| at the neutral state")
+    hazard_leverage: float = Field(
+        2.5, ge=0, description="elasticity of the rate to leveraged OI / book depth"
+    )
+    hazard_leverage_ref: float = Field(
+        1.33, gt=0, description="leveraged OI / depth at which the leverage term is neutral"
+    )
+    hazard_crowding: float = Field(4.0, ge=0, description="log rate per unit |2 long share - 1|")
+    hazard_funding: float = Field(0.25, ge=0, description="log rate per bp of hot funding")
+    funding_hot: float = Field(0.0002, ge=0, description="|funding - interest| that is hot")
+    hazard_quiet: float = Field(2.5, ge=0, description="log rate after quiet_days of low vol")
+    quiet_days: float = Field(5.0, gt=0, description="compression length at full effect")
+    hazard_bands: float = Field(
+        6.0, ge=0, description="log rate per unit of notional within 1 % / depth (to 0.5)"
+    )
+    hazard_cap_per_hour: float = Field(0.3, gt=0, le=1)
+    shock_size_elasticity: float = Field(0.2, ge=0, description="scale ~ hazard multiple^this")
+    shock_against_crowd: float = Field(
+        4.0, ge=0, description="log-odds of a shock against the crowded side per unit imbalance"
+    )
+    shock_toward_bands: float = Field(
+        1.5, ge=0, description="log-odds of a shock toward the denser side within 1 %"
+    )
+    hunt_drift: float = Field(
+        0.01, ge=0, description="drift toward the denser side, base sd per minute"
+    )
+    funding_pressure: float = Field(
+        2.0, ge=0, description="log move per 8 h against payers per unit of hot funding"
+    )
 
-    # Positions: who is leveraged, turnover, rebuild after flushes, crowding.
+    # Positions: who is leveraged, how much they seek, turnover, rebuild after flushes, crowding.
     leveraged_share: float = Field(
-        0.04, gt=0, le=1, description="share of OI held by liquidatable leveraged traders"
+        0.05, gt=0, le=1, description="typical share of OI held by liquidatable traders"
     )
-    margin_call_zone: float = Field(0.012, ge=0, description="log distance to liquidation price")
+    vol_targeting: float = Field(
+        1.0, ge=0, description="leverage sought ~ (typical vol / recent vol)^this"
+    )
+    leverage_vol_tilt: float = Field(
+        1.0, ge=0, description="tilt of new positions' leverage mix per log of calm (vol ratio)"
+    )
+    vol_memory_hours: float = Field(24.0, gt=0, description="half-life of traders' vol estimate")
+    trend_leverage: float = Field(
+        0.15, ge=0, description="extra leverage sought per daily sd of 24 h trend"
+    )
+    demand_cap: float = Field(3.0, ge=1, description="most leverage sought, times typical")
+    deleverage_per_hour: float = Field(
+        0.1, ge=0, lt=60, description="closing rate of leverage above what is sought"
+    )
+    margin_call_zone: float = Field(0.006, ge=0, description="log distance to liquidation price")
     margin_call_per_hour: float = Field(
-        1.6, ge=0, lt=60, description="share of positions in the zone liquidated per hour"
+        0.6, ge=0, lt=60, description="share of positions in the zone liquidated per hour"
     )
-    patient_oi_vol: float = Field(0.004, ge=0, description="hourly sd of the rest of OI (log)")
+    background_liq_per_day: float = Field(
+        0.05, ge=0, description="share of leveraged OI liquidated at random per day"
+    )
+    background_liq_sd: float = Field(0.6, ge=0, description="sd of its log intensity")
+    background_liq_days: float = Field(0.25, gt=0, description="half-life of that intensity")
+    stop_share: float = Field(0.25, ge=0, le=1, description="share of new positions with stops")
+    stop_buffer: float = Field(0.002, ge=0, description="log distance of stops beyond the level")
+    patient_oi_vol: float = Field(0.003, ge=0, description="hourly sd of the rest of OI (log)")
+    patient_vol_targeting: float = Field(
+        0.5, ge=0, description="unleveraged OI sought ~ (typical vol / recent vol)^this"
+    )
     turnover_per_day: float = Field(0.15, gt=0, description="share of positions closed per day")
     rebuild_per_day: float = Field(1.0, gt=0, description="median speed of refilling OI")
     crowding_persistence: float = Field(0.97, ge=0, lt=1)
@@ -130,8 +185,8 @@ class ScenarioConfig(BaseModel):
     def _check_leverage(self) -> ScenarioConfig:
         if len(self.leverage_levels) != len(self.leverage_weights):
             raise ValueError("leverage_levels and leverage_weights differ in length")
-        if not self.leverage_levels or len(self.leverage_levels) > 16:
-            raise ValueError("give between 1 and 16 leverage levels")
+        if not self.leverage_levels or len(self.leverage_levels) > 15:
+            raise ValueError("give between 1 and 15 leverage levels")
         if any(not (1 < lev <= 125) for lev in self.leverage_levels):
             raise ValueError("leverage levels must be in (1, 125]")
         if any(w < 0 or not math.isfinite(w) for w in self.leverage_weights):
@@ -155,18 +210,17 @@ PRESETS: dict[str, dict] = {
         "leverage_weights": (0.15, 0.2, 0.25, 0.2, 0.1, 0.06, 0.04, 0.0, 0.0, 0.0),
         "book_depth": 0.06,
         "leveraged_share": 0.025,
-        "shock_rate_per_day": 0.08,
+        "shock_rate_per_day": 0.03,
         "shock_scale": 0.006,
-        "compression_oi_build": 0.2,
+        "vol_targeting": 0.5,
     },
     # Heavy high leverage, thin books, fast rebuilds: a market primed for flushes.
     "overleveraged": {
         "leverage_weights": (0.01, 0.02, 0.05, 0.12, 0.14, 0.16, 0.16, 0.16, 0.09, 0.09),
         "book_depth": 0.015,
-        "leveraged_share": 0.07,
-        "shock_rate_per_day": 0.25,
+        "leveraged_share": 0.08,
         "rebuild_per_day": 2.0,
-        "compression_oi_build": 0.9,
+        "vol_targeting": 1.5,
         "trend_chasing": 12.0,
     },
 }

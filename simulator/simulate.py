@@ -1,14 +1,13 @@
-"""The simulator's Python API: `simulate(...) -> SimResult(frame, cascades)` and writing it out.
+"""The simulator's Python API: `simulate(...) -> SimResult(frame, cascades, truth)` and writing it.
 
 The leader (BTCUSDT when present) is simulated first; every other symbol feels the leader's
 realised minute returns, cascades included, one minute late and scaled by its beta, so alt
-flushes follow BTC's the way they do in real markets.
+flushes follow BTC's the way they do in real markets (see `market`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +15,26 @@ import numpy as np
 import pandas as pd
 
 from marketdata.atomic import write_atomic
-from marketdata.schema import conform
+from marketdata.resample import to_bar
+from marketdata.schema import AGGREGATION, conform
 from marketdata.store import MarketStore
 from simulator import engine
-from simulator.book import liquidation_offsets, new_book
-from simulator.config import DEFAULT_PROFILES, OTHER_PROFILE, ScenarioConfig
+from simulator.config import ScenarioConfig
 from simulator.drivers import draw
+from simulator.market import Market
 
 VENUE = "sim"
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-LEADER = "BTCUSDT"
 BURN_IN_DAYS = 14
 """Simulated but not output: the book needs time to fill with positions at many prices."""
 CASCADE_LOG = "cascades.parquet"
+TRUTH_LOG = "truth.parquet"
+BARS: dict[str, pd.Timedelta] = {
+    "1h": pd.Timedelta("1h"),
+    "4h": pd.Timedelta("4h"),
+    "1d": pd.Timedelta("1D"),
+}
+"""Bar sizes `simulate` can emit; coarser bars aggregate the hourly ones (`marketdata.resample`)."""
 
 CASCADE_COLUMNS: dict[str, str] = {
     "symbol": "symbol",
@@ -45,23 +51,73 @@ CASCADE_COLUMNS: dict[str, str] = {
     "leverage_tiers": "leverage tiers liquidated on the flushed side, highest first",
 }
 
+TRUTH_COLUMNS: dict[str, str] = {
+    "timestamp": "bar open time, UTC; the values are the state at the bar's close",
+    "symbol": "symbol",
+    "p_shock": "probability that a trigger shock arrives in the next hour (the hazard used)",
+    "p_shock_1pct": "probability of a shock of at least 1 % (log move) in the next hour",
+    "p_shock_2pct": "probability of a shock of at least 2 % in the next hour",
+    "p_shock_5pct": "probability of a shock of at least 5 % in the next hour",
+    "p_shock_down": "probability that a shock, if one comes, is downwards",
+    "hazard_multiple": "the shock rate as a multiple of the neutral state's rate",
+    "liq_long_1pct_usd": "USD of longs liquidated if price fell 1 % (true book)",
+    "liq_long_2pct_usd": "USD of longs liquidated if price fell 2 %",
+    "liq_long_5pct_usd": "USD of longs liquidated if price fell 5 %",
+    "liq_short_1pct_usd": "USD of shorts liquidated if price rose 1 %",
+    "liq_short_2pct_usd": "USD of shorts liquidated if price rose 2 %",
+    "liq_short_5pct_usd": "USD of shorts liquidated if price rose 5 %",
+    "leveraged_oi_usd": "open interest of liquidatable (leveraged) traders, USD",
+    "long_share": "longs' share of the leveraged open interest",
+    "depth_1pct_usd": "order-book depth within 1 % of the price, USD",
+    "quiet_hours": "hours volatility has been compressed (traders' view)",
+    "stops_1pct_usd": "USD of stop orders within 1 % of the price, both sides",
+}
+_TRUTH_VALUES = {
+    "p_shock": engine.T_P_SHOCK,
+    "p_shock_1pct": engine.T_P_SHOCK_1,
+    "p_shock_2pct": engine.T_P_SHOCK_2,
+    "p_shock_5pct": engine.T_P_SHOCK_5,
+    "p_shock_down": engine.T_P_DOWN,
+    "hazard_multiple": engine.T_MULTIPLE,
+    "liq_long_1pct_usd": engine.T_LONG_1,
+    "liq_long_2pct_usd": engine.T_LONG_2,
+    "liq_long_5pct_usd": engine.T_LONG_5,
+    "liq_short_1pct_usd": engine.T_SHORT_1,
+    "liq_short_2pct_usd": engine.T_SHORT_2,
+    "liq_short_5pct_usd": engine.T_SHORT_5,
+    "leveraged_oi_usd": engine.T_LEV_OI,
+    "long_share": engine.T_LONG_SHARE,
+    "depth_1pct_usd": engine.T_DEPTH,
+    "quiet_hours": engine.T_QUIET,
+    "stops_1pct_usd": engine.T_STOPS_1,
+}
+
+PauseHook = Callable[[int, Market], None]
+"""Called as `hook(t, market)` with the market at the close of output bar t (hourly)."""
+
 
 @dataclass(frozen=True)
 class SimResult:
-    """A simulated market: the canonical hourly frame and the ground-truth cascade log."""
+    """A simulated market: canonical bars, the ground-truth cascade log and hourly truth."""
 
     frame: pd.DataFrame
     cascades: pd.DataFrame
     config: ScenarioConfig
     seed: int
+    truth: pd.DataFrame | None = None
+    bar: str = "1h"
 
     def write(self, root: str | Path) -> Path:
-        """Store the frame (venue `sim`) and write the cascade log beside it, both atomically."""
+        """Store the frame (venue `sim`), write the cascade log and the truth beside it.
+
+        All atomically; returns the cascade log's path.
+        """
         root = Path(root)
         provenance = {
             (str(symbol), VENUE): {
                 "source": "flushcast simulator",
                 "seed": self.seed,
+                "bar": self.bar,
                 "config": self.config.model_dump(mode="json"),
             }
             for symbol in self.frame["symbol"].unique()
@@ -69,6 +125,8 @@ class SimResult:
         MarketStore(root).write(self.frame, provenance)
         target = root / CASCADE_LOG
         write_atomic(target, lambda tmp: self.cascades.to_parquet(tmp, index=False))
+        if self.truth is not None:
+            write_atomic(root / TRUTH_LOG, lambda tmp: self.truth.to_parquet(tmp, index=False))
         return target
 
 
@@ -86,91 +144,132 @@ def simulate(
     days: int = 365,
     seed: int = 7,
     start: str | pd.Timestamp = "2024-01-01",
+    *,
+    bar: str = "1h",
+    pause_at: Sequence[int] = (),
+    on_pause: PauseHook | None = None,
 ) -> SimResult:
-    """Simulate `days` of hourly bars for `symbols` from `start` (a UTC date), deterministically."""
+    """Simulate `days` of bars for `symbols` from `start` (a UTC date), deterministically.
+
+    `bar` is `1h` (the simulation's own bar), `4h` or `1d` (aggregated from it); the cascade log
+    and the hourly truth are the same whatever the bar. `on_pause(t, market)` is called at the
+    close of each hourly output bar t in `pause_at`, with the live market: copy it before
+    continuing it (the benchmarks' oracle bound does), since the run goes on from it.
+    """
     config = _resolve_config(config)
     symbols = list(dict.fromkeys(symbols))
     if not symbols:
         raise ValueError("give at least one symbol")
     if days < 1:
         raise ValueError("days must be >= 1")
+    if bar not in BARS:
+        raise ValueError(f"bar must be one of {', '.join(BARS)}, not {bar!r}")
     start_ts = pd.Timestamp(start)
     start_ts = (
         start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
     )
     if start_ts != start_ts.normalize():
         raise ValueError("start must be a date (midnight UTC): funding settles at 00, 08, 16 UTC")
-    leader = LEADER if LEADER in symbols else symbols[0]
-    order = [leader] + [s for s in symbols if s != leader]
+    hours = days * 24
+    burn = BURN_IN_DAYS * 24
+    pauses = sorted({int(t) for t in pause_at})
+    if pauses and (pauses[0] < 0 or pauses[-1] >= hours):
+        raise ValueError(f"pause hours must be in [0, {hours})")
 
-    burn = BURN_IN_DAYS * 1440
-    minutes = burn + days * 1440
-    sim_start = start_ts - pd.Timedelta(days=BURN_IN_DAYS)
-    minute_of_week = sim_start.day_of_week * 1440
-    params = engine.param_vector(config)
-    long_off, short_off = liquidation_offsets(config.leverage_levels)
-    weights = np.asarray(config.leverage_weights, dtype=float)
-    weights = weights / weights.sum()
+    market = Market(config, symbols, start_ts - pd.Timedelta(days=BURN_IN_DAYS))
+    drivers = {s: draw(seed, s, burn + hours) for s in market.order}
+    market.advance({s: d.window(0, burn) for s, d in drivers.items()})
+    market.log_from = burn
+    bounds = [t + 1 for t in pauses if t + 1 < hours] + [hours]
+    chunks: list[dict] = []
+    done = 0
+    for end in bounds:
+        window = {s: d.window(burn + done, burn + end) for s, d in drivers.items()}
+        chunks.append(market.advance(window, final=end == hours))
+        done = end
+        if on_pause is not None and end - 1 in pauses:
+            on_pause(end - 1, market)
 
-    frames: list[pd.DataFrame] = []
-    logs: list[pd.DataFrame] = []
-    leader_ret = np.zeros(0)
-    for symbol in order:
-        profile = DEFAULT_PROFILES.get(symbol, OTHER_PROFILE)
-        y0 = math.log(profile.start_price)
-        hist, st, ptr = new_book(len(weights), y0)
-        drivers = draw(seed, symbol, minutes, config.shock_scale)
-        hourly, ret, casc, _ = engine.run_symbol(
-            params,
-            hist,
-            st,
-            ptr,
-            long_off,
-            short_off,
-            weights,
-            y0,
-            profile.oi_usd,
-            0.0 if symbol == leader else profile.beta,
-            profile.idio_vol,
-            np.zeros(0) if symbol == leader else leader_ret,
-            int(minute_of_week),
-            burn,
-            *drivers.arrays(),
-        )
-        if symbol == leader:
-            leader_ret = ret
-        frames.append(_hourly_frame(symbol, start_ts, hourly))
-        logs.append(_cascade_frame(symbol, start_ts, casc, config.leverage_levels))
-    frame = pd.concat(frames, ignore_index=True).sort_values(["symbol", "venue", "timestamp"])
+    frames, logs, truths = [], [], []
+    for symbol in market.order:
+        hourly = np.concatenate([c[symbol].hourly for c in chunks])
+        truth = np.concatenate([c[symbol].truth for c in chunks])
+        casc = np.concatenate([c[symbol].cascades for c in chunks])
+        frames.append(hourly_frame(symbol, start_ts, hourly))
+        truths.append(truth_frame(symbol, start_ts, truth))
+        clock0 = burn * engine.MINUTES_PER_HOUR
+        logs.append(_cascade_frame(symbol, start_ts, casc, clock0, config.leverage_levels))
+    frame = pd.concat(frames, ignore_index=True)
+    if bar != "1h":
+        frame = _coarser(frame, BARS[bar])
+    frame = frame.sort_values(["symbol", "venue", "timestamp"])
     cascades = pd.concat(logs, ignore_index=True).sort_values(["start", "symbol"], kind="stable")
+    truth = pd.concat(truths, ignore_index=True).sort_values(["symbol", "timestamp"])
     return SimResult(
         frame=conform(frame),
         cascades=cascades.reset_index(drop=True),
         config=config,
         seed=seed,
+        truth=truth.reset_index(drop=True),
+        bar=bar,
     )
 
 
-def _hourly_frame(symbol: str, start: pd.Timestamp, h: np.ndarray) -> pd.DataFrame:
-    price = np.exp(h[:, [engine.H_OPEN, engine.H_HIGH, engine.H_LOW, engine.H_CLOSE]])
-    return pd.DataFrame(
+def _coarser(frame: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
+    """Hourly bars aggregated to `bar` per symbol, by the schema's aggregation rules."""
+    values = [c for c in frame.columns if c in AGGREGATION]
+    parts = []
+    for (symbol, venue), g in frame.groupby(["symbol", "venue"], sort=False):
+        part, dropped = to_bar(g[["timestamp", *values]], bar=bar)
+        assert dropped == 0, "simulated hours come in whole bars"
+        parts.append(part.assign(symbol=symbol, venue=venue))
+    return pd.concat(parts, ignore_index=True)
+
+
+def truth_frame(symbol: str, start: pd.Timestamp, t: np.ndarray) -> pd.DataFrame:
+    """The engine's truth rows as a frame (columns `TRUTH_COLUMNS`)."""
+    out = pd.DataFrame(
         {
-            "timestamp": pd.date_range(start, periods=len(h), freq="1h", unit="us"),
-            "symbol": symbol,
-            "venue": VENUE,
-            "open": price[:, 0],
-            "high": price[:, 1],
-            "low": price[:, 2],
-            "close": price[:, 3],
-            "volume_usd": h[:, engine.H_VOLUME],
-            "oi_usd": h[:, engine.H_OI],
-            "funding_rate": h[:, engine.H_FUNDING],
-            "liq_long_usd": h[:, engine.H_LIQ_L],
-            "liq_short_usd": h[:, engine.H_LIQ_S],
-            "taker_buy_volume_usd": h[:, engine.H_TAKER],
-            "long_short_ratio": h[:, engine.H_LSR],
+            "timestamp": pd.date_range(start, periods=len(t), freq="1h", unit="us"),
+            "symbol": pd.Series([symbol] * len(t), dtype=str),
         }
     )
+    for name, column in _TRUTH_VALUES.items():
+        out[name] = t[:, column]
+    return out
+
+
+def hourly_values(h: np.ndarray) -> dict[str, np.ndarray]:
+    """The engine's hourly rows as canonical value columns (prices from log prices)."""
+    out = {c: np.exp(h[:, i]) for c, i in _PRICES.items()}
+    return out | {c: h[:, i] for c, i in _VALUES.items()}
+
+
+def hourly_frame(symbol: str, start: pd.Timestamp, h: np.ndarray) -> pd.DataFrame:
+    """The engine's hourly rows as a canonical frame (venue `sim`), bars from `start`."""
+    keys = {
+        "timestamp": pd.date_range(start, periods=len(h), freq="1h", unit="us"),
+        "symbol": symbol,
+        "venue": VENUE,
+    }
+    return pd.DataFrame(keys | hourly_values(h))
+
+
+_PRICES = {
+    "open": engine.H_OPEN,
+    "high": engine.H_HIGH,
+    "low": engine.H_LOW,
+    "close": engine.H_CLOSE,
+}
+_VALUES = {
+    "volume_usd": engine.H_VOLUME,
+    "oi_usd": engine.H_OI,
+    "funding_rate": engine.H_FUNDING,
+    "liq_long_usd": engine.H_LIQ_L,
+    "liq_short_usd": engine.H_LIQ_S,
+    "taker_buy_volume_usd": engine.H_TAKER,
+    "long_short_ratio": engine.H_LSR,
+}
 
 
 def _tier_names(mask: int, shift: int, levels: tuple[float, ...]) -> str:
@@ -179,7 +278,7 @@ def _tier_names(mask: int, shift: int, levels: tuple[float, ...]) -> str:
 
 
 def _cascade_frame(
-    symbol: str, start: pd.Timestamp, c: np.ndarray, levels: tuple[float, ...]
+    symbol: str, start: pd.Timestamp, c: np.ndarray, clock0: int, levels: tuple[float, ...]
 ) -> pd.DataFrame:
     longs = c[:, engine.C_LIQ_L]
     shorts = c[:, engine.C_LIQ_S]
@@ -191,8 +290,8 @@ def _cascade_frame(
     return pd.DataFrame(
         {
             "symbol": pd.Series([symbol] * len(c), dtype=str),
-            "start": start + c[:, engine.C_START].astype(np.int64) * minute,
-            "end": start + (c[:, engine.C_END].astype(np.int64) + 1) * minute,
+            "start": start + (c[:, engine.C_START].astype(np.int64) - clock0) * minute,
+            "end": start + (c[:, engine.C_END].astype(np.int64) + 1 - clock0) * minute,
             "direction": np.where(flush, "long_flush", "short_squeeze"),
             "liq_long_usd": longs,
             "liq_short_usd": shorts,

@@ -66,6 +66,87 @@ def _series_facts(g: pd.DataFrame) -> dict[str, float]:
     return facts
 
 
+FLUSH_SPIKE_MULTIPLE = 5.0
+"""A flush bar: liquidations above this multiple of their trailing 30-day median..."""
+FLUSH_SIDE_SHARE = 2 / 3
+"""...and at least this share of them on one side (longs: long flush; shorts: short squeeze)."""
+
+FLUSH_TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
+    "1h": {
+        "liq_p99_over_median": (10.0, 80.0),
+        "flush_share": (0.05, 0.25),
+        "oi_change_long_flush": (-2.0, -0.3),
+        "oi_change_short_squeeze": (0.2, 2.0),
+    },
+    "4h": {
+        "liq_p99_over_median": (8.0, 25.0),
+        "flush_share": (0.03, 0.14),
+        "oi_change_long_flush": (-2.5, -0.5),
+        "oi_change_short_squeeze": (0.2, 2.0),
+        "funding_reversal": (0.05, 1.0),
+        "funding_reversal_share": (0.55, 0.85),
+    },
+    "1d": {
+        "liq_p99_over_median": (7.0, 80.0),
+        "flush_share": (0.015, 0.12),
+        "oi_change_long_flush": (-5.0, -0.4),
+        "funding_reversal": (0.05, 1.0),
+        "funding_reversal_share": (0.55, 0.95),
+    },
+}
+"""Facts of flush bars by bar size (`flush_facts`), bracketing the real sets: Coinalyze hourly,
+CoinGlass API 4 h snapshots, a daily CoinGlass export (see docs/simulator_calibration.md)."""
+
+
+def flush_facts(frame: pd.DataFrame, bar: str) -> pd.DataFrame:
+    """Price-free facts of flush bars, one row per (symbol, venue), at bar size `bar`.
+
+    Needs liquidations and OI (funding where present); no price, so vendor sets that carry
+    only liquidations, OI and funding can be compared. OI changes are in units of the series'
+    own sd of bar-to-bar log OI changes; the funding reversal is how far funding moved against
+    the flushed side from the bar before a flush to a day after it, in sd of daily changes.
+    """
+    per_day = {"1h": 24, "4h": 6, "1d": 1}[bar]
+    rows = {
+        (str(symbol), str(venue)): _flush_facts(g.sort_values("timestamp"), per_day)
+        for (symbol, venue), g in frame.groupby(["symbol", "venue"], observed=True)
+    }
+    facts = pd.DataFrame.from_dict(rows, orient="index").reindex(
+        columns=list(FLUSH_TOLERANCES["4h"])
+    )
+    facts.index = facts.index.set_names(["symbol", "venue"])
+    return facts
+
+
+def _flush_facts(g: pd.DataFrame, per_day: int) -> dict[str, float]:
+    liq = g["liq_long_usd"] + g["liq_short_usd"]
+    share = liq / g["oi_usd"]
+    trailing = liq.rolling(30 * per_day, min_periods=7 * per_day).median().shift()
+    known = trailing.notna()
+    spike = (liq > FLUSH_SPIKE_MULTIPLE * trailing) & known
+    longs = g["liq_long_usd"] / liq
+    side = np.where(longs >= FLUSH_SIDE_SHARE, 1, np.where(longs <= 1 - FLUSH_SIDE_SHARE, -1, 0))
+    d_oi = np.log(g["oi_usd"]).diff()
+    d_oi = d_oi / d_oi.std()
+    facts = {
+        "liq_p99_over_median": float(share.quantile(0.99) / share.median()),
+        "flush_share": float((spike & (side != 0))[known].mean()),
+        "oi_change_long_flush": float(d_oi[spike & (side == 1)].median()),
+        "oi_change_short_squeeze": float(d_oi[spike & (side == -1)].median()),
+    }
+    funding = g["funding_rate"] if "funding_rate" in g else pd.Series(np.nan, index=g.index)
+    if funding.notna().any():
+        flush = spike & (side != 0)
+        later = funding.shift(-per_day) - funding.shift(1)
+        reversal = (-side * later)[flush] / funding.diff(per_day).std()
+        reversal = reversal.dropna()
+        facts |= {
+            "funding_reversal": float(reversal.median()),
+            "funding_reversal_share": float((reversal > 0).mean()),
+        }
+    return facts
+
+
 def _cascades(flags: pd.Series) -> int:
     """Flagged hours, merged into one event when less than CASCADE_MERGE_HOURS apart."""
     idx = np.flatnonzero(flags.to_numpy())
@@ -98,11 +179,14 @@ def stylized_facts(frame: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
-def within_tolerance(facts: pd.Series) -> pd.Series:
-    """For each fact present (not NaN), whether it lies inside its tolerance band."""
+def within_tolerance(
+    facts: pd.Series, tolerances: dict[str, tuple[float, float]] = TOLERANCES
+) -> pd.Series:
+    """For each fact present (not NaN) and bracketed, whether it lies inside its band."""
     present = facts.dropna()
-    lo = pd.Series({k: TOLERANCES[k][0] for k in present.index})
-    hi = pd.Series({k: TOLERANCES[k][1] for k in present.index})
+    present = present[present.index.isin(list(tolerances))]
+    lo = pd.Series({k: tolerances[k][0] for k in present.index}, dtype=float)
+    hi = pd.Series({k: tolerances[k][1] for k in present.index}, dtype=float)
     return (present >= lo) & (present <= hi)
 
 

@@ -1,4 +1,4 @@
-"""The simulator's output: canonical, deterministic, and consistent with its cascade log."""
+"""The simulator's output: canonical, deterministic, resumable, and at 1 h, 4 h or daily bars."""
 
 from __future__ import annotations
 
@@ -7,11 +7,21 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from marketdata.schema import COLUMNS
+from marketdata.resample import to_bar
+from marketdata.schema import AGGREGATION, COLUMNS
 from marketdata.store import MarketStore
 from marketdata.validate import validate
 from simulator.config import ScenarioConfig
-from simulator.simulate import CASCADE_COLUMNS, CASCADE_LOG, VENUE, simulate
+from simulator.drivers import draw
+from simulator.simulate import (
+    BARS,
+    BURN_IN_DAYS,
+    CASCADE_COLUMNS,
+    CASCADE_LOG,
+    TRUTH_LOG,
+    VENUE,
+    simulate,
+)
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
@@ -36,6 +46,7 @@ def test_same_seed_same_market_other_seed_other_market(result) -> None:
     again = simulate("default", SYMBOLS, days=90, seed=11)
     pd.testing.assert_frame_equal(result.frame, again.frame)
     pd.testing.assert_frame_equal(result.cascades, again.cascades)
+    pd.testing.assert_frame_equal(result.truth, again.truth)
     other = simulate("default", SYMBOLS, days=90, seed=12)
     assert not np.allclose(other.frame["close"], result.frame["close"])
 
@@ -103,7 +114,9 @@ def test_write_stores_frame_and_cascade_log(result, tmp_path) -> None:
     assert sorted(d.symbol for d in store.datasets()) == SYMBOLS
     pd.testing.assert_frame_equal(store.read(), result.frame.reset_index(drop=True))
     pd.testing.assert_frame_equal(pd.read_parquet(log), result.cascades)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / TRUTH_LOG), result.truth)
     assert store.provenance("BTCUSDT", VENUE)["seed"] == 11
+    assert store.provenance("BTCUSDT", VENUE)["bar"] == "1h"
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
@@ -131,3 +144,74 @@ def test_presets_and_arguments_are_checked() -> None:
         simulate(days=1, start="2024-01-01 05:00")
     with pytest.raises(ValueError, match="days"):
         simulate(days=0)
+    with pytest.raises(ValueError, match="bar must be one of"):
+        simulate(days=1, bar="2h")
+    with pytest.raises(ValueError, match="pause hours"):
+        simulate(days=1, pause_at=[24])
+
+
+def test_a_paused_run_is_the_same_market(result) -> None:
+    """Stopping at hour boundaries and going on changes nothing: the saved state is complete."""
+    seen = []
+    paused = simulate(
+        "default",
+        SYMBOLS,
+        days=90,
+        seed=11,
+        pause_at=[0, 500, 501, 1777],
+        on_pause=lambda t, market: seen.append((t, market.hour)),
+    )
+    burn = BURN_IN_DAYS * 24
+    assert seen == [(0, burn + 1), (500, burn + 501), (501, burn + 502), (1777, burn + 1778)]
+    pd.testing.assert_frame_equal(paused.frame, result.frame)
+    pd.testing.assert_frame_equal(paused.cascades, result.cascades)
+    pd.testing.assert_frame_equal(paused.truth, result.truth)
+
+
+def test_a_copy_continues_like_the_original_and_fresh_draws_differ(result) -> None:
+    t, hours = 800, 24
+    saved = []
+    simulate(
+        "default",
+        SYMBOLS,
+        days=90,
+        seed=11,
+        pause_at=[t],
+        on_pause=lambda _, m: saved.append(m.copy()),
+    )
+    burn = BURN_IN_DAYS * 24
+    same = (
+        saved[0]
+        .copy()
+        .advance(
+            {
+                s: draw(11, s, burn + 90 * 24).window(burn + t + 1, burn + t + 1 + hours)
+                for s in SYMBOLS
+            }
+        )
+    )
+    fresh = saved[0].copy().advance({s: draw(11, s, hours, 1, t, 0) for s in SYMBOLS})
+    for symbol in SYMBOLS:
+        bars = result.frame[result.frame["symbol"] == symbol].iloc[t + 1 : t + 1 + hours]
+        np.testing.assert_allclose(np.exp(same[symbol].hourly[:, 3]), bars["close"].to_numpy())
+        closes = np.exp(fresh[symbol].hourly[:, 3])
+        assert not np.allclose(closes, bars["close"].to_numpy())
+        # Both futures start from the same close.
+        start = result.frame[result.frame["symbol"] == symbol]["close"].iloc[t]
+        assert np.exp(fresh[symbol].hourly[0, 0]) == pytest.approx(start)
+
+
+@pytest.mark.parametrize("bar", ["4h", "1d"])
+def test_coarser_bars_aggregate_the_hourly_ones(result, bar) -> None:
+    coarse = simulate("default", SYMBOLS, days=90, seed=11, bar=bar)
+    per_day = {"4h": 6, "1d": 1}[bar]
+    assert validate(coarse.frame, bar=BARS[bar]).rows == 3 * 90 * per_day
+    hourly = result.frame[result.frame["symbol"] == "ETHUSDT"]
+    values = [c for c in COLUMNS if c in AGGREGATION]
+    expected, dropped = to_bar(hourly[["timestamp", *values]], bar=BARS[bar])
+    assert dropped == 0
+    got = coarse.frame[coarse.frame["symbol"] == "ETHUSDT"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[["timestamp", *values]], expected, check_dtype=False)
+    # The cascade log and the hourly truth do not depend on the bar.
+    pd.testing.assert_frame_equal(coarse.cascades, result.cascades)
+    pd.testing.assert_frame_equal(coarse.truth, result.truth)

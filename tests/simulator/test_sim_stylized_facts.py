@@ -1,7 +1,8 @@
 """The default scenario lands within the stated tolerances of the real data's stylized facts.
 
-One function (`stylized_facts`) measures simulated and real frames. The tolerances must hold for
-the real samples too (otherwise they would not describe reality) and must fail for a random walk.
+One function (`stylized_facts`, and `flush_facts` per bar size) measures simulated and real
+frames. The tolerances must hold for the real samples too (otherwise they would not describe
+reality) and must fail for a random walk.
 """
 
 from __future__ import annotations
@@ -12,40 +13,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulator.calibration import (
+    coinalyze_hourly,
+    coinglass_4h,
+    coinglass_daily,
+    funding_histories,
+)
 from simulator.simulate import simulate
 from simulator.stylized_facts import (
+    FLUSH_TOLERANCES,
     FUNDING_FACTS,
     TOLERANCES,
+    flush_facts,
     funding_facts,
     stylized_facts,
     within_tolerance,
 )
 
-COINALYZE = "denizyts__Coinalyze-Backtester/src/csvFolder"
-PAKCHU_BTC = "pakchu__rllm/data/binance_um_btcusdt_funding_marks_2020_2023.csv.gz"
-SUPERVIK = "supervik__historical-funding-rates-fetcher/data"
-
-
-def _real_frame(real_data: Path) -> pd.DataFrame:
-    from marketdata.ingest import read_canonical
-
-    folder = real_data / COINALYZE
-    # Coinalyze's hourly exports are naive UTC+6 (see the data README).
-    frames = [
-        read_canonical("coinalyze", sorted(folder.glob(f"{coin}USDT_PERP.A_*.csv")), tz="+06:00")
-        for coin in ("BTC", "ETH", "SOL")
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def _real_funding(real_data: Path) -> list[dict[str, float]]:
-    from marketdata.ingest import read_sources
-
-    sources = read_sources("funding-csv", [real_data / PAKCHU_BTC])
-    # supervik's Binance and Bybit dates are naive UTC+3 (see the data README).
-    supervik = sorted((real_data / SUPERVIK).glob("*/*_b[iy]*_funding_history.csv"))
-    sources += read_sources("funding-csv", supervik, tz="+03:00")
-    return [funding_facts(s.data.set_index("timestamp")["funding_rate"]) for s in sources]
+REAL_FLUSH_SETS = {"1h": coinalyze_hourly, "4h": coinglass_4h, "1d": coinglass_daily}
 
 
 @pytest.fixture(scope="module")
@@ -53,29 +38,54 @@ def simulated() -> pd.DataFrame:
     return stylized_facts(simulate("default", days=365, seed=7).frame)
 
 
+def _assert_within(facts: pd.DataFrame, tolerances: dict, need: set[str] | None = None) -> None:
+    for key, row in facts.iterrows():
+        present = row.dropna()
+        if need is not None:
+            assert need <= set(present.index), (key, need - set(present.index))
+        ok = within_tolerance(present, tolerances)
+        assert ok.all(), f"{key}: outside {ok[~ok].index.tolist()}: {present[~ok].to_dict()}"
+
+
 @pytest.mark.realdata
 def test_real_data_lies_within_the_tolerances(real_data: Path) -> None:
-    facts = stylized_facts(_real_frame(real_data))
+    facts = stylized_facts(coinalyze_hourly(real_data))
     assert len(facts) == 3
-    for key, row in facts.iterrows():
-        measured = row.drop(list(FUNDING_FACTS))  # Coinalyze has no funding
-        assert measured.notna().all(), key
-        ok = within_tolerance(measured)
-        assert ok.all(), f"{key}: outside {ok[~ok].index.tolist()}: {measured[~ok].to_dict()}"
-    funding = _real_funding(real_data)
+    need = set(TOLERANCES) - set(FUNDING_FACTS)  # Coinalyze has no funding
+    _assert_within(facts, TOLERANCES, need)
+    funding = [funding_facts(rate) for rate in funding_histories(real_data)]
     assert len(funding) == 5
-    for facts_one in funding:
-        ok = within_tolerance(pd.Series(facts_one))
-        assert ok.all(), facts_one
+    _assert_within(pd.DataFrame(funding), TOLERANCES, set(FUNDING_FACTS))
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("bar", list(FLUSH_TOLERANCES))
+def test_real_flush_facts_lie_within_the_tolerances(real_data: Path, bar: str) -> None:
+    facts = flush_facts(REAL_FLUSH_SETS[bar](real_data), bar)
+    assert len(facts) == {"1h": 3, "4h": 4, "1d": 7}[bar]
+    # OI falls in long flushes and rises in short squeezes (USD OI moves with the price).
+    _assert_within(facts, FLUSH_TOLERANCES[bar], set(FLUSH_TOLERANCES[bar]))
 
 
 @pytest.mark.slow
 def test_simulated_default_lies_within_the_tolerances(simulated: pd.DataFrame) -> None:
     assert set(simulated.columns) == set(TOLERANCES)
-    for key, row in simulated.iterrows():
-        assert row.notna().all(), key
-        ok = within_tolerance(row)
-        assert ok.all(), f"{key}: outside {ok[~ok].index.tolist()}: {row[~ok].to_dict()}"
+    _assert_within(simulated, TOLERANCES, set(TOLERANCES))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bar", ["1h", "4h"])
+def test_simulated_flush_facts_lie_within_the_tolerances(bar: str) -> None:
+    facts = flush_facts(simulate("default", days=365, seed=7, bar=bar).frame, bar)
+    _assert_within(facts, FLUSH_TOLERANCES[bar], set(FLUSH_TOLERANCES[bar]))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="known gap: simulated days are too alike (few daily flushes), see docs")
+def test_simulated_daily_liquidations_vary_as_much_as_real_days() -> None:
+    facts = flush_facts(simulate("default", days=365 * 2, seed=7, bar="1d").frame, "1d")
+    wanted = {k: FLUSH_TOLERANCES["1d"][k] for k in ("liq_p99_over_median", "flush_share")}
+    _assert_within(facts, wanted, set(wanted))
 
 
 def _random_walk(hours: int = 24 * 365, seed: int = 0) -> pd.DataFrame:
@@ -109,6 +119,9 @@ def test_a_random_walk_without_cascades_fails_the_tolerances() -> None:
     # No fat tails, no liquidation spikes, no flush direction, no cascades.
     assert {"return_kurtosis", "tail_share_3sd", "liq_spike_share", "cascades_per_30d"} <= failed
     assert {"long_share_down", "long_share_up"} & failed
+    flush = flush_facts(_random_walk(), "1h").iloc[0]
+    ok = within_tolerance(flush, FLUSH_TOLERANCES["1h"])
+    assert {"liq_p99_over_median", "flush_share"} <= set(ok[~ok].index)
 
 
 def test_facts_are_scale_free() -> None:
@@ -118,6 +131,7 @@ def test_facts_are_scale_free() -> None:
         liq_long_usd=frame["liq_long_usd"] * 1000,
         liq_short_usd=frame["liq_short_usd"] * 1000,
     )
-    pd.testing.assert_frame_equal(
-        stylized_facts(frame).reset_index(drop=True), stylized_facts(scaled).reset_index(drop=True)
-    )
+    for facts in (stylized_facts, lambda f: flush_facts(f, "1h")):
+        pd.testing.assert_frame_equal(
+            facts(frame).reset_index(drop=True), facts(scaled).reset_index(drop=True)
+        )
