@@ -11,6 +11,7 @@ from marketdata import cli_fetch as fetch_cli
 from marketdata.collect import cli as collect_cli
 from reporting import cli as reporting_cli
 from serving import cli as serving_cli
+from serving import live_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -34,4 +35,5 @@ app.command("rollback")(training_cli.rollback)
 app.command("report")(reporting_cli.report)
 app.command("serve")(serving_cli.serve)
 app.command("build")(serving_cli.build)
+app.command("monitor")(live_cli.monitor)
 app.command("demo")(demo)

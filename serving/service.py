@@ -32,6 +32,8 @@ from models.bundle import Bundle
 from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV
 from serving.errors import InputError
 from serving.guard import BodyGuard
+from serving.live import Live
+from serving.live_routes import router as live_router
 from serving.predictor import Predictor
 from serving.requests import Bar, ExplainRequest, PredictBatchRequest, PredictRequest
 from serving.responses import (
@@ -46,6 +48,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
+routes.include_router(live_router)  # /risk, /alerts, /reload, /monitor (serving.live)
 
 
 @bentoml.service(
@@ -67,8 +70,15 @@ class Flushcast:
         self.predictor.predict(warm_up_request(self.predictor.bundle.max_lookback))
         self.limiter = anyio.CapacityLimiter(1)
         """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
+        self.live = Live.start(self)
         gc.collect()
         gc.freeze()  # the start-up heap (~300k objects) is never garbage: stop rescanning it
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's metrics, then live operation's (`serving.live_metrics`)."""
+        from serving.live_metrics import metrics_text
+
+        return content if self.live is None else content + metrics_text(self.live)
 
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest, /) -> PredictResponse:
@@ -112,7 +122,13 @@ class Flushcast:
             if frame.empty:
                 raise ReportError("store", f"no market data in {store} (set {STORE_ENV})")
             page = render_report(
-                self.predictor, frame, symbol, at=at, venue=venue, walk_forward=self.walk_forward
+                self.predictor,
+                frame,
+                symbol,
+                at=at,
+                venue=venue,
+                walk_forward=self.walk_forward,
+                live=self.live.monitor if self.live else None,
             )
         except ReportError as exc:
             return InputError(exc.problem, ("query", exc.field)).response()

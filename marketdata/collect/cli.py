@@ -8,9 +8,6 @@ now reports differently) stops the collector with exit code 2 and the store unch
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -62,6 +59,10 @@ def _run(
     settle: float,
     max_bars: int | None,
 ) -> None:
+    import asyncio
+    import logging
+    import signal
+
     from marketdata.collect.collector import VENUES, Collector, CollectorConfig
 
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
