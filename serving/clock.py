@@ -9,6 +9,7 @@ way the collector does (`marketdata.collect.clock`).
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 import aiohttp
@@ -16,6 +17,8 @@ import aiohttp
 from marketdata.collect.clock import ExchangeClock
 from marketdata.collect.collector import VENUES
 from marketdata.collect.rest import Backoff, JsonClient
+
+SYNC_S = 30.0
 
 
 def parse(follow: str) -> tuple[str, str]:
@@ -38,7 +41,9 @@ class ServiceClock:
         self._loop: asyncio.AbstractEventLoop | None = None
         if follow is not None:
             self._venue, self._url = parse(follow)
+            # Its own loop in its own thread: callers may already be inside an event loop.
             self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="clock", daemon=True).start()
 
     def now(self) -> datetime:
         if self._clock is None:
@@ -47,7 +52,7 @@ class ServiceClock:
 
     def sync(self) -> None:
         if self._loop is not None:
-            self._loop.run_until_complete(self._sync())
+            asyncio.run_coroutine_threadsafe(self._sync(), self._loop).result(timeout=SYNC_S)
 
     async def _sync(self) -> None:
         if self._clock is None:

@@ -164,8 +164,21 @@ class Live:
         self._stop = threading.Event()
         self.service.predictor = self._logging(self.service.predictor)
         self.tick()
+        self._await_first_snapshot()
         self._thread = threading.Thread(target=self._run, name="live", daemon=True)
         self._thread.start()
+
+    def _await_first_snapshot(self, timeout_s: float = 60.0) -> None:
+        """A follower starting beside a leader waits for its first risk (bounded), so no worker
+        reports ready and then answers /risk with 503."""
+        deadline = time.monotonic() + timeout_s
+        while self.book.snapshot is None and time.monotonic() < deadline:
+            if not MarketStore(self.config.store).datasets():
+                return  # nothing to compute from yet
+            time.sleep(0.1)
+            if self._lead():
+                self._refresh()
+            self._load_snapshot()
 
     @classmethod
     def start(cls, service: Any) -> Live | None:

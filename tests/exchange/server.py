@@ -85,8 +85,10 @@ class FakeExchange:
         start: pd.Timestamp | str,
         speed: float = 1.0,
         faults: Faults | None = None,
+        port: int = 0,
     ) -> None:
         self.recording = recording
+        self.port = port
         self.venue = recording.venue
         self.start_ms = int(pd.Timestamp(start).value // 1_000_000)
         self.speed = speed
@@ -137,7 +139,7 @@ class FakeExchange:
             app.router.add_get("/v5/public/linear", self._bybit_stream)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"

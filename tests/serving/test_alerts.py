@@ -3,17 +3,12 @@ loopback receiver with retries and a dead-letter log."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import http.server
 import json
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -32,6 +27,7 @@ from serving.alerts import (
 from serving.bands import band
 from serving.responses import HorizonPrediction, ModelIdentity
 from serving.risk import RiskEntry, Snapshot
+from tests.serving.receiver import receiver
 
 MODEL = ModelIdentity(model_name="flushcast", model_version="3", run_id="r")
 T0 = datetime(2024, 3, 5, tzinfo=UTC)
@@ -119,40 +115,6 @@ def test_rules_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     created = api.add(AlertRule(symbol="BTCUSDT", horizon=12, p_at_least=0.1), [4, 12])
     assert [r.id for r in AlertEngine(tmp_path, AlertsConfig()).rules()] == [created.id]
     assert api.remove(str(created.id)) and not api.remove(str(created.id))
-
-
-class Receiver(http.server.BaseHTTPRequestHandler):
-    """Answers the first `fail` POSTs with `status`, the rest with 204; keeps every request."""
-
-    fail = 0
-    status = 503
-    delay_s = 0.0
-    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        time.sleep(type(self).delay_s)
-        type(self).received.append((dict(self.headers), body))
-        failing = len(type(self).received) <= type(self).fail
-        self.send_response(type(self).status if failing else 204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def receiver(fail: int, status: int = 503, delay_s: float = 0.0) -> Iterator[type[Receiver]]:
-    attributes = {"fail": fail, "status": status, "delay_s": delay_s, "received": []}
-    handler = type("Handler", (Receiver,), attributes)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}/hook"  # type: ignore[attr-defined]
-    try:
-        yield handler
-    finally:
-        server.shutdown()
 
 
 def deliver(tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch, attempts: int = 4):
