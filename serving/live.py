@@ -73,17 +73,15 @@ class LiveConfig:
 
 
 class LoggingPredictor(Predictor):
-    """The service's Predictor, logging what it answers (`log=False` for cached predictions,
-    which are logged once per bar by the live loop)."""
+    """The service's Predictor, logging every prediction it answers (cached predictions are
+    logged once per bar by the live loop instead)."""
 
     log: PredictionLog | None = None
     clock = staticmethod(utc_now)
 
-    def predictions(
-        self, rows: Rows, explain: bool, top_k: int, log: bool = True
-    ) -> list[Prediction]:
+    def predictions(self, rows: Rows, explain: bool, top_k: int) -> list[Prediction]:
         answered = super().predictions(rows, explain, top_k)
-        if log and self.log is not None:
+        if self.log is not None:
             self.log.record(log_rows(rows, answered, self.identity, "request", self.clock()))
         return answered
 

@@ -1,17 +1,23 @@
 """HTTP routes of live operation: /risk, /alerts, /reload, /monitor (see `serving.live`).
 
 `GET /risk/{symbol}` is the hot path: it answers bytes the live loop prepared, with no model
-call and no serialisation beyond the staleness. Without `--live` every route answers 503.
+call and no serialisation beyond the staleness. Routing it through FastAPI would cost more than
+the answer, so `RiskAnswer`, an ASGI middleware, answers GET /risk and /risk/{symbol} before
+routing; the routes below declare the same contract for the OpenAPI spec and answer the same way
+(`risk_answer`) wherever the middleware is not installed. Without `--live` every route answers
+503.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import live
 from serving.alerts import AlertConfigError, AlertRule
@@ -48,22 +54,52 @@ ERRORS = {
 }
 
 
+def risk_answer(symbol: str | None, venue: str | None) -> tuple[int, bytes]:
+    """Status and JSON body of GET /risk/{symbol} (or /risk for `symbol` None)."""
+    try:
+        book = _live().book
+        return 200, book.answer_all() if symbol is None else book.answer(symbol, venue)
+    except RiskError as exc:
+        return exc.status, json.dumps(exc.body).encode()
+
+
 @router.get("/risk/{symbol}", response_model=RiskResponse, responses=ERRORS)
 async def risk(symbol: str, venue: str | None = None) -> Response:
     """The flush risk of `symbol` now: the latest closed bar's cached prediction per horizon."""
-    try:
-        return Response(_live().book.answer(symbol, venue), media_type=JSON_TYPE)
-    except RiskError as exc:
-        return JSONResponse(exc.body, status_code=exc.status)
+    status, body = risk_answer(symbol, venue)
+    return Response(body, status_code=status, media_type=JSON_TYPE)
 
 
 @router.get("/risk", response_model=RiskListResponse, responses={503: ERRORS[503]})
 async def risk_all() -> Response:
     """The cached risk of every series in the server's store."""
-    try:
-        return Response(_live().book.answer_all(), media_type=JSON_TYPE)
-    except RiskError as exc:
-        return JSONResponse(exc.body, status_code=exc.status)
+    status, body = risk_answer(None, None)
+    return Response(body, status_code=status, media_type=JSON_TYPE)
+
+
+class RiskAnswer:
+    """Answers GET /risk and /risk/{symbol}[?venue=] ahead of routing (see the module doc)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "GET" or not path.startswith("/risk"):
+            await self.app(scope, receive, send)
+            return
+        if path in ("/risk", "/risk/"):
+            symbol = None
+        elif path.startswith("/risk/") and "/" not in path[6:]:
+            symbol = path[6:]
+        else:
+            await self.app(scope, receive, send)
+            return
+        venue = parse_qs(scope.get("query_string", b"").decode()).get("venue", [None])[0]
+        status, body = risk_answer(symbol, venue)
+        headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 @router.get("/alerts", response_model=list[AlertRule], responses={503: ERRORS[503]})

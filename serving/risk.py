@@ -134,7 +134,9 @@ def compute(
         as_of=[t.to_pydatetime() for t in latest["timestamp"]],
         notes=[notes[key] for key in zip(symbols, venues, strict=True)],
     )
-    predictions = predictor.predictions(rows, explain=True, top_k=top_k, log=False)
+    # The base class's method: a cached prediction is logged once by the live loop, not as a
+    # request (the service's Predictor logs what it answers).
+    predictions = Predictor.predictions(predictor, rows, True, top_k)
     entries = [
         RiskEntry(**p.model_dump(), bar_close=p.as_of + BAR.to_pytimedelta()) for p in predictions
     ]

@@ -33,6 +33,7 @@ from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV
 from serving.errors import InputError
 from serving.guard import BodyGuard
 from serving.live import Live
+from serving.live_routes import RiskAnswer
 from serving.live_routes import router as live_router
 from serving.predictor import Predictor
 from serving.requests import Bar, ExplainRequest, PredictBatchRequest, PredictRequest
@@ -49,12 +50,17 @@ R = TypeVar("R")
 
 routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
 routes.include_router(live_router)  # /risk, /alerts, /reload, /monitor (serving.live)
+LOOKUP_PATHS = ["/metrics", "/healthz", "/livez", "/readyz", "/risk"]
+"""Paths without per-request access log, request metrics or trace (BentoML's defaults, and
+/risk: a cached lookup polled by risk systems, which the logging would cost several times over)."""
 
 
 @bentoml.service(
     name="flushcast",
     workers=int(os.environ.get(WORKERS_ENV, "2")),
     traffic={"timeout": 60},
+    logging={"access": {"skip_paths": LOOKUP_PATHS}},
+    tracing={"excluded_urls": LOOKUP_PATHS},
 )
 @bentoml.asgi_app(routes, path="/")
 class Flushcast:
@@ -135,6 +141,7 @@ class Flushcast:
         return HTMLResponse(page)
 
 
+Flushcast.add_asgi_middleware(RiskAnswer)  # GET /risk before routing: a lookup, not a route
 Flushcast.add_asgi_middleware(BodyGuard)
 
 

@@ -1,5 +1,10 @@
 """Live operation in-process: /risk from the server's store, bar by bar, the prediction log, the
-monitoring figures, metrics and the report section, through the service's ASGI app.
+monitoring figures, metrics and the report section.
+
+The service is instantiated here with live operation on, and its routes are called through the
+same ASGI pieces `bentoml serve` stacks (`RiskAnswer` in front of the FastAPI routes); BentoML
+allows one full ASGI app per process, which the session's `client` fixture holds. The real
+stack, two workers and all, is tested in `test_live_server.py`.
 
 The store starts six bars short of the sandbox market; tests append bars and call the live loop's
 `tick` themselves (the background thread is set to wait an hour), so every step is deterministic.
@@ -37,7 +42,8 @@ def setup(
 ) -> Iterator[tuple[TestClient, live.Live, Path]]:
     from _bentoml_sdk.service import get_current_service, set_current_service
 
-    from serving.service import Flushcast
+    from serving.live_routes import RiskAnswer
+    from serving.service import Flushcast, routes
 
     folder = tmp_path_factory.mktemp("live")
     store = folder / "store"
@@ -53,11 +59,13 @@ def setup(
     except Exception:
         previous = None
     try:
-        with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as client:
-            state = live.CURRENT
-            assert state is not None
+        service = Flushcast()
+        set_current_service(service)  # what `bentoml serve` does; /report's view reads it
+        state = service.live
+        assert state is not None and live.CURRENT is state
+        with TestClient(RiskAnswer(routes), raise_server_exceptions=False) as client:
             yield client, state, store
-            state.close()
+        state.close()
     finally:
         del os.environ[LIVE_ENV]
         live.CURRENT = None
@@ -154,9 +162,9 @@ def test_alert_rules_over_http(setup) -> None:
 
 
 def test_requests_are_logged_with_their_inputs(setup, table) -> None:
-    client, state, _ = setup
+    _client, state, _ = setup
     body = {"symbol": "BTCUSDT", "venue": "sim", "features": feature_row(table, 300)}
-    assert client.post("/predict", json=body).status_code == 200
+    state.service.predictor.predict(PredictRequest.model_validate(body))  # what /predict runs
     state.log.flush()
     requests = read_log(state.folder / PREDICTIONS)
     requests = requests[(requests["source"] == "request") & (requests["symbol"] == "BTCUSDT")]
