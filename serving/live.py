@@ -36,7 +36,7 @@ from marketdata.store import MarketStore
 from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config
 from serving.clock import ServiceClock
 from serving.inputs import Rows
-from serving.predictions_log import PredictionLog, log_rows, read_log
+from serving.predictions_log import PredictionLog, compact, log_rows, read_log
 from serving.predictor import Predictor
 from serving.responses import ModelIdentity, Prediction
 from serving.risk import Limits, RiskBook, Snapshot, compute, utc_now
@@ -262,6 +262,7 @@ class Live:
         assert self.dispatcher is not None
         for alert, rule in self.alerts.evaluate(snapshot, now):
             self.dispatcher.send(alert, rule)
+        compact(self.folder / PREDICTIONS, before=now)
         self._monitor(market, predictor)
 
     def _monitor(self, market: Any, predictor: Any) -> None:

@@ -12,11 +12,16 @@ is ever rewritten. A part is written to a temporary name and renamed into place,
 leaves either a whole part or none (readers skip temporary names); a kill loses at most the
 buffer, never a written row. The cached prediction of a bar is written once, under a name made
 of its model, series and bar, so two workers (or a restart) computing it again add nothing.
+
+`compact` merges the parts of each finished day into one `compacted.parquet` whose metadata
+names the parts it holds; readers skip parts so named, so a kill between writing it and
+deleting the parts duplicates nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Sequence
@@ -54,6 +59,8 @@ SCHEMA = pa.schema(
 FLUSH_S = 5.0
 FLUSH_ROWS = 10_000
 PART_SUFFIX = ".parquet"
+COMPACTED = "compacted.parquet"
+_PARTS_KEY = b"flushcast_parts"
 
 
 def inputs_hash(values: np.ndarray, symbol: str) -> str:
@@ -169,15 +176,49 @@ class PredictionLog:
         self.flush()
 
 
+def _day(folder: Path) -> tuple[list[pa.Table], list[str]]:
+    """A day's tables (the compacted file, then parts it does not hold) and the part names."""
+    tables, held = [], set()
+    compacted = folder / COMPACTED
+    if compacted.is_file():
+        table = pq.read_table(compacted, schema=SCHEMA)
+        held = set(json.loads((pq.read_schema(compacted).metadata or {})[_PARTS_KEY]))
+        tables.append(table)
+    parts = sorted(p for p in folder.glob(f"*{PART_SUFFIX}") if p.name != COMPACTED)
+    fresh = [p for p in parts if p.name not in held]
+    tables += [pq.read_table(p, schema=SCHEMA) for p in fresh]
+    return tables, sorted(held | {p.name for p in fresh})
+
+
+def compact(folder: str | Path, before: datetime) -> int:
+    """Merge the parts of every day before `before`'s into its `compacted.parquet`; days done."""
+    done = 0
+    for day in sorted(Path(folder).glob("date=*")):
+        if day.name >= f"date={before:%Y-%m-%d}":
+            continue
+        parts = [p for p in day.glob(f"*{PART_SUFFIX}") if p.name != COMPACTED]
+        if not parts:
+            continue
+        tables, names = _day(day)
+        table = pa.concat_tables(tables)
+        meta = {**(table.schema.metadata or {}), _PARTS_KEY: json.dumps(names).encode()}
+        with atomic_path(day / COMPACTED) as tmp:
+            pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+        for part in parts:
+            part.unlink(missing_ok=True)
+        done += 1
+    return done
+
+
 def read_log(folder: str | Path, since: datetime | None = None) -> pd.DataFrame:
-    """Every logged row (parts only; temporary files of an interrupted write are skipped)."""
-    parts = sorted(Path(folder).glob(f"date=*/*{PART_SUFFIX}"))
+    """Every logged row (temporary files of an interrupted write are skipped)."""
+    days = sorted(Path(folder).glob("date=*"))
     if since is not None:
-        day = f"date={since:%Y-%m-%d}"
-        parts = [p for p in parts if p.parent.name >= day]
-    if not parts:
+        days = [d for d in days if d.name >= f"date={since:%Y-%m-%d}"]
+    tables = [t for day in days for t in _day(day)[0]]
+    if not tables:
         return _table([]).to_pandas()
-    frame = pa.concat_tables([pq.read_table(p, schema=SCHEMA) for p in parts]).to_pandas()
+    frame = pa.concat_tables(tables).to_pandas()
     if since is not None:
         frame = frame[frame["logged_at"] >= pd.Timestamp(since)]
     return frame.reset_index(drop=True)

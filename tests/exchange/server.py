@@ -107,7 +107,7 @@ class FakeExchange:
             }
             for symbol, m in recording.markets.items()
         }
-        self._messages = {symbol: self._stream_messages(symbol) for symbol in recording.markets}
+        self._messages = {symbol: self.stream(symbol) for symbol in recording.markets}
         """Per symbol: (virtual ms, text) of its stream, built once so a connection costs
         nothing on the virtual clock."""
         self.url = ""
@@ -383,7 +383,8 @@ class FakeExchange:
             {"category": "linear", "symbol": symbol, "list": items, "nextPageCursor": ""}
         )
 
-    def _stream_messages(self, symbol: str) -> list[tuple[int, str]]:
+    def stream(self, symbol: str) -> list[tuple[int, str]]:
+        """Every message of `symbol`'s liquidation stream: (virtual ms when due, text)."""
         if self.venue == "binance":
             events = self.recording.markets[symbol].liquidations.itertuples()
             return [(int(e.time_ms), self._binance_event(symbol, e)) for e in events]

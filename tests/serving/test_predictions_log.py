@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.predictions_log import SCHEMA, PredictionLog, inputs_hash, read_log
+from serving.predictions_log import SCHEMA, PredictionLog, compact, inputs_hash, read_log
 
 T0 = datetime(2024, 3, 5, tzinfo=UTC)
 
@@ -57,6 +57,30 @@ def test_a_cached_prediction_is_written_once_under_its_name(tmp_path: Path) -> N
     assert log.write_once("risk-v1-abc", [row(1)]) is not None
     assert log.write_once("risk-v1-abc", [row(2)]) is None  # another worker, or a restart
     assert read_log(tmp_path)["p_flush"].tolist() == [1e-6]
+
+
+def test_compaction_merges_finished_days_and_a_kill_midway_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path)
+    for day in range(3):
+        for i in range(4):
+            log.record([row(10 * day + i, T0 + timedelta(days=day, hours=i))])
+            log.flush()
+    assert compact(tmp_path, before=T0 + timedelta(days=2)) == 2
+    assert [len(list(d.glob("*.parquet"))) for d in sorted(tmp_path.glob("date=*"))] == [1, 1, 4]
+    expected = sorted(read_log(tmp_path)["p_flush"])
+    assert len(expected) == 12
+
+    # A kill after the compacted file was written but before the parts were deleted:
+    log.record([row(99, T0 + timedelta(days=2, hours=9))])
+    log.flush()
+    last = tmp_path / "date=2024-03-07"
+    kept = {p.name: p.read_bytes() for p in last.glob("part-*.parquet")}
+    compact(tmp_path, before=T0 + timedelta(days=3))
+    for name, data in kept.items():
+        (last / name).write_bytes(data)  # the parts are back, as if never deleted
+    assert sorted(read_log(tmp_path)["p_flush"]) == sorted([*expected, 99 / 1e6])
 
 
 WRITER = """
