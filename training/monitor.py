@@ -252,7 +252,11 @@ def monitor(
         notes.append(f"no logged predictions of model version {model_version} yet")
         joined = predictions.assign(flush=np.nan)
     else:
-        joined = join_labels(predictions, market, LabelSpec.from_params(bundle.label))
+        try:
+            joined = join_labels(predictions, market, LabelSpec.from_params(bundle.label))
+        except DataError as exc:  # e.g. a new store: no liquidation history to label with yet
+            notes.append(f"no labels yet: {exc}")
+            joined = predictions.assign(flush=np.nan)
     drift, window, drift_notes = feature_drift(
         bundle, market, market["timestamp"].max(), drift_days
     )

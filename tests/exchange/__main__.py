@@ -13,12 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from pathlib import Path
 
 import pandas as pd
 
 from tests.conftest import REAL_DATA
 from tests.exchange.recording import as_binance, binance_2025, bybit_2024, simulated
 from tests.exchange.server import FakeExchange, Faults
+
+
+def export(recording, start: pd.Timestamp, folder: Path) -> None:
+    """Liquidations of whole days before `start`, as the plain CSV `liquidation-events` reads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before = int(start.floor("1D").value // 1_000_000)
+    for symbol, market in recording.markets.items():
+        events = market.liquidations[market.liquidations["time_ms"] < before]
+        path = folder / f"{symbol}-liquidations.csv"
+        events[["time_ms", "side", "qty", "price"]].rename(columns={"time_ms": "time"}).to_csv(
+            path, index=False
+        )
+        print(f"wrote {len(events)} liquidations of {symbol} to {path}", flush=True)
 
 
 def main() -> None:
@@ -37,6 +51,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--sim-start", default="2024-01-01", help="First day of the simulation.")
     parser.add_argument("--drop-at", action="append", default=[], help="Drop streams at (UTC).")
+    parser.add_argument(
+        "--export",
+        help="Also write each symbol's liquidations before the start day to "
+        "EXPORT/<SYMBOL>-liquidations.csv (time,side,qty,price): the history a user would "
+        "ingest with `flushcast ingest liquidation-events` before collecting.",
+    )
     args = parser.parse_args()
 
     if args.recording == "simulated":
@@ -48,6 +68,8 @@ def main() -> None:
         recording = bybit_2024(REAL_DATA)
         recording = as_binance(recording) if args.recording == "binance-2024" else recording
     faults = Faults(disconnect_at=[pd.Timestamp(t) for t in args.drop_at])
+    if args.export:
+        export(recording, pd.Timestamp(args.start), Path(args.export))
 
     async def serve() -> None:
         stop = asyncio.Event()
