@@ -180,8 +180,8 @@ def sign(secret: str, body: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (workers change the API rules one at a time)."""
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path`, for a read-change-write of files the workers share."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -191,7 +191,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _write_json(path: Path, document: object) -> None:
+def write_json(path: Path, document: object) -> None:
+    """A JSON file written atomically (readers see the old or the new one)."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(document, indent=1, default=str)))
 
 
@@ -218,22 +219,22 @@ class AlertEngine:
             raise AlertConfigError(
                 f"horizon: the model has no {rule.horizon} h horizon ({horizons})"
             )
-        with _locked(self.folder / "alerts.lock"):
+        with locked(self.folder / "alerts.lock"):
             rules = self.api_rules()
             if rule.id is None:
                 rule = rule.model_copy(update={"id": uuid.uuid4().hex[:12]})
             if any(r.id == rule.id for r in self.rules()):
                 raise AlertConfigError(f"id: a rule {rule.id!r} exists already")
-            _write_json(self.folder / RULES_FILE, [r.model_dump() for r in [*rules, rule]])
+            write_json(self.folder / RULES_FILE, [r.model_dump() for r in [*rules, rule]])
         return rule
 
     def remove(self, rule_id: str) -> bool:
-        with _locked(self.folder / "alerts.lock"):
+        with locked(self.folder / "alerts.lock"):
             rules = self.api_rules()
             kept = [r for r in rules if r.id != rule_id]
             if len(kept) == len(rules):
                 return False
-            _write_json(self.folder / RULES_FILE, [r.model_dump() for r in kept])
+            write_json(self.folder / RULES_FILE, [r.model_dump() for r in kept])
         return True
 
     # -- evaluation --------------------------------------------------------------------------
@@ -253,7 +254,7 @@ class AlertEngine:
                 alert = self._check(rule, entry, snapshot.model, state, now)
                 if alert is not None:
                     fired.append((alert, rule))
-        _write_json(self.folder / STATE_FILE, state)
+        write_json(self.folder / STATE_FILE, state)
         return fired
 
     @staticmethod

@@ -17,7 +17,6 @@ DIR (`FLUSHCAST_LIVE`). Each worker runs one background thread (`Live.tick` ever
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -33,7 +32,7 @@ from typing import Any
 from marketdata.atomic import write_atomic
 from marketdata.errors import DataError
 from marketdata.store import MarketStore
-from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config
+from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
 from serving.clock import ServiceClock
 from serving.inputs import Rows
 from serving.predictions_log import PredictionLog, compact, log_rows, read_log
@@ -118,20 +117,6 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
-
-
-def _write_json(path: Path, document: Any) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(document, default=str)))
-
-
-@contextlib.contextmanager
-def locked(path: Path):
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Live:
@@ -252,7 +237,7 @@ class Live:
         except DataError as exc:
             log.error("risk not computed from %s: %s", self.config.store, exc)
             return
-        _write_json(self.folder / RISK, json.loads(snapshot.to_json()))
+        write_json(self.folder / RISK, json.loads(snapshot.to_json()))
         self.book.load(snapshot)
         self._risk_seen = _mtime(self.folder / RISK)
         entries = "|".join(f"{e.symbol}@{e.venue}@{e.as_of}" for e in snapshot.entries)
@@ -274,7 +259,7 @@ class Live:
             log.error("monitoring figures not refreshed: %s", exc)
             return
         self.monitor = report.to_dict()
-        _write_json(self.folder / MONITOR, self.monitor)
+        write_json(self.folder / MONITOR, self.monitor)
 
     def _load_snapshot(self) -> None:
         seen = _mtime(self.folder / RISK)
@@ -326,7 +311,7 @@ class Live:
             tag = str(import_champion(self.config.tracking_uri))
             current = self.switch(tag)
             if current != previous:
-                _write_json(self.folder / POINTER, {"tag": tag, **current.model_dump()})
+                write_json(self.folder / POINTER, {"tag": tag, **current.model_dump()})
                 self._pointer_seen = _mtime(self.folder / POINTER)
         return {"previous": previous, "current": current, "changed": current != previous}
 

@@ -26,7 +26,6 @@ from marketdata.collect.venue import (
     field,
     funding_frame,
     kline_frame,
-    millis_of,
     snapshot_frame,
 )
 
@@ -77,9 +76,7 @@ class BinanceUSDM:
             if not page:
                 break
             start = rows[-1]["open_ms"] + HOUR_MS
-        frame = kline_frame(rows)
-        opens = pd.Series(millis_of(frame["timestamp"]), index=frame.index)
-        return frame[(opens >= first) & (opens <= end)].reset_index(drop=True)
+        return kline_frame(rows, first, end)
 
     async def funding(self, http: JsonClient, symbol: str, start: int, end: int) -> pd.DataFrame:
         times: list[int] = []

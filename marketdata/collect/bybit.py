@@ -27,7 +27,6 @@ from marketdata.collect.venue import (
     field,
     funding_frame,
     kline_frame,
-    millis_of,
     snapshot_frame,
 )
 
@@ -86,9 +85,7 @@ class Bybit:
                         "taker_buy_volume_usd": float("nan"),
                     }
                 )
-        frame = kline_frame(rows)
-        opens = pd.Series(millis_of(frame["timestamp"]), index=frame.index)
-        return frame[(opens >= start) & (opens <= end)].reset_index(drop=True)
+        return kline_frame(rows, start, end)
 
     async def funding(self, http: JsonClient, symbol: str, start: int, end: int) -> pd.DataFrame:
         times: list[int] = []

@@ -96,29 +96,33 @@ def _run(
     )
 
 
-@app.command("binance")
-def binance(
-    symbols: Symbols,
-    store: Store = Path("store"),
-    base_url: BaseUrl = None,
-    ws_url: WsUrl = None,
-    backfill_days: Backfill = 75,
-    settle: Settle = 20.0,
-    max_bars: MaxBars = None,
-) -> None:
-    """Binance USD-M: klines, OI, funding over REST; liquidations from forceOrder (lower bounds)."""
-    _run("binance", symbols, store, base_url, ws_url, backfill_days, settle, max_bars)
+def _command(venue: str, summary: str):
+    """The `collect VENUE` command (both venues take the same options)."""
+
+    def command(
+        symbols: Symbols,
+        store: Store = Path("store"),
+        base_url: BaseUrl = None,
+        ws_url: WsUrl = None,
+        backfill_days: Backfill = 75,
+        settle: Settle = 20.0,
+        max_bars: MaxBars = None,
+    ) -> None:
+        _run(venue, symbols, store, base_url, ws_url, backfill_days, settle, max_bars)
+
+    command.__doc__ = summary
+    return command
 
 
-@app.command("bybit")
-def bybit(
-    symbols: Symbols,
-    store: Store = Path("store"),
-    base_url: BaseUrl = None,
-    ws_url: WsUrl = None,
-    backfill_days: Backfill = 75,
-    settle: Settle = 20.0,
-    max_bars: MaxBars = None,
-) -> None:
-    """Bybit linear: klines, OI, funding over REST; liquidations from allLiquidation."""
-    _run("bybit", symbols, store, base_url, ws_url, backfill_days, settle, max_bars)
+app.command("binance")(
+    _command(
+        "binance",
+        "Binance USD-M: klines, OI, funding over REST; liquidations from forceOrder "
+        "(lower bounds).",
+    )
+)
+app.command("bybit")(
+    _command(
+        "bybit", "Bybit linear: klines, OI, funding over REST; liquidations from allLiquidation."
+    )
+)

@@ -84,10 +84,12 @@ def millis_of(times: pd.Series | pd.DatetimeIndex) -> list[int]:
     return [int(x) for x in (pd.Series(times) - epoch) // pd.Timedelta(1, "ms")]
 
 
-def kline_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Klines as a frame sorted by open time, one row per bar (a repeated bar keeps its last)."""
+def kline_frame(rows: list[dict[str, Any]], start: int, end: int) -> pd.DataFrame:
+    """Klines opening in [start, end] ms as a frame sorted by open time, one row per bar (a
+    repeated bar keeps its last)."""
     frame = pd.DataFrame(rows, columns=["open_ms", *KLINE_COLUMNS])
     frame = frame.drop_duplicates("open_ms", keep="last").sort_values("open_ms")
+    frame = frame[(frame["open_ms"] >= start) & (frame["open_ms"] <= end)]
     values = {c: frame[c].to_numpy(dtype="float64") for c in KLINE_COLUMNS}
     return pd.DataFrame({"timestamp": stamps(frame["open_ms"]), **values})
 
