@@ -141,6 +141,7 @@ class Live:
         self._lock_file = None
         self._computed_for: tuple | None = None
         self._risk_seen: int | None = None
+        self._monitor_seen: int | None = None
         self._pointer_seen = _mtime(folder / POINTER)
         self._watched_at = 0.0
         self._reloading = threading.Lock()
@@ -260,15 +261,17 @@ class Live:
             return
         self.monitor = report.to_dict()
         write_json(self.folder / MONITOR, self.monitor)
+        self._monitor_seen = _mtime(self.folder / MONITOR)
 
     def _load_snapshot(self) -> None:
         seen = _mtime(self.folder / RISK)
-        if seen is None or seen == self._risk_seen:
-            return
-        self.book.load(Snapshot.from_json((self.folder / RISK).read_text()))
-        self._risk_seen = seen
-        if (self.folder / MONITOR).is_file():
+        if seen is not None and seen != self._risk_seen:
+            self.book.load(Snapshot.from_json((self.folder / RISK).read_text()))
+            self._risk_seen = seen
+        seen = _mtime(self.folder / MONITOR)
+        if seen is not None and seen != self._monitor_seen:
             self.monitor = json.loads((self.folder / MONITOR).read_text())
+            self._monitor_seen = seen
 
     # -- model updates -----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,16 @@ async def collect(
         )
         report = await collector.run()
         return report, exchange.stats
+
+
+def run(coroutine):
+    """Run `coroutine` on a loop of its own. Unlike `asyncio.run` it leaves the main thread's
+    event-loop state as it found it: later tests (BentoML's `to_sync`) rely on that state."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.close()
 
 
 def sent_usd(qty: float, price: float) -> float:

@@ -9,7 +9,6 @@ held-back and malformed messages, failing REST calls, dropped streams, a kline n
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 from marketdata.collect.collector import CollectReport
 from marketdata.store import MarketStore
 from marketdata.validate import validate
-from tests.exchange.harness import collect, delayed_events, hourly_totals
+from tests.exchange.harness import collect, delayed_events, hourly_totals, run
 from tests.exchange.recording import Recording, simulated
 from tests.exchange.server import Faults
 
@@ -63,7 +62,7 @@ def test_backfill_and_live_bars_equal_what_the_venue_published(
     malformed ones skipped, failing REST calls retried: the store equals the recording."""
     rec = recording(market, venue)
     faults = Faults(duplicate_every=3, delay_every=4, delay_s=5, malformed_every=5, rest_failures=3)
-    report, stats = asyncio.run(collect(rec, START, tmp_path, faults=faults))
+    report, stats = run(collect(rec, START, tmp_path, faults=faults))
 
     assert report.live_bars == {"BTCUSDT": 4, "ETHUSDT": 4}
     assert report.duplicates > 0 and report.malformed > 0 and report.rest_retries >= 3
@@ -98,7 +97,7 @@ def test_backfill_and_live_bars_equal_what_the_venue_published(
 def test_binance_provenance_says_liquidations_are_lower_bounds(
     market: pd.DataFrame, tmp_path: Path
 ) -> None:
-    asyncio.run(collect(recording(market, "binance"), START, tmp_path, max_bars=2))
+    run(collect(recording(market, "binance"), START, tmp_path, max_bars=2))
     columns = MarketStore(tmp_path).provenance("BTCUSDT", "binance")["columns"]
     (source,) = columns["liq_long_usd"]
     assert "at most 1 order/s per symbol" in source and "lower bounds" in source
@@ -111,7 +110,7 @@ def test_a_dropped_stream_is_reconnected_and_the_bar_it_cut_is_unknown_not_zero(
     rec = recording(market, "bybit")
     cut = pd.Timestamp("2024-03-20T02:00Z")
     faults = Faults(disconnect_at=[cut + pd.Timedelta("30min")])
-    report, stats = asyncio.run(collect(rec, START, tmp_path, faults=faults))
+    report, stats = run(collect(rec, START, tmp_path, faults=faults))
 
     assert report.reconnects == 1 and stats.connections == 2
     unknown = [(s, bar) for s, bar, _ in report.unknown_liquidations if bar >= report.stream_from]
@@ -129,7 +128,7 @@ def test_messages_arriving_after_their_bar_was_stored_are_late_and_change_nothin
 ) -> None:
     rec = recording(market, "binance")
     faults = Faults(delay_every=6, delay_s=2 * 3600)  # two hours: always after the bar's write
-    report, stats = asyncio.run(collect(rec, START, tmp_path, faults=faults, symbols=["BTCUSDT"]))
+    report, stats = run(collect(rec, START, tmp_path, faults=faults, symbols=["BTCUSDT"]))
 
     held = delayed_events("binance", stats)
     assert 0 < report.late <= stats.delayed <= len(held)
@@ -148,14 +147,14 @@ def test_a_restart_resumes_from_the_last_stored_bar_and_reports_an_unpublished_b
     market: pd.DataFrame, tmp_path: Path
 ) -> None:
     rec = recording(market, "bybit")
-    first, _ = asyncio.run(collect(rec, START, tmp_path, max_bars=2))
+    first, _ = run(collect(rec, START, tmp_path, max_bars=2))
     last = stored(tmp_path, "bybit", "BTCUSDT").index[-1]
 
     # Down for hours; back at 08:40. The venue never publishes the 10:00 kline.
     missing = pd.Timestamp("2024-03-20T10:00Z")
     restart = "2024-03-20T08:40:00Z"
     faults = Faults(missing_bars=[missing])
-    second, _ = asyncio.run(collect(rec, restart, tmp_path, faults=faults, max_bars=3))
+    second, _ = run(collect(rec, restart, tmp_path, faults=faults, max_bars=3))
     assert second.stream_from is not None and second.stream_from > pd.Timestamp(restart)
     assert [(g.symbol, g.after, g.before) for g in second.gaps] == [
         (s, missing - HOUR, missing + HOUR) for s in ("BTCUSDT", "ETHUSDT")

@@ -7,7 +7,6 @@ per-bar sums, coverage) must agree with the batch path bar by bar.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ import pytest
 
 from marketdata.adapters import liquidation_events
 from marketdata.store import MarketStore
-from tests.exchange.harness import collect
+from tests.exchange.harness import collect, run
 from tests.exchange.recording import as_binance, binance_2025, bybit_2024
 from tests.exchange.server import Faults
 
@@ -35,7 +34,7 @@ def test_bybit_stream_totals_equal_the_file_adapter_on_the_same_recorded_events(
     real_data: Path, tmp_path: Path
 ) -> None:
     faults = Faults(duplicate_every=4, delay_every=5, delay_s=3, malformed_every=9)
-    report, _ = asyncio.run(collect(bybit_2024(real_data), BUSIEST_DAY, tmp_path, faults=faults))
+    report, _ = run(collect(bybit_2024(real_data), BUSIEST_DAY, tmp_path, faults=faults))
     (adapted,) = liquidation_events.read(real_data / TAPE)
     expected = adapted.data.set_index("timestamp")[LIQUIDATIONS]
 
@@ -52,7 +51,7 @@ def test_binance_form_of_the_tape_keeps_binance_sides_and_one_order_per_second(
     """A liquidated long arrives as a SELL order and is stored as liq_long_usd; what the
     one-per-second stream drops is missing from the totals (they are lower bounds)."""
     tape = pd.read_parquet(real_data / TAPE)
-    report, _ = asyncio.run(collect(as_binance(bybit_2024(real_data)), BUSIEST_DAY, tmp_path))
+    report, _ = run(collect(as_binance(bybit_2024(real_data)), BUSIEST_DAY, tmp_path))
 
     frame = MarketStore(tmp_path).read(["BTCUSDT"], "binance").set_index("timestamp")
     bars = covered(frame, report.stream_from)
@@ -72,7 +71,7 @@ def test_binance_form_of_the_tape_keeps_binance_sides_and_one_order_per_second(
 
 def test_binance_klines_and_funding_are_stored_as_recorded(real_data: Path, tmp_path: Path) -> None:
     recording = binance_2025(real_data, coins=("BTC",))
-    report, _ = asyncio.run(collect(recording, "2025-08-01T00:40:00Z", tmp_path, max_bars=2))
+    report, _ = run(collect(recording, "2025-08-01T00:40:00Z", tmp_path, max_bars=2))
     frame = MarketStore(tmp_path).read(["BTCUSDT"], "binance").set_index("timestamp")
     market = recording.markets["BTCUSDT"]
 

@@ -63,6 +63,7 @@ def test_monitor_and_the_report_section_from_a_live_folder(
     assert "How the live forecasts did" in page.read_text()
 
 
+@pytest.mark.slow
 def test_serve_refuses_bad_live_options_before_starting(sandbox: Sandbox, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - {symbol: BTCUSDT, horizon: 12, cooldown: 6h}\n")
