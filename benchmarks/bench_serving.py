@@ -38,6 +38,7 @@ class Workload:
     requests: int
     """Requests per thread at concurrency 1; more threads share 4x as many (bounded)."""
     target: str
+    method: str = "POST"
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,7 @@ def drive(port: int, workload: Workload, concurrency: int) -> Figures:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
 
         def post() -> None:
-            connection.request("POST", workload.path, workload.body, JSON)
+            connection.request(workload.method, workload.path, workload.body or None, JSON)
             response = connection.getresponse()
             answer = response.read()
             if response.status != 200:

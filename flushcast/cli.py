@@ -8,8 +8,10 @@ from features import cli as features_cli
 from flushcast.demo import demo
 from marketdata import cli as marketdata_cli
 from marketdata import cli_fetch as fetch_cli
+from marketdata.collect import cli as collect_cli
 from reporting import cli as reporting_cli
 from serving import cli as serving_cli
+from serving import live_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -23,6 +25,7 @@ app = typer.Typer(
 app.command("ingest")(marketdata_cli.ingest)
 app.add_typer(marketdata_cli.data_app, name="data")
 app.add_typer(fetch_cli.app, name="fetch")
+app.add_typer(collect_cli.app, name="collect")
 app.add_typer(features_cli.app, name="features")
 app.command("simulate")(simulator_cli.simulate)
 app.command("train")(training_cli.train)
@@ -32,4 +35,5 @@ app.command("rollback")(training_cli.rollback)
 app.command("report")(reporting_cli.report)
 app.command("serve")(serving_cli.serve)
 app.command("build")(serving_cli.build)
+app.command("monitor")(live_cli.monitor)
 app.command("demo")(demo)

@@ -27,6 +27,7 @@ from marketdata.schema import BAR
 from models.bundle import SYMBOL, Bundle
 from reporting import charts, sentences
 from reporting.card import WalkForward, model_card
+from reporting.live import live_section
 from reporting.sentences import percent, when
 from serving.inputs import Rows
 from serving.predictor import Predictor
@@ -286,8 +287,12 @@ def report_context(
     walk_forward: WalkForward | None = None,
     weeks: int = 4,
     top_k: int = 6,
+    live: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything the page shows, as plain values (the template's input; handy in notebooks)."""
+    """Everything the page shows, as plain values (the template's input; handy in notebooks).
+
+    `live`: a `training.monitor` report (`MonitorReport.to_dict()`) for the section on how the
+    live forecasts did; without it the section is left out."""
     if weeks < 1:
         raise ReportError("weeks", f"must be at least 1, got {weeks}")
     if top_k < 1:
@@ -337,6 +342,7 @@ def report_context(
         "card": card,
         "caveats": CAVEATS,
         "notes": notes,
+        "live": live_section(live),
     }
 
 
@@ -362,6 +368,7 @@ def render_report(
     walk_forward: WalkForward | None = None,
     weeks: int = 4,
     top_k: int = 6,
+    live: dict[str, Any] | None = None,
 ) -> str:
     """The report page (HTML) for `symbol` at bar `at` (default: its last bar in `frame`).
 
@@ -378,6 +385,7 @@ def render_report(
         walk_forward=walk_forward,
         weeks=weeks,
         top_k=top_k,
+        live=live,
     )
     return _environment().get_template("report.html.j2").render(**context)
 

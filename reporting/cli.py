@@ -36,6 +36,10 @@ def report(
         ),
     ] = None,
     weeks: Annotated[int, typer.Option(min=1, help="Weeks of probability history to show.")] = 4,
+    live: Annotated[
+        Path | None,
+        typer.Option(help="A service's live folder: add how its logged forecasts did."),
+    ] = None,
 ) -> None:
     """Write a self-contained HTML report: flush risk, reasons, heatmap, history, model card."""
     from marketdata.atomic import write_atomic
@@ -49,8 +53,20 @@ def report(
         raise fail(DataError(f"no market data in store {store}: ingest, fetch or simulate first"))
     try:
         predictor, walk_forward = load_model(model, tracking_uri)
+        monitored = None
+        if live is not None:
+            from serving.live import monitor_report
+
+            monitored = monitor_report(live, frame, predictor, walk_forward).to_dict()
         html = render_report(
-            predictor, frame, symbol, at=at, venue=venue, walk_forward=walk_forward, weeks=weeks
+            predictor,
+            frame,
+            symbol,
+            at=at,
+            venue=venue,
+            walk_forward=walk_forward,
+            weeks=weeks,
+            live=monitored,
         )
     except (RegistryError, BundleMismatch, ReportError, DataError) as exc:
         raise fail(DataError(str(exc))) from None

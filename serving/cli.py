@@ -64,12 +64,43 @@ def serve(
     store: Annotated[Path, typer.Option(help="Market data store for GET /report.")] = Path(
         "demo-store"
     ),
+    live: Annotated[
+        Path | None,
+        typer.Option(
+            help="Live operation: a folder for the cached risk, prediction log, alert state "
+            "(GET /risk, alerts, /reload, /monitor; see docs/operations.md)."
+        ),
+    ] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Alert rules (YAML), with --live.")] = None,
+    watch_champion: Annotated[
+        float | None,
+        typer.Option(min=1, help="With --live: poll the registry's champion every N seconds."),
+    ] = None,
+    clock_url: Annotated[
+        str | None,
+        typer.Option(help="With --live: follow a venue's clock, VENUE=URL (replays only)."),
+    ] = None,
+    stale_after: Annotated[
+        float, typer.Option(min=0, help="Hours after a bar's close before /risk calls it stale.")
+    ] = 2.0,
+    stale_limit: Annotated[
+        float, typer.Option(min=0, help="Hours after which /risk refuses with 503.")
+    ] = 6.0,
 ) -> None:
     """Serve the champion model over HTTP: /predict, /predict_batch, /explain, /model, /report."""
     tag = model or _champion(tracking_uri)
     _check_bundle(tag)
     typer.echo(f"serving {tag} on http://{host}:{port} (docs at /, spec at /docs.json)")
     env = {**os.environ, MODEL_ENV: tag, WORKERS_ENV: str(workers), STORE_ENV: str(store.resolve())}
+    if live is not None:
+        from serving.live_cli import live_environment
+
+        env.update(
+            live_environment(
+                live, store, alerts, tracking_uri, watch_champion, clock_url, stale_after,
+                stale_limit,
+            )
+        )  # fmt: skip
     args = ["--port", str(port), "--host", host, "--working-dir", str(ROOT)]
     os.execve(sys.executable, [sys.executable, "-m", "bentoml", "serve", SERVICE, *args], env)
 

@@ -36,6 +36,9 @@ from models.bundle import Bundle
 from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV, openapi, timeouts
 from serving.errors import ClientErrors, InputError, configure_logging, error_body
 from serving.guard import BodyGuard
+from serving.live import Live
+from serving.live_routes import RiskAnswer
+from serving.live_routes import router as live_router
 from serving.predictor import Predictor
 from serving.requests import NAME_PATTERN, Bar, ExplainRequest, PredictBatchRequest, PredictRequest
 from serving.responses import (
@@ -53,6 +56,10 @@ R = TypeVar("R")
 timeouts.install()
 configure_logging()
 routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
+routes.include_router(live_router)  # /risk, /alerts, /reload, /monitor (serving.live)
+LOOKUP_PATHS = ["/metrics", "/healthz", "/livez", "/readyz", "/risk"]
+"""Paths without per-request access log, request metrics or trace (BentoML's defaults, and
+/risk: a cached lookup polled by risk systems, which the logging would cost several times over)."""
 
 
 @routes.exception_handler(RequestValidationError)
@@ -71,6 +78,8 @@ def _spec() -> JSONResponse:
     name="flushcast",
     workers=int(os.environ.get(WORKERS_ENV, "2")),
     traffic={"timeout": 60},
+    logging={"access": {"skip_paths": LOOKUP_PATHS}},
+    tracing={"excluded_urls": LOOKUP_PATHS},
 )
 @bentoml.asgi_app(routes, path="/")
 class Flushcast:
@@ -87,8 +96,15 @@ class Flushcast:
         self.predictor.predict(warm_up_request(bundle.max_lookback, bundle.bar))
         self.limiter = anyio.CapacityLimiter(1)
         """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
+        self.live = Live.start(self)
         gc.collect()
         gc.freeze()  # the start-up heap (~300k objects) is never garbage: stop rescanning it
+
+    def __metrics__(self, content: str) -> str:
+        """BentoML's metrics, then live operation's (`serving.live_metrics`)."""
+        from serving.live_metrics import metrics_text
+
+        return content if self.live is None else content + metrics_text(self.live)
 
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest, /) -> PredictResponse:
@@ -148,7 +164,13 @@ class Flushcast:
             return JSONResponse({"error": message}, status_code=503)
         try:
             page = render_report(
-                self.predictor, frame, symbol, at=at, venue=venue, walk_forward=self.walk_forward
+                self.predictor,
+                frame,
+                symbol,
+                at=at,
+                venue=venue,
+                walk_forward=self.walk_forward,
+                live=self.live.monitor if self.live else None,
             )
         except ReportError as exc:
             return InputError(exc.problem, ("query", exc.field)).response()
@@ -156,6 +178,7 @@ class Flushcast:
 
 
 Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
+Flushcast.add_asgi_middleware(RiskAnswer)  # GET /risk before routing: a lookup, not a route
 Flushcast.add_asgi_middleware(BodyGuard)
 
 

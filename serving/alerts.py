@@ -1,0 +1,365 @@
+"""Alerts: rules on the cached risk of each closed bar, delivered as signed webhooks or log lines.
+
+A rule names a symbol (and optionally a venue), a horizon, a threshold (`p_at_least`, a
+calibrated probability, or `band_at_least`, a risk band) and a cooldown. Rules come from a YAML
+file (`flushcast serve --alerts rules.yaml`) or `POST /alerts` (kept in the live folder).
+
+When it fires: each rule is evaluated once per closed bar; it fires when its condition holds and
+it has not fired within the cooldown, counted in market time (bar open times), so a replay at any
+speed alerts as the live market would. A risk that stays above the threshold is re-sent once per
+cooldown; a risk flapping around the threshold fires at most once per cooldown as well: the
+cooldown, not the crossing, is what limits alerts. The state (last bar evaluated, last firing)
+survives restarts, so a bar never alerts twice.
+
+Delivery: a webhook POST with the alert as JSON, `X-Flushcast-Signature: sha256=<hex>` (HMAC-SHA256
+of the exact body with the secret from the environment variable the config names) and
+`X-Flushcast-Alert-Id` (for the receiver to drop repeats), retried with exponential backoff on
+connection errors, timeouts, 429 and 5xx; an alert that cannot be delivered is appended to
+`dead_letters.jsonl` in the live folder. Deliveries run in their own thread, so a slow receiver
+never delays the next bar. The log sink writes one JSON line per alert to stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from marketdata.atomic import write_atomic
+from serving.bands import EDGES, Band
+from serving.responses import ModelIdentity
+from serving.risk import RiskEntry, Snapshot
+
+log = logging.getLogger("flushcast.alerts")
+
+SIGNATURE_HEADER = "X-Flushcast-Signature"
+ID_HEADER = "X-Flushcast-Alert-Id"
+DEFAULT_SECRET_ENV = "FLUSHCAST_WEBHOOK_SECRET"
+RULES_FILE = "alerts.json"
+STATE_FILE = "alerts_state.json"
+DEAD_LETTERS = "dead_letters.jsonl"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RANK = {name: i for i, name in enumerate(["low", *(name for _, name in reversed(EDGES))])}
+
+
+class AlertConfigError(ValueError):
+    """A rules file or rule that cannot be used; the message names the file and the key."""
+
+
+def seconds(value: str | float) -> float:
+    """A duration: seconds, or text like `90s`, `30m`, `6h`, `1d`."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlertRule(Strict):
+    id: str | None = Field(None, description="Set by the service when omitted.")
+    symbol: str = Field(min_length=1, examples=["BTCUSDT"])
+    venue: str | None = Field(None, description="Only this venue (default: every venue).")
+    horizon: int = Field(ge=1, description="Hours; one of the model's horizons.")
+    p_at_least: float | None = Field(None, gt=0, lt=1, description="Fire at p_flush >= this.")
+    band_at_least: Literal["elevated", "high", "extreme"] | None = Field(
+        None, description="Fire at this risk band or above."
+    )
+    cooldown: str | float = Field(
+        "6h", description="Market time between two firings: seconds or 30m, 6h, 1d."
+    )
+    webhook: bool = Field(True, description="Deliver to the configured webhook.")
+    log: bool = Field(True, description="Write the alert as a JSON line to stdout.")
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertRule:
+        if (self.p_at_least is None) == (self.band_at_least is None):
+            raise ValueError("give exactly one of `p_at_least` or `band_at_least`")
+        seconds(self.cooldown)
+        return self
+
+    @property
+    def cooldown_s(self) -> float:
+        return seconds(self.cooldown)
+
+    def holds(self, p_flush: float, band: Band) -> bool:
+        if self.p_at_least is not None:
+            return p_flush >= self.p_at_least
+        return _RANK[band] >= _RANK[self.band_at_least]  # type: ignore[index]
+
+    def condition(self) -> str:
+        if self.p_at_least is not None:
+            return f"p_flush >= {self.p_at_least:g} within {self.horizon} h"
+        return f"risk band {self.band_at_least} or above within {self.horizon} h"
+
+
+class WebhookConfig(Strict):
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str = Field(DEFAULT_SECRET_ENV, description="Environment variable of the secret.")
+    attempts: int = Field(5, ge=1, le=20)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First retry delay; doubles.")
+
+
+class AlertsConfig(Strict):
+    webhook: WebhookConfig | None = None
+    rules: list[AlertRule] = Field(default_factory=list)
+
+
+class Alert(BaseModel):
+    alert_id: str
+    rule_id: str
+    symbol: str
+    venue: str
+    horizon_hours: int
+    as_of: datetime
+    p_flush: float
+    risk_band: Band
+    relative_risk: float
+    p_long_flush: float
+    condition: str
+    model: ModelIdentity
+    fired_at: datetime
+
+
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def load_config(path: str | Path) -> AlertsConfig:
+    """Rules and webhook from YAML; AlertConfigError naming the file and the key otherwise."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        config = AlertsConfig.model_validate(document)
+    except OSError as exc:
+        raise AlertConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise AlertConfigError(f"{path}: not YAML: {exc}") from None
+    except ValidationError as exc:
+        raise AlertConfigError(f"{path}: {_problem(exc)}") from None
+    for i, rule in enumerate(config.rules):
+        if rule.id is None:
+            config.rules[i] = rule.model_copy(update={"id": f"file-{i + 1}"})
+    if config.webhook is not None and not os.environ.get(config.webhook.secret_env):
+        raise AlertConfigError(
+            f"{path}: webhook.secret_env: set the environment variable "
+            f"{config.webhook.secret_env} to the webhook's signing secret"
+        )
+    return config
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path`, for a read-change-write of files the workers share."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json(path: Path, document: object) -> None:
+    """A JSON file written atomically (readers see the old or the new one)."""
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(document, indent=1, default=str)))
+
+
+class AlertEngine:
+    """File rules plus API rules, and the firing state, in the live folder."""
+
+    def __init__(self, folder: Path, config: AlertsConfig) -> None:
+        self.folder = folder
+        self.config = config
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def api_rules(self) -> list[AlertRule]:
+        path = self.folder / RULES_FILE
+        if not path.is_file():
+            return []
+        return [AlertRule.model_validate(r) for r in json.loads(path.read_text())]
+
+    def rules(self) -> list[AlertRule]:
+        return [*self.config.rules, *self.api_rules()]
+
+    def add(self, rule: AlertRule, horizons: list[int]) -> AlertRule:
+        if rule.horizon not in horizons:
+            raise AlertConfigError(
+                f"horizon: the model has no {rule.horizon} h horizon ({horizons})"
+            )
+        with locked(self.folder / "alerts.lock"):
+            rules = self.api_rules()
+            if rule.id is None:
+                rule = rule.model_copy(update={"id": uuid.uuid4().hex[:12]})
+            if any(r.id == rule.id for r in self.rules()):
+                raise AlertConfigError(f"id: a rule {rule.id!r} exists already")
+            write_json(self.folder / RULES_FILE, [r.model_dump() for r in [*rules, rule]])
+        return rule
+
+    def remove(self, rule_id: str) -> bool:
+        with locked(self.folder / "alerts.lock"):
+            rules = self.api_rules()
+            kept = [r for r in rules if r.id != rule_id]
+            if len(kept) == len(rules):
+                return False
+            write_json(self.folder / RULES_FILE, [r.model_dump() for r in kept])
+        return True
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, dict[str, str]]:
+        path = self.folder / STATE_FILE
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def evaluate(self, snapshot: Snapshot, now: datetime) -> list[tuple[Alert, AlertRule]]:
+        """The alerts this snapshot fires (each rule at most once per bar and per cooldown)."""
+        state = self._state()
+        fired = []
+        for rule in self.rules():
+            for entry in snapshot.entries:
+                if entry.symbol != rule.symbol or (rule.venue and entry.venue != rule.venue):
+                    continue
+                alert = self._check(rule, entry, snapshot.model, state, now)
+                if alert is not None:
+                    fired.append((alert, rule))
+        write_json(self.folder / STATE_FILE, state)
+        return fired
+
+    @staticmethod
+    def _check(
+        rule: AlertRule,
+        entry: RiskEntry,
+        model: ModelIdentity,
+        state: dict[str, dict[str, str]],
+        now: datetime,
+    ) -> Alert | None:
+        key = f"{rule.id}@{entry.venue}"
+        seen = state.setdefault(key, {})
+        as_of = entry.as_of
+        assert as_of is not None
+        if "last_bar" in seen and datetime.fromisoformat(seen["last_bar"]) >= as_of:
+            return None  # this bar was evaluated already
+        seen["last_bar"] = as_of.isoformat()
+        horizon = next((h for h in entry.horizons if h.horizon_hours == rule.horizon), None)
+        if horizon is None or not rule.holds(horizon.p_flush, horizon.risk_band):
+            return None
+        last = seen.get("last_fired")
+        if last is not None and as_of - datetime.fromisoformat(last) < timedelta(
+            seconds=rule.cooldown_s
+        ):
+            return None
+        seen["last_fired"] = as_of.isoformat()
+        return Alert(
+            alert_id=hashlib.sha256(f"{key}|{as_of.isoformat()}".encode()).hexdigest()[:16],
+            rule_id=str(rule.id),
+            symbol=entry.symbol,
+            venue=entry.venue,
+            horizon_hours=rule.horizon,
+            as_of=as_of,
+            p_flush=horizon.p_flush,
+            risk_band=horizon.risk_band,
+            relative_risk=horizon.relative_risk,
+            p_long_flush=horizon.p_long_flush,
+            condition=rule.condition(),
+            model=model,
+            fired_at=now,
+        )
+
+
+class Dispatcher:
+    """Delivers alerts in a background thread: log line, then webhook with retries."""
+
+    def __init__(self, folder: Path, webhook: WebhookConfig | None) -> None:
+        self.folder = folder
+        self.webhook = webhook
+        self.delivered = 0
+        self.dead = 0
+        self._queue: queue.Queue[tuple[Alert, AlertRule] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
+        self._thread.start()
+
+    def send(self, alert: Alert, rule: AlertRule) -> None:
+        self._queue.put((alert, rule))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            alert, rule = item
+            body = alert.model_dump_json().encode()
+            if rule.log:
+                print(body.decode(), flush=True)
+            if rule.webhook and self.webhook is not None:
+                self._post(alert, body, self.webhook)
+
+    def _post(self, alert: Alert, body: bytes, hook: WebhookConfig) -> None:
+        secret = os.environ.get(hook.secret_env, "")
+        headers = {
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(secret, body),
+            ID_HEADER: alert.alert_id,
+            "user-agent": "flushcast-alerts",
+        }
+        problem = ""
+        for attempt in range(hook.attempts):
+            if attempt:
+                time.sleep(min(hook.backoff_s * 2 ** (attempt - 1), 30.0))
+            request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=hook.timeout_s) as response:
+                    response.read()
+                self.delivered += 1
+                return
+            except urllib.error.HTTPError as exc:
+                problem = f"HTTP {exc.code}"
+                if exc.code != 429 and exc.code < 500:
+                    break  # the receiver refused this alert: retrying will not help
+            except (urllib.error.URLError, OSError) as exc:
+                problem = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        self.dead += 1
+        log.error(
+            "alert %s not delivered to %s (%s): dead-lettered", alert.alert_id, hook.url, problem
+        )
+        line = json.dumps(
+            {"alert": json.loads(body), "url": hook.url, "problem": problem,
+             "attempts": attempt + 1, "at": datetime.now(alert.fired_at.tzinfo).isoformat()}
+        )  # fmt: skip
+        with (self.folder / DEAD_LETTERS).open("a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())

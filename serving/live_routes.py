@@ -1,0 +1,183 @@
+"""HTTP routes of live operation: /risk, /alerts, /reload, /monitor (see `serving.live`).
+
+`GET /risk/{symbol}` is the hot path: it answers bytes the live loop prepared, with no model
+call and no serialisation beyond the staleness. Routing it through FastAPI would cost more than
+the answer, so `RiskAnswer`, an ASGI middleware, answers GET /risk and /risk/{symbol} before
+routing; the routes below declare the same contract for the OpenAPI spec and answer the same way
+(`risk_answer`) wherever the middleware is not installed. Without `--live` every route answers
+503.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving import live
+from serving.alerts import AlertConfigError, AlertRule
+from serving.errors import InputError
+from serving.responses import ModelIdentity
+from serving.risk import RiskError, RiskListResponse, RiskResponse
+
+router = APIRouter(tags=["Live operation"])
+JSON_TYPE = "application/json"
+
+
+class ReloadResponse(BaseModel):
+    previous: ModelIdentity
+    current: ModelIdentity
+    changed: bool
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _live() -> live.Live:
+    if live.CURRENT is None:
+        raise RiskError(
+            503, "live operation is off: serve with --live DIR (see docs/operations.md)"
+        )
+    return live.CURRENT
+
+
+ERRORS = {
+    400: {"description": "Ambiguous symbol (several venues) or bad input."},
+    404: {"description": "The symbol (or venue) is not in the server's store."},
+    503: {"description": "Live operation is off, nothing computed yet, or the data is too old."},
+}
+
+
+def risk_answer(symbol: str | None, venue: str | None) -> tuple[int, bytes]:
+    """Status and JSON body of GET /risk/{symbol} (or /risk for `symbol` None)."""
+    try:
+        book = _live().book
+        return 200, book.answer_all() if symbol is None else book.answer(symbol, venue)
+    except RiskError as exc:
+        return exc.status, json.dumps(exc.body).encode()
+
+
+@router.get("/risk/{symbol}", response_model=RiskResponse, responses=ERRORS)
+async def risk(symbol: str, venue: str | None = None) -> Response:
+    """The flush risk of `symbol` now: the latest closed bar's cached prediction per horizon."""
+    status, body = risk_answer(symbol, venue)
+    return Response(body, status_code=status, media_type=JSON_TYPE)
+
+
+@router.get("/risk", response_model=RiskListResponse, responses={503: ERRORS[503]})
+async def risk_all() -> Response:
+    """The cached risk of every series in the server's store."""
+    status, body = risk_answer(None, None)
+    return Response(body, status_code=status, media_type=JSON_TYPE)
+
+
+class RiskAnswer:
+    """Answers GET /risk and /risk/{symbol}[?venue=] ahead of routing (see the module doc)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "GET" or not path.startswith("/risk"):
+            await self.app(scope, receive, send)
+            return
+        if path in ("/risk", "/risk/"):
+            symbol = None
+        elif path.startswith("/risk/") and "/" not in path[6:]:
+            symbol = path[6:]
+        else:
+            await self.app(scope, receive, send)
+            return
+        venue = parse_qs(scope.get("query_string", b"").decode()).get("venue", [None])[0]
+        status, body = risk_answer(symbol, venue)
+        headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+@router.get("/alerts", response_model=list[AlertRule], responses={503: ERRORS[503]})
+def alerts() -> Any:
+    """Every alert rule: from the rules file (ids `file-N`) and created here."""
+    try:
+        return [r.model_dump() for r in _live().alerts.rules()]
+    except RiskError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
+
+
+@router.post(
+    "/alerts",
+    status_code=201,
+    response_model=AlertRule,
+    responses={400: {"description": "An invalid rule (the field is named)."}, 503: ERRORS[503]},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {JSON_TYPE: {"schema": AlertRule.model_json_schema()}},
+        }
+    },
+)
+async def add_alert(request: Request) -> Any:
+    """Create an alert rule; it is evaluated from the next closed bar on."""
+    try:
+        state = _live()
+    except RiskError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
+    try:
+        rule = AlertRule.model_validate_json(await request.body())
+        horizons = sorted(state.service.predictor.bundle.horizons)
+        created = state.alerts.add(rule, horizons)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        return InputError(message, tuple(first["loc"])).response()
+    except AlertConfigError as exc:
+        field, _, problem = str(exc).partition(": ")
+        return InputError(problem, (field,)).response()
+    return JSONResponse(created.model_dump(), status_code=201)
+
+
+@router.delete(
+    "/alerts/{rule_id}", status_code=204, responses={404: {"description": "No such rule."}}
+)
+def delete_alert(rule_id: str) -> Response:
+    """Delete a rule created through this API (rules of the file are changed in the file)."""
+    try:
+        removed = _live().alerts.remove(rule_id)
+    except RiskError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
+    if not removed:
+        return _error(404, f"no rule {rule_id!r} created through the API")
+    return Response(status_code=204)
+
+
+@router.post("/reload", response_model=ReloadResponse, responses={503: ERRORS[503]})
+def reload() -> Any:
+    """Serve the registry's current champion in every worker, without dropping requests."""
+    from training.registry import RegistryError
+
+    try:
+        result = _live().reload()
+    except RiskError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
+    except RegistryError as exc:
+        return _error(503, f"cannot reach the champion: {exc}")
+    return {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in result.items()}
+
+
+@router.get("/monitor", responses={503: ERRORS[503]})
+def monitor() -> Any:
+    """Live calibration against the walk-forward, and feature drift (see `flushcast monitor`)."""
+    try:
+        report = _live().monitor
+    except RiskError as exc:
+        return JSONResponse(exc.body, status_code=exc.status)
+    if report is None:
+        return _error(503, "no monitoring figures yet: they follow the first closed bar")
+    return Response(json.dumps(report), media_type=JSON_TYPE)

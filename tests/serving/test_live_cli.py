@@ -1,0 +1,75 @@
+"""The command line of live operation: `flushcast monitor`, `report --live`, `serve --live`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from marketdata.schema import BAR
+from serving.live import PREDICTIONS
+from serving.predictions_log import PredictionLog, log_rows
+from serving.risk import compute
+from serving.sandbox import Sandbox
+
+FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))
+
+
+@pytest.fixture(scope="module")
+def live_folder(service, market: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cached predictions of the last 30 bars of the sandbox market, as the service logs."""
+    folder = tmp_path_factory.mktemp("live-cli")
+    log = PredictionLog(folder / PREDICTIONS)
+    last = market["timestamp"].max()
+    for back in range(30, 0, -1):
+        now = datetime(2024, 4, 1, tzinfo=UTC)
+        snapshot, rows = compute(
+            service.predictor, market[market["timestamp"] <= last - back * BAR], now
+        )
+        log.write_once(
+            f"risk-{back}", log_rows(rows, snapshot.entries, snapshot.model, "risk", now)
+        )
+    return folder
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([FLUSHCAST, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.slow
+def test_monitor_and_the_report_section_from_a_live_folder(
+    sandbox: Sandbox, live_folder: Path, tmp_path: Path
+) -> None:
+    uri = ["--tracking-uri", sandbox.tracking_uri, "--store", str(sandbox.store)]
+    out = tmp_path / "monitor.json"
+    result = run("monitor", "--live", str(live_folder), *uri, "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "horizon  predictions  matured" in result.stdout and "feature drift (PSI)" in result.stdout
+    )
+    report = json.loads(out.read_text())
+    four = next(h for h in report["horizons"] if h["horizon_hours"] == 4)
+    assert four["predictions"] == 2 * 30 and four["matured"] == 2 * 27  # bars 30 to 4 back
+    page = tmp_path / "report.html"
+    result = run(
+        "report", "--symbol", "BTCUSDT", "--live", str(live_folder), *uri, "--out", str(page)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "How the live forecasts did" in page.read_text()
+
+
+@pytest.mark.slow
+def test_serve_refuses_bad_live_options_before_starting(sandbox: Sandbox, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - {symbol: BTCUSDT, horizon: 12, cooldown: 6h}\n")
+    serve = ["serve", "--model", sandbox.tag, "--live", str(tmp_path / "live")]
+    result = run(*serve, "--alerts", str(rules))
+    assert result.returncode == 2
+    assert "rules.yaml: rules.0: Value error, give exactly one of" in result.stderr
+    result = run(*serve, "--clock-url", "kraken=http://127.0.0.1:1")
+    assert result.returncode == 2 and "VENUE=URL" in result.stderr

@@ -1,0 +1,123 @@
+"""The prediction log: buffered appends as whole Parquet parts; a kill leaves no half part."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from serving.predictions_log import SCHEMA, PredictionLog, compact, inputs_hash, read_log
+
+T0 = datetime(2024, 3, 5, tzinfo=UTC)
+
+
+def row(i: int, when: datetime = T0) -> tuple:
+    return (
+        when,
+        "request",
+        "BTCUSDT",
+        "binance",
+        when,
+        "flushcast",
+        "1",
+        12,
+        i / 1e6,
+        0.5,
+        "low",
+        f"{i:016x}",
+    )
+
+
+def test_appends_are_buffered_and_written_as_whole_parts_per_day(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, flush_rows=1000)
+    for i in range(2500):
+        log.record([row(i)])
+    assert len(list(tmp_path.rglob("*.parquet"))) == 2  # two full buffers, 500 rows pending
+    log.record([row(9999, T0 + timedelta(days=1))])
+    log.flush()
+    parts = sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.parquet"))
+    assert parts == ["date=2024-03-05"] * 3
+    frame = read_log(tmp_path)
+    assert len(frame) == 2501 and frame["p_flush"].iloc[:2500].tolist() == [
+        i / 1e6 for i in range(2500)
+    ]
+    assert pq.read_schema(next(tmp_path.rglob("*.parquet"))).equals(SCHEMA)
+
+
+def test_a_cached_prediction_is_written_once_under_its_name(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    assert log.write_once("risk-v1-abc", [row(1)]) is not None
+    assert log.write_once("risk-v1-abc", [row(2)]) is None  # another worker, or a restart
+    assert read_log(tmp_path)["p_flush"].tolist() == [1e-6]
+
+
+def test_compaction_merges_finished_days_and_a_kill_midway_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path)
+    for day in range(3):
+        for i in range(4):
+            log.record([row(10 * day + i, T0 + timedelta(days=day, hours=i))])
+            log.flush()
+    assert compact(tmp_path, before=T0 + timedelta(days=2)) == 2
+    assert [len(list(d.glob("*.parquet"))) for d in sorted(tmp_path.glob("date=*"))] == [1, 1, 4]
+    expected = sorted(read_log(tmp_path)["p_flush"])
+    assert len(expected) == 12
+
+    # A kill after the compacted file was written but before the parts were deleted:
+    log.record([row(99, T0 + timedelta(days=2, hours=9))])
+    log.flush()
+    last = tmp_path / "date=2024-03-07"
+    kept = {p.name: p.read_bytes() for p in last.glob("part-*.parquet")}
+    compact(tmp_path, before=T0 + timedelta(days=3))
+    for name, data in kept.items():
+        (last / name).write_bytes(data)  # the parts are back, as if never deleted
+    assert sorted(read_log(tmp_path)["p_flush"]) == sorted([*expected, 99 / 1e6])
+
+
+WRITER = """
+import sys
+from datetime import UTC, datetime
+from serving.predictions_log import PredictionLog
+log = PredictionLog(sys.argv[1], flush_rows=2000)
+when = datetime(2024, 3, 5, tzinfo=UTC)
+row = (when, "request", "BTCUSDT", "binance", when, "flushcast", "1", 12, 0.01, 0.5, "low", "0")
+print("ready", flush=True)
+while True:
+    log.record([row] * 500)
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_leaves_whole_parts_only(tmp_path: Path) -> None:
+    """SIGKILL a writer appending as fast as it can; every part left is readable and whole."""
+    for trial in range(3):
+        folder = tmp_path / str(trial)
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+        time.sleep(0.3 + 0.1 * trial)
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait()
+        parts = list(folder.rglob("*.parquet"))
+        assert parts, "the writer wrote nothing before the kill"
+        frame = read_log(folder)  # a half-written part would fail here
+        assert len(frame) == 2000 * len(parts)
+        leftovers = [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+        assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in leftovers)
+
+
+def test_inputs_hash_tells_rows_apart_and_treats_missing_as_a_value() -> None:
+    a = np.array([1.0, np.nan, 3.0])
+    assert inputs_hash(a, "BTCUSDT") == inputs_hash(a.copy(), "BTCUSDT")
+    assert inputs_hash(a, "BTCUSDT") != inputs_hash(a, "ETHUSDT")
+    assert inputs_hash(a, "BTCUSDT") != inputs_hash(np.array([1.0, 0.0, 3.0]), "BTCUSDT")

@@ -1,0 +1,68 @@
+"""Monitoring maths: the population stability index, which prediction of a bar is scored, and
+the join with labels only once they have matured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.labels import LabelSpec, flush_column, make_labels
+from training.monitor import chosen_predictions, drift_level, join_labels, psi
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=20_000)
+    assert psi(reference, rng.normal(size=5_000)) < 0.01
+    assert 0.1 < psi(reference, rng.normal(0.5, 1.0, 5_000)) < 0.25  # half a sd: moderate
+    assert psi(reference, rng.normal(1.5, 1.0, 5_000)) > 1.0
+    assert drift_level(psi(reference, rng.normal(1.5, 1.0, 5_000))) == "shifted"
+
+
+def test_psi_ignores_missing_values_and_is_unknown_without_values() -> None:
+    rng = np.random.default_rng(1)
+    reference = np.concatenate([rng.normal(size=5_000), np.full(5_000, np.nan)])  # a warm-up
+    assert psi(reference, rng.normal(size=2_000)) < 0.02
+    assert np.isnan(psi(reference, np.full(10, np.nan)))
+    assert drift_level(float("nan")) == "unknown"
+
+
+def log(rows: list[tuple]) -> pd.DataFrame:
+    columns = ["logged_at", "source", "symbol", "venue", "as_of", "model_version"]
+    columns += ["horizon_hours", "p_flush"]
+    frame = pd.DataFrame(rows, columns=columns)
+    for c in ("logged_at", "as_of"):
+        frame[c] = pd.to_datetime(frame[c], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+def test_the_cached_prediction_of_a_bar_is_scored_else_the_first_request() -> None:
+    bar, later = "2024-03-05T10:00Z", "2024-03-05T11:00Z"
+    rows = log(
+        [
+            ("2024-03-05T11:05Z", "request", "BTCUSDT", "sim", bar, "1", 4, 0.30),
+            ("2024-03-05T11:00Z", "risk", "BTCUSDT", "sim", bar, "1", 4, 0.20),
+            ("2024-03-05T12:00Z", "request", "BTCUSDT", "sim", later, "1", 4, 0.40),
+            ("2024-03-05T12:30Z", "request", "BTCUSDT", "sim", later, "1", 4, 0.50),
+            ("2024-03-05T12:30Z", "risk", "BTCUSDT", "sim", later, "2", 4, 0.60),
+        ]
+    )
+    chosen = chosen_predictions(rows, "1").sort_values("as_of")
+    assert chosen["p_flush"].tolist() == [0.20, 0.40]
+
+
+def test_labels_are_joined_only_where_they_have_matured() -> None:
+    from simulator import simulate
+
+    market = simulate("default", ["BTCUSDT"], days=40, seed=2).frame
+    spec = LabelSpec(horizons=(4,), median_window=240, min_trailing_sums=48)
+    stamps = market["timestamp"].iloc[[-30, -10, -3]]
+    predictions = log(
+        [("2024-02-09T00:00Z", "risk", "BTCUSDT", "sim", t, "1", 4, 0.1) for t in stamps]
+    )
+    joined = join_labels(predictions, market, spec).set_index("as_of")
+    truth = make_labels(market, spec).set_index("timestamp")[flush_column(4)]
+    assert joined.loc[stamps.iloc[0], "flush"] == truth.loc[stamps.iloc[0]]
+    assert joined.loc[stamps.iloc[1], "flush"] == pytest.approx(truth.loc[stamps.iloc[1]])
+    assert np.isnan(joined.loc[stamps.iloc[2], "flush"])  # 3 of the 4 hours after it are known
