@@ -1,10 +1,10 @@
 """`GET /risk/BTCUSDT` under load: a real `flushcast serve --live` (2 workers) over loopback.
 
-The sandbox champion (serving.sandbox) serves its simulated store with live operation on; the
-risk of the latest bar is computed once at start and cached, so a call is a lookup. Driven as
-the serving benchmark drives /predict (threads with one keep-alive connection each, a fixed
-number of requests), at concurrency 1, 8 and 32; beside it the in-process floor: the same lookup
-(`RiskBook.answer`, staleness included) on one thread, without HTTP.
+The sandbox champion (tests/serving/sandbox.py) serves its simulated store with live operation
+on; the risk of the latest bar is computed once at start and cached, so a call is a lookup.
+Driven as the serving benchmark drives /predict (threads with one keep-alive connection each, a
+fixed number of requests), at concurrency 1, 8 and 32; beside it the in-process floor:
+the same lookup (`RiskBook.answer`, staleness included) on one thread, without HTTP.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def floor(book, n: int = 20_000) -> Figures:
 def main() -> None:
     from marketdata.store import MarketStore
     from serving.risk import Limits, RiskBook, compute, utc_now
-    from serving.sandbox import build, running_server
+    from tests.serving.sandbox import build, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
         box = _timed(

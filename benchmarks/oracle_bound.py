@@ -68,7 +68,8 @@ class BoundSpec:
 
     def history(self) -> int:
         """Bars before a start the label needs: trailing sums of the median window, σ window."""
-        return max(self.label.median_window + self.horizon, self.label.vol_window + 1) + 1
+        label = self.label
+        return max(label.median_window_hours + self.horizon, label.vol_window_hours + 1) + 1
 
     def donor_hours(self) -> np.ndarray:
         rng = np.random.default_rng([self.seed, 99])

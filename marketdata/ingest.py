@@ -461,7 +461,22 @@ def ingest(
     Re-ingesting the same files is idempotent: the store keeps every byte.
     """
     frames = read_sources(source, paths, symbol=symbol, tz=tz, venue=venue, **options)
+    return ingest_frames(frames, store, bar=bar, replace=replace)
+
+
+def ingest_frames(
+    frames: Sequence[SourceFrame],
+    store: MarketStore,
+    *,
+    bar: pd.Timedelta | None = None,
+    replace: bool = False,
+) -> IngestReport:
+    """Merge source frames (read from files, or collected live) into the store, all or none.
+
+    The writer lock is held from reading the stored series to committing, so two writers never
+    lose each other's rows.
+    """
     with store.locked():
-        frame, report, provenance, bars = _build(frames, store, bar=bar, replace=replace)
+        frame, report, provenance, bars = _build(list(frames), store, bar=bar, replace=replace)
         store.write(frame, provenance, bar=bars)
     return report

@@ -14,8 +14,10 @@ failed schema validation is dropped for that reason; server errors keep theirs.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
+import re
 import uuid
 from typing import Any
 
@@ -142,6 +144,9 @@ class ClientErrors:
     @staticmethod
     async def _client_error(scope: Scope, held: list[Message], send: Send) -> None:
         start, body = held[0], b"".join(m.get("body", b"") for m in held[1:])
+        if start["status"] == 405 and (methods := documented_methods(scope["path"])):
+            # Starlette names only the methods of the first route matching the path.
+            MutableHeaders(scope=start)["allow"] = methods
         shaped = _reshaped(body)
         if shaped is not None:
             body = json.dumps(shaped).encode()
@@ -159,6 +164,25 @@ class ClientErrors:
         )
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+@functools.cache
+def _documented() -> list[tuple[re.Pattern[str], str]]:
+    from serving.openapi import SPEC  # the committed spec, held equal to the served one
+
+    paths = json.loads(SPEC.read_text())["paths"]
+    return [
+        (
+            re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"),
+            ", ".join(sorted(ops)).upper(),
+        )
+        for path, ops in paths.items()
+    ]
+
+
+def documented_methods(path: str) -> str | None:
+    """The methods the spec documents for `path` (an `Allow` header value), if any."""
+    return next((methods for pattern, methods in _documented() if pattern.match(path)), None)
 
 
 def _bentoml_request_id() -> str | None:

@@ -28,8 +28,8 @@ from marketdata.collect.clock import ExchangeClock
 from marketdata.collect.events import MessageError
 from marketdata.collect.rest import Backoff, JsonClient, VenueError
 from marketdata.collect.venue import KLINE_COLUMNS, Venue, millis_of, stamps
-from marketdata.collect.writer import write_frames
 from marketdata.errors import DataError
+from marketdata.ingest import ingest_frames
 from marketdata.merge import funding_on_bars
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame
@@ -222,7 +222,7 @@ class Collector:
         if not news:
             return False
         try:
-            report = await asyncio.to_thread(write_frames, self.store, frames)
+            report = await asyncio.to_thread(ingest_frames, frames, self.store)
         except DataError as exc:
             log.error("%s: not stored: %s", self.venue.name, exc)
             self.stop.set()

@@ -29,8 +29,8 @@ from serving import live
 from serving.live import LIVE_ENV, PREDICTIONS, LiveConfig
 from serving.predictions_log import inputs_hash, read_log
 from serving.requests import PredictRequest, Series
-from serving.sandbox import Sandbox
 from tests.serving.payloads import bars, feature_row
+from tests.serving.sandbox import Sandbox
 from training.labels import LabelSpec, flush_column, make_labels
 
 HELD_BACK = 6

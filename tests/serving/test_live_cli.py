@@ -15,7 +15,7 @@ from marketdata.schema import BAR
 from serving.live import PREDICTIONS
 from serving.predictions_log import PredictionLog, log_rows
 from serving.risk import compute
-from serving.sandbox import Sandbox
+from tests.serving.sandbox import Sandbox
 
 FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))
 

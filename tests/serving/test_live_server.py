@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 
 from marketdata.store import MarketStore
-from serving.sandbox import Sandbox, running_server
 from tests.exchange.recording import simulated
 from tests.exchange.server import FakeExchange, in_thread
 from tests.serving.payloads import feature_row
 from tests.serving.receiver import receiver
+from tests.serving.sandbox import Sandbox, running_server
 
 pytestmark = pytest.mark.slow
 FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))

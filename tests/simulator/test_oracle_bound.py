@@ -30,7 +30,10 @@ def market():
 
 @pytest.mark.parametrize(
     "label",
-    [LabelSpec(), LabelSpec(horizons=(6, 48), m=3.0, k=1.5, median_window=300, vol_window=24)],
+    [
+        LabelSpec(),
+        LabelSpec(horizons=(6, 48), m=3.0, k=1.5, median_window_hours=300, vol_window_hours=24),
+    ],
 )
 def test_the_realised_future_gets_the_realised_label(market, label) -> None:
     """With the real future as the 'continuation', the label equals make_labels on the whole

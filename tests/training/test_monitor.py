@@ -56,7 +56,9 @@ def test_labels_are_joined_only_where_they_have_matured() -> None:
     from simulator import simulate
 
     market = simulate("default", ["BTCUSDT"], days=40, seed=2).frame
-    spec = LabelSpec(horizons=(4,), median_window=240, min_trailing_sums=48)
+    spec = LabelSpec(
+        horizons=(4,), median_window_hours=240, min_trailing_hours=48, vol_window_hours=72
+    )
     stamps = market["timestamp"].iloc[[-30, -10, -3]]
     predictions = log(
         [("2024-02-09T00:00Z", "risk", "BTCUSDT", "sim", t, "1", 4, 0.1) for t in stamps]
