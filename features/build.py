@@ -11,15 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
+from common.progress import progress
 from features import context, funding, heatmap
 from features.grid import to_grid
 from features.registry import FAMILIES, names
-from flushcast.progress import progress
-from marketdata.errors import DataError
 from marketdata.schema import BAR, COLUMNS, conform
 from marketdata.validate import validate
 
-KEYS = ["symbol", "venue", "timestamp"]
+SORT_KEYS = ["symbol", "venue", "timestamp"]
+"""Feature tables are sorted series by series (the store's order), not by time."""
 
 
 def _canonical(frame: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
@@ -32,7 +33,7 @@ def _canonical(frame: pd.DataFrame, bar: pd.Timedelta) -> pd.DataFrame:
         raise DataError(f"not a market frame: missing column(s) {missing}", column=missing[0])
     if list(frame.columns) != list(COLUMNS):
         frame = conform(frame)
-    frame = frame.sort_values(KEYS, kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
     validate(frame, bar=bar)
     return frame
 

@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from marketdata.cli import fail
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
 
 app = typer.Typer(help="Build and describe model features.", no_args_is_help=True)
 
@@ -24,8 +24,8 @@ def build(
     ] = None,
 ) -> None:
     """Compute every registered feature for the stored series and write one Parquet table."""
+    from common.atomic import write_atomic
     from features.build import build_features
-    from marketdata.atomic import write_atomic
     from marketdata.store import MarketStore
 
     try:

@@ -29,9 +29,9 @@ import numba
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from features.grid import SeriesGrid, to_grid
 from features.spec import Feature, bars
-from marketdata.errors import DataError
 from marketdata.schema import BAR
 
 FAMILY = "heatmap"

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 
 from features import cli as features_cli
+from flushcast import report_cli
 from flushcast.demo import demo
 from marketdata import cli as marketdata_cli
 from marketdata import cli_fetch as fetch_cli
 from marketdata.collect import cli as collect_cli
-from reporting import cli as reporting_cli
 from serving import cli as serving_cli
 from serving import live_cli
 from simulator import cli as simulator_cli
@@ -32,7 +32,7 @@ app.command("train")(training_cli.train)
 app.command("evaluate")(training_cli.evaluate)
 app.command("promote")(training_cli.promote)
 app.command("rollback")(training_cli.rollback)
-app.command("report")(reporting_cli.report)
+app.command("report")(report_cli.report)
 app.command("serve")(serving_cli.serve)
 app.command("build")(serving_cli.build)
 app.command("monitor")(live_cli.monitor)

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 
 from features import cli as features_cli
+from flushcast import report_cli
 from marketdata import cli as marketdata_cli
-from reporting import cli as reporting_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -57,7 +57,7 @@ def demo(
     shown = _promote_latest(tracking_uri)
 
     console.rule(f"7/7 the trader report for BTCUSDT from version {shown}")
-    reporting_cli.report(
+    report_cli.report(
         symbol="BTCUSDT", store=store, tracking_uri=tracking_uri, out=report, model=shown
     )
 

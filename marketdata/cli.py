@@ -11,19 +11,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
 
 data_app = typer.Typer(help="Inspect the local market-data store.", no_args_is_help=True)
 # Piped output (CI logs, files) gets a width that fits the tables instead of rich's default 80.
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Store folder.")]
-
-
-def fail(exc: DataError) -> typer.Exit:
-    """Report bad data in one line on stderr and exit 2 (the store is unchanged)."""
-    Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
 
 
 def _bar(text: str | None) -> pd.Timedelta | None:

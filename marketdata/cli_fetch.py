@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from marketdata.cli import fail
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
 
 app = typer.Typer(help="Download public market-data archives into the store.", no_args_is_help=True)
 console = Console()

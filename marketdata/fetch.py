@@ -31,9 +31,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flushcast.progress import progress
-from marketdata.atomic import write_atomic
-from marketdata.errors import DataError
+from common.atomic import write_atomic
+from common.errors import DataError
+from common.progress import progress
 from marketdata.ingest import IngestReport, ingest
 from marketdata.store import MarketStore
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from flushcast.progress import progress
-from marketdata.errors import DataError
+from common.errors import DataError
+from common.progress import progress
 from marketdata.merge import PART, STORED, BarMerger, Revision, Source, funding_part
 from marketdata.resample import LINE, infer_bar, to_bar
 from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from marketdata.errors import DataError
+from common.errors import DataError
 
 LONG_LIQUIDATED_SIDE: dict[str, dict[str, bool]] = {
     # venue -> {label as written in the source: True when a LONG position was liquidated}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS, PRICE_COLUMNS
 from marketdata.validate import Locate

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import AGGREGATION, BAR, bar_name
 
 LINE = "line"

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import BAR, COLUMNS, STORED_BARS, bar_name, conform, empty_frame, parse_bar
 from marketdata.validate import ValidationReport, validate
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import (
     BAR,
     COLUMNS,

@@ -21,7 +21,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from marketdata.atomic import write_atomic
+from common.atomic import write_atomic
 from models import integrity
 from models.calibration import Calibrator
 from models.learners import GradientBoosting, Logistic, from_state

@@ -1,7 +1,8 @@
 """Trader reports: one self-contained HTML page per symbol saying how likely a flush is and why.
 
-    from reporting import load_model, render_report
-    predictor, walk_forward = load_model("champion")
+    from reporting import render_report
+    from serving.predictor import load_predictor
+    predictor, walk_forward = load_predictor("champion")
     html = render_report(predictor, market_frame, "BTCUSDT", walk_forward=walk_forward)
 
 Names are imported lazily so `flushcast --help` does not load pandas, matplotlib or MLflow.
@@ -14,7 +15,6 @@ from typing import Any
 
 _EXPORTS = {
     "ReportError": "reporting.build",
-    "load_model": "reporting.build",
     "render_report": "reporting.build",
     "report_context": "reporting.build",
     "WalkForward": "reporting.card",

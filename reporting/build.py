@@ -2,9 +2,10 @@
 
 `render_report` works on what is already in memory (the service's `Predictor`, a market frame,
 the version's walk-forward artefacts), so the CLI and the service's `GET /report` render the same
-page; `load_model` is the CLI's way to get those from the MLflow registry. Probabilities, risk
-bands, direction and the ranking of reasons come from the serving code (`Predictor`), so the
-page always agrees with `/predict` and `/explain`. Images are embedded as data URIs and a
+page (`serving.predictor.load_predictor` gets them from the MLflow registry). Probabilities,
+risk bands, direction and the ranking of reasons come from the Predictor it is handed, so the
+page always agrees with `/predict` and `/explain`; reporting itself imports nothing of
+serving's (the service imports reporting for `GET /report`). Images are embedded as data URIs and a
 Content-Security-Policy forbids the page any network access.
 """
 
@@ -12,27 +13,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from common.errors import DataError
 from features.build import build_features
 from features.context import is_btc
 from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
 from features.registry import FEATURES
-from marketdata.errors import DataError
 from marketdata.schema import BAR
 from models.bundle import SYMBOL, Bundle
 from reporting import charts, sentences
 from reporting.card import WalkForward, model_card
 from reporting.live import live_section
 from reporting.sentences import percent, when
-from serving.inputs import Rows
-from serving.predictor import Predictor
-from serving.responses import HorizonPrediction, ModelIdentity
 from training.labels import LabelSpec, direction_column, make_labels
+
+if TYPE_CHECKING:  # reporting sits below serving: it is handed the service's Predictor
+    from serving.predictor import Predictor
+    from serving.responses import HorizonPrediction
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
@@ -150,17 +152,6 @@ def _inputs(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame[(names == symbol) | btc]
 
 
-def _rows(table: pd.DataFrame, features: list[str]) -> Rows:
-    """Feature rows as the serving code scores them."""
-    return Rows(
-        values=table[features].to_numpy(dtype="float64"),
-        symbols=table["symbol"].astype(str).tolist(),
-        venues=table["venue"].astype(str).tolist(),
-        as_of=[stamp.to_pydatetime() for stamp in table["timestamp"]],
-        notes=[[] for _ in range(len(table))],
-    )
-
-
 def _direction(bundle: Bundle, prediction: HorizonPrediction) -> str:
     if bundle.horizons[prediction.horizon_hours].direction is None:
         return "no direction model (too few one-sided flushes in training): 50/50"
@@ -232,8 +223,9 @@ def _timeline(
     bundle = predictor.bundle
     start = at - weeks * 7 * 24 * BAR
     table = series.table[(series.table["timestamp"] > start) & (series.table["timestamp"] <= at)]
-    rows = _rows(table, bundle.features)
-    X = predictor.scorer.matrix(rows.values, rows.symbols)
+    X = predictor.scorer.matrix(
+        table[bundle.features].to_numpy(dtype="float64"), table["symbol"].astype(str).tolist()
+    )
     probabilities = {h: predictor.scorer.scores(X, h).p_flush for h in bundle.horizons}
     shortest = min(bundle.horizons)
     known = series.market[series.market["timestamp"] <= at]
@@ -299,14 +291,12 @@ def report_context(
         raise ReportError("top_k", f"must be at least 1, got {top_k}")
     bundle = predictor.bundle
     venue, market = pick_series(frame, symbol, venue)
-    table = build_features(_inputs(frame, symbol))
+    table = build_features(_inputs(frame, symbol), bar=bundle.bar)
     mine = table[(table["symbol"].astype(str) == symbol) & (table["venue"].astype(str) == venue)]
     series = Series(symbol, venue, market, mine.reset_index(drop=True))
     at = resolve_at(series.table["timestamp"], at)
     current = series.table[series.table["timestamp"] == at]
-    (prediction,) = predictor.predictions(
-        _rows(current, bundle.features), explain=True, top_k=top_k
-    )
+    (prediction,) = predictor.table_predictions(current, explain=True, top_k=top_k)
     X = predictor.scorer.matrix(current[bundle.features].to_numpy(dtype="float64"), [symbol])
     contributions = {h: predictor.scorer.contributions(X, h)[0] for h in sorted(bundle.horizons)}
     reference, reference_caption = training_reference(table, bundle, symbol, venue)
@@ -388,17 +378,3 @@ def render_report(
         live=live,
     )
     return _environment().get_template("report.html.j2").render(**context)
-
-
-def load_model(
-    ref: str = "champion", tracking_uri: str | None = None
-) -> tuple[Predictor, WalkForward | None]:
-    """A registered version (number or alias) as a Predictor, with its walk-forward artefacts."""
-    from reporting.card import load_walk_forward
-    from training.registry import load_bundle
-    from training.tracking import tracking_uri as resolve
-
-    uri = resolve(tracking_uri)
-    bundle, identity = load_bundle(ref, tracking_uri=uri)
-    predictor = Predictor(bundle, ModelIdentity.model_validate(identity.as_dict()))
-    return predictor, load_walk_forward(identity.run_id, uri)

@@ -43,7 +43,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from marketdata.atomic import write_atomic
+from common.atomic import write_atomic
 from serving.bands import EDGES, Band
 from serving.responses import ModelIdentity
 from serving.risk import RiskEntry, Snapshot

@@ -18,10 +18,9 @@ from models.bundle import MANIFEST, Bundle
 from models.integrity import BundleIntegrityError, recorded, verify
 from reporting.card import download_walk_forward
 from serving import WALK_FORWARD
-from training.registry import CHAMPION, download_bundle
+from training.registry import CHAMPION, MODEL_NAME, download_bundle
 from training.tracking import tracking_uri
 
-MODEL_NAME = "flushcast"
 """Name in the BentoML store (the service declares `flushcast:<version>`)."""
 
 
@@ -31,7 +30,7 @@ def import_champion(uri: str | None = None, ref: str = CHAMPION) -> bentoml.Tag:
         identity, folder = download_bundle(ref, Path(tmp), tracking_uri=tracking_uri(uri))
         bundle = Bundle.load(folder)  # refuses a download that fails its SHA-256 record
         sums = recorded(folder)
-        wanted = identity.as_dict()
+        wanted = identity.model_dump()
         for stored in bentoml.models.list():
             same = {k: stored.info.metadata.get(k) for k in wanted} == wanted
             if stored.tag.name == MODEL_NAME and same and _intact(Path(stored.path), sums):

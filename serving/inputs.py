@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from common.errors import DataError
 from features.build import build_features
 from features.context import BTC_FEATURES, is_btc
 from features.registry import FEATURES
-from marketdata.errors import DataError
 from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
 from marketdata.validate import validate
 from serving.errors import InputError, Loc, path
@@ -238,4 +238,15 @@ def from_feature_row(
         venues=[venue],
         as_of=[as_of],
         notes=[[]],
+    )
+
+
+def rows_of_table(table: pd.DataFrame, features: list[str]) -> Rows:
+    """Rows of a feature table (`features.build_features` output) as the scorer reads them."""
+    return Rows(
+        values=table[features].to_numpy(dtype="float64"),
+        symbols=table["symbol"].astype(str).tolist(),
+        venues=table["venue"].astype(str).tolist(),
+        as_of=[stamp.to_pydatetime() for stamp in table["timestamp"]],
+        notes=[[] for _ in range(len(table))],
     )

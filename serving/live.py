@@ -29,8 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from marketdata.atomic import write_atomic
-from marketdata.errors import DataError
+from common.atomic import write_atomic
+from common.errors import DataError
 from marketdata.store import MarketStore
 from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
 from serving.clock import ServiceClock

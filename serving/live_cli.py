@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from common.errors import DataError
 from marketdata.cli import console, fail
-from marketdata.errors import DataError
 
 
 def live_environment(
@@ -67,14 +67,14 @@ def monitor(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
 ) -> None:
     """Live reliability and Brier of the logged predictions beside the walk-forward's, and drift."""
-    from marketdata.atomic import write_atomic
+    from common.atomic import write_atomic
     from marketdata.store import MarketStore
-    from reporting.build import load_model
     from serving.live import monitor_report
+    from serving.predictor import load_predictor
     from training.registry import RegistryError
 
     try:
-        predictor, walk_forward = load_model(model, tracking_uri)
+        predictor, walk_forward = load_predictor(model, tracking_uri)
         market = MarketStore(store).read()
         report = monitor_report(live, market, predictor, walk_forward, drift_days=days)
     except (RegistryError, DataError) as exc:

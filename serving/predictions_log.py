@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from marketdata.atomic import atomic_path
+from common.atomic import atomic_path
 
 if TYPE_CHECKING:
     from serving.inputs import Rows

@@ -7,6 +7,7 @@ measures and the tests call is exactly what the server runs.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from serving.responses import (
     PredictResponse,
 )
 from serving.scorer import Scorer
+
+if TYPE_CHECKING:
+    from reporting.card import WalkForward
 
 
 class Predictor:
@@ -81,6 +85,10 @@ class Predictor:
             )
         predictions = self.predictions(rows, request.explain, request.top_k)
         return PredictBatchResponse(model=self.identity, predictions=predictions)
+
+    def table_predictions(self, table, explain: bool, top_k: int) -> list[Prediction]:
+        """Every horizon for every row of a feature table (the report's path)."""
+        return self.predictions(inputs.rows_of_table(table, self.bundle.features), explain, top_k)
 
     def predictions(self, rows: Rows, explain: bool, top_k: int) -> list[Prediction]:
         """Every horizon for every row, one booster call per model for the whole batch."""
@@ -244,3 +252,17 @@ class Predictor:
             contribution=contribution,
             description=self.descriptions[j],
         )
+
+
+def load_predictor(
+    ref: str = "champion", tracking_uri: str | None = None
+) -> tuple[Predictor, WalkForward | None]:
+    """A registered version (number or alias) as a Predictor, with its walk-forward artefacts."""
+    from reporting.card import load_walk_forward
+    from training.registry import load_bundle
+    from training.tracking import tracking_uri as resolve
+
+    uri = resolve(tracking_uri)
+    bundle, identity = load_bundle(ref, tracking_uri=uri)
+    predictor = Predictor(bundle, identity)
+    return predictor, load_walk_forward(identity.run_id, uri)

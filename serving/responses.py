@@ -8,14 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from serving.bands import Band
-
-
-class ModelIdentity(BaseModel):
-    """The MLflow registered model version this answer came from."""
-
-    model_name: str
-    model_version: str
-    run_id: str
+from training.registry import ModelIdentity
 
 
 class Contribution(BaseModel):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.atomic import write_atomic
+from common.atomic import write_atomic
 from marketdata.resample import to_bar
 from marketdata.schema import AGGREGATION, conform
 from marketdata.store import MarketStore

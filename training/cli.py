@@ -17,9 +17,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from flushcast.progress import ticker
-from marketdata.cli import fail
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
+from common.progress import ticker
 
 if TYPE_CHECKING:
     from training.config import TrainingConfig
@@ -341,7 +341,8 @@ def train(
     if evaluation is not None:
         print_metrics(evaluation.record)
     console.print(
-        f"registered {identity.name} version {identity.version} (MLflow run {identity.run_id})"
+        f"registered {identity.model_name} version {identity.model_version} "
+        f"(MLflow run {identity.run_id})"
     )
 
 

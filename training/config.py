@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from models.config import FitConfig
 from training.baselines import BASELINES
 from training.labels import LabelSpec

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from features.build import build_features
 from features.registry import FEATURES, names
-from marketdata.errors import DataError
-from marketdata.schema import BAR, conform
+from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
 if TYPE_CHECKING:
     from training.config import TrainingConfig
 
-KEYS = ["timestamp", "symbol", "venue"]
+KEYS = list(KEY_COLUMNS)
 
 
 @dataclass

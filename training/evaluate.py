@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from training.config import TrainingConfig
 from training.dataset import Dataset, require_enough
 from training.metrics import (

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import BAR
 
 LONG_FLUSH = "long_flush"

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from features.build import build_features
-from marketdata.errors import DataError
 from marketdata.schema import BAR
 from models.bundle import Bundle
 from training.labels import LabelSpec, flush_column, make_labels

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import precision_recall_curve
 
-from marketdata.atomic import write_atomic
+from common.atomic import write_atomic
 from training.metrics import pr_auc
 
 FIGSIZE = (6.0, 4.5)

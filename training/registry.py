@@ -19,6 +19,7 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from pydantic import BaseModel, ConfigDict
 
 from models.bundle import Bundle
 from models.pyfunc import bundle_folder
@@ -36,16 +37,15 @@ class RegistryError(RuntimeError):
     """A registry request that cannot be carried out (no such version, gate refused, ...)."""
 
 
-@dataclass(frozen=True)
-class ModelIdentity:
-    """What every prediction names: the registered model, its version and its training run."""
+class ModelIdentity(BaseModel):
+    """What every prediction names: the registered model, its version and its training run
+    (the same fields in the registry, the BentoML store's metadata and every response)."""
 
-    name: str
-    version: str
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    model_version: str
     run_id: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"model_name": self.name, "model_version": self.version, "run_id": self.run_id}
 
 
 def client(tracking_uri: str | None = None) -> MlflowClient:
@@ -74,7 +74,9 @@ def download_bundle(
     local = mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{name}/{version.version}", dst_path=str(dst)
     )
-    return ModelIdentity(name, str(version.version), version.run_id), bundle_folder(local)
+    return ModelIdentity(
+        model_name=name, model_version=str(version.version), run_id=version.run_id
+    ), bundle_folder(local)
 
 
 def load_bundle(

@@ -25,7 +25,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import infer_signature
 
-from marketdata.atomic import write_atomic
+from common.atomic import write_atomic
 from models.bundle import Bundle
 from models.pyfunc import ARTIFACT, ENTRY
 from training import plots
@@ -233,7 +233,10 @@ def run_train(
         c.set_model_version_tag(
             MODEL_NAME, str(version), "fingerprint", dataset.fingerprint(config)
         )
-        return ModelIdentity(MODEL_NAME, str(version), run.info.run_id), evaluation
+        identity = ModelIdentity(
+            model_name=MODEL_NAME, model_version=str(version), run_id=run.info.run_id
+        )
+        return identity, evaluation
 
 
 def _log_model(bundle: Bundle, bundle_dir: Path, dataset: Dataset) -> Any:

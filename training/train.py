@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from common.errors import DataError
 from features.registry import max_lookback
-from marketdata.errors import DataError
 from models.bundle import Bundle, HorizonModel
 from models.config import make_candidate, make_direction
 from training.config import TrainingConfig

@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import check_header, drop_repeated, numbers
 from marketdata.compressed import read_bytes, zip_member
-from marketdata.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
 from marketdata.resample import LINE
 from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import numbers, read_records
-from marketdata.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import COLUMNS, VALUE_COLUMNS
 from marketdata.sources import SourceFrame

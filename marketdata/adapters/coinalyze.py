@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import drop_repeated, naive_times, numbers, read_fields
-from marketdata.errors import DataError
 from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
 from marketdata.timezones import naive_to_utc

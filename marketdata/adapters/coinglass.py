@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import (
     check_header,
     drop_repeated,
@@ -32,7 +33,6 @@ from marketdata.adapters.textcsv import (
     numbers,
     read_fields,
 )
-from marketdata.errors import DataError
 from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
 from marketdata.timezones import require_utc

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import epoch_ms, numbers, read_records
 from marketdata.compressed import read_bytes
-from marketdata.errors import DataError
 from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
 from marketdata.timezones import require_utc

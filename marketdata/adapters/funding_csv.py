@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import drop_repeated, epoch_ms, naive_times, numbers, read_fields
-from marketdata.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame

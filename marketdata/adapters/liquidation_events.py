@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.textcsv import epoch_ms, naive_times, numbers, read_fields
-from marketdata.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
 from marketdata.schema import BAR
 from marketdata.sources import SourceFrame

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import (
     NON_NEGATIVE_COLUMNS,
     PRICE_COLUMNS,

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.adapters.mapping import FUNDING_UNITS, FileSpec, Mapping, load_mapping
 from marketdata.adapters.textcsv import naive_times, numbers, read_records
-from marketdata.errors import DataError
 from marketdata.resample import LINE
 from marketdata.schema import FUNDING_INTERVAL_HOURS
 from marketdata.sources import SourceFrame

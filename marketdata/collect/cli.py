@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from marketdata.cli import fail
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
 
 app = typer.Typer(
     help="Keep a store current from an exchange's public API (klines, open interest, funding, "

@@ -21,6 +21,7 @@ import aiohttp
 import numpy as np
 import pandas as pd
 
+from common.errors import DataError
 from marketdata.collect.binance import BinanceUSDM
 from marketdata.collect.book import HOUR_MS, LiquidationBook
 from marketdata.collect.bybit import Bybit
@@ -28,7 +29,6 @@ from marketdata.collect.clock import ExchangeClock
 from marketdata.collect.events import MessageError
 from marketdata.collect.rest import Backoff, JsonClient, VenueError
 from marketdata.collect.venue import KLINE_COLUMNS, Venue, millis_of, stamps
-from marketdata.errors import DataError
 from marketdata.ingest import ingest_frames
 from marketdata.merge import funding_on_bars
 from marketdata.schema import FUNDING_INTERVAL_HOURS

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from features import HeatmapConfig, build_features, liquidation_heatmap
 from features.grid import to_grid
 from features.heatmap import compute
-from marketdata.errors import DataError
 from marketdata.schema import conform
 
 # 10x → liquidated 10 % away, 40x → 2.5 % away (no maintenance margin, to keep the arithmetic

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from marketdata.adapters import binance_vision
-from marketdata.errors import DataError
 from marketdata.ingest import read_canonical
 from tests.marketdata.fixtures_binance import (
     funding_rows,

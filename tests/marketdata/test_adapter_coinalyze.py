@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from marketdata.adapters import coinalyze
-from marketdata.errors import DataError
 
 HOURLY = "denizyts__Coinalyze-Backtester/src/csvFolder"
 FIVE_MIN = "denizyts__Coinalyze-Backtester/src/csvFolder2"

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from marketdata.adapters import funding_csv
-from marketdata.errors import DataError
 
 SUPERVIK = "supervik__historical-funding-rates-fetcher/data"
 PAKCHU = "pakchu__rllm/data"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.errors import DataError
 from marketdata.adapters.mapping import load_mapping
-from marketdata.errors import DataError
 from marketdata.ingest import ingest, read_canonical
 from marketdata.store import MarketStore
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from common.errors import DataError
 from flushcast.cli import app
-from marketdata.errors import DataError
 from marketdata.ingest import ingest
 from marketdata.schema import BAR, STORED_BARS, bar_name, parse_bar
 from marketdata.store import MarketStore

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from common.errors import DataError
 from flushcast.cli import app
-from marketdata.errors import DataError
 from marketdata.fetch import Archive, FetchError, fetch_binance, plan
 from marketdata.store import MarketStore
 from tests.marketdata.fixtures_binance import (

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.liquidations import events_to_bars, side_is_long
 
 HOUR = pd.Timedelta("1h")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.merge import BarMerger, funding_on_bars
 from marketdata.resample import infer_bar, to_bar
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.ingest import ingest
 from marketdata.store import MANIFEST, MarketStore
 from tests.marketdata.fixtures_binance import (

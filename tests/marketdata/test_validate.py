@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import COLUMNS, conform
 from marketdata.validate import validate
 

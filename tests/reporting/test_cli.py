@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from reporting.cli import report
+from flushcast.report_cli import report
 from tests.reporting.common import CONFIG, HORIZONS
 
 app = typer.Typer()
@@ -33,7 +33,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     dataset.series = {key.replace("@", " on "): info for key, info in dataset.series.items()}
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     identity, _ = run_train(dataset, CONFIG, uri=uri)
-    promote(identity.version, force=True, tracking_uri=uri)
+    promote(identity.model_version, force=True, tracking_uri=uri)
     return store, uri
 
 

@@ -105,7 +105,7 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
         uri=sandbox.tracking_uri,
         evaluate_first=False,
     )
-    promote(identity.version, force=True, tracking_uri=sandbox.tracking_uri)
+    promote(identity.model_version, force=True, tracking_uri=sandbox.tracking_uri)
     tag = import_champion(sandbox.tracking_uri)
     (folder / "sandbox.json").write_text(json.dumps({"tag": str(tag)}))
     sandbox.request.write_text(json.dumps(_example(market), indent=1))

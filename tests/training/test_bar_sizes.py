@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.resample import to_bar
 from marketdata.schema import VALUE_COLUMNS, conform
 from marketdata.store import MarketStore

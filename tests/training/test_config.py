@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from models.config import LightGBMConfig
 from training.config import DEFAULT_FILE, TrainingConfig, default_yaml, load, parse_override
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from marketdata.schema import conform
 from training.labels import LabelSpec, flush_column, make_labels
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from marketdata.errors import DataError
+from common.errors import DataError
 from training.splits import WalkForward
 
 ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from marketdata.cli import fail
-from marketdata.errors import DataError
+from common.cli import fail
+from common.errors import DataError
 
 
 def report(
@@ -42,17 +42,18 @@ def report(
     ] = None,
 ) -> None:
     """Write a self-contained HTML report: flush risk, reasons, heatmap, history, model card."""
-    from marketdata.atomic import write_atomic
+    from common.atomic import write_atomic
     from marketdata.store import MarketStore
     from models.bundle import BundleMismatch
-    from reporting.build import ReportError, load_model, render_report
+    from reporting.build import ReportError, render_report
+    from serving.predictor import load_predictor
     from training.registry import RegistryError
 
     frame = MarketStore(store).read()
     if frame.empty:
         raise fail(DataError(f"no market data in store {store}: ingest, fetch or simulate first"))
     try:
-        predictor, walk_forward = load_model(model, tracking_uri)
+        predictor, walk_forward = load_predictor(model, tracking_uri)
         monitored = None
         if live is not None:
             from serving.live import monitor_report
