@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= demo-store
 
-.PHONY: demo test lint bench lock clean browser
+.PHONY: demo test test-slow test-all lint bench lock clean browser
 
 # The venv is rebuilt from the lock file whenever the lock or pyproject changes.
 $(BIN)/flushcast: export PIP_CONFIG_FILE = /dev/null
@@ -18,7 +18,16 @@ $(BIN)/flushcast: requirements.lock pyproject.toml
 demo: $(BIN)/flushcast
 	$(BIN)/flushcast demo --store $(STORE)
 
-test: $(BIN)/flushcast browser
+# The fast tier: unit tests and small in-process fixtures (under a minute on 2 cores).
+test: $(BIN)/flushcast
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# The slow tier: real servers, subprocess trainings, notebooks, the browser, fault injection.
+test-slow: $(BIN)/flushcast browser
+	$(BIN)/python -m pytest -q -m slow
+
+# Everything, once.
+test-all: $(BIN)/flushcast browser
 	$(BIN)/python -m pytest -q
 
 # The report's browser test needs Debian's chromium; installed here when we may (root).
@@ -31,6 +40,7 @@ browser:
 lint: $(BIN)/flushcast
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 bench: $(BIN)/flushcast
 	$(BIN)/python -m benchmarks

@@ -22,6 +22,8 @@ from tests.exchange.harness import collect, delayed_events, hourly_totals, run
 from tests.exchange.recording import Recording, simulated
 from tests.exchange.server import Faults
 
+pytestmark = pytest.mark.slow
+
 START = "2024-03-20T00:40:00Z"
 HOUR = pd.Timedelta("1h")
 KLINES = ["open", "high", "low", "close", "volume_usd"]

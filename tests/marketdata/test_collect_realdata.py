@@ -19,7 +19,7 @@ from tests.exchange.harness import collect, run
 from tests.exchange.recording import as_binance, binance_2025, bybit_2024
 from tests.exchange.server import Faults
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 BUSIEST_DAY = "2024-03-05T00:40:00Z"
 """1,660 recorded Bybit liquidations that day, the most of the 72 days."""
 LIQUIDATIONS = ["liq_long_usd", "liq_short_usd"]

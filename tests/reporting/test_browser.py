@@ -14,6 +14,8 @@ import pytest
 from reporting.browser import check_page, executable
 from tests.reporting.common import HORIZONS
 
+pytestmark = pytest.mark.slow
+
 PNG = b"\x89PNG\r\n\x1a\n"
 REQUIRED = os.environ.get("FLUSHCAST_BROWSER_TEST") == "required"
 """CI sets this, so a missing browser fails the run instead of skipping the test."""

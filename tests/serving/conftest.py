@@ -1,7 +1,8 @@
-"""One small champion for the whole serving suite: trained on simulated data in a temp folder.
+"""One small model for the whole serving suite, trained on simulated data in a temp folder.
 
-The sandbox trains and imports in its own process; this process then points BentoML at the
-sandbox's home (before anything resolved BentoML's home) to load the service in-process.
+`sandbox` trains it in this process and puts it in a BentoML home (set before anything resolved
+BentoML's home), so the service loads in-process; `registered` adds the MLflow registry (in a
+subprocess) for the slow tests that serve or reload the champion.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from tests.serving.sandbox import Sandbox, build
+from tests.serving.sandbox import Sandbox, create, register
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def created(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
-    box = build(tmp_path_factory.mktemp("serving") / "sandbox")
-    saved = {k: os.environ.get(k) for k in box.env()}
+    folder = tmp_path_factory.mktemp("serving") / "sandbox"
+    saved = {k: os.environ.get(k) for k in ("BENTOML_HOME", "FLUSHCAST_MODEL", "FLUSHCAST_STORE")}
+    box = create(folder)
     os.environ.update(box.env())
     if BentoMLContainer.bentoml_home.get() != str(box.bentoml_home):
         pytest.fail("BentoML resolved its home before the sandbox set BENTOML_HOME")
@@ -34,12 +36,24 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="session")
-def market(sandbox: Sandbox) -> pd.DataFrame:
-    return pd.read_parquet(sandbox.market)
+def sandbox(created: Sandbox) -> Sandbox:
+    """The in-process sandbox (modules that need the registry override it with `registered`)."""
+    return created
 
 
 @pytest.fixture(scope="session")
-def service(sandbox: Sandbox):
+def registered(created: Sandbox) -> Sandbox:
+    """The sandbox with its bundle registered, promoted and imported from MLflow (slow)."""
+    return register(created)
+
+
+@pytest.fixture(scope="session")
+def market(created: Sandbox) -> pd.DataFrame:
+    return pd.read_parquet(created.market)
+
+
+@pytest.fixture(scope="session")
+def service(created: Sandbox):
     """The BentoML service class instantiated in this process (loads and warms the model)."""
     from serving.service import Flushcast
 
@@ -47,7 +61,7 @@ def service(sandbox: Sandbox):
 
 
 @pytest.fixture(scope="session")
-def client(sandbox: Sandbox) -> Iterator[TestClient]:
+def client(created: Sandbox) -> Iterator[TestClient]:
     """The service's ASGI app, as `bentoml serve` runs it, behind a test client."""
     from serving.service import Flushcast
 

@@ -1,12 +1,12 @@
 """A throwaway champion on simulated data, for the tests, the benchmark and trying the service.
 
 Test harness, so it lives in `tests/`, outside the package and the bento.
-`python -m tests.serving.sandbox FOLDER` (from the checkout) simulates two symbols, trains a
-small bundle (no walk-forward evaluation, so the promotion is forced), registers and promotes
-it in an MLflow SQLite store under FOLDER, imports it into a BentoML home under FOLDER and
-writes an example /predict body (`request.json`: the latest BTC feature row). It runs in its
-own process so that MLflow's process-wide tracking URI and BentoML's home never leak into the
-caller.
+`create` simulates two symbols, trains a small bundle, puts it in a BentoML home under the
+folder and writes an example /predict body (`request.json`: the latest BTC feature row), in the
+calling process: the fast tests load the service from it in-process. `register` logs the same
+bundle to an MLflow SQLite store under the folder, promotes it (forced: it was not evaluated)
+and imports the champion, in its own process so MLflow's process-wide tracking URI never leaks.
+`python -m tests.serving.sandbox FOLDER` (from the checkout) does both.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ HORIZONS = (4, 12)
 @dataclass(frozen=True)
 class Sandbox:
     folder: Path
+    registered: bool = False
+    """Whether `tag` is the MLflow champion's import (`register`) or the in-process copy."""
 
     @property
     def tracking_uri(self) -> str:
@@ -60,9 +62,15 @@ class Sandbox:
         return self.folder / "request.json"
 
     @property
+    def bundle(self) -> Path:
+        """The trained bundle folder."""
+        return self.folder / "bundle"
+
+    @property
     def tag(self) -> str:
-        """The BentoML tag of the imported champion."""
-        return json.loads((self.folder / "sandbox.json").read_text())["tag"]
+        """The BentoML tag of the model: the imported champion once registered."""
+        name = "registered.json" if self.registered else "sandbox.json"
+        return json.loads((self.folder / name).read_text())["tag"]
 
     def env(self) -> dict[str, str]:
         """Environment for a process that serves this sandbox's model."""
@@ -73,43 +81,78 @@ class Sandbox:
         }
 
 
+SANDBOX_IDENTITY = {"model_name": "flushcast", "model_version": "0", "run_id": "sandbox"}
+
+
 def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
-    """Train, register, promote and import, in this process (see `build` for a clean one)."""
+    """Train a small bundle and put it in a BentoML home under FOLDER, in this process.
+
+    No MLflow: the fast tests load the service in-process from the BentoML store. `register`
+    (in its own process) adds the registry for the tests that need one.
+    """
     sandbox = Sandbox(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["BENTOML_HOME"] = str(sandbox.bentoml_home)
-    from mlflow import MlflowClient
-
     from marketdata.store import MarketStore
-    from serving.importer import import_champion
+    from serving.importer import store_bundle
     from simulator import simulate
     from training.config import TrainingConfig
     from training.dataset import make_dataset
     from training.labels import LabelSpec
-    from training.registry import promote
-    from training.tracking import DEFAULT_EXPERIMENT, run_train
+    from training.registry import ModelIdentity
+    from training.train import fit_bundle
 
     market = simulate("default", list(SYMBOLS), days=days, seed=seed).frame
     market.to_parquet(sandbox.market)
     MarketStore(sandbox.store).write(market, {})
-    MlflowClient(sandbox.tracking_uri).create_experiment(
-        DEFAULT_EXPERIMENT, artifact_location=(folder / "artifacts").as_uri()
-    )
     label = LabelSpec(horizons=HORIZONS)
-    identity, _ = run_train(
-        make_dataset(market, label),
-        # One candidate: the tests need tree files (TreeSHAP, tampering) whatever the data says.
-        TrainingConfig(label=label).with_overrides(
-            {"evaluation.n_boot": 0, "fit.candidates": ["lightgbm"]}
-        ),
-        uri=sandbox.tracking_uri,
-        evaluate_first=False,
+    # One tree candidate: the tests need tree files (TreeSHAP, tampering) whatever the data says.
+    config = TrainingConfig(label=label).with_overrides(
+        {"fit.candidates": ["lightgbm"], "fit.lightgbm.rounds": 80, "evaluation.n_boot": 0}
     )
-    promote(identity.model_version, force=True, tracking_uri=sandbox.tracking_uri)
-    tag = import_champion(sandbox.tracking_uri)
+    fit_bundle(make_dataset(market, label), config).save(sandbox.bundle)
+    tag = store_bundle(sandbox.bundle, ModelIdentity(**SANDBOX_IDENTITY))
     (folder / "sandbox.json").write_text(json.dumps({"tag": str(tag)}))
     sandbox.request.write_text(json.dumps(_example(market), indent=1))
     return sandbox
+
+
+def register(sandbox: Sandbox) -> Sandbox:
+    """Log the sandbox bundle as MLflow model version, promote it and import the champion
+    into the same BentoML home, in a fresh process (MLflow's tracking URI is process-wide)."""
+    command = [sys.executable, "-m", "tests.serving.sandbox", "register", str(sandbox.folder)]
+    env = {**os.environ, "BENTOML_HOME": str(sandbox.bentoml_home)}
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
+    return Sandbox(sandbox.folder, registered=True)
+
+
+def _register(folder: Path) -> str:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from models.pyfunc import ARTIFACT, ENTRY
+    from serving.importer import import_champion
+    from training.registry import MODEL_NAME, promote
+    from training.tracking import DEFAULT_EXPERIMENT
+
+    sandbox = Sandbox(folder)
+    uri = sandbox.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    experiment = MlflowClient(uri).create_experiment(
+        DEFAULT_EXPERIMENT, artifact_location=(folder / "artifacts").as_uri()
+    )
+    with mlflow.start_run(experiment_id=experiment, run_name="sandbox"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENTRY),
+            artifacts={ARTIFACT: str(sandbox.bundle)},
+            registered_model_name=MODEL_NAME,
+            pip_requirements=["lightgbm", "numpy", "pandas"],
+        )
+    promote(str(info.registered_model_version), force=True, tracking_uri=uri)
+    tag = str(import_champion(uri))
+    (folder / "registered.json").write_text(json.dumps({"tag": tag}))
+    return tag
 
 
 def _example(market: pd.DataFrame) -> dict:
@@ -129,14 +172,18 @@ def _example(market: pd.DataFrame) -> dict:
 
 
 def build(folder: Path) -> Sandbox:
-    """`create` in a fresh Python process."""
+    """`create` and `register` in a fresh Python process (the benchmarks' sandbox)."""
     command = [sys.executable, "-m", "tests.serving.sandbox", str(folder)]
     subprocess.run(command, check=True, cwd=ROOT)
-    return Sandbox(folder)
+    return Sandbox(folder, registered=True)
 
 
 if __name__ == "__main__":
-    print(create(Path(sys.argv[1])).tag)
+    if sys.argv[1] == "register":
+        print(_register(Path(sys.argv[2])))
+    else:
+        created = create(Path(sys.argv[1]))
+        print(_register(created.folder))
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from serving.live import LIVE_ENV, PREDICTIONS, LiveConfig
 from serving.predictions_log import inputs_hash, read_log
 from serving.requests import PredictRequest, Series
 from tests.serving.payloads import bars, feature_row
-from tests.serving.sandbox import Sandbox
+from tests.serving.sandbox import SANDBOX_IDENTITY, Sandbox
 from training.labels import LabelSpec, flush_column, make_labels
 
 HELD_BACK = 6
@@ -94,7 +94,7 @@ def test_risk_is_the_predict_answer_for_the_latest_stored_bars(setup, market) ->
     as_of = stored["timestamp"].max()
     assert pd.Timestamp(body["as_of"]) == as_of
     assert pd.Timestamp(body["bar_close"]) == as_of + BAR
-    assert body["staleness"]["state"] == "fresh" and body["model"]["model_version"] == "1"
+    assert body["staleness"]["state"] == "fresh" and body["model"] == SANDBOX_IDENTITY
     btc = Series(symbol="BTCUSDT", venue="sim", bars=bars(stored, "BTCUSDT", lookback))
     request = PredictRequest(
         symbol="ETHUSDT", venue="sim", bars=bars(stored, "ETHUSDT", lookback), context=[btc]

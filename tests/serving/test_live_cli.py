@@ -17,20 +17,36 @@ from serving.predictions_log import PredictionLog, log_rows
 from serving.risk import compute
 from tests.serving.sandbox import Sandbox
 
+
+@pytest.fixture(scope="module")
+def sandbox(registered: Sandbox) -> Sandbox:
+    """These tests serve or reload the MLflow champion: the registered sandbox."""
+    return registered
+
+
 FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))
 
 
 @pytest.fixture(scope="module")
-def live_folder(service, market: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cached predictions of the last 30 bars of the sandbox market, as the service logs."""
+def live_folder(
+    sandbox: Sandbox, service, market: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The cached predictions of the last 30 bars of the sandbox market, as the service logs
+    them for the registered champion (the version `monitor` and `report` look up)."""
+    import bentoml
+
+    from serving.predictor import Predictor
+    from training.registry import ModelIdentity
+
+    metadata = bentoml.models.get(sandbox.tag).info.metadata
+    identity = ModelIdentity(**{k: metadata[k] for k in ModelIdentity.model_fields})
+    predictor = Predictor(service.predictor.bundle, identity)
     folder = tmp_path_factory.mktemp("live-cli")
     log = PredictionLog(folder / PREDICTIONS)
     last = market["timestamp"].max()
     for back in range(30, 0, -1):
         now = datetime(2024, 4, 1, tzinfo=UTC)
-        snapshot, rows = compute(
-            service.predictor, market[market["timestamp"] <= last - back * BAR], now
-        )
+        snapshot, rows = compute(predictor, market[market["timestamp"] <= last - back * BAR], now)
         log.write_once(
             f"risk-{back}", log_rows(rows, snapshot.entries, snapshot.model, "risk", now)
         )

@@ -28,6 +28,13 @@ from tests.serving.payloads import feature_row
 from tests.serving.receiver import receiver
 from tests.serving.sandbox import Sandbox, running_server
 
+
+@pytest.fixture(scope="module")
+def sandbox(registered: Sandbox) -> Sandbox:
+    """These tests serve or reload the MLflow champion: the registered sandbox."""
+    return registered
+
+
 pytestmark = pytest.mark.slow
 FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))
 SECRET = "live-session-secret"

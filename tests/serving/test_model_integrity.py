@@ -111,6 +111,7 @@ print(json.dumps(out))
         assert MESSAGES.get(case, "does not match its SHA-256") in message, (case, message)
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_tampered_model_at_start_up(sandbox: Sandbox, tmp_path: Path) -> None:
     home = tmp_path / "bentoml"
     shutil.copytree(sandbox.bentoml_home, home)
@@ -130,7 +131,8 @@ def test_serve_refuses_a_tampered_model_at_start_up(sandbox: Sandbox, tmp_path: 
 
 
 @pytest.mark.slow
-def test_the_importer_does_not_reuse_a_tampered_copy(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_importer_does_not_reuse_a_tampered_copy(registered: Sandbox, tmp_path: Path) -> None:
+    sandbox = registered
     """A stored copy labelled with the champion's identity is reused only if its files match."""
     home = tmp_path / "bentoml"
     shutil.copytree(sandbox.bentoml_home, home)
@@ -150,7 +152,8 @@ def test_the_importer_does_not_reuse_a_tampered_copy(sandbox: Sandbox, tmp_path:
 
 
 @pytest.mark.slow
-def test_the_mlflow_pyfunc_loader_verifies_the_bundle(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_the_mlflow_pyfunc_loader_verifies_the_bundle(registered: Sandbox, tmp_path: Path) -> None:
+    sandbox = registered
     """Any MLflow consumer (`mlflow.pyfunc.load_model`) gets the integrity error, not an abort."""
     (model,) = [p.parent for p in sandbox.folder.glob("artifacts/**/MLmodel")]
     copy = tmp_path / "model"

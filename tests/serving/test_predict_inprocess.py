@@ -14,6 +14,7 @@ from serving.errors import InputError
 from serving.predictor import Predictor
 from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest
 from tests.serving.payloads import bars, feature_row
+from tests.serving.sandbox import SANDBOX_IDENTITY
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +190,7 @@ def test_model_info_describes_the_bundle(service, predictor: Predictor) -> None:
     assert [h.horizon_hours for h in info.horizons] == sorted(bundle.horizons)
     assert info.bars_needed == bundle.max_lookback
     assert info.label == bundle.label and info.training == bundle.training
-    assert info.model.model_version == "1"
+    assert info.model.model_dump() == SANDBOX_IDENTITY
 
 
 def test_explain_refuses_an_unknown_horizon(service, table: pd.DataFrame) -> None:

@@ -17,6 +17,13 @@ import pytest
 from serving import ROOT
 from tests.serving.sandbox import Sandbox, running_server
 
+
+@pytest.fixture(scope="module")
+def sandbox(registered: Sandbox) -> Sandbox:
+    """These tests serve or reload the MLflow champion: the registered sandbox."""
+    return registered
+
+
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
 

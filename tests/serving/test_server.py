@@ -20,6 +20,13 @@ from serving import MODEL_ENV, READ_TIMEOUT_ENV
 from tests.serving.payloads import feature_row
 from tests.serving.sandbox import Sandbox, running_server
 
+
+@pytest.fixture(scope="module")
+def sandbox(registered: Sandbox) -> Sandbox:
+    """These tests serve or reload the MLflow champion: the registered sandbox."""
+    return registered
+
+
 pytestmark = pytest.mark.slow
 
 

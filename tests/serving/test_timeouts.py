@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse
 from serving.guard import BodyGuard
 from serving.timeouts import HeaderTimeout
 
+pytestmark = pytest.mark.slow
+
 DEADLINE = 0.5
 
 

@@ -30,3 +30,18 @@ def small_dataset(sim_store) -> Dataset:
 def tracking_uri(tmp_path_factory) -> str:
     """A migrated SQLite tracking database shared by the session (first init costs seconds)."""
     return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(scope="session")
+def small_config(small_dataset):
+    from training.config import TrainingConfig
+
+    return TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 20})
+
+
+@pytest.fixture(scope="session")
+def small_evaluation(small_dataset, small_config):
+    """The walk-forward of the small market (one process: the tests share the cores)."""
+    from training.evaluate import evaluate
+
+    return evaluate(small_dataset, small_config, workers=1)

@@ -12,15 +12,12 @@ import pytest
 from features.registry import FEATURES, max_lookback
 from models.bundle import Bundle, BundleMismatch
 from training.config import TrainingConfig
-from training.evaluate import evaluate
 from training.train import fit_bundle
 
 
 @pytest.fixture(scope="module")
-def fitted(small_dataset):
-    config = TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 0})
-    evaluation = evaluate(small_dataset, config, workers=1)
-    return fit_bundle(small_dataset, config, evaluation), evaluation
+def fitted(small_dataset, small_config, small_evaluation):
+    return fit_bundle(small_dataset, small_config, small_evaluation), small_evaluation
 
 
 def test_the_bundle_deploys_what_the_walk_forward_chose(fitted):

@@ -12,6 +12,8 @@ from flushcast.cli import app
 from marketdata.store import MarketStore
 from simulator import simulate
 
+pytestmark = pytest.mark.slow
+
 runner = CliRunner()
 
 

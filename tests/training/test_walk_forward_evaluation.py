@@ -9,20 +9,20 @@ import pandas as pd
 import pytest
 
 from training.config import TrainingConfig
-from training.evaluate import evaluate, model_names
+from training.evaluate import model_names
 from training.metrics import METRICS
 from training.record import EvaluationRecord
 from training.walkforward import calibrate_and_choose, horizon_data, out_of_fold
 
 
 @pytest.fixture(scope="module")
-def config(small_dataset) -> TrainingConfig:
-    return TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 20})
+def config(small_config) -> TrainingConfig:
+    return small_config
 
 
 @pytest.fixture(scope="module")
-def evaluation(small_dataset, config):
-    return evaluate(small_dataset, config, workers=1)
+def evaluation(small_evaluation):
+    return small_evaluation
 
 
 def test_every_prediction_is_out_of_sample_and_purged(evaluation, small_dataset):
