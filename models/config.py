@@ -72,7 +72,7 @@ class FitConfig(Strict):
     )
     logistic_C: float = Field(0.1, gt=0)
     logistic_negatives_per_positive: float = Field(10.0, gt=0)
-    logistic_min_negatives: int = Field(10_000, ge=0)
+    logistic_min_negatives: int = Field(5_000, ge=0)
     negatives_per_positive: float = Field(4.0, gt=0)
     min_negatives: int = Field(5000, ge=0)
     max_fit_rows: int | None = Field(10_000, ge=100)
@@ -112,6 +112,7 @@ def _logistic(columns: Sequence[str], fit: FitConfig) -> Logistic:
         C=fit.logistic_C,
         negatives_per_positive=fit.logistic_negatives_per_positive,
         min_negatives=fit.logistic_min_negatives,
+        max_rows=fit.max_fit_rows,
         seed=fit.seed,
     )
 

@@ -233,7 +233,8 @@ class Logistic:
         *,
         C: float = 0.1,
         negatives_per_positive: float = 10.0,
-        min_negatives: int = 10_000,
+        min_negatives: int = 5_000,
+        max_rows: int | None = 10_000,
         seed: int = 0,
     ) -> None:
         self.columns = list(columns)
@@ -245,6 +246,7 @@ class Logistic:
         self.C = C
         self.negatives_per_positive = negatives_per_positive
         self.min_negatives = min_negatives
+        self.max_rows = max_rows
         self.seed = seed
         self.low = np.full(len(self.use), -np.inf)
         self.high = np.full(len(self.use), np.inf)
@@ -261,12 +263,15 @@ class Logistic:
 
     def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> Logistic:
         X, y = _check(X, y)
-        rows, w = balanced_sample(y, self.negatives_per_positive, self.min_negatives, self.seed)
+        rows, w = balanced_sample(
+            y, self.negatives_per_positive, self.min_negatives, self.seed, self.max_rows
+        )
         Z = X[rows][:, self.use]
         finite = np.isfinite(Z)
+        sample = np.random.default_rng(self.seed).choice(len(Z), min(len(Z), 5000), replace=False)
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-            bounds = np.nanpercentile(np.where(finite, Z, np.nan), [1, 99], axis=0)
+            bounds = np.nanpercentile(np.where(finite, Z, np.nan)[sample], [1, 99], axis=0)
         self.low = np.where(np.isfinite(bounds[0]), bounds[0], -np.inf)
         self.high = np.where(np.isfinite(bounds[1]), bounds[1], np.inf)
         Z = np.clip(Z, self.low, self.high)

@@ -193,18 +193,21 @@ def out_of_fold(
         if not 0 < data.y[train].sum() < len(train):
             excluded[fold.number] = "no flush in the training span"
         else:
+            # One copy of the fold's rows for every learner (years of rows: copies add up).
+            X_train, y_train, t_train = data.X[train], data.y[train], t[train]
+            X_test, t_test = data.X[test], t[test]
             fitted: dict[str, Learner] = {}
             for name in names:
                 model = made[name](fold.number)
                 # Trees boosted from the logistic score start from this fold's logistic fit.
                 if isinstance(model, GradientBoosting) and model.init and "logistic" in fitted:
                     model.init = fitted["logistic"]  # type: ignore[assignment]
-                model.fit(data.X[train], data.y[train], t[train])
+                model.fit(X_train, y_train, t_train)
                 fitted[name] = model
-                scores = model.score(data.X[test], t[test])
+                scores = model.score(X_test, t_test)
                 calibrated[name] = is_calibrated(model)
                 if calibrated[name]:
-                    loc, scale = score_scale(model, data.X[train], t[train], fold.number)
+                    loc, scale = score_scale(model, X_train, t_train, fold.number)
                     scores = (scores - loc) / scale
                 raw[name][test] = scores
                 if name == "lightgbm" and isinstance(model, GradientBoosting):
