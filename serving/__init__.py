@@ -1,4 +1,4 @@
-"""The BentoML prediction service: calibrated flush probabilities with exact TreeSHAP reasons.
+"""The BentoML prediction service: calibrated flush probabilities with exact reasons.
 
 Light on purpose (the CLI imports it): the service itself lives in `serving.service`.
 """

@@ -83,7 +83,7 @@ def _spec() -> JSONResponse:
 )
 @bentoml.asgi_app(routes, path="/")
 class Flushcast:
-    """Calibrated probabilities of a leverage flush per horizon, with exact TreeSHAP reasons."""
+    """Calibrated probabilities of a leverage flush per horizon, with exact reasons."""
 
     model = bentoml.models.BentoModel(os.environ.get(MODEL_ENV, "flushcast:latest"))
 
