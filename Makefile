@@ -18,7 +18,7 @@ $(BIN)/flushcast: requirements.lock pyproject.toml
 demo: $(BIN)/flushcast
 	$(BIN)/flushcast demo --store $(STORE)
 
-# The fast tier: unit tests and small in-process fixtures (under a minute on 2 cores).
+# The fast tier: unit tests and small in-process fixtures (about two minutes on 2 cores).
 test: $(BIN)/flushcast
 	$(BIN)/python -m pytest -q -m "not slow"
 

@@ -47,8 +47,8 @@ CAVEATS = (
     "it less reliable.",
     "The heatmap is an estimate from open-interest changes under an assumed leverage mix, not "
     "the exchange's book of positions; real liquidation levels may sit elsewhere.",
-    "The reasons are the model's own arithmetic (exact contributions to its log-odds): they say what "
-    "moved this forecast, not what will cause a flush.",
+    "The reasons are the model's own arithmetic (exact contributions to its log-odds): they say "
+    "what moved this forecast, not what will cause a flush.",
 )
 
 

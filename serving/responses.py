@@ -14,7 +14,9 @@ from training.registry import ModelIdentity
 class Contribution(BaseModel):
     feature: str
     value: float | str | None = Field(description="The input value (null = missing).")
-    contribution: float = Field(description="Exact contribution to the flush model's log-odds (TreeSHAP, or linear).")
+    contribution: float = Field(
+        description="Exact contribution to the flush model's log-odds (TreeSHAP, or linear)."
+    )
     description: str
 
 
