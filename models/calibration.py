@@ -9,10 +9,14 @@ hold by construction, and tests hold them:
   when events are plentiful (isotonic alone leaves flat steps that tie, and so erase, ranks).
 - **Never a constant** while the calibration rows hold both classes: a model with no held-out
   skill gets a near-flat but still increasing map, so its ranking stays measurable.
-- **Shrunk towards the base rate when events are few**: the probability is
-  `w · f(score) + (1 - w) · prior` with `w = episodes / (episodes + shrinkage_episodes)`.
+- **Shrunk towards the base rate when evidence is thin**: the probability is
+  `w · f(score) + (1 - w) · prior` with
+  `w = episodes / (episodes + shrinkage_episodes) · folds / (folds + shrinkage_folds)`.
   Episodes, not flush bars: one 24 h cascade labels a day of consecutive bars, which are one
-  piece of evidence, not 24.
+  piece of evidence, not 24. Folds (the refits whose test blocks the rows come from) as well:
+  flushes cluster, so five episodes of one busy week say what that week's rate was, not the
+  next week's (on two months of real hourly data, a map fitted on the week of a cascade
+  forecast 19 % on average for weeks with 2-3 % flushes).
 
 Out-of-fold scores come from many refits, each trained on more data than the last, so their
 scale drifts (a model fitted on a month spreads its scores less than one fitted on a year, and
@@ -35,6 +39,9 @@ ISOTONIC_MIN_CLASS = 200
 """Rows of the rarer class before an isotonic fit is trusted enough to be averaged in."""
 SHRINKAGE_EPISODES = 10.0
 """Flush episodes at which the fitted map and the prior weigh the same."""
+SHRINKAGE_FOLDS = 4.0
+"""Folds of out-of-fold rows at which, by time alone, the fitted map and the prior weigh the
+same (one busy week is one draw of the regime)."""
 ISOTONIC_SHARE = 0.9
 """Weight of the isotonic fit in a blend; the Platt rest keeps the map strictly increasing."""
 MIN_SLOPE = 1e-3
@@ -116,12 +123,15 @@ class Calibrator:
         prior: float | None = None,
         episodes: float | None = None,
         shrinkage_episodes: float = SHRINKAGE_EPISODES,
+        folds: int | None = None,
+        shrinkage_folds: float = SHRINKAGE_FOLDS,
         isotonic_min_class: int = ISOTONIC_MIN_CLASS,
     ) -> Calibrator:
         """Fit on out-of-fold scores and their 0/1 outcomes; `prior` defaults to their rate.
 
         `episodes` is the number of independent flushes behind the positive rows (default:
-        every positive row counts as one); it sets the shrinkage towards the prior.
+        every positive row counts as one) and `folds` the number of refits whose test blocks
+        the rows come from (default: not counted); they set the shrinkage towards the prior.
 
         Needs both classes: with one class there is no evidence of how scores map to outcomes,
         and the caller must say what to forecast instead (the fold is excluded from scoring).
@@ -143,6 +153,8 @@ class Calibrator:
         a, b = platt(x, y, MIN_SLOPE / spread if spread > 0 else MIN_SLOPE)
         evidence = events if episodes is None else max(float(episodes), 1.0)
         weight = evidence / (evidence + shrinkage_episodes) if shrinkage_episodes > 0 else 1.0
+        if folds is not None and shrinkage_folds > 0:
+            weight *= max(folds, 1) / (max(folds, 1) + shrinkage_folds)
         if rarer < isotonic_min_class:
             return cls("platt", a, b, weight, prior)
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)

@@ -33,6 +33,10 @@ class CalibrationConfig(Strict):
     """Out-of-fold flush episodes needed before a fold can be calibrated; fewer: the fold is
     left out of every model's scores, with the reason recorded."""
     shrinkage_episodes: float = Field(10.0, ge=0)
+    """Flush episodes at which the calibrated map and the training base rate weigh the same."""
+    shrinkage_folds: float = Field(4.0, ge=0)
+    """Folds of out-of-fold rows at which they weigh the same by time alone (flushes cluster:
+    one busy week is one draw of the regime)."""
     isotonic_min_class: int = Field(200, ge=1)
     window_hours: int | None = Field(4380, ge=1)
     """Only out-of-fold rows this recent calibrate (half a year): regimes drift, and old rows

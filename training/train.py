@@ -60,9 +60,9 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
     learner = make_candidate(choice.chosen, data.columns, config.fit, dropout_groups(data.columns))
     learner.fit(data.X, data.y)
     episodes = int(data.episode_start[rows].sum())
-    calibrator = fit_calibrator(raw[rows], data.y[rows], episodes, prior, config).for_scores(
-        *score_scale(learner, data.X)
-    )
+    folds = len(np.unique(oof.fold_of[rows]))
+    calibrator = fit_calibrator(raw[rows], data.y[rows], episodes, folds, prior, config)
+    calibrator = calibrator.for_scores(*score_scale(learner, data.X))
     sided, is_long = data.sided()
     direction = None
     d = np.flatnonzero(sided)

@@ -270,7 +270,12 @@ def choose(
 
 
 def fit_calibrator(
-    scores: np.ndarray, y: np.ndarray, episodes: int, prior: float, config: TrainingConfig
+    scores: np.ndarray,
+    y: np.ndarray,
+    episodes: int,
+    folds: int,
+    prior: float,
+    config: TrainingConfig,
 ) -> Calibrator:
     """The calibration recipe, one place for folds and the final model."""
     return Calibrator.fit(
@@ -279,6 +284,8 @@ def fit_calibrator(
         prior=prior,
         episodes=episodes,
         shrinkage_episodes=config.calibration.shrinkage_episodes,
+        folds=folds,
+        shrinkage_folds=config.calibration.shrinkage_folds,
         isotonic_min_class=config.calibration.isotonic_min_class,
     )
 
@@ -328,6 +335,7 @@ def calibrate_and_choose(
         scored = np.isfinite(oof.raw[names[0]]) & (t < cutoff)
         calibration_rows = scored & (t >= cutoff - window * HOUR) if window else scored
         oof_episodes = int(data.episode_start[calibration_rows].sum())
+        oof_folds = len(np.unique(oof.fold_of[calibration_rows]))
         record["oof_episodes"] = oof_episodes
         if fold.number not in excluded and not (
             oof_episodes >= config.calibration.min_episodes
@@ -345,7 +353,12 @@ def calibrate_and_choose(
             scores = oof.raw[name]
             if oof.calibrated.get(name, True):
                 calibrator = fit_calibrator(
-                    scores[calibration_rows], data.y[calibration_rows], oof_episodes, prior, config
+                    scores[calibration_rows],
+                    data.y[calibration_rows],
+                    oof_episodes,
+                    oof_folds,
+                    prior,
+                    config,
                 )
                 probability[name][fold.test] = calibrator.predict(scores[fold.test])
             else:

@@ -80,6 +80,26 @@ def test_one_event_is_enough_to_stay_monotone_and_is_shrunk_to_the_prior():
         Calibrator.fit(scores, np.zeros(200))
 
 
+def test_a_busy_week_alone_is_shrunk_to_the_prior_more_than_many_weeks():
+    """Five episodes from one cascade week say what that week's rate was, not the next one's.
+
+    The rows here flush at 30 %, the training base rate is 5 %: from one fold the forecast stays
+    near the prior, from twenty folds of the same evidence it follows the rows.
+    """
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=400)
+    y = (rng.random(400) < 1 / (1 + np.exp(-(-1.0 + scores)))).astype(float)
+    one = Calibrator.fit(scores, y, prior=0.05, episodes=5, folds=1)
+    many = Calibrator.fit(scores, y, prior=0.05, episodes=5, folds=20)
+    uncounted = Calibrator.fit(scores, y, prior=0.05, episodes=5)
+    assert one.weight == pytest.approx(5 / 15 * 1 / 5)
+    assert many.weight == pytest.approx(5 / 15 * 20 / 24)
+    assert uncounted.weight == pytest.approx(5 / 15)
+    p_one, p_many = one.predict(scores), many.predict(scores)
+    assert abs(p_one.mean() - 0.05) < 0.03 < abs(p_many.mean() - 0.05)
+    assert np.all(np.diff(p_one[np.argsort(scores)]) > 0)  # still strictly increasing
+
+
 def test_platt_fixes_a_distortion_with_few_events():
     p, y = _sample(2_000, 1.0, 15.0, seed=1)
     assert y.sum() < 200  # too few for the isotonic part
