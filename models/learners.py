@@ -24,6 +24,10 @@ from sklearn.linear_model import LogisticRegression
 
 from models.matrix import SYMBOL
 
+WINSOR_SAMPLE = 5000
+"""Rows the logistic model's 1st and 99th percentile bounds are taken from (a sample: the
+percentiles barely move beyond a few thousand rows, and sorting every row costs)."""
+
 
 class Learner(Protocol):
     """What the walk-forward needs of a model (deployed or baseline).
@@ -268,10 +272,16 @@ class Logistic:
         )
         Z = X[rows][:, self.use]
         finite = np.isfinite(Z)
-        sample = np.random.default_rng(self.seed).choice(len(Z), min(len(Z), 5000), replace=False)
+        sample = (
+            Z
+            if len(Z) <= WINSOR_SAMPLE
+            else Z[np.random.default_rng(self.seed).choice(len(Z), WINSOR_SAMPLE, replace=False)]
+        )
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column
-            bounds = np.nanpercentile(np.where(finite, Z, np.nan)[sample], [1, 99], axis=0)
+            bounds = np.nanpercentile(
+                np.where(np.isfinite(sample), sample, np.nan), [1, 99], axis=0
+            )
         self.low = np.where(np.isfinite(bounds[0]), bounds[0], -np.inf)
         self.high = np.where(np.isfinite(bounds[1]), bounds[1], np.inf)
         Z = np.clip(Z, self.low, self.high)

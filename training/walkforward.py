@@ -337,6 +337,7 @@ def calibrate_and_choose(
         oof_episodes = int(data.episode_start[calibration_rows].sum())
         oof_folds = len(np.unique(oof.fold_of[calibration_rows]))
         record["oof_episodes"] = oof_episodes
+        record["oof_folds"] = oof_folds
         if fold.number not in excluded and not (
             oof_episodes >= config.calibration.min_episodes
             and data.y[calibration_rows].sum() < calibration_rows.sum()
