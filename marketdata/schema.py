@@ -11,6 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from common.errors import shorten
+
 BAR = pd.Timedelta("1h")
 """Default bar size. Timestamps are bar open times, UTC."""
 
@@ -25,9 +27,9 @@ _UNIT = {"m": "min", "min": "min", "h": "h", "d": "D"}
 def parse_bar(text: str) -> pd.Timedelta:
     """A bar size written as the CLI and mappings take it: "1h", "4h", "1d", or a finer source
     bar such as "1m", "5m", "30m" (minutes). Raises ValueError for anything else."""
-    match = _BAR_TEXT.match(str(text))
+    match = _BAR_TEXT.match(text) if isinstance(text, str) else None
     if match is None or int(match.group(1)) <= 0:
-        raise ValueError(f"bar {text!r} is not a bar size such as 1h, 4h, 1d or 5m")
+        raise ValueError(f"bar {shorten(text)} is not a bar size such as 1h, 4h, 1d or 5m")
     return pd.Timedelta(int(match.group(1)), _UNIT[match.group(2).lower()])
 
 
@@ -41,6 +43,30 @@ def bar_name(bar: pd.Timedelta) -> str:
     if minutes % 60 == 0:
         return f"{minutes // 60}h"
     return f"{minutes}m"
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_MAX = 64
+"""A symbol or venue: 1 to 64 ASCII letters, digits, `.`, `_` or `-`, starting with a letter or
+digit (BTCUSDT, BTC-PERP, BTCUSDT_PERP.A, 1000PEPEUSDT). The one rule for every name that enters:
+ingest (it becomes a file name in the store), HTTP requests and alert rules. Nothing else is
+allowed, so no name can hide as another (bidirectional controls, look-alike letters), climb out
+of a folder or exceed a file name."""
+_NAME = re.compile(NAME_PATTERN)
+
+
+def name_problem(text: object, what: str = "symbol") -> str | None:
+    """Why `text` is not a valid symbol or venue name (None: it is)."""
+    if not isinstance(text, str) or not text:
+        return f"{what} is empty"
+    if len(text) > NAME_MAX:
+        return f"{what} {shorten(text)} is longer than {NAME_MAX} characters"
+    if _NAME.match(text) is None:
+        return (
+            f"{what} {shorten(text)} has characters outside A-Z, a-z, 0-9, '.', '_', '-' "
+            "(or does not start with a letter or digit)"
+        )
+    return None
 
 
 KEY_COLUMNS: tuple[str, ...] = ("timestamp", "symbol", "venue")

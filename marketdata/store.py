@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import os
 import re
@@ -39,7 +40,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.errors import DataError
-from marketdata.schema import BAR, COLUMNS, STORED_BARS, bar_name, conform, empty_frame, parse_bar
+from marketdata.schema import (
+    BAR,
+    COLUMNS,
+    STORED_BARS,
+    bar_name,
+    conform,
+    empty_frame,
+    name_problem,
+    parse_bar,
+)
 from marketdata.validate import ValidationReport, validate
 
 MANIFEST = "MANIFEST.json"
@@ -85,8 +95,9 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _check_name(text: str, what: str) -> None:
-    if not text or "/" in text or "\\" in text or text.startswith(".") or "\x00" in text:
-        raise DataError(f"{what} {text!r} cannot name a stored dataset", column=what)
+    problem = name_problem(text, what)
+    if problem is not None:
+        raise DataError(f"{problem}: it cannot name a stored dataset", column=what)
 
 
 class MarketStore:
@@ -100,7 +111,13 @@ class MarketStore:
 
     # ---- reading -------------------------------------------------------------------------
 
+    def _check_root(self) -> None:
+        """A store is a folder: a path naming anything else is refused in one line."""
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError("not a store: it is a file, and a store is a folder", file=self.root)
+
     def _manifest(self) -> dict | None:
+        self._check_root()
         path = self.root / MANIFEST
         try:
             text = path.read_text()
@@ -201,9 +218,39 @@ class MarketStore:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _read_one(self, dataset: Dataset) -> pd.DataFrame:
-        frame = pd.read_parquet(dataset.path)
+        data = self._verified(dataset.path)  # FileNotFoundError: a writer committed meanwhile
+        try:
+            frame = pd.read_parquet(io.BytesIO(data))
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"not a readable dataset file: {exc}", file=dataset.path) from None
         validate(conform(frame), bar=dataset.bar, file=str(dataset.path))
         return frame
+
+    def _verified(self, path: Path) -> bytes:
+        """The bytes of a stored file, checked: a regular file inside the store (no link leads
+        out of it), whose content has the digest its name carries (so a file replaced or
+        changed by hand is named, not read as data). Read once, so the check and the parse
+        see the same bytes."""
+        root = self.root.resolve()
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            raise DataError(
+                "the stored file is a link, or leads outside the store: a store holds its own "
+                "files only (copy the data in with `flushcast ingest`)",
+                file=path,
+            )
+        data = path.read_bytes()
+        match = _VERSION.match(path.name)
+        if match is not None:
+            digest = hashlib.sha256(data).hexdigest()[:16]
+            named = path.name.removesuffix(".parquet").rsplit(".", 1)[1]
+            if digest != named:
+                raise DataError(
+                    f"the file's content (digest {digest}) is not the version its name says "
+                    f"({named}): it was changed after it was written; restore it, or remove the "
+                    "series from the store and ingest it again",
+                    file=path,
+                )
+        return data
 
     def provenance(self, symbol: str, venue: str) -> dict:
         """Where each column of a dataset came from, as recorded when it was written."""
@@ -231,7 +278,13 @@ class MarketStore:
             finally:
                 self._depth -= 1
             return
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._check_root()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataError(
+                f"cannot create the store folder: {exc.strerror}", file=self.root
+            ) from None
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
             self._acquire(fd)

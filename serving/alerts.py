@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -38,12 +39,21 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from common import yamlfile
 from common.atomic import write_atomic
+from common.errors import shorten
+from marketdata.schema import NAME_MAX, NAME_PATTERN
 from serving.bands import EDGES, Band
 from serving.responses import ModelIdentity
 from serving.risk import RiskEntry, Snapshot
@@ -56,7 +66,12 @@ DEFAULT_SECRET_ENV = "FLUSHCAST_WEBHOOK_SECRET"
 RULES_FILE = "alerts.json"
 STATE_FILE = "alerts_state.json"
 DEAD_LETTERS = "dead_letters.jsonl"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+OUTBOX = "outbox"
+MAX_COOLDOWN_S = 30 * 86400.0
+"""The longest cooldown a rule may have: 30 days (a longer one is a rule that fires once)."""
+MAX_API_RULES = 1000
+"""Rules `POST /alerts` keeps; each post rewrites the file, so the file stays small."""
+_DURATION = re.compile(r"^\s*(\d{1,12}(?:\.\d{1,12})?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RANK = {name: i for i, name in enumerate(["low", *(name for _, name in reversed(EDGES))])}
 
@@ -66,30 +81,56 @@ class AlertConfigError(ValueError):
 
 
 def seconds(value: str | float) -> float:
-    """A duration: seconds, or text like `90s`, `30m`, `6h`, `1d`."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(value)
-    if match is None:
+    """A duration: seconds, or text like `90s`, `30m`, `6h`, `1d`; finite, from 0 to 30 days.
+
+    The bound is checked here, where every cooldown is read, because the evaluation adds it to
+    dates: an unbounded one (1e300, Infinity, NaN) would fail every later evaluation.
+    """
+    if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
-    return float(match[1]) * _UNITS[match[2]]
+    if isinstance(value, int | float):
+        total = float(value)
+    else:
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{shorten(value)} is not a duration like 30m, 6h or 1d")
+        total = float(match[1]) * _UNITS[match[2]]
+    if not (math.isfinite(total) and 0 <= total <= MAX_COOLDOWN_S):
+        raise ValueError(
+            f"{shorten(value)} is not a duration from 0 to {MAX_COOLDOWN_S / 86400:g} days"
+        )
+    return total
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class AlertRule(Strict):
-    id: str | None = Field(None, description="Set by the service when omitted.")
-    symbol: str = Field(min_length=1, examples=["BTCUSDT"])
-    venue: str | None = Field(None, description="Only this venue (default: every venue).")
-    horizon: int = Field(ge=1, description="Hours; one of the model's horizons.")
+    id: str | None = Field(
+        None,
+        max_length=NAME_MAX,
+        pattern=NAME_PATTERN,
+        description="Set by the service when omitted.",
+    )
+    symbol: str = Field(max_length=NAME_MAX, pattern=NAME_PATTERN, examples=["BTCUSDT"])
+    venue: str | None = Field(
+        None,
+        max_length=NAME_MAX,
+        pattern=NAME_PATTERN,
+        description="Only this venue (default: every venue).",
+    )
+    horizon: int = Field(ge=1, le=24 * 366, description="Hours; one of the model's horizons.")
     p_at_least: float | None = Field(None, gt=0, lt=1, description="Fire at p_flush >= this.")
     band_at_least: Literal["elevated", "high", "extreme"] | None = Field(
         None, description="Fire at this risk band or above."
     )
-    cooldown: str | float = Field(
-        "6h", description="Market time between two firings: seconds or 30m, 6h, 1d."
+    cooldown: (
+        Annotated[str, Field(max_length=32)]
+        | Annotated[float, Field(strict=True, ge=0, le=MAX_COOLDOWN_S)]
+    ) = Field(
+        "6h",
+        description="Market time between two firings: seconds or 30m, 6h, 1d; at most 30 days.",
     )
     webhook: bool = Field(True, description="Deliver to the configured webhook.")
     log: bool = Field(True, description="Write the alert as a JSON line to stdout.")
@@ -98,8 +139,13 @@ class AlertRule(Strict):
     def _check(self) -> AlertRule:
         if (self.p_at_least is None) == (self.band_at_least is None):
             raise ValueError("give exactly one of `p_at_least` or `band_at_least`")
-        seconds(self.cooldown)
         return self
+
+    @field_validator("cooldown")
+    @classmethod
+    def _bounded(cls, value: str | float) -> str | float:
+        seconds(value)
+        return value
 
     @property
     def cooldown_s(self) -> float:
@@ -156,11 +202,11 @@ def load_config(path: str | Path) -> AlertsConfig:
     """Rules and webhook from YAML; AlertConfigError naming the file and the key otherwise."""
     path = Path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        document = yamlfile.load(path.read_text(encoding="utf-8")) or {}
         config = AlertsConfig.model_validate(document)
     except OSError as exc:
         raise AlertConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
+    except (yamlfile.YamlError, UnicodeDecodeError) as exc:
         raise AlertConfigError(f"{path}: not YAML: {exc}") from None
     except ValidationError as exc:
         raise AlertConfigError(f"{path}: {_problem(exc)}") from None
@@ -196,20 +242,69 @@ def write_json(path: Path, document: object) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(document, indent=1, default=str)))
 
 
+class AlertState:
+    """`alerts_state.json`: per rule and venue the last bar evaluated and the last firing, and the
+    outbox, the alerts fired but not yet delivered or dead-lettered.
+
+    The outbox is written in the same atomic write as the firing it records, so a worker killed
+    at any instant leaves either no firing or a firing still to deliver: the next leader sends
+    what the outbox holds (at least once; receivers drop repeats by `X-Flushcast-Alert-Id`).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / STATE_FILE
+        self.lock = folder / "alerts_state.lock"
+
+    def read(self) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
+        if not self.path.is_file():
+            return {}, {}
+        document = json.loads(self.path.read_text())
+        if "format" not in document:  # written before the outbox existed: firings only
+            return document, {}
+        return document["rules"], document[OUTBOX]
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[tuple[dict[str, dict[str, str]], dict[str, dict]]]:
+        """The state to change in place, written back (atomically, under a lock) on exit."""
+        with locked(self.lock):
+            rules, outbox = self.read()
+            yield rules, outbox
+            write_json(self.path, {"format": 2, "rules": rules, OUTBOX: outbox})
+
+    def pending(self) -> list[dict]:
+        return list(self.read()[1].values())
+
+    def done(self, alert_id: str) -> None:
+        with self.update() as (_, outbox):
+            outbox.pop(alert_id, None)
+
+
 class AlertEngine:
     """File rules plus API rules, and the firing state, in the live folder."""
 
     def __init__(self, folder: Path, config: AlertsConfig) -> None:
         self.folder = folder
         self.config = config
+        self.state = AlertState(folder)
 
     # -- rules -------------------------------------------------------------------------------
 
-    def api_rules(self) -> list[AlertRule]:
+    def _stored(self) -> list[dict]:
+        """The API rules as stored, valid or not (an invalid one stays until deleted)."""
         path = self.folder / RULES_FILE
-        if not path.is_file():
-            return []
-        return [AlertRule.model_validate(r) for r in json.loads(path.read_text())]
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def api_rules(self) -> list[AlertRule]:
+        """The valid API rules; one stored before a check existed and failing it now is logged
+        and skipped, never allowed to stop the others."""
+        rules = []
+        for raw in self._stored():
+            try:
+                rules.append(AlertRule.model_validate(raw))
+            except ValidationError as exc:
+                rule_id = raw.get("id") if isinstance(raw, dict) else None
+                log.error("alert rule %s skipped: %s", shorten(rule_id), _problem(exc))
+        return rules
 
     def rules(self) -> list[AlertRule]:
         return [*self.config.rules, *self.api_rules()]
@@ -220,41 +315,62 @@ class AlertEngine:
                 f"horizon: the model has no {rule.horizon} h horizon ({horizons})"
             )
         with locked(self.folder / "alerts.lock"):
-            rules = self.api_rules()
+            stored = self._stored()
+            if len(stored) >= MAX_API_RULES:
+                raise AlertConfigError(
+                    f"id: {MAX_API_RULES} rules exist already, the most the service keeps; "
+                    "delete some first"
+                )
             if rule.id is None:
                 rule = rule.model_copy(update={"id": uuid.uuid4().hex[:12]})
-            if any(r.id == rule.id for r in self.rules()):
+            taken = {r.id for r in self.config.rules} | {
+                r.get("id") for r in stored if isinstance(r, dict)
+            }
+            if rule.id in taken:
                 raise AlertConfigError(f"id: a rule {rule.id!r} exists already")
-            write_json(self.folder / RULES_FILE, [r.model_dump() for r in [*rules, rule]])
+            write_json(self.folder / RULES_FILE, [*stored, rule.model_dump()])
         return rule
 
     def remove(self, rule_id: str) -> bool:
         with locked(self.folder / "alerts.lock"):
-            rules = self.api_rules()
-            kept = [r for r in rules if r.id != rule_id]
-            if len(kept) == len(rules):
+            stored = self._stored()
+            kept = [r for r in stored if not (isinstance(r, dict) and r.get("id") == rule_id)]
+            if len(kept) == len(stored):
                 return False
-            write_json(self.folder / RULES_FILE, [r.model_dump() for r in kept])
+            write_json(self.folder / RULES_FILE, kept)
         return True
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def _state(self) -> dict[str, dict[str, str]]:
-        path = self.folder / STATE_FILE
-        return json.loads(path.read_text()) if path.is_file() else {}
-
     def evaluate(self, snapshot: Snapshot, now: datetime) -> list[tuple[Alert, AlertRule]]:
-        """The alerts this snapshot fires (each rule at most once per bar and per cooldown)."""
-        state = self._state()
+        """The alerts this snapshot fires (each rule at most once per bar and per cooldown),
+        recorded in the outbox with the firing state.
+
+        Each rule is evaluated on its own: one that fails is logged with its id and skipped,
+        so it cannot stop the other rules, or the live loop that calls this.
+        """
         fired = []
-        for rule in self.rules():
-            for entry in snapshot.entries:
-                if entry.symbol != rule.symbol or (rule.venue and entry.venue != rule.venue):
+        with self.state.update() as (state, outbox):
+            for rule in self.rules():
+                try:
+                    mine = [
+                        (alert, rule)
+                        for entry in snapshot.entries
+                        if entry.symbol == rule.symbol
+                        and (not rule.venue or entry.venue == rule.venue)
+                        if (alert := self._check(rule, entry, snapshot.model, state, now))
+                        is not None
+                    ]
+                except Exception:  # one bad rule must never switch alerting off: say which
+                    log.exception("alert rule %s not evaluated; the other rules were", rule.id)
                     continue
-                alert = self._check(rule, entry, snapshot.model, state, now)
-                if alert is not None:
-                    fired.append((alert, rule))
-        write_json(self.folder / STATE_FILE, state)
+                fired += mine
+            for alert, rule in fired:
+                outbox[alert.alert_id] = {
+                    "alert": alert.model_dump(mode="json"),
+                    "log": rule.log,
+                    "webhook": rule.webhook,
+                }
         return fired
 
     @staticmethod
@@ -298,20 +414,55 @@ class AlertEngine:
         )
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx stays an HTTPError: following it would resend the alert, or turn the POST into a GET
+    without its body, to wherever the receiver points, and count that delivered."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _retry(status: int) -> bool:
+    """A redirect, 429 or 5xx may pass on a later attempt; any other refusal will not."""
+    return 300 <= status < 400 or status == 429 or status >= 500
+
+
 class Dispatcher:
-    """Delivers alerts in a background thread: log line, then webhook with retries."""
+    """Delivers alerts in a background thread: log line, then webhook with retries.
+
+    It starts by sending what the outbox holds (fired by a worker that died before delivering),
+    and clears each alert from the outbox once delivered or dead-lettered.
+    """
 
     def __init__(self, folder: Path, webhook: WebhookConfig | None) -> None:
         self.folder = folder
         self.webhook = webhook
+        self.state = AlertState(folder)
         self.delivered = 0
         self.dead = 0
-        self._queue: queue.Queue[tuple[Alert, AlertRule] | None] = queue.Queue()
+        self._queue: queue.Queue[dict | None] = queue.Queue()
+        self._queued: set[str] = set()
+        for pending in self.state.pending():
+            log.warning(
+                "alert %s was fired but not delivered: sending it", pending["alert"]["alert_id"]
+            )
+            self._put(pending)
         self._thread = threading.Thread(target=self._run, name="alerts", daemon=True)
         self._thread.start()
 
     def send(self, alert: Alert, rule: AlertRule) -> None:
-        self._queue.put((alert, rule))
+        item = {"alert": alert.model_dump(mode="json"), "log": rule.log, "webhook": rule.webhook}
+        self._put(item)
+
+    def _put(self, item: dict) -> None:
+        """Queue an alert unless it is queued already (the outbox and `send` may both hold it)."""
+        alert_id = item["alert"]["alert_id"]
+        if alert_id not in self._queued:
+            self._queued.add(alert_id)
+            self._queue.put(item)
 
     def close(self, timeout: float = 30.0) -> None:
         """Deliver what is queued, then stop."""
@@ -320,12 +471,19 @@ class Dispatcher:
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
-            alert, rule = item
-            body = alert.model_dump_json().encode()
-            if rule.log:
-                print(body.decode(), flush=True)
-            if rule.webhook and self.webhook is not None:
-                self._post(alert, body, self.webhook)
+            try:
+                self._deliver(item)
+            except Exception:  # the thread must outlive one alert; it stays in the outbox
+                log.exception("alert %s not delivered", item["alert"].get("alert_id"))
+
+    def _deliver(self, item: dict) -> None:
+        alert = Alert.model_validate(item["alert"])
+        body = alert.model_dump_json().encode()
+        if item["log"]:
+            print(body.decode(), flush=True)
+        if item["webhook"] and self.webhook is not None:
+            self._post(alert, body, self.webhook)
+        self.state.done(alert.alert_id)
 
     def _post(self, alert: Alert, body: bytes, hook: WebhookConfig) -> None:
         secret = os.environ.get(hook.secret_env, "")
@@ -341,13 +499,15 @@ class Dispatcher:
                 time.sleep(min(hook.backoff_s * 2 ** (attempt - 1), 30.0))
             request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=hook.timeout_s) as response:
+                with _OPENER.open(request, timeout=hook.timeout_s) as response:
                     response.read()
                 self.delivered += 1
                 return
             except urllib.error.HTTPError as exc:
                 problem = f"HTTP {exc.code}"
-                if exc.code != 429 and exc.code < 500:
+                if 300 <= exc.code < 400:
+                    problem += " (a redirect: webhooks are not redirected)"
+                if not _retry(exc.code):
                     break  # the receiver refused this alert: retrying will not help
             except (urllib.error.URLError, OSError) as exc:
                 problem = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"

@@ -4,16 +4,21 @@ BentoML would otherwise read any body whole into memory and parse unknown media 
 its pickle check covers one content type only. The gate reads the body itself, at most
 `max_bytes`, so an oversized upload is refused before it is parsed, whatever Content-Length
 claims; a body that has not arrived within `timeout` seconds is refused and its connection
-closed (the headers' deadline is `serving.timeouts`').
+closed (the headers' deadline is `serving.timeouts`'). A JSON object naming one key twice is
+refused (400): parsers keep the last (or the first) value, so the sender and the service could
+read two different requests from one body.
 """
 
 from __future__ import annotations
+
+import json
 
 import anyio
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.errors import shorten
 from serving.errors import error_body
 from serving.timeouts import read_timeout
 
@@ -69,11 +74,40 @@ class BodyGuard:
             message = f"request body not received within {self.timeout:g} s"
             await _error(408, message, close=True)(scope, receive, send)
             return
+        duplicate = duplicate_key(bytes(body))
+        if duplicate is not None:
+            message = f"the key {shorten(duplicate)} appears twice in one JSON object"
+            await _error(400, message)(scope, receive, send)
+            return
         await self.app(scope, _replay(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body exceeds {self.max_bytes} bytes; split it into several requests"
         await _error(413, message)(scope, receive, send)
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _Duplicate(next(k for i, k in enumerate(keys) if k in keys[:i]))
+    return dict(pairs)
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """The first key some object of `body` repeats; None if none does, or if `body` is not JSON
+    (the schema validation behind the gate says what is wrong with it)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique)
+    except _Duplicate as exc:
+        return exc.key
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -10,11 +10,13 @@ routing; the routes below declare the same contract for the OpenAPI spec and ans
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -27,6 +29,29 @@ from serving.risk import RiskError, RiskListResponse, RiskResponse
 
 router = APIRouter(tags=["Live operation"])
 JSON_TYPE = "application/json"
+ADMIN_TOKEN_ENV = "FLUSHCAST_ADMIN_TOKEN"
+"""When set, /alerts, DELETE /alerts/{id} and /reload need `Authorization: Bearer <it>`."""
+
+
+def admin(request: Request) -> None:
+    """The admin routes' gate: open when no token is configured, else the token or 401."""
+    expected = os.environ.get(ADMIN_TOKEN_ENV)
+    if not expected:
+        return
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        problem = {
+            "type": "unauthorized",
+            "loc": ["header", "authorization"],
+            "msg": "this route needs the admin token: Authorization: Bearer <token>",
+        }
+        raise HTTPException(401, detail=[problem], headers={"www-authenticate": "Bearer"})
+
+
+UNAUTHORIZED = {
+    401: {"description": f"An admin token is set ({ADMIN_TOKEN_ENV}) and was not given."}
+}
 
 
 class ReloadResponse(BaseModel):
@@ -102,7 +127,12 @@ class RiskAnswer:
         await send({"type": "http.response.body", "body": body})
 
 
-@router.get("/alerts", response_model=list[AlertRule], responses={503: ERRORS[503]})
+@router.get(
+    "/alerts",
+    response_model=list[AlertRule],
+    responses={**UNAUTHORIZED, 503: ERRORS[503]},
+    dependencies=[Depends(admin)],
+)
 def alerts() -> Any:
     """Every alert rule: from the rules file (ids `file-N`) and created here."""
     try:
@@ -115,7 +145,12 @@ def alerts() -> Any:
     "/alerts",
     status_code=201,
     response_model=AlertRule,
-    responses={400: {"description": "An invalid rule (the field is named)."}, 503: ERRORS[503]},
+    responses={
+        400: {"description": "An invalid rule (the field is named), or too many rules."},
+        **UNAUTHORIZED,
+        503: ERRORS[503],
+    },
+    dependencies=[Depends(admin)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -144,7 +179,10 @@ async def add_alert(request: Request) -> Any:
 
 
 @router.delete(
-    "/alerts/{rule_id}", status_code=204, responses={404: {"description": "No such rule."}}
+    "/alerts/{rule_id}",
+    status_code=204,
+    responses={404: {"description": "No such rule."}, **UNAUTHORIZED},
+    dependencies=[Depends(admin)],
 )
 def delete_alert(rule_id: str) -> Response:
     """Delete a rule created through this API (rules of the file are changed in the file)."""
@@ -157,7 +195,12 @@ def delete_alert(rule_id: str) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/reload", response_model=ReloadResponse, responses={503: ERRORS[503]})
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    responses={**UNAUTHORIZED, 503: ERRORS[503]},
+    dependencies=[Depends(admin)],
+)
 def reload() -> Any:
     """Serve the registry's current champion in every worker, without dropping requests."""
     from training.registry import RegistryError

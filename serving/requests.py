@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from features.registry import FEATURES
-from marketdata.schema import COLUMN_UNITS
+from marketdata.schema import COLUMN_UNITS, NAME_MAX, NAME_PATTERN
 
 MAX_SERIES = 64
 MAX_BARS = 50_000
@@ -36,9 +36,8 @@ MAX_TOP_K = 20
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Price = Annotated[float, Field(gt=0, strict=True, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
-NAME_PATTERN = r"^[!-~]+$"
-Name = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-"""A symbol or venue: printable ASCII without spaces (one meaning in every regex dialect)."""
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN)]
+"""A symbol or venue: the one name rule of `marketdata.schema` (ASCII letters, digits, . _ -)."""
 
 
 def _whole(value: object) -> object:

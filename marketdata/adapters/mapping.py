@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
-from common.errors import DataError
+from common import yamlfile
+from common.errors import ECHO_CHARS, DataError, shorten
 from marketdata.schema import (
     NON_NEGATIVE_COLUMNS,
     PRICE_COLUMNS,
@@ -85,8 +85,9 @@ class _Reader:
             raise self.fail(key, f"expected a mapping of {', '.join(sorted(allowed))}")
         for name in value:
             if name not in allowed:
+                shown = name if isinstance(name, str) and len(name) <= ECHO_CHARS else shorten(name)
                 raise self.fail(
-                    f"{key}.{name}" if key else str(name),
+                    f"{key}.{shown}" if key else shown,
                     f"unknown key (known here: {', '.join(sorted(allowed))})",
                 )
         for name in sorted(required):
@@ -96,7 +97,7 @@ class _Reader:
 
     def text(self, value: Any, key: str) -> str:
         if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-            raise self.fail(key, f"expected a name, got {value!r}")
+            raise self.fail(key, f"expected a name, got {shorten(value)}")
         return str(value)
 
 
@@ -106,8 +107,8 @@ def load_mapping(path: Path) -> Mapping:
     if not path.is_file():
         raise DataError("no such mapping file", file=path)
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        doc = yamlfile.load(path.read_text())
+    except (yamlfile.YamlError, UnicodeDecodeError) as exc:
         raise DataError(f"not readable YAML: {exc}", file=path) from None
     r = _Reader(path)
     doc = r.table(doc, "", {"bar", "venue", "time", "symbol", "files"}, {"time", "files"})
@@ -115,7 +116,7 @@ def load_mapping(path: Path) -> Mapping:
     bar = None
     if "bar" in doc:
         try:
-            bar = parse_bar(str(doc["bar"]))
+            bar = parse_bar(doc["bar"])
         except ValueError as exc:
             raise r.fail("bar", str(exc)) from None
 
@@ -123,9 +124,11 @@ def load_mapping(path: Path) -> Mapping:
     if isinstance(time, str):
         time = {"column": time}
     time = r.table(time, "time", {"column", "zone", "format"}, {"column"})
-    time_format = str(time.get("format", "iso"))
+    time_format = r.text(time.get("format", "iso"), "time.format")
     if time_format not in TIME_FORMATS and "%" not in time_format:
-        raise r.fail("time.format", f"{time_format!r}: use {', '.join(TIME_FORMATS)} or a strftime")
+        raise r.fail(
+            "time.format", f"{shorten(time_format)}: use {', '.join(TIME_FORMATS)} or a strftime"
+        )
 
     venue, venue_column = None, None
     if isinstance(doc.get("venue"), dict):
@@ -210,11 +213,13 @@ def _file_spec(r: _Reader, entry: Any, key: str) -> FileSpec:
             not_collected = tuple(float(v) for v in values)
         except (TypeError, ValueError):
             raise r.fail(
-                f"{key}.not_collected.values", f"expected numbers, got {values!r}"
+                f"{key}.not_collected.values", f"expected numbers, got {shorten(values)}"
             ) from None
         leading = spec.get("leading", False)
         if not isinstance(leading, bool):
-            raise r.fail(f"{key}.not_collected.leading", f"expected true or false, got {leading!r}")
+            raise r.fail(
+                f"{key}.not_collected.leading", f"expected true or false, got {shorten(leading)}"
+            )
     return FileSpec(
         match=r.text(entry.get("match", "*"), f"{key}.match"),
         columns=tuple(specs),
@@ -242,12 +247,12 @@ def _column_spec(r: _Reader, canonical: Any, spec: Any, key: str) -> ColumnSpec:
         )
         if unit not in allowed:
             what = f"one of {', '.join(allowed)}" if allowed else "no unit (it has none)"
-            raise r.fail(f"{key}.unit", f"{unit!r}: {canonical} takes {what}")
+            raise r.fail(f"{key}.unit", f"{shorten(unit)}: {canonical} takes {what}")
     interval = spec.get("interval_hours", 8)
     if canonical != "funding_rate" and "interval_hours" in spec:
         raise r.fail(f"{key}.interval_hours", "only funding_rate has a funding interval")
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-        raise r.fail(f"{key}.interval_hours", f"expected hours > 0, got {interval!r}")
+        raise r.fail(f"{key}.interval_hours", f"expected hours > 0, got {shorten(interval)}")
     return ColumnSpec(
         canonical=canonical,
         source=r.text(spec["column"], f"{key}.column"),

@@ -11,28 +11,46 @@ from typing import ClassVar
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
-    """Answers the first `fail` POSTs with `status`, the rest with 204; keeps every request."""
+    """Answers the first `fail` POSTs with `status` (and `location`, if set: a redirect), the
+    rest with 204; keeps every request (a GET too: where a followed redirect would land), and
+    counts requests as they arrive (`arrived`), before any `delay_s`."""
 
     fail = 0
     status = 503
     delay_s = 0.0
+    location: str | None = None
+    arrived: ClassVar[threading.Event]
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        type(self).arrived.set()
         time.sleep(type(self).delay_s)
         type(self).received.append((dict(self.headers), body))
         failing = len(type(self).received) <= type(self).fail
         self.send_response(type(self).status if failing else 204)
+        if failing and type(self).location:
+            self.send_header("location", str(type(self).location))
         self.end_headers()
+
+    do_GET = do_POST
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @contextlib.contextmanager
-def receiver(fail: int, status: int = 503, delay_s: float = 0.0) -> Iterator[type[Receiver]]:
-    attributes = {"fail": fail, "status": status, "delay_s": delay_s, "received": []}
+def receiver(
+    fail: int, status: int = 503, delay_s: float = 0.0, location: str | None = None
+) -> Iterator[type[Receiver]]:
+    attributes = {
+        "fail": fail,
+        "status": status,
+        "delay_s": delay_s,
+        "location": location,
+        "received": [],
+        "arrived": threading.Event(),
+    }
     handler = type("Handler", (Receiver,), attributes)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

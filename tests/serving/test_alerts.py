@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from serving import ROOT
 from serving.alerts import (
     DEAD_LETTERS,
     ID_HEADER,
@@ -20,6 +23,7 @@ from serving.alerts import (
     AlertEngine,
     AlertRule,
     AlertsConfig,
+    AlertState,
     Dispatcher,
     WebhookConfig,
     load_config,
@@ -174,3 +178,122 @@ def test_a_slow_receiver_does_not_hold_up_evaluation(
         queued = time.perf_counter() - start
         dispatcher.close()
     assert queued < 0.2 and len(slow.received) == 3 and dispatcher.delivered == 3
+
+
+# -- reliability, round 2 (issue 22) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cooldown",
+    [1e300, "99999999999999999999999d", float("inf"), float("nan"), -1, "-1h", "31d", True],
+)
+def test_cooldowns_are_finite_durations_of_at_most_30_days(cooldown: object) -> None:
+    with pytest.raises(ValueError, match=r"duration|finite|valid"):
+        AlertRule(symbol="BTCUSDT", horizon=12, p_at_least=0.1, cooldown=cooldown)
+    assert AlertRule(symbol="BTCUSDT", horizon=12, p_at_least=0.1, cooldown="30d").cooldown_s == (
+        30 * 86400
+    )
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e300"])
+def test_json_cooldowns_that_are_not_finite_durations_are_refused(literal: str) -> None:
+    body = f'{{"symbol":"BTCUSDT","horizon":12,"p_at_least":0.1,"cooldown":{literal}}}'
+    with pytest.raises(ValueError):
+        AlertRule.model_validate_json(body)
+
+
+def test_a_bad_rule_on_disk_or_failing_at_evaluation_never_stops_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A rule saved before cooldowns were bounded: every later evaluation used to overflow.
+    saved = {"id": "p", "symbol": "BTCUSDT", "horizon": 12, "p_at_least": 0.001,
+             "cooldown": 1e300, "webhook": False, "log": True}  # fmt: skip
+    (tmp_path / "alerts.json").write_text(json.dumps([saved]))
+    good = AlertRule(id="good", symbol="BTCUSDT", horizon=12, p_at_least=0.1, cooldown=0)
+    broken = AlertRule(id="broken", symbol="BTCUSDT", horizon=12, p_at_least=0.1, cooldown=0)
+    rules = AlertEngine(tmp_path, AlertsConfig(rules=[broken, good]))
+    holds = AlertRule.holds
+
+    def failing(self: AlertRule, p: float, risk_band: str) -> bool:
+        if self.id == "broken":
+            raise OverflowError("a rule that fails at evaluation")
+        return holds(self, p, risk_band)
+
+    monkeypatch.setattr(AlertRule, "holds", failing)
+    with caplog.at_level("ERROR", logger="flushcast.alerts"):
+        for hour in range(3):
+            assert [rule.id for _, rule in rules.evaluate(snapshot(hour, 0.5), T0)] == ["good"]
+    assert "alert rule 'p' skipped" in caplog.text and "rule broken not evaluated" in caplog.text
+    assert rules.remove("p")  # and the operator can still delete it
+
+
+def test_alert_files_with_yaml_aliases_are_refused(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "rules: [*b]\n"
+    )
+    with pytest.raises(AlertConfigError, match="aliases"):
+        load_config(rules)
+
+
+def test_a_fired_alert_is_in_the_outbox_until_delivered_and_is_sent_after_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FC_TEST_SECRET", SECRET)
+    rules = engine(tmp_path, p_at_least=0.1, log=False)
+    ((alert, _),) = rules.evaluate(snapshot(0, 0.3), T0)  # the worker dies before delivering
+    assert [p["alert"]["alert_id"] for p in AlertState(tmp_path).pending()] == [alert.alert_id]
+    with receiver(fail=0) as got:
+        restarted = Dispatcher(tmp_path, WebhookConfig(url=got.url, secret_env="FC_TEST_SECRET"))
+        restarted.close()
+    ((headers, body),) = got.received
+    assert headers[ID_HEADER] == alert.alert_id and json.loads(body)["p_flush"] == 0.3
+    assert AlertState(tmp_path).pending() == []
+
+
+def test_webhooks_never_follow_redirects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with (
+        receiver(fail=0) as elsewhere,
+        receiver(fail=99, status=302, location=elsewhere.url) as hop,
+    ):
+        _, dispatcher = deliver(tmp_path, hop.url, monkeypatch, attempts=3)
+    assert elsewhere.received == []  # not followed: no GET without a body, no POST elsewhere
+    assert len(hop.received) == 3 and dispatcher.delivered == 0 and dispatcher.dead == 1
+    (letter,) = (tmp_path / DEAD_LETTERS).read_text().splitlines()
+    assert json.loads(letter)["problem"].startswith("HTTP 302")
+    assert AlertState(tmp_path).pending() == []  # dead-lettered: out of the outbox
+
+
+def fire_and_deliver(folder: str, url: str) -> None:
+    """Run in a child process: fire one alert and deliver it to `url` (the test kills us)."""
+    hook = WebhookConfig(url=url, secret_env="FC_TEST_SECRET", timeout_s=60)
+    dispatcher = Dispatcher(Path(folder), hook)
+    for alert, rule in engine(Path(folder), p_at_least=0.1, log=False).evaluate(
+        snapshot(0, 0.3), T0
+    ):
+        dispatcher.send(alert, rule)
+    time.sleep(120)
+
+
+@pytest.mark.slow
+def test_an_alert_survives_a_kill_9_of_the_delivering_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FC_TEST_SECRET", SECRET)
+    code = (
+        "import sys; from tests.serving.test_alerts import fire_and_deliver as f; f(*sys.argv[1:])"
+    )
+    with receiver(fail=0, delay_s=30) as slow:
+        child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), slow.url], cwd=ROOT)
+        try:
+            assert slow.arrived.wait(60), "the child never started delivering"
+        finally:
+            child.kill()  # SIGKILL, mid-delivery
+            child.wait()
+    (pending,) = AlertState(tmp_path).pending()
+    with receiver(fail=0) as got:
+        Dispatcher(tmp_path, WebhookConfig(url=got.url, secret_env="FC_TEST_SECRET")).close()
+    ((headers, _),) = got.received
+    assert headers[ID_HEADER] == pending["alert"]["alert_id"]
+    assert AlertState(tmp_path).pending() == []

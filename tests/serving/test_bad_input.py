@@ -199,3 +199,24 @@ def test_oversized_bodies_get_413(client: TestClient) -> None:
 def test_still_serving_after_bad_input(client: TestClient, good: Body) -> None:
     assert client.post("/predict", json=good).status_code == 200
     assert client.get("/readyz").status_code == 200
+
+
+def test_a_key_given_twice_is_refused(client: TestClient, good: Body) -> None:
+    text = json.dumps(good)
+    twice = text.replace('"symbol": "BTCUSDT"', '"symbol": "BTCUSDT", "symbol": "ETHUSDT"', 1)
+    answer = client.post("/predict", content=twice, headers={"content-type": "application/json"})
+    assert answer.status_code == 400
+    assert "'symbol' appears twice" in answer.json()["error"]
+    nested = text.replace('"open":', '"high": 1, "open":', 1)  # inside the first bar
+    answer = client.post("/predict", content=nested, headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and "'high' appears twice" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "symbol", ["BTC\u202eTDSU", "BTC USDT", "BTC/USDT", ".hidden", "BTCUSDT\u0301", "B" * 65]
+)
+def test_symbols_outside_the_documented_characters_are_refused(
+    client: TestClient, good: Body, symbol: str
+) -> None:
+    answer = client.post("/predict", json={**good, "symbol": symbol})
+    assert answer.status_code == 400 and answer.json()["detail"][0]["loc"] == ["symbol"]

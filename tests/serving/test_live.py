@@ -211,3 +211,49 @@ def test_monitor_scores_matured_predictions_and_metrics_and_report_show_them(set
     page = client.get("/report", params={"symbol": "BTCUSDT"})
     assert page.status_code == 200 and "How the live forecasts did" in page.text
     assert json.loads(json.dumps(report))  # strict JSON: no NaN
+
+
+@pytest.mark.parametrize(
+    "cooldown",
+    ["1e300", '"99999999999999999999999d"', "Infinity", "NaN", "-1", '"-6h"'],
+)
+def test_an_unbounded_cooldown_is_refused_and_not_saved(setup, cooldown: str) -> None:
+    client, state, _ = setup
+    rule = '"id":"p","symbol":"BTCUSDT","horizon":4,"p_at_least":0.001,"webhook":false'
+    body = f'{{{rule},"cooldown":{cooldown}}}'
+    answer = client.post("/alerts", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["detail"][0]["loc"][0] == "cooldown"
+    assert all(r.id != "p" for r in state.alerts.rules())
+
+
+def test_rules_are_bounded_in_size_and_number(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _, _ = setup
+    huge = client.post("/alerts", json={"symbol": "B" * 4_000_000, "horizon": 4, "p_at_least": 0.2})
+    assert huge.status_code == 400 and huge.json()["detail"][0]["loc"] == ["symbol"]
+    rtl = client.post("/alerts", json={"symbol": "BTC\u202eTDSU", "horizon": 4, "p_at_least": 0.2})
+    assert rtl.status_code == 400
+    monkeypatch.setattr("serving.alerts.MAX_API_RULES", 2)
+    made = [
+        client.post("/alerts", json={"symbol": "BTCUSDT", "horizon": 4, "p_at_least": 0.2})
+        for _ in range(3)
+    ]
+    assert [m.status_code for m in made] == [201, 201, 400]
+    assert "2 rules exist already" in made[2].json()["error"]
+    for m in made[:2]:
+        assert client.delete(f"/alerts/{m.json()['id']}").status_code == 204
+
+
+def test_an_admin_token_guards_alerts_and_reload(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, _, _ = setup
+    monkeypatch.setenv("FLUSHCAST_ADMIN_TOKEN", "t0ken")
+    rule = {"symbol": "BTCUSDT", "horizon": 4, "p_at_least": 0.2}
+    for wrong in ({}, {"authorization": "Bearer nope"}, {"authorization": "t0ken"}):
+        assert client.post("/alerts", json=rule, headers=wrong).status_code == 401
+        assert client.get("/alerts", headers=wrong).status_code == 401
+        assert client.delete("/alerts/x", headers=wrong).status_code == 401
+        assert client.post("/reload", headers=wrong).status_code == 401
+    token = {"authorization": "Bearer t0ken"}
+    created = client.post("/alerts", json=rule, headers=token)
+    assert created.status_code == 201
+    assert client.delete(f"/alerts/{created.json()['id']}", headers=token).status_code == 204
+    assert client.get("/risk/BTCUSDT").status_code == 200  # reading the risk needs no token
