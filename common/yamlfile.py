@@ -47,6 +47,15 @@ def load(text: str) -> Any:
     try:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise YamlError(str(exc)) from None
+        raise YamlError(_one_line(exc)) from None
     finally:
         loader.dispose()
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's message (several lines, with a snippet of the text) as one line: where, what."""
+    if not isinstance(exc, yaml.MarkedYAMLError):
+        return " ".join(str(exc).split())
+    mark = exc.problem_mark or exc.context_mark
+    what = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark else what

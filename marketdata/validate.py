@@ -27,6 +27,14 @@ from marketdata.schema import (
 MAX_ABS_FUNDING = 0.05
 """Per 8 h. No venue clamps above 3 %; a larger value is a unit error (percent vs fraction)."""
 
+EARLIEST = pd.Timestamp("2009-01-01", tz="UTC")
+"""No crypto market traded before Bitcoin's first block (2009-01-03): an earlier timestamp is a
+sentinel (0001-01-01, 1970-01-01, pandas' 1677-09-21) or a unit error, never a bar."""
+AHEAD = pd.Timedelta("1D")
+"""How far past the wall clock a bar may open (clock skew, a venue's day boundary); further is a
+sentinel (2200-01-01) or a unit error. Both bounds keep a series' span, and so the work of every
+later step that walks it bar by bar, within the years crypto markets have existed."""
+
 Locate = Callable[[int, str], tuple[str | None, int | None]]
 """Maps (position in the frame, column) to (file, 1-based line) for an error message."""
 
@@ -110,6 +118,18 @@ def check_values(
             )
         checker.check(ts.isna().to_numpy(), "timestamp", "missing timestamp")
         us = ts.astype("int64").to_numpy()  # microseconds
+        checker.check(
+            us < EARLIEST.value // 1000,
+            "timestamp",
+            f"timestamp before {EARLIEST:%Y-%m-%d}, when no crypto market traded "
+            "(a placeholder date in the export?)",
+        )
+        latest = pd.Timestamp.now(tz="UTC") + AHEAD
+        checker.check(
+            us > latest.value // 1000,
+            "timestamp",
+            f"timestamp more than {AHEAD.days} day after now (a placeholder date in the export?)",
+        )
         checker.check(
             us % (bar // pd.Timedelta("1us")) != 0,
             "timestamp",

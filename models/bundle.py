@@ -207,7 +207,10 @@ class Bundle:
         if not path.is_file():
             raise FileNotFoundError(f"no model bundle at {folder} ({MANIFEST} missing)")
         integrity.verify(folder, MANIFEST)  # before LightGBM parses a byte: it aborts on bad files
-        manifest = json.loads(path.read_text())
+        try:
+            manifest = json.loads(path.read_text(), parse_constant=_refuse, parse_float=_finite)
+        except ValueError as exc:
+            raise BundleMismatch(f"bundle at {folder}: {MANIFEST}: {exc}") from None
         if manifest.get("format") != FORMAT:
             raise BundleMismatch(f"bundle format {manifest.get('format')}, expected {FORMAT}")
         model_columns = columns(manifest["features"])
@@ -222,14 +225,19 @@ class Bundle:
                 raise BundleMismatch(f"bundle at {folder}, {key} h: {exc}") from None
             if direction is not None and not isinstance(direction, GradientBoosting):
                 raise BundleMismatch("a direction model must be LightGBM")
+            try:
+                calibrator = Calibrator.from_dict(entry["calibrator"])
+            except ValueError as exc:
+                raise BundleMismatch(f"bundle at {folder}, {key} h: {exc}") from None
+            base_rate = float(entry["base_rate"])
+            if not 0 < base_rate < 1:
+                raise BundleMismatch(f"bundle at {folder}, {key} h: base rate {base_rate}")
             horizons[int(key)] = HorizonModel(
-                int(key),
-                learner,
-                Calibrator.from_dict(entry["calibrator"]),
-                direction,
-                float(entry["base_rate"]),
-                entry.get("choice", {}),
+                int(key), learner, calibrator, direction, base_rate, entry.get("choice", {})
             )
+        bar_hours = float(manifest.get("bar_hours", 1.0))
+        if not 0 < bar_hours <= 24 * 7:
+            raise BundleMismatch(f"bundle at {folder}: bar of {bar_hours} hours")
         return cls(
             horizons=dict(sorted(horizons.items())),
             features=manifest["features"],
@@ -238,10 +246,21 @@ class Bundle:
             symbols=manifest["symbols"],
             label=manifest["label"],
             fit=manifest["fit"],
-            bar_hours=float(manifest.get("bar_hours", 1.0)),
+            bar_hours=bar_hours,
             training=manifest["training"],
             evaluation=manifest["evaluation"],
         )
+
+
+def _refuse(literal: str) -> float:
+    raise ValueError(f"{literal} is not a number a bundle may carry: every number is finite")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"{text[:40]} is not a finite number")
+    return value
 
 
 def _externalise(state: dict[str, Any], folder: Path, name: str) -> dict[str, Any]:

@@ -27,8 +27,9 @@ is fitted, and a calibrator carries the `loc` and `scale` of the model it serves
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
@@ -203,11 +204,11 @@ class Calibrator:
 
     @classmethod
     def from_dict(cls, state: dict[str, object]) -> Calibrator:
-        """Rebuild a calibrator from `to_dict` output."""
+        """Rebuild a calibrator from `to_dict` output; ValueError if it is not one `fit` makes."""
         kind = state["kind"]
         if kind not in ("platt", "blend", "identity"):
             raise ValueError(f"unknown calibrator kind {kind!r}")
-        return cls(
+        return cls.checked(
             kind,  # type: ignore[arg-type]
             float(state["a"]),  # type: ignore[arg-type]
             float(state["b"]),  # type: ignore[arg-type]
@@ -218,3 +219,33 @@ class Calibrator:
             float(state.get("loc", 0.0)),  # type: ignore[arg-type]
             float(state.get("scale", 1.0)),  # type: ignore[arg-type]
         )
+
+    @classmethod
+    def checked(cls, *args: Any) -> Calibrator:
+        """A calibrator whose numbers are all finite and in the ranges `fit` keeps them in, so a
+        damaged or edited state is refused at load instead of predicting NaN (or p > 1)."""
+        made = cls(*args)
+        problems = []
+        numbers = (made.a, made.b, made.weight, made.prior, made.loc, made.scale)
+        if not all(math.isfinite(v) for v in (*numbers, *made.iso_x, *made.iso_y)):
+            problems.append("a parameter is not a finite number")
+        elif made.kind != "identity":
+            if made.a <= 0:
+                problems.append(f"slope a = {made.a} (the map must increase)")
+            if not 0 <= made.weight <= 1:
+                problems.append(f"weight {made.weight} outside [0, 1]")
+            if not 0 < made.prior < 1:
+                problems.append(f"prior {made.prior} outside (0, 1)")
+            if made.scale <= 0:
+                problems.append(f"scale {made.scale} <= 0")
+        if made.kind == "blend" and (
+            len(made.iso_x) != len(made.iso_y)
+            or not made.iso_x
+            or any(y < 0 or y > 1 for y in made.iso_y)
+            or any(b < a for a, b in zip(made.iso_x, made.iso_x[1:], strict=False))
+            or any(b < a for a, b in zip(made.iso_y, made.iso_y[1:], strict=False))
+        ):
+            problems.append("the isotonic table is not an increasing map into [0, 1]")
+        if problems:
+            raise ValueError("calibrator: " + "; ".join(problems))
+        return made

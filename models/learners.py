@@ -337,6 +337,13 @@ def from_state(state: dict[str, Any], columns: Sequence[str]) -> GradientBoostin
         sizes = {len(v) for v in (model.low, model.high, model.mean, model.scale, model.coef)}
         if sizes != {len(model.use)}:
             raise ValueError("logistic state: coefficient lengths disagree")
+        numbers = np.r_[model.mean, model.scale, model.coef, model.intercept]
+        if (
+            not np.isfinite(numbers).all()
+            or (model.scale <= 0).any()
+            or np.isnan(np.r_[model.low, model.high]).any()
+        ):
+            raise ValueError("logistic state: a coefficient is not finite, or a scale is <= 0")
         return model
     if kind == GradientBoosting.kind:
         init = from_state(state["init"], columns) if state.get("init") else None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from models.integrity import SUMS, recorded, sha256
+from models.integrity import SUMS, record, recorded, sha256
 from tests.serving.sandbox import Sandbox
 
 Tamper = Callable[[Path], None]
@@ -165,3 +165,38 @@ def test_the_mlflow_pyfunc_loader_verifies_the_bundle(registered: Sandbox, tmp_p
     result = _run(load)
     assert result.returncode == 1, f"exit {result.returncode}: {result.stderr[-2000:]}"
     assert "direction_12h.txt does not match its SHA-256" in result.stderr
+
+
+def _recalibrated(key: str, value: object) -> Tamper:
+    """An edit of every 4 h calibrator parameter `key`, checksums recomputed: what an attacker
+    who can write the bundle (or a buggy exporter) produces; the integrity record passes."""
+
+    def tamper(folder: Path) -> None:
+        manifest = json.loads((folder / "bundle.json").read_text())
+        manifest["horizons"]["4"]["calibrator"][key] = value
+        (folder / "bundle.json").write_text(json.dumps(manifest))
+        record(folder)
+
+    return tamper
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [("a", float("nan"), "NaN is not a number"), ("b", float("inf"), "Infinity is not"),
+     ("prior", "1e400", "1e400 is not a finite number"), ("weight", 7.0, "weight 7.0 outside"),
+     ("a", -1.0, "must increase"), ("scale", 0.0, "scale 0.0")],
+)  # fmt: skip
+def test_a_bundle_with_numbers_out_of_range_is_refused_at_load(
+    sandbox: Sandbox, tmp_path: Path, key: str, value: object, problem: str
+) -> None:
+    from models.bundle import Bundle, BundleMismatch
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(_bentoml_model(sandbox), folder)
+    _recalibrated(key, value)(folder)
+    if value == "1e400":  # as the JSON number 1e400, which Python reads as infinity
+        text = (folder / "bundle.json").read_text().replace('"1e400"', "1e400")
+        (folder / "bundle.json").write_text(text)
+        record(folder)
+    with pytest.raises(BundleMismatch, match=problem):
+        Bundle.load(folder)
