@@ -95,10 +95,11 @@ def monitor_report(
     now: Any = None,
 ) -> Any:
     """`training.monitor` on a live folder's prediction log, for `predictor`'s model version."""
-    from training.monitor import DRIFT_DAYS, monitor
+    from training.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
 
+    since = (now or utc_now()) - timedelta(days=CALIBRATION_DAYS)
     return monitor(
-        read_log(folder / PREDICTIONS),
+        read_log(folder / PREDICTIONS, since=since),
         market,
         predictor.bundle,
         predictor.identity.model_version,

@@ -16,16 +16,24 @@ of its model, series and bar, so two workers (or a restart) computing it again a
 `compact` merges the parts of each finished day into one `compacted.parquet` whose metadata
 names the parts it holds; readers skip parts so named, so a kill between writing it and
 deleting the parts duplicates nothing.
+
+Retention (`prune`, run by the writer's flush thread every `PRUNE_S` seconds): days older than
+`KEEP_DAYS` are deleted, then the oldest files until the log fits in `MAX_BYTES`, so no client
+can fill the disk however many predictions it asks for. Readers take a window (`since`) and
+tolerate a file pruned under them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +47,8 @@ from common.atomic import atomic_path
 if TYPE_CHECKING:
     from serving.inputs import Rows
     from serving.responses import ModelIdentity, Prediction
+
+log = logging.getLogger("flushcast.predictions")
 
 SCHEMA = pa.schema(
     [
@@ -58,6 +68,11 @@ SCHEMA = pa.schema(
 )
 FLUSH_S = 5.0
 FLUSH_ROWS = 10_000
+KEEP_DAYS = 90
+"""Days of predictions kept: the monitor reads the last `training.monitor.CALIBRATION_DAYS`."""
+MAX_BYTES = 2 * 1024**3
+"""The most the log holds on disk (2 GiB: some 20 million rows); the oldest files go first."""
+PRUNE_S = 60.0
 PART_SUFFIX = ".parquet"
 COMPACTED = "compacted.parquet"
 _PARTS_KEY = b"flushcast_parts"
@@ -113,11 +128,18 @@ class PredictionLog:
     """A folder of Parquet parts; `record` buffers, `flush` writes one part."""
 
     def __init__(
-        self, folder: str | Path, flush_s: float = FLUSH_S, flush_rows: int = FLUSH_ROWS
+        self,
+        folder: str | Path,
+        flush_s: float = FLUSH_S,
+        flush_rows: int = FLUSH_ROWS,
+        keep_days: float = KEEP_DAYS,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.folder = Path(folder)
         self.flush_s = flush_s
         self.flush_rows = flush_rows
+        self.keep_days = keep_days
+        self.max_bytes = max_bytes
         self._buffer: list[tuple] = []
         self._lock = threading.Lock()
         self._seq = 0
@@ -161,11 +183,15 @@ class PredictionLog:
         return target
 
     def start(self) -> PredictionLog:
-        """Flush in a daemon thread every `flush_s` seconds."""
+        """Flush in a daemon thread every `flush_s` seconds, and prune every `PRUNE_S`."""
 
         def loop() -> None:
+            pruned = 0.0
             while not self._stop.wait(self.flush_s):
                 self.flush()
+                if time.monotonic() - pruned >= PRUNE_S:
+                    pruned = time.monotonic()
+                    self.prune()
 
         self._thread = threading.Thread(target=loop, name="prediction-log", daemon=True)
         self._thread.start()
@@ -175,18 +201,30 @@ class PredictionLog:
         self._stop.set()
         self.flush()
 
+    def prune(self, now: datetime | None = None) -> int:
+        """Apply the retention of this log (see the module doc); files deleted."""
+        try:
+            return prune(self.folder, now or datetime.now(UTC), self.keep_days, self.max_bytes)
+        except OSError as exc:  # a full or read-only disk must not stop the flush thread
+            log.error("prediction log %s not pruned: %s", self.folder, exc)
+            return 0
+
 
 def _day(folder: Path) -> tuple[list[pa.Table], list[str]]:
     """A day's tables (the compacted file, then parts it does not hold) and the part names."""
     tables, held = [], set()
     compacted = folder / COMPACTED
-    if compacted.is_file():
+    with contextlib.suppress(FileNotFoundError):  # absent, or pruned while this reads
         table = pq.read_table(compacted, schema=SCHEMA)
         held = set(json.loads((pq.read_schema(compacted).metadata or {})[_PARTS_KEY]))
         tables.append(table)
     parts = sorted(p for p in folder.glob(f"*{PART_SUFFIX}") if p.name != COMPACTED)
     fresh = [p for p in parts if p.name not in held]
-    tables += [pq.read_table(p, schema=SCHEMA) for p in fresh]
+    for part in fresh:
+        try:
+            tables.append(pq.read_table(part, schema=SCHEMA))
+        except FileNotFoundError:
+            continue  # pruned or compacted meanwhile
     return tables, sorted(held | {p.name for p in fresh})
 
 
@@ -210,8 +248,39 @@ def compact(folder: str | Path, before: datetime) -> int:
     return done
 
 
+def prune(folder: str | Path, now: datetime, keep_days: float, max_bytes: int) -> int:
+    """Delete days logged more than `keep_days` before `now`, then the oldest files (by day,
+    then by name: time-stamped) until the log holds at most `max_bytes`. Files deleted."""
+    oldest_kept = f"date={now - timedelta(days=keep_days):%Y-%m-%d}"
+    deleted = 0
+    files: list[tuple[str, str, Path, int]] = []
+    for day in Path(folder).glob("date=*"):
+        for path in day.iterdir():
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if day.name < oldest_kept:
+                path.unlink(missing_ok=True)
+                deleted += 1
+            else:
+                files.append((day.name, path.name, path, size))
+    total = sum(size for *_, size in files)
+    for _, _, path, size in sorted(files):
+        if total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        deleted += 1
+    for day in Path(folder).glob("date=*"):
+        with contextlib.suppress(OSError):
+            day.rmdir()  # only if empty
+    return deleted
+
+
 def read_log(folder: str | Path, since: datetime | None = None) -> pd.DataFrame:
-    """Every logged row (temporary files of an interrupted write are skipped)."""
+    """Every logged row from `since` on (all without it); temporary files of an interrupted
+    write, and files pruned while this reads, are skipped."""
     days = sorted(Path(folder).glob("date=*"))
     if since is not None:
         days = [d for d in days if d.name >= f"date={since:%Y-%m-%d}"]

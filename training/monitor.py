@@ -1,8 +1,9 @@
 """How the live forecasts did: logged predictions against the labels as they mature, and drift.
 
 Calibration: each logged prediction of a bar (the cached `risk` one; request predictions only
-where no cached one exists for the bar) is joined with that bar's flush label, computed by
-`training.labels.make_labels` from the store once the H hours after the bar are in it. On the
+where no cached one exists for the bar), logged in the last `CALIBRATION_DAYS`, is joined with
+that bar's flush label, computed by `training.labels.make_labels` from the store once the H
+hours after the bar are in it. On the
 matured ones: Brier score, Brier skill against the model's training base rate (the climatology
 the risk bands are read against), ECE and the reliability table, beside the same figures from
 the model's walk-forward evaluation. Few matured predictions make these noisy: the counts come
@@ -37,6 +38,9 @@ from training.metrics import brier, ece, reliability_table
 
 KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30
+CALIBRATION_DAYS = 30
+"""Live calibration covers the predictions logged in the last 30 days: the figures follow the
+model's recent record, and reading them costs one window of the log, not its whole history."""
 PSI_BINS = 10
 PSI_FLOOR = 1e-4
 """Smallest share a bin counts with: an empty bin would make ln infinite."""

@@ -257,3 +257,20 @@ def test_an_admin_token_guards_alerts_and_reload(setup, monkeypatch: pytest.Monk
     assert created.status_code == 201
     assert client.delete(f"/alerts/{created.json()['id']}", headers=token).status_code == 204
     assert client.get("/risk/BTCUSDT").status_code == 200  # reading the risk needs no token
+
+
+def test_the_monitor_reads_only_its_window_of_the_log(setup, market) -> None:
+    """A day long past the calibration window is never opened (here: it could not be read)."""
+    client, state, _ = setup
+    old = state.folder / PREDICTIONS / "date=2000-01-01"
+    old.mkdir(parents=True)
+    (old / "part-unreadable.parquet").write_bytes(b"not parquet")
+    try:
+        state.monitor = None
+        state._monitor(MarketStore(state.config.store).read(), state.service.predictor)
+        assert client.get("/monitor").status_code == 200
+        report = client.get("/monitor").json()
+        assert sum(h["predictions"] for h in report["horizons"]) > 0
+    finally:
+        (old / "part-unreadable.parquet").unlink()
+        old.rmdir()

@@ -121,3 +121,46 @@ def test_inputs_hash_tells_rows_apart_and_treats_missing_as_a_value() -> None:
     assert inputs_hash(a, "BTCUSDT") == inputs_hash(a.copy(), "BTCUSDT")
     assert inputs_hash(a, "BTCUSDT") != inputs_hash(a, "ETHUSDT")
     assert inputs_hash(a, "BTCUSDT") != inputs_hash(np.array([1.0, 0.0, 3.0]), "BTCUSDT")
+
+
+def test_retention_drops_old_days_then_the_oldest_files_beyond_the_size_budget(
+    tmp_path: Path,
+) -> None:
+    log = PredictionLog(tmp_path, keep_days=30, max_bytes=10**9)
+    for days_ago in (100, 31, 29, 1, 0):
+        log.record([row(i, T0 - timedelta(days=days_ago)) for i in range(50)])
+        log.flush()
+    assert log.prune(now=T0) == 2  # the days 100 and 31 days back
+    kept = read_log(tmp_path)
+    assert sorted({t.date() for t in kept["logged_at"]}) == [
+        (T0 - timedelta(days=d)).date() for d in (29, 1, 0)
+    ]
+    part = next(tmp_path.glob("date=*/*.parquet")).stat().st_size
+    small = PredictionLog(tmp_path, keep_days=30, max_bytes=int(part * 1.5))
+    small.prune(now=T0)
+    sizes = [p.stat().st_size for p in tmp_path.glob("date=*/*.parquet")]
+    assert sum(sizes) <= part * 1.5 and len(sizes) == 1
+    assert read_log(tmp_path)["logged_at"].min() == T0  # the newest day is what stays
+
+
+def test_the_flush_thread_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("serving.predictions_log.PRUNE_S", 0.0)
+    old = PredictionLog(tmp_path)
+    old.record([row(1, datetime.now(UTC) - timedelta(days=400))])
+    old.flush()
+    log = PredictionLog(tmp_path, flush_s=0.05).start()
+    deadline = time.monotonic() + 10
+    while list(tmp_path.glob("date=*/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    log.close()
+    assert not list(tmp_path.glob("date=*/*.parquet"))
+
+
+def test_a_reader_of_a_window_opens_no_file_before_it(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    log.record([row(1, T0 - timedelta(days=60))])
+    log.flush()
+    log.record([row(2, T0)])
+    log.flush()
+    (tmp_path / f"date={T0 - timedelta(days=60):%Y-%m-%d}" / "part-x.parquet").write_bytes(b"bad")
+    assert read_log(tmp_path, since=T0 - timedelta(days=30))["p_flush"].tolist() == [2 / 1e6]
