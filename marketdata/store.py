@@ -94,6 +94,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _remove(path: Path) -> None:
+    """Delete a file no manifest names; one that cannot be deleted (a read-only store) is
+    left for a later write, never an error: readers follow the manifest only."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def _check_name(text: str, what: str) -> None:
     problem = name_problem(text, what)
     if problem is not None:
@@ -365,6 +372,11 @@ class MarketStore:
                         key, part, bars[key], provenance.get(key, {}), staged
                     )
                 self._commit(manifest, entries)
+            except OSError as exc:  # a full disk, a read-only store: the old state stands
+                raise DataError(
+                    f"cannot write the store: {exc.strerror or exc}; nothing was changed",
+                    file=exc.filename or self.root,
+                ) from None
             finally:
                 for tmp in staged:
                     tmp.unlink(missing_ok=True)
@@ -458,7 +470,7 @@ class MarketStore:
         # A legacy `<symbol>.parquet` is ours only in a venue folder the manifest knows.
         venues = {d.venue for d in current} if (self.root / MANIFEST).is_file() else set()
         for leftover in self.root.glob(".*.staged"):
-            leftover.unlink(missing_ok=True)
+            _remove(leftover)
         for folder in self.root.iterdir():
             if not folder.is_dir() or folder.name.startswith("."):
                 continue
@@ -467,4 +479,4 @@ class MarketStore:
                 ours = _STAGED.match(name) or _VERSION.match(name)
                 legacy = folder.name in venues and name.endswith(".parquet")
                 if (ours or legacy) and path.resolve() not in keep:
-                    path.unlink(missing_ok=True)
+                    _remove(path)

@@ -73,6 +73,8 @@ KEEP_DAYS = 90
 MAX_BYTES = 2 * 1024**3
 """The most the log holds on disk (2 GiB: some 20 million rows); the oldest files go first."""
 PRUNE_S = 60.0
+KEEP_UNWRITTEN = 10
+"""Flushes' worth of rows kept in memory while the disk refuses them (full, read-only)."""
 PART_SUFFIX = ".parquet"
 COMPACTED = "compacted.parquet"
 _PARTS_KEY = b"flushcast_parts"
@@ -141,6 +143,9 @@ class PredictionLog:
         self.keep_days = keep_days
         self.max_bytes = max_bytes
         self._buffer: list[tuple] = []
+        self.dropped = 0
+        """Rows lost because the disk refused them for too long."""
+        self._retry_at = 0.0
         self._lock = threading.Lock()
         self._seq = 0
         self._stop = threading.Event()
@@ -150,10 +155,13 @@ class PredictionLog:
         with self._lock:
             self._buffer.extend(rows)
             full = len(self._buffer) >= self.flush_rows
-        if full:
+        if full and time.monotonic() >= self._retry_at:
             self.flush()
 
     def flush(self) -> Path | None:
+        """Write the buffer as one part. If it cannot be written (a full or read-only disk),
+        the rows wait for the next flush, up to `KEEP_UNWRITTEN` flushes' worth; beyond that
+        the oldest are dropped and counted (`dropped`): serving never fails for its log."""
         with self._lock:
             rows, self._buffer = self._buffer, []
             self._seq += 1
@@ -162,7 +170,21 @@ class PredictionLog:
             return None
         now = datetime.now(UTC)
         name = f"part-{now:%Y%m%dT%H%M%S%f}-{os.getpid()}-{seq:06d}{PART_SUFFIX}"
-        return self._write(_table(rows), self._partition(rows[0][0]) / name)
+        try:
+            return self._write(_table(rows), self._partition(rows[0][0]) / name)
+        except OSError as exc:
+            self._retry_at = time.monotonic() + self.flush_s  # not at every request meanwhile
+            with self._lock:
+                self._buffer = rows + self._buffer
+                excess = len(self._buffer) - KEEP_UNWRITTEN * self.flush_rows
+                if excess > 0:
+                    del self._buffer[:excess]
+                    self.dropped += excess
+            log.error(
+                "prediction log %s not written (%s): %d rows wait, %d dropped so far",
+                self.folder, exc.strerror or exc, len(self._buffer), self.dropped,
+            )  # fmt: skip
+            return None
 
     def write_once(self, name: str, rows: list[tuple]) -> Path | None:
         """Write `rows` as part `name` unless a part of that name exists (cached predictions)."""
@@ -171,7 +193,11 @@ class PredictionLog:
         target = self._partition(rows[0][0]) / f"{name}{PART_SUFFIX}"
         if target.exists():
             return None
-        return self._write(_table(rows), target)
+        try:
+            return self._write(_table(rows), target)
+        except OSError as exc:  # the live loop goes on (alerts, monitor) without this part
+            log.error("prediction log part %s not written: %s", target, exc.strerror or exc)
+            return None
 
     def _partition(self, when: datetime) -> Path:
         return self.folder / f"date={when:%Y-%m-%d}"

@@ -3,6 +3,7 @@ bad name, path or file is one line with exit 2, never a traceback; the store is 
 
 from __future__ import annotations
 
+import errno
 import time
 from pathlib import Path
 
@@ -153,3 +154,23 @@ def test_a_mapping_of_nested_aliases_is_refused_at_once(tmp_path: Path, where: s
     message = refused(tmp_path / "store", "table", str(data), "--mapping", str(mapping))
     assert "aliases" in message and f"file {mapping}" in message
     assert time.perf_counter() - started < 5 and len(message) < 600
+
+
+@pytest.mark.parametrize(
+    "error", [OSError(errno.ENOSPC, "No space left on device"), PermissionError(errno.EACCES,
+              "Permission denied")],
+)  # fmt: skip
+def test_a_full_disk_or_a_read_only_store_is_one_line_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    store = tmp_path / "store"
+    ingest(store, "canonical", str(canonical(tmp_path / "ok.csv", hours(3))))
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr("marketdata.store.pq.write_table", refuse)
+    more = canonical(tmp_path / "more.csv", hours(3, "2024-01-02"))
+    message = refused(store, "canonical", str(more))
+    assert f"cannot write the store: {error.strerror}; nothing was changed" in message
+    assert not list(store.rglob("*.staged"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -14,7 +15,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from serving.predictions_log import SCHEMA, PredictionLog, compact, inputs_hash, read_log
+from serving.predictions_log import (
+    KEEP_UNWRITTEN,
+    SCHEMA,
+    PredictionLog,
+    compact,
+    inputs_hash,
+    read_log,
+)
 
 T0 = datetime(2024, 3, 5, tzinfo=UTC)
 
@@ -164,3 +172,37 @@ def test_a_reader_of_a_window_opens_no_file_before_it(tmp_path: Path) -> None:
     log.flush()
     (tmp_path / f"date={T0 - timedelta(days=60):%Y-%m-%d}" / "part-x.parquet").write_bytes(b"bad")
     assert read_log(tmp_path, since=T0 - timedelta(days=30))["p_flush"].tolist() == [2 / 1e6]
+
+
+def test_a_full_disk_never_fails_a_request_and_rows_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(tmp_path, flush_s=0.0, flush_rows=10)
+    write = PredictionLog._write
+
+    def full(table: object, target: Path) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PredictionLog, "_write", staticmethod(full))
+    for i in range(25):
+        log.record([row(i)])  # what a request does: it must not raise
+    assert log.write_once("risk-x", [row(99)]) is None  # nor the live loop's cached part
+    monkeypatch.setattr(PredictionLog, "_write", staticmethod(write))
+    log.flush()
+    assert sorted(read_log(tmp_path)["p_flush"]) == [i / 1e6 for i in range(25)]
+    assert log.dropped == 0
+
+
+def test_rows_beyond_what_waits_are_dropped_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = PredictionLog(tmp_path, flush_s=0.0, flush_rows=2)
+
+    def full(table: object, target: Path) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PredictionLog, "_write", staticmethod(full))
+    for i in range(50):
+        log.record([row(i)])
+    log.flush()
+    assert log.dropped == 50 - KEEP_UNWRITTEN * 2 and len(log._buffer) == KEEP_UNWRITTEN * 2
