@@ -49,6 +49,10 @@ OI_PENDING_BARS = 6
 FUTURE_TOLERANCE_MS = HOUR_MS
 """An event stamped further ahead of the venue's clock than this is malformed (a bogus time
 would otherwise open bars that never close)."""
+HANDSHAKE_S = 20.0
+"""Seconds a stream's websocket handshake may take. The session bounds connecting, not the
+answer: a venue (or proxy) that accepts the connection and never answers would otherwise hold
+the stream forever, never reconnecting; past this it is a lost connection like any other."""
 LOGGED_PROBLEMS = 20
 """Malformed or late messages logged one by one; after that every 100th."""
 
@@ -358,7 +362,9 @@ class Collector:
             connected_at = time.monotonic()
             problem = "closed by the venue"
             try:
-                async with session.ws_connect(url, heartbeat=30.0) as ws:
+                async with asyncio.timeout(HANDSHAKE_S):  # a venue that accepts, then waits
+                    ws = await session.ws_connect(url, heartbeat=30.0)
+                async with ws:
                     for message in self.venue.subscribe(self.config.symbols):
                         await ws.send_json(message)
                     # Coverage starts at the venue's time now, not at an extrapolation.
