@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from common.cli import fail
-from common.errors import DataError
+from common.errors import DataError, shorten
 
 app = typer.Typer(help="Download public market-data archives into the store.", no_args_is_help=True)
 console = Console()
@@ -20,7 +20,7 @@ def _date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date like 2024-01-31") from None
+        raise typer.BadParameter(f"{shorten(text)} is not a date like 2024-01-31") from None
 
 
 @app.command("binance")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.atomic import write_atomic
-from common.errors import DataError
+from common.errors import DataError, shorten
 from common.progress import progress
 from marketdata.ingest import IngestReport, ingest
 from marketdata.store import MarketStore
@@ -146,7 +146,7 @@ def _expected_sha(url: str, filename: str) -> str:
         raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     match = _CHECKSUM.match(text)
     if match is None or match.group(2) != filename:
-        raise DataError(f"not a checksum for {filename}: {text[:120]!r}", file=url)
+        raise DataError(f"not a checksum for {filename}: {shorten(text[:120])}", file=url)
     return match.group(1).lower()
 
 
@@ -226,7 +226,7 @@ def _download_with_retries(url: str, part: Path) -> None:
         except (http.client.HTTPException, ConnectionError, TimeoutError) as exc:
             problem = exc
     raise FetchError(
-        f"download of {url} was interrupted {ATTEMPTS} times ({problem!r}); "
+        f"download of {url} was interrupted {ATTEMPTS} times ({shorten(problem)}); "
         f"run again to resume from the {part.stat().st_size if part.exists() else 0} bytes kept"
     )
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 
 LONG_LIQUIDATED_SIDE: dict[str, dict[str, bool]] = {
     # venue -> {label as written in the source: True when a LONG position was liquidated}
@@ -45,7 +45,7 @@ def side_is_long(
     table = LONG_LIQUIDATED_SIDE.get(venue)
     if table is None:
         raise DataError(
-            f"no liquidation side convention known for venue {venue!r}; "
+            f"no liquidation side convention known for venue {shorten(venue)}; "
             f"known: {sorted(LONG_LIQUIDATED_SIDE)}",
             file=file,
             column=column,
@@ -55,7 +55,8 @@ def side_is_long(
     if not known.all():
         pos = int(np.flatnonzero(~known.to_numpy())[0])
         raise DataError(
-            f"side {labels.iloc[pos]!r} is not one of {sorted(table)} for venue {venue!r}",
+            f"side {shorten(labels.iloc[pos])} is not one of {sorted(table)} "
+            f"for venue {shorten(venue)}",
             file=file,
             row=pos + 1,
             column=column,

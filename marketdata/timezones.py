@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 
 _UTC_NAMES = {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu"}
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
@@ -31,14 +31,17 @@ def parse_tz(tz: str, *, file: str | Path | None = None) -> dt.tzinfo:
     if match:
         sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
         if hours > 14 or minutes >= 60:
-            raise DataError(f"time-zone offset {tz!r} is out of range (at most ±14:00)", file=file)
+            raise DataError(
+                f"time-zone offset {shorten(tz)} is out of range (at most ±14:00)", file=file
+            )
         offset = dt.timedelta(hours=hours, minutes=minutes)
         return dt.timezone(-offset if sign == "-" else offset)
     try:
         return zoneinfo.ZoneInfo(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise DataError(
-            f"unknown time zone {tz!r}: give an IANA name such as 'Europe/Istanbul' or a fixed "
+            f"unknown time zone {shorten(tz)}: give an IANA name such as 'Europe/Istanbul' "
+            "or a fixed "
             "offset such as '+03:00' or 'UTC+3'",
             file=file,
         ) from None
@@ -68,7 +71,8 @@ def naive_to_utc(
         )
     if isinstance(times.dtype, pd.DatetimeTZDtype):
         raise DataError(
-            f"timestamps already carry time zone {times.dtype.tz}; tz={tz!r} would be ambiguous",
+            f"timestamps already carry time zone {times.dtype.tz}; tz={shorten(tz)} "
+            "would be ambiguous",
             file=file,
             column=column,
         )
@@ -79,7 +83,7 @@ def naive_to_utc(
         pos = int(lost.to_numpy().nonzero()[0][0])
         raise DataError(
             f"local time {times.iloc[pos]} is skipped or repeated by a daylight-saving change in "
-            f"{tz!r}; give the fixed UTC offset the export was written in",
+            f"{shorten(tz)}; give the fixed UTC offset the export was written in",
             file=file,
             row=int(times.index[pos]) + first_line,
             column=column,
@@ -95,7 +99,8 @@ def require_utc(tz: str | None, file: str | Path) -> None:
     zone = parse_tz(tz, file=file)
     if zone.utcoffset(None) != dt.timedelta(0) and getattr(zone, "key", None) not in _UTC_NAMES:
         raise DataError(
-            f"timestamps in this file are UTC (epoch or with their offset); tz={tz!r} does not "
+            "timestamps in this file are UTC (epoch or with their offset); "
+            f"tz={shorten(tz)} does not "
             "apply: leave --tz out",
             file=file,
         )

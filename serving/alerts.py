@@ -87,7 +87,7 @@ def seconds(value: str | float) -> float:
     dates: an unbounded one (1e300, Infinity, NaN) would fail every later evaluation.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration like 30m, 6h or 1d")
+        raise ValueError(f"{shorten(value)} is not a duration like 30m, 6h or 1d")
     if isinstance(value, int | float):
         total = float(value)
     else:
@@ -327,7 +327,7 @@ class AlertEngine:
                 r.get("id") for r in stored if isinstance(r, dict)
             }
             if rule.id in taken:
-                raise AlertConfigError(f"id: a rule {rule.id!r} exists already")
+                raise AlertConfigError(f"id: a rule {shorten(rule.id)} exists already")
             write_json(self.folder / RULES_FILE, [*stored, rule.model_dump()])
         return rule
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from common.errors import shorten
 from marketdata.collect.clock import ExchangeClock
 from marketdata.collect.collector import VENUES
 from marketdata.collect.rest import Backoff, JsonClient
@@ -26,7 +27,7 @@ def parse(follow: str) -> tuple[str, str]:
     venue, sep, url = follow.partition("=")
     if not sep or venue not in VENUES or not url.startswith(("http://", "https://")):
         raise ValueError(
-            f"clock {follow!r}: expected VENUE=URL with VENUE one of {sorted(VENUES)}, "
+            f"clock {shorten(follow)}: expected VENUE=URL with VENUE one of {sorted(VENUES)}, "
             "e.g. binance=http://127.0.0.1:8901"
         )
     return venue, url

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from features.build import build_features
 from features.context import BTC_FEATURES, is_btc
 from features.registry import FEATURES
@@ -104,7 +104,8 @@ def _check_names(series: SeriesInput) -> None:
             given = getattr(bar, name)
             if given is not None and given != expected:
                 raise InputError(
-                    f"bar {name} {given!r} is not the {name} of its series, {expected!r}",
+                    f"bar {name} {shorten(given)} is not the {name} of its series, "
+                    f"{shorten(expected)}",
                     (*series.loc, "bars", i, name),
                 )
 

@@ -35,7 +35,7 @@ from marketdata.store import MarketStore
 from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
 from serving.clock import ServiceClock
 from serving.inputs import Rows
-from serving.predictions_log import PredictionLog, compact, log_rows, read_log
+from serving.predictions_log import PredictionLog, compact, log_rows, read_recent
 from serving.predictor import Predictor
 from serving.responses import ModelIdentity, Prediction
 from serving.risk import Limits, RiskBook, Snapshot, compute, utc_now
@@ -97,9 +97,8 @@ def monitor_report(
     """`training.monitor` on a live folder's prediction log, for `predictor`'s model version."""
     from training.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
 
-    since = (now or utc_now()) - timedelta(days=CALIBRATION_DAYS)
     return monitor(
-        read_log(folder / PREDICTIONS, since=since),
+        read_recent(folder / PREDICTIONS, CALIBRATION_DAYS),
         market,
         predictor.bundle,
         predictor.identity.model_version,

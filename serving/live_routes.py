@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from common.errors import shorten
 from serving import live
 from serving.alerts import AlertConfigError, AlertRule
 from serving.errors import InputError
@@ -191,7 +192,7 @@ def delete_alert(rule_id: str) -> Response:
     except RiskError as exc:
         return JSONResponse(exc.body, status_code=exc.status)
     if not removed:
-        return _error(404, f"no rule {rule_id!r} created through the API")
+        return _error(404, f"no rule {shorten(rule_id)} created through the API")
     return Response(status_code=204)
 
 

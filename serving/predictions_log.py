@@ -304,6 +304,16 @@ def prune(folder: str | Path, now: datetime, keep_days: float, max_bytes: int) -
     return deleted
 
 
+def read_recent(folder: str | Path, days: float) -> pd.DataFrame:
+    """The rows logged in the `days` before the log's latest day (its own end, not the wall
+    clock's: a replayed or copied log reads the same): one window, never the whole history."""
+    latest = max((d.name for d in Path(folder).glob("date=*")), default=None)
+    if latest is None:
+        return read_log(folder)
+    end = datetime.strptime(latest.removeprefix("date="), "%Y-%m-%d").replace(tzinfo=UTC)
+    return read_log(folder, since=end - timedelta(days=days))
+
+
 def read_log(folder: str | Path, since: datetime | None = None) -> pd.DataFrame:
     """Every logged row from `since` on (all without it); temporary files of an interrupted
     write, and files pruned while this reads, are skipped."""

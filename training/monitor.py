@@ -39,8 +39,9 @@ from training.metrics import brier, ece, reliability_table
 KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30
 CALIBRATION_DAYS = 30
-"""Live calibration covers the predictions logged in the last 30 days: the figures follow the
-model's recent record, and reading them costs one window of the log, not its whole history."""
+"""Live calibration covers the predictions logged in the 30 days up to the log's latest day
+(`serving.predictions_log.read_recent`): the figures follow the model's recent record, and
+reading them costs one window of the log, not its whole history."""
 PSI_BINS = 10
 PSI_FLOOR = 1e-4
 """Smallest share a bin counts with: an empty bin would make ln infinite."""

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import check_header, drop_repeated, numbers
 from marketdata.compressed import read_bytes, zip_member
 from marketdata.liquidations import events_to_bars, side_is_long
@@ -186,7 +186,8 @@ def _kind_from_header(header: list[str] | None, width: int, where: str) -> str:
         if tuple(header) == columns:
             return kind
     raise DataError(
-        f"unrecognised header {','.join(header)!r}: expected a klines, metrics, fundingRate or "
+        f"unrecognised header {shorten(','.join(header))}: expected a klines, metrics, "
+        "fundingRate or "
         "liquidationSnapshot archive",
         file=where,
     )
@@ -237,7 +238,7 @@ def _metrics(raw: pd.DataFrame, where: str, symbol: str) -> pd.DataFrame:
         if (bad := times.isna().to_numpy()).any():
             pos = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"not a time: {text.iloc[pos]!r}",
+                f"not a time: {shorten(text.iloc[pos])}",
                 file=where,
                 row=int(raw.index[pos]),
                 column="create_time",
@@ -247,7 +248,7 @@ def _metrics(raw: pd.DataFrame, where: str, symbol: str) -> pd.DataFrame:
     if (other := (named != symbol).to_numpy()).any():
         pos = int(np.flatnonzero(other)[0])
         raise DataError(
-            f"row is for {named.iloc[pos]!r}, the archive for {symbol!r}",
+            f"row is for {shorten(named.iloc[pos])}, the archive for {shorten(symbol)}",
             file=where,
             row=int(raw.index[pos]),
             column="symbol",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import numbers, read_records
 from marketdata.resample import LINE
 from marketdata.schema import COLUMNS, VALUE_COLUMNS
@@ -36,7 +36,7 @@ def _times(raw: pd.Series, path: Path) -> pd.Series:
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"cannot parse {text.iloc[pos]!r} as a date-time",
+            f"cannot parse {shorten(text.iloc[pos])} as a date-time",
             file=path,
             row=int(raw.index[pos]),
             column="timestamp",
@@ -58,7 +58,7 @@ def read(
     unknown = [c for c in table.columns if c not in COLUMNS]
     if unknown:
         raise DataError(
-            f"not a canonical column: {unknown[0]!r} (canonical: {', '.join(COLUMNS)})",
+            f"not a canonical column: {shorten(unknown[0])} (canonical: {', '.join(COLUMNS)})",
             file=path,
             row=1,
             column=str(unknown[0]),

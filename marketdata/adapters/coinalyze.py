@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import drop_repeated, naive_times, numbers, read_fields
 from marketdata.resample import LINE, infer_bar
 from marketdata.sources import SourceFrame
@@ -88,7 +88,7 @@ def _read_table(path: Path, kind: str, tz: str) -> pd.DataFrame:
         line = int(table.index[off_grid.to_numpy()][0])
         raise DataError(
             f"bar open {table['timestamp'][off_grid].iloc[0]} (UTC) is not on a {bar} boundary "
-            f"after reading times as {tz!r}: is tz right?",
+            f"after reading times as {shorten(tz)}: is tz right?",
             file=path,
             row=line,
             column="t",
@@ -137,7 +137,9 @@ def read(
     if venue is None:
         venue = EXCHANGE_CODES.get(code)
         if venue is None:
-            raise DataError(f"unknown Coinalyze exchange code {code!r}: pass venue", file=path)
+            raise DataError(
+                f"unknown Coinalyze exchange code {shorten(code)}: pass venue", file=path
+            )
     table = _read_table(path, kind, tz)
     if kind == "ohlcv-history":
         typical = (table["high"] + table["low"] + table["close"]) / 3.0

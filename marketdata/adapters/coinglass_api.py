@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import epoch_ms, numbers, read_records
 from marketdata.compressed import read_bytes
 from marketdata.resample import LINE, infer_bar
@@ -78,7 +78,9 @@ def series_of(path: Path, series: str | None) -> str:
     """The series a file holds: `series` if given, else from the endpoint in its name."""
     if series is not None:
         if series not in SERIES:
-            raise DataError(f"--series {series!r}: choose one of {', '.join(SERIES)}", file=path)
+            raise DataError(
+                f"--series {shorten(series)}: choose one of {', '.join(SERIES)}", file=path
+            )
         return series
     for pattern, name in _ENDPOINTS:
         if pattern.search(path.name):
@@ -112,7 +114,8 @@ def _records(path: Path) -> pd.DataFrame:
             raise DataError("expected a response object with 'code' and 'data'", file=path)
         if str(response.get("code")) != "0":
             raise DataError(
-                f"the API answered code {response.get('code')!r}: {response.get('msg')!r}",
+                f"the API answered code {shorten(response.get('code'))}: "
+                f"{shorten(response.get('msg'))}",
                 file=path,
                 column="code",
             )
@@ -161,7 +164,7 @@ def read(
     for name in ["time", *missing]:
         if name not in table.columns:
             found = ", ".join(map(str, table.columns))
-            raise DataError(f"no field {name!r} (found {found})", file=path, column=name)
+            raise DataError(f"no field {shorten(name)} (found {found})", file=path, column=name)
     if table.empty:
         return []
     where = str(path)
@@ -201,5 +204,5 @@ def _as_of(value: str | pd.Timestamp) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(value)
     except ValueError:
-        raise DataError(f"--as-of {value!r} is not a date or date-time") from None
+        raise DataError(f"--as-of {shorten(value)} is not a date or date-time") from None
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

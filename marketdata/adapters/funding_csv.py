@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import drop_repeated, epoch_ms, naive_times, numbers, read_fields
 from marketdata.resample import LINE
 from marketdata.schema import FUNDING_INTERVAL_HOURS
@@ -104,7 +104,8 @@ def _layout(path: Path, header: tuple[str, ...]) -> Layout:
         )
     known = "; ".join(",".join(layout.header) for layout in LAYOUTS)
     raise DataError(
-        f"unrecognised funding CSV header {','.join(header)!r}; known layouts start with: {known}",
+        f"unrecognised funding CSV header {shorten(','.join(header))}; "
+        f"known layouts start with: {known}",
         file=path,
         row=1,
     )

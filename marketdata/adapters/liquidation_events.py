@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.textcsv import epoch_ms, naive_times, numbers, read_fields
 from marketdata.liquidations import events_to_bars, side_is_long
 from marketdata.schema import BAR
@@ -108,7 +108,7 @@ def _csv_times(raw: pd.Series, path: Path, tz: str | None) -> pd.Series:
     if bad.any():
         pos = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"cannot parse {raw.iloc[pos]!r} as a date-time",
+            f"cannot parse {shorten(raw.iloc[pos])} as a date-time",
             file=path,
             row=int(raw.index[pos]),
             column="time",

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.adapters.mapping import FUNDING_UNITS, FileSpec, Mapping, load_mapping
 from marketdata.adapters.textcsv import naive_times, numbers, read_records
 from marketdata.resample import LINE
@@ -29,7 +29,7 @@ def _need(table: pd.DataFrame, column: str, key: str, mapping: Mapping, path: Pa
     if column not in table.columns:
         found = ", ".join(map(str, table.columns))
         raise DataError(
-            f"no column {column!r} (mapping key '{key}' of {mapping.path}; found {found})",
+            f"no column {shorten(column)} (mapping key '{key}' of {mapping.path}; found {found})",
             file=path,
             column=column,
         )
@@ -59,7 +59,7 @@ def _times(table: pd.DataFrame, mapping: Mapping, path: Path, tz: str | None) ->
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"cannot parse {text.iloc[pos]!r} as a date-time",
+                f"cannot parse {shorten(text.iloc[pos])} as a date-time",
                 file=path,
                 row=int(raw.index[pos]),
                 column=column,
@@ -118,7 +118,8 @@ def read(
     spec = spec_map.for_file(path)
     if symbol is not None and spec_map.symbol_column is not None:
         raise DataError(
-            f"the mapping takes symbols from column {spec_map.symbol_column!r}; --symbol does "
+            f"the mapping takes symbols from column {shorten(spec_map.symbol_column)}; "
+            "--symbol does "
             "not apply",
             file=path,
         )

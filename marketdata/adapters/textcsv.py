@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
+from common.errors import DataError, shorten
 from marketdata.compressed import read_bytes
 
 
@@ -99,7 +99,7 @@ def read_fields(path: Path, names: Sequence[str], *, header_lines: int = 0) -> p
 def _first_bad(raw: pd.Series, bad: np.ndarray, what: str, file: Path, column: str):
     pos = int(np.flatnonzero(bad)[0])
     value = raw.iloc[pos]
-    problem = "missing value" if pd.isna(value) else f"cannot parse {value!r} as {what}"
+    problem = "missing value" if pd.isna(value) else f"cannot parse {shorten(value)} as {what}"
     more = f" ({int(bad.sum())} rows in all)" if bad.sum() > 1 else ""
     raise DataError(problem + more, file=file, row=int(raw.index[pos]), column=column)
 
@@ -177,7 +177,7 @@ def check_header(
         got = header[i] if i < len(header) else None
         if got != name:
             raise DataError(
-                f"{what}: header column {i + 1} is {got!r}, expected {name!r}",
+                f"{what}: header column {i + 1} is {shorten(got)}, expected {shorten(name)}",
                 file=file,
                 row=1,
                 column=got or name,

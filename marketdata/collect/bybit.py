@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
+from common.errors import shorten
 from marketdata.collect.book import HOUR_MS
 from marketdata.collect.events import Liquidation, MessageError, is_long, millis, number
 from marketdata.collect.rest import JsonClient, VenueError
@@ -156,7 +157,7 @@ class Bybit:
                 return []  # subscribe acks and pongs
             raise MessageError("neither an event nor an answer")
         if not str(message["topic"]).startswith("allLiquidation."):
-            raise MessageError(f"unexpected topic {message['topic']!r}")
+            raise MessageError(f"unexpected topic {shorten(message['topic'])}")
         data = message.get("data")
         items = data if isinstance(data, list) else [data]
         events = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.errors import shorten
 from marketdata.liquidations import LONG_LIQUIDATED_SIDE
 
 
@@ -31,22 +32,24 @@ def is_long(venue: str, side: object) -> bool:
     """Does `side`, as `venue` writes it, mark a liquidated long? (`marketdata.liquidations`)"""
     table = LONG_LIQUIDATED_SIDE[venue]
     if side not in table:
-        raise MessageError(f"side {side!r} is not one of {sorted(table)}")
+        raise MessageError(f"side {shorten(side)} is not one of {sorted(table)}")
     return table[side]
 
 
 def number(value: object, field: str, *, positive: bool = False) -> float:
     """A numeric field of a message (venues send numbers as text); MessageError if it is not."""
     if isinstance(value, bool):
-        raise MessageError(f"{field} is {value!r}, not a number")
+        raise MessageError(f"{field} is {shorten(value)}, not a number")
     try:
         parsed = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise MessageError(f"{field} is {value!r}, not a number") from None
+        raise MessageError(f"{field} is {shorten(value)}, not a number") from None
     if not parsed == parsed or parsed in (float("inf"), float("-inf")):
-        raise MessageError(f"{field} is {value!r}, not a finite number")
+        raise MessageError(f"{field} is {shorten(value)}, not a finite number")
     if parsed < 0 or (positive and parsed == 0):
-        raise MessageError(f"{field} is {value!r}; it must be {'> 0' if positive else '>= 0'}")
+        raise MessageError(
+            f"{field} is {shorten(value)}; it must be {'> 0' if positive else '>= 0'}"
+        )
     return parsed
 
 
@@ -54,5 +57,5 @@ def millis(value: object, field: str) -> int:
     """An epoch-milliseconds field; MessageError unless it is a whole number in a sane range."""
     stamp = number(value, field)
     if stamp != int(stamp) or not 1e12 <= stamp < 1e13:
-        raise MessageError(f"{field} is {value!r}, not epoch milliseconds")
+        raise MessageError(f"{field} is {shorten(value)}, not epoch milliseconds")
     return int(stamp)

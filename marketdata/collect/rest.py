@@ -15,6 +15,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from common.errors import shorten
+
 TIMEOUT_S = 15.0
 RETRYABLE = frozenset({408, 418, 429, 500, 502, 503, 504})
 """418: Binance's answer to an IP that kept calling after a 429."""
@@ -70,5 +72,5 @@ class JsonClient:
             try:
                 return json.loads(text)
             except json.JSONDecodeError:
-                raise VenueError(f"{url}: not JSON: {text[:200]!r}") from None
+                raise VenueError(f"{url}: not JSON: {shorten(text[:200])}") from None
         raise VenueError(f"{url}: failed {self.backoff.attempts} times, last: {problem}")

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from common.errors import shorten
 from marketdata.collect.events import Liquidation
 from marketdata.collect.rest import JsonClient, VenueError
 from marketdata.schema import FUNDING_INTERVAL_HOURS
@@ -69,7 +70,9 @@ def field(row: Any, key: str | int, url: str, convert: Callable[[Any], Any] = fl
     try:
         return convert(row[key])
     except (KeyError, IndexError, TypeError, ValueError):
-        raise VenueError(f"{url}: field {key!r} missing or malformed in {str(row)[:120]}") from None
+        raise VenueError(
+            f"{url}: field {shorten(key)} missing or malformed in {shorten(row, 120)}"
+        ) from None
 
 
 def stamps(ms: Iterable[int]) -> pd.Series:

@@ -58,7 +58,7 @@ def test_failure_while_staging_leaves_no_partial_files(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pq, "write_table", write_then_fail)
     frame = pd.concat([bars(12, seed=5), bars(12, symbol="ETHUSDT")], ignore_index=True)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match="cannot write the store: disk full; nothing was changed"):
         store.write(frame)
     assert len(calls) == 2
     assert _snapshot(tmp_path) == before

@@ -22,6 +22,7 @@ from serving.predictions_log import (
     compact,
     inputs_hash,
     read_log,
+    read_recent,
 )
 
 T0 = datetime(2024, 3, 5, tzinfo=UTC)
@@ -172,6 +173,7 @@ def test_a_reader_of_a_window_opens_no_file_before_it(tmp_path: Path) -> None:
     log.flush()
     (tmp_path / f"date={T0 - timedelta(days=60):%Y-%m-%d}" / "part-x.parquet").write_bytes(b"bad")
     assert read_log(tmp_path, since=T0 - timedelta(days=30))["p_flush"].tolist() == [2 / 1e6]
+    assert read_recent(tmp_path, days=30)["p_flush"].tolist() == [2 / 1e6]  # the log's own end
 
 
 def test_a_full_disk_never_fails_a_request_and_rows_wait_for_it(
