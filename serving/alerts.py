@@ -237,6 +237,22 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def read_json(path: Path, default: object) -> object:
+    """A JSON file of the live folder, or `default` if absent. One that cannot be read (edited
+    by hand, say) is moved aside to `<name>.unreadable` and logged, so it stops nothing (the
+    rules and state are written atomically: only a hand edit can break them) and is not lost."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return default
+    except (ValueError, OSError) as exc:
+        aside = path.with_name(path.name + ".unreadable")
+        with contextlib.suppress(OSError):
+            os.replace(path, aside)
+        log.error("%s unreadable (%s): moved to %s, starting without it", path, exc, aside.name)
+        return default
+
+
 def write_json(path: Path, document: object) -> None:
     """A JSON file written atomically (readers see the old or the new one)."""
     write_atomic(path, lambda tmp: tmp.write_text(json.dumps(document, indent=1, default=str)))
@@ -256,12 +272,12 @@ class AlertState:
         self.lock = folder / "alerts_state.lock"
 
     def read(self) -> tuple[dict[str, dict[str, str]], dict[str, dict]]:
-        if not self.path.is_file():
+        document = read_json(self.path, {})
+        if not isinstance(document, dict):
             return {}, {}
-        document = json.loads(self.path.read_text())
         if "format" not in document:  # written before the outbox existed: firings only
             return document, {}
-        return document["rules"], document[OUTBOX]
+        return document.get("rules", {}), document.get(OUTBOX, {})
 
     @contextlib.contextmanager
     def update(self) -> Iterator[tuple[dict[str, dict[str, str]], dict[str, dict]]]:
@@ -291,8 +307,8 @@ class AlertEngine:
 
     def _stored(self) -> list[dict]:
         """The API rules as stored, valid or not (an invalid one stays until deleted)."""
-        path = self.folder / RULES_FILE
-        return json.loads(path.read_text()) if path.is_file() else []
+        stored = read_json(self.folder / RULES_FILE, [])
+        return stored if isinstance(stored, list) else []
 
     def api_rules(self) -> list[AlertRule]:
         """The valid API rules; one stored before a check existed and failing it now is logged

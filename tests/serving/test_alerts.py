@@ -297,3 +297,16 @@ def test_an_alert_survives_a_kill_9_of_the_delivering_worker(
     ((headers, _),) = got.received
     assert headers[ID_HEADER] == pending["alert"]["alert_id"]
     assert AlertState(tmp_path).pending() == []
+
+
+def test_an_unreadable_rules_or_state_file_is_moved_aside_and_stops_nothing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "alerts.json").write_text('[{"id": "half')
+    (tmp_path / "alerts_state.json").write_text("{not json")
+    rules = engine(tmp_path, p_at_least=0.1, cooldown=0)
+    assert [rule.id for _, rule in rules.evaluate(snapshot(0, 0.5), T0)] == ["r1"]
+    assert (tmp_path / "alerts.json.unreadable").read_text() == '[{"id": "half'
+    assert (tmp_path / "alerts_state.json.unreadable").read_text() == "{not json"
+    added = rules.add(AlertRule(symbol="BTCUSDT", horizon=12, p_at_least=0.2), [12])
+    assert [r.id for r in rules.api_rules()] == [added.id]
