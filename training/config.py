@@ -39,6 +39,12 @@ class CalibrationConfig(Strict):
     """Folds of out-of-fold rows at which they weigh the same by time alone (flushes cluster:
     one busy week is one draw of the regime)."""
     isotonic_min_class: int = Field(200, ge=1)
+    level: Literal["fitted", "prior"] = "prior"
+    """Where the map's mean level comes from: the training base rate (prior: the map keeps its
+    shape, shifted in log-odds) or the out-of-fold rows' own rate (fitted). Flush rates do not
+    persist from one span to the next (the label's threshold follows the trailing median, so
+    quiet weeks make the next busy), and the recent rows' rate forecast the next fold's rate
+    worse than the training rate on every shared set and the simulator."""
     window_hours: int | None = Field(4380, ge=1)
     """Only out-of-fold rows this recent calibrate (half a year): regimes drift, and old rows
     would make every refit slower."""

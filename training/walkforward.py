@@ -289,6 +289,7 @@ def fit_calibrator(
         folds=folds,
         shrinkage_folds=config.calibration.shrinkage_folds,
         isotonic_min_class=config.calibration.isotonic_min_class,
+        level=config.calibration.level,
     )
 
 

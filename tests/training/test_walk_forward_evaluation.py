@@ -163,3 +163,28 @@ def test_long_predictions_have_the_cli_contract(evaluation, config):
     assert required <= set(long.columns)
     assert {f"p_{m}" for m in model_names(config)} <= set(long.columns)
     assert sorted(long["horizon"].unique()) == sorted(evaluation.horizons)
+
+
+def test_the_training_rate_forecasts_a_folds_rate_better_than_the_recent_out_of_fold_rows(
+    evaluation, small_dataset, config
+):
+    """Why calibration takes its level from the prior (`calibration.level`): the flush rate of
+    the out-of-fold rows before a fold (what a fitted map reproduces) misses the fold's own rate
+    by more than the training base rate does; busy spans do not persist."""
+    for h, result in evaluation.horizons.items():
+        data = horizon_data(small_dataset, h)
+        window = config.calibration.window_hours * np.timedelta64(1, "h")
+        errors = []
+        for fold in data.folds(config):
+            cut = np.datetime64(fold.train_end.tz_convert(None), "us")
+            rows = (result.oof.fold_of >= 0) & (data.t < cut) & (data.t >= cut - window)
+            if data.y[rows].sum():
+                test_rate = data.y[fold.test].mean()
+                errors.append(
+                    (
+                        (test_rate - data.y[fold.train].mean()) ** 2,
+                        (test_rate - data.y[rows].mean()) ** 2,
+                    )
+                )
+        prior_error, recent_error = np.mean(errors, axis=0)
+        assert len(errors) >= 4 and prior_error < recent_error
