@@ -38,8 +38,9 @@ Store = Annotated[
 TrainStore = Annotated[
     list[Path] | None,
     typer.Option(
-        help="A store that only trains: the walk-forward tests on --store alone (a model "
-        "learned on one vendor, judged on another)."
+        help="A store that only trains (any bar size; repeat for several): the walk-forward "
+        "tests on --store alone (a model learned on years of daily bars, or on another "
+        "vendor, judged on this one's own folds)."
     ),
 ]
 Symbols = Annotated[

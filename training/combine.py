@@ -95,10 +95,12 @@ class Combination:
 
 
 def inputs(config: TrainingConfig) -> list[str]:
-    """Every model whose scores the combination may read (the candidates for `best`)."""
+    """Every model whose scores the combination reads (the candidates for `best`; for `stack`
+    the inputs that are run: configured candidates and baselines)."""
     if config.combination.method == "best":
         return list(config.fit.candidates)
-    return list(config.combination.inputs)
+    run = {*config.fit.candidates, *config.evaluation.baselines}
+    return [name for name in config.combination.inputs if name in run]
 
 
 def combine(

@@ -418,5 +418,5 @@ def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
         rows = dataset.labelled(h)
         if len(rows):
             stamps, tested = rows["timestamp"], dataset.tested(rows)
-            total += len(config.walk_forward.folds(stamps, h, dataset.bar, tested=tested))
+            total += len(config.walk_forward.folds(stamps, h, dataset.split_bar, tested=tested))
     return total

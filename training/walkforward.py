@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import MISSING_GROUPS, depending_on
+from features.registry import FEATURES, MISSING_GROUPS, depending_on
 from models.calibration import Calibrator
 from models.config import make_candidate, make_direction
 from models.learners import GradientBoosting, Learner
@@ -63,6 +63,7 @@ class HorizonData:
     tested: np.ndarray
     """True on rows the walk-forward scores (False: a training-only store's series)."""
     bar: pd.Timedelta
+    """The folds' time grid: the finest bar of any row (`Dataset.split_bar`)."""
 
     @property
     def t(self) -> np.ndarray:
@@ -95,7 +96,7 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         symbols=list(symbols),
         episode_start=episode_starts(rows, y, dataset.bar),
         tested=dataset.tested(rows),
-        bar=dataset.bar,
+        bar=dataset.split_bar,
     )
 
 
@@ -116,7 +117,7 @@ def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.n
 
 def dropout_groups(columns: Sequence[str]) -> list[list[int]]:
     """Column positions of each input group a real source may lack as a whole."""
-    features = [c for c in columns if c != "symbol"]
+    features = [c for c in columns if c in FEATURES]
     groups = [[columns.index(f) for f in depending_on(g, features)] for g in MISSING_GROUPS]
     return [g for g in groups if g]
 

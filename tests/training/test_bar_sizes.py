@@ -113,3 +113,39 @@ def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
             PredictRequest.model_validate({"symbol": "BTCUSDT", "venue": "sim", "bars": hourly})
         )
     assert np.isfinite(bundle.horizons[12].base_rate)
+
+
+@pytest.mark.slow
+def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own_folds(stores):
+    """Hourly BTC trains beside 4 h SOL (bar size an input); the folds and test rows are SOL's
+    own, each fold learns from more rows, and `train` ships a 4 h model."""
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12,))
+    alone = load_dataset(paths["sol_4h"], label=label)
+    both = load_dataset(paths["sol_4h"], label=label, train_stores=[paths["btc_1h"]])
+    assert both.bar == FOUR and both.split_bar == pd.Timedelta(hours=1)
+    assert both.features[-1] == "bar_hours"
+    assert set(both.table["bar_hours"]) == {1.0, 4.0}
+    assert both.series["BTCUSDT@sim"]["tested"] is False
+    config = TrainingConfig(label=label).with_overrides(
+        {
+            "evaluation.n_boot": 0,
+            "fit.candidates": ["logistic", "lightgbm"],
+            "fit.lightgbm.rounds": 20,
+            "combination.inputs": ["logistic", "lightgbm"],
+            "evaluation.baselines": ["climatology"],
+        }
+    )
+    from training.walkforward import horizon_data
+
+    mine, theirs = (horizon_data(d, 12).folds(config) for d in (alone, both))
+    assert [f.test_start for f in mine] == [f.test_start for f in theirs]
+    assert all(len(a.test) == len(b.test) for a, b in zip(mine, theirs, strict=True))
+    assert all(len(b.train) > len(a.train) for a, b in zip(mine, theirs, strict=True))
+    evaluation = evaluate(both, config, workers=1)
+    assert set(evaluation.predictions[12]["symbol"].astype(str)) == {"SOLUSDT"}
+    bundle = fit_bundle(both, config, evaluation)
+    assert bundle.bar == FOUR and "bar_hours" in bundle.features
+    # Tested stores still share one bar size: the bundle serves one.
+    with pytest.raises(DataError, match="tested stores have different bar sizes"):
+        load_dataset([paths["sol_4h"], paths["btc_1h"]], label=label)
