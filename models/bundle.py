@@ -262,10 +262,13 @@ def _externalise(state: dict[str, Any], folder: Path, name: str) -> dict[str, An
     if state.get("init") is not None:
         state["init"] = _externalise(state["init"], folder, f"init_{name}")
     if state.get("members") is not None:
-        state["members"] = [
-            _externalise(m, folder, f"{i}_{n}_{name}")
-            for i, (n, m) in enumerate(zip(state["names"], state["members"], strict=True))
-        ]
+        # The first member with a model file takes `name`; the others add their input's name.
+        members, taken = [], False
+        for member_name, member in zip(state["names"], state["members"], strict=True):
+            own = name if not taken else name.replace(".txt", f"_{member_name}.txt")
+            taken |= member.get("model") is not None
+            members.append(_externalise(member, folder, own))
+        state["members"] = members
     return state
 
 
