@@ -25,7 +25,7 @@ from common.atomic import write_atomic
 from models import integrity
 from models.calibration import Calibrator
 from models.learners import Explainer, GradientBoosting
-from models.matrix import SYMBOL, columns, from_values, model_matrix
+from models.matrix import BAR_HOURS, SYMBOL, columns, from_values, model_matrix
 from models.stacking import Stack, load_learner
 
 FORMAT = 2
@@ -150,6 +150,11 @@ class Bundle:
 
     def check_features(self, registry: dict[str, Any], max_lookback: int) -> None:
         """Raise BundleMismatch if a trained feature is gone or its lookback has changed."""
+        if BAR_HOURS in self.features:
+            raise BundleMismatch(
+                "this model was trained on stores of several bar sizes (input bar_hours); "
+                "the service does not build that input yet: train on one bar size to serve"
+            )
         gone = [name for name in self.features if name not in registry]
         changed = {
             name: (self.lookbacks[name], registry[name].lookback)

@@ -25,13 +25,14 @@ from features.build import build_features
 from features.registry import FEATURES, names
 from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
+from models.matrix import BAR_HOURS
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
 if TYPE_CHECKING:
     from training.config import TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
-BAR_FEATURE = "bar_hours"
+BAR_FEATURE = BAR_HOURS
 """A model input beside the registry features when stores of several bar sizes train one model:
 each row's bar size in hours (features are in hours already; this tells the model which bar
 a row's returns and counts were measured on)."""
