@@ -154,3 +154,21 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
     # Tested stores still share one bar size: the bundle serves one.
     with pytest.raises(DataError, match="tested stores have different bar sizes"):
         load_dataset([paths["sol_4h"], paths["btc_1h"]], label=label)
+
+
+def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stores, tmp_path):
+    day = pd.Timedelta(days=1)
+    four = stores["four"]
+    daily = tmp_path / "btc_1d"
+    MarketStore(daily).write(_aggregate(four[four["symbol"] == "BTCUSDT"], day), bar=day)
+    label = LabelSpec(horizons=(4, 24))
+    both = load_dataset(stores["paths"]["sol_4h"], label=label, train_stores=[daily])
+    table = both.table
+    is_daily = table["bar_hours"] == 24.0
+    assert table.loc[is_daily, "flush_4h"].isna().all()  # 4 h is not whole days
+    assert table.loc[is_daily, "flush_24h"].notna().any()
+    assert table.loc[~is_daily, "flush_4h"].notna().any()
+    with pytest.raises(DataError, match="no horizon of \\[4\\] h is a whole number of 1 d"):
+        load_dataset(
+            stores["paths"]["sol_4h"], label=LabelSpec(horizons=(4,)), train_stores=[daily]
+        )

@@ -188,3 +188,27 @@ def test_the_training_rate_forecasts_a_folds_rate_better_than_the_recent_out_of_
                 )
         prior_error, recent_error = np.mean(errors, axis=0)
         assert len(errors) >= 4 and prior_error < recent_error
+
+
+def test_direction_is_reported_beside_trivial_rules_learned_on_the_training_span(
+    evaluation, small_dataset, config
+):
+    for h, result in evaluation.horizons.items():
+        data = horizon_data(small_dataset, h)
+        sided, is_long = data.sided()
+        frame = result.frame
+        for fold in data.folds(config):
+            part = frame[frame["fold"] == fold.number]
+            if len(part):
+                rows = fold.train[sided[fold.train]]
+                np.testing.assert_allclose(part["dir_majority"], is_long[rows].mean())
+                assert set(part["dir_funding_sign"].unique()) <= {0.0, 1.0, is_long[rows].mean()}
+        direction = evaluation.record.horizons[h].direction
+        assert set(direction.accuracy) == {"model", "majority", "funding_sign", "return_24h_sign"}
+        assert direction.accuracy["model"] == pytest.approx(
+            evaluation.record.horizons[h].metric("champion", "direction_accuracy")
+        )
+        assert direction.best_rule in direction.accuracy
+        for name, (low, high) in direction.intervals.items():
+            assert low <= high, name
+        assert 0 < direction.n_episodes <= direction.n_sided
