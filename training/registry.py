@@ -138,7 +138,7 @@ def beats_baselines(candidate: dict[str, Any]) -> Decision:
             return Decision(
                 False,
                 f"{key} h: edge over {best} {edge:+.4f} is not significant "
-                f"(95 % interval from {low}, {h['n_events']} episodes)",
+                f"(95 % interval from {low}, {h['n_events']} episodes; {composition(candidate)})",
             )
     return Decision(True, f"beats the best baseline at every horizon ({composition(candidate)})")
 

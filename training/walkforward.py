@@ -300,7 +300,8 @@ class HorizonPredictions:
 
     frame: pd.DataFrame
     """One row per scored test row: keys, `horizon`, `fold`, `block`, `y`, `direction`,
-    `p_<model>` for every model and `p_champion`, `p_long`."""
+    `p_<model>` for every model and `p_champion`, `p_long` and each trivial direction
+    rule's `dir_<rule>`."""
     folds: pd.DataFrame
     """One row per fold: span, counts, status (scored or why not), the champion (`stack` or
     the chosen candidate), each input's share in it and its inner score."""

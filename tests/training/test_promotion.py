@@ -65,6 +65,11 @@ def test_the_gate_names_what_the_champion_is_made_of():
         h["champion_shares"] = {"liquidation_surprise": 1.0}
     refused = gate(copy, None)
     assert not refused.promote and "liquidation_surprise 1.00" in refused.reason
+    noisy = _summary(interval=(-0.01, 0.05))
+    for h in noisy["horizons"].values():
+        h["champion_shares"] = made
+    assert "not significant" in (reason := beats_baselines(noisy).reason)
+    assert "logistic 0.60" in reason
 
 
 def test_and_the_champion_on_the_same_evaluation():
