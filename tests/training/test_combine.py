@@ -86,3 +86,19 @@ def test_a_stack_scores_and_explains_as_its_weighted_parts():
     assert restored.composition() == {"logistic": 0.7, "liquidation_surprise": 0.3}
     with pytest.raises(ValueError, match="shares"):
         Stack(["logistic"], members[:1], [-0.1], [0], [1])
+
+
+def test_with_block_intercepts_an_input_that_only_knows_the_busy_block_gets_no_weight():
+    """An input constant within each block but higher in busy blocks earns weight in a pooled
+    fit (it predicts the level) and none in the per-block fit (it ranks nothing inside one)."""
+    rng = np.random.default_rng(3)
+    blocks = np.arange(8000) // 500
+    busy = rng.normal(size=blocks.max() + 1)
+    risk = rng.normal(size=8000)
+    logit = -3.5 + 1.0 * busy[blocks] + 1.2 * risk
+    y = (rng.random(8000) < 1 / (1 + np.exp(-logit))).astype(float)
+    S = np.column_stack([risk + rng.normal(scale=0.5, size=8000), busy[blocks]])
+    pooled = nonnegative_logistic(S, y)
+    within = nonnegative_logistic(S, y, blocks=blocks)
+    assert pooled[1] > 0.3
+    assert within[1] < 0.05 * within[0]
