@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from models.learners import Logistic
 from models.rules import LiquidationSurprise
 from models.stacking import Stack, load_learner, nonnegative_logistic, shares
 from training import train, walkforward
-from training.combine import combine
+from training.combine import combine, inputs
 from training.config import TrainingConfig
 from training.metrics import within_blocks
 
@@ -102,3 +103,10 @@ def test_with_block_intercepts_an_input_that_only_knows_the_busy_block_gets_no_w
     within = nonnegative_logistic(S, y, blocks=blocks)
     assert pooled[1] > 0.3
     assert within[1] < 0.05 * within[0]
+
+
+def test_only_shippable_models_can_be_inputs():
+    with pytest.raises(DataError, match="combination.inputs must be among"):
+        TrainingConfig().with_overrides({"combination.inputs": ["logistic", "placebo"]})
+    config = TrainingConfig().with_overrides({"evaluation.baselines": ["climatology"]})
+    assert inputs(config) == ["logistic", "lightgbm", "lightgbm_on_logistic"]  # not run: skipped
