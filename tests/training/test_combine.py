@@ -106,7 +106,7 @@ def test_with_block_intercepts_an_input_that_only_knows_the_busy_block_gets_no_w
 
 
 def test_only_shippable_models_can_be_inputs():
-    with pytest.raises(DataError, match="combination.inputs must be among"):
+    with pytest.raises(DataError, match=r"combination\.inputs must be among"):
         TrainingConfig().with_overrides({"combination.inputs": ["logistic", "placebo"]})
     config = TrainingConfig().with_overrides({"evaluation.baselines": ["climatology"]})
     assert inputs(config) == ["logistic", "lightgbm", "lightgbm_on_logistic"]  # not run: skipped
