@@ -3,7 +3,7 @@
 The market is the built-in simulator (realistic OI, funding and liquidation columns, so every
 feature family is live); its cost is reported but is not part of the target. The target covers
 the full walk-forward evaluation of all horizons with weekly refits of every candidate and
-baseline, the choice of champion per fold, calibration, the metrics and the block bootstrap:
+baseline, the champion's combination per fold, calibration, the metrics and the block bootstrap:
 under 120 s and 4 GB on the 2-core machine.
 """
 

@@ -24,8 +24,9 @@ import pandas as pd
 from common.atomic import write_atomic
 from models import integrity
 from models.calibration import Calibrator
-from models.learners import GradientBoosting, Logistic, from_state
-from models.matrix import SYMBOL, columns, from_values, model_matrix
+from models.learners import Explainer, GradientBoosting
+from models.matrix import BAR_HOURS, SYMBOL, columns, from_values, model_matrix
+from models.stacking import Stack, load_learner
 
 FORMAT = 2
 MANIFEST = "bundle.json"
@@ -44,13 +45,18 @@ class HorizonModel:
     """One horizon: the flush learner and calibrator, and the direction model (or None)."""
 
     horizon: int
-    learner: GradientBoosting | Logistic
+    learner: Explainer
+    """A learner, or (the combined champion) a `models.stacking.Stack` of learners and rules."""
     calibrator: Calibrator
     direction: GradientBoosting | None
     base_rate: float
     """Flush rate in the training rows: the climatology a forecast is read against."""
     choice: dict[str, Any] = field(default_factory=dict)
-    """Which candidate the walk-forward chose and the out-of-fold evidence."""
+    """What the champion is made of (each input's share) and the out-of-fold evidence."""
+
+    def learners(self) -> list[Any]:
+        """The fitted learners and rules inside the champion (itself, if not a stack)."""
+        return list(self.learner.members) if isinstance(self.learner, Stack) else [self.learner]
 
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """The learner's raw score: what the contributions add up to."""
@@ -137,12 +143,18 @@ class Bundle:
         missing value there as 0, not as unknown (the training dropout makes this rare)."""
         found: set[str] = set()
         for model in self.horizons.values():
-            if isinstance(model.learner, GradientBoosting) and model.learner.booster is not None:
-                found |= _never_missing(model.learner.booster)
+            for learner in model.learners():
+                if isinstance(learner, GradientBoosting) and learner.booster is not None:
+                    found |= _never_missing(learner.booster)
         return found & set(self.features)
 
     def check_features(self, registry: dict[str, Any], max_lookback: int) -> None:
         """Raise BundleMismatch if a trained feature is gone or its lookback has changed."""
+        if BAR_HOURS in self.features:
+            raise BundleMismatch(
+                "this model was trained on stores of several bar sizes (input bar_hours); "
+                "the service does not build that input yet: train on one bar size to serve"
+            )
         gone = [name for name in self.features if name not in registry]
         changed = {
             name: (self.lookbacks[name], registry[name].lookback)
@@ -217,10 +229,12 @@ class Bundle:
         horizons = {}
         for key, entry in manifest["horizons"].items():
             try:
-                learner = from_state(_internalise(entry["learner"], folder), model_columns)
+                learner = load_learner(_internalise(entry["learner"], folder), model_columns)
                 direction = None
                 if entry["direction"]:
-                    direction = from_state(_internalise(entry["direction"], folder), model_columns)
+                    direction = load_learner(
+                        _internalise(entry["direction"], folder), model_columns
+                    )
             except ValueError as exc:
                 raise BundleMismatch(f"bundle at {folder}, {key} h: {exc}") from None
             if direction is not None and not isinstance(direction, GradientBoosting):
@@ -271,6 +285,14 @@ def _externalise(state: dict[str, Any], folder: Path, name: str) -> dict[str, An
         state["model"] = name
     if state.get("init") is not None:
         state["init"] = _externalise(state["init"], folder, f"init_{name}")
+    if state.get("members") is not None:
+        # The first member with a model file takes `name`; the others add their input's name.
+        members, taken = [], False
+        for member_name, member in zip(state["names"], state["members"], strict=True):
+            own = name if not taken else name.replace(".txt", f"_{member_name}.txt")
+            taken |= member.get("model") is not None
+            members.append(_externalise(member, folder, own))
+        state["members"] = members
     return state
 
 
@@ -281,6 +303,8 @@ def _internalise(state: dict[str, Any], folder: Path) -> dict[str, Any]:
         state["model"] = file.read_text()
     if state.get("init") is not None:
         state["init"] = _internalise(state["init"], folder)
+    if state.get("members") is not None:
+        state["members"] = [_internalise(m, folder) for m in state["members"]]
     return state
 
 

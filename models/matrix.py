@@ -14,7 +14,11 @@ import numpy as np
 import pandas as pd
 
 SYMBOL = "symbol"
-"""The one non-registry model input: symbols are pooled, with the symbol as a categorical."""
+"""The non-registry model input of every model: symbols are pooled, with the symbol as a
+categorical."""
+BAR_HOURS = "bar_hours"
+"""A non-registry input of models trained on stores of several bar sizes: each row's bar size
+in hours (a column of the training table, listed among the bundle's features)."""
 
 
 def columns(features: Sequence[str]) -> list[str]:

@@ -164,6 +164,16 @@ def metrics_tables(record: EvaluationRecord) -> list[dict[str, Any]]:
                 "edge": entry.edge_over_best_baseline,
                 "interval": interval if interval and None not in interval else None,
                 "direction_accuracy": entry.metric("champion", "direction_accuracy"),
+                "direction_rules": ", ".join(
+                    f"{name} {_fmt(value)}"
+                    for name, value in entry.direction.accuracy.items()
+                    if name != "model"
+                )
+                if entry.direction
+                else "",
+                "made_of": " + ".join(
+                    f"{name} {share:.2f}" for name, share in entry.champion_shares.items() if share
+                ),
                 "rows": rows,
             }
         )

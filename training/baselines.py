@@ -20,6 +20,7 @@ import numpy as np
 
 from models.learners import Learner, Logistic
 from models.matrix import SYMBOL
+from models.rules import LiquidationSurprise
 
 HOUR = np.timedelta64(1, "h")
 
@@ -140,34 +141,6 @@ class Heuristic:
             ranks.append(np.where(np.isfinite(values), rank, 0.5))
         # Rounded: equal mean percentiles summed in another order must stay one tie.
         return _logit(np.round(np.mean(ranks, axis=0), 12))
-
-
-class LiquidationSurprise:
-    """Recent liquidations over their own trailing median: flushes come in clusters.
-
-    Uses the surprise feature whose window is nearest the horizon; unknown values score as
-    "usual" (a ratio of 1).
-    """
-
-    kind = "liquidation_surprise"
-
-    def __init__(self, columns: Sequence[str], horizon_hours: float) -> None:
-        windows = {
-            int(c.removeprefix("liq_surprise_").removesuffix("h")): i
-            for i, c in enumerate(columns)
-            if c.startswith("liq_surprise_") and c.endswith("h")
-        }
-        if not windows:
-            raise KeyError("the liquidation-surprise baseline needs a liq_surprise_<H>h feature")
-        nearest = min(windows, key=lambda w: (abs(np.log(w / horizon_hours)), w))
-        self.column = windows[nearest]
-
-    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> LiquidationSurprise:
-        return self
-
-    def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
-        ratio = X[:, self.column]
-        return np.log(np.where(np.isfinite(ratio), ratio, 1.0) + 1e-3)
 
 
 BaselineFactory = Callable[[Sequence[str], float, int], Learner]

@@ -38,8 +38,9 @@ Store = Annotated[
 TrainStore = Annotated[
     list[Path] | None,
     typer.Option(
-        help="A store that only trains: the walk-forward tests on --store alone (a model "
-        "learned on one vendor, judged on another)."
+        help="A store that only trains (any bar size; repeat for several): the walk-forward "
+        "tests on --store alone (a model learned on years of daily bars, or on another "
+        "vendor, judged on this one's own folds)."
     ),
 ]
 Symbols = Annotated[
@@ -187,6 +188,8 @@ def _verdict(entry) -> list[str]:
     lines = []
     choices = ", ".join(f"{k} {v}" for k, v in entry.champion_choices.items())
     lines.append(f"  champion per fold (inner walk-forward): {choices or '–'}")
+    shares = " + ".join(f"{k} {v:.2f}" for k, v in entry.champion_shares.items() if v > 0)
+    lines.append(f"  champion made of (mean share over folds): {shares or '–'}")
     for label, best, edge, key in (
         (
             "pooled PR-AUC",
@@ -212,9 +215,25 @@ def _verdict(entry) -> list[str]:
             f"  {label}: strongest baseline {best or '–'}; champion {verdict} it by "
             f"{_fmt(edge, '+.4f')}{ci}"
         )
-    accuracy = entry.metric("champion", "direction_accuracy")
-    lines.append(f"  direction accuracy on true one-sided flushes: {_fmt(accuracy)}")
+    lines.append(_direction_line(entry.direction))
     return lines
+
+
+def _direction_line(direction) -> str:
+    """Direction accuracy of the model beside each trivial rule, with 95 % intervals."""
+    if direction is None:
+        return "  direction accuracy on true one-sided flushes: – (none scored)"
+
+    def cell(name: str) -> str:
+        interval = direction.intervals.get(name)
+        ci = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval and None not in interval else ""
+        return f"{name} {_fmt(direction.accuracy.get(name))}{ci}"
+
+    rules = ", ".join(cell(name) for name in direction.accuracy if name != "model")
+    return (
+        f"  direction accuracy on {direction.n_sided} one-sided flush bars "
+        f"({direction.n_episodes} episodes): {cell('model')}; trivial rules: {rules}"
+    )
 
 
 def _fmt(value: float | None, spec: str = ".3f") -> str:

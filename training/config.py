@@ -1,4 +1,5 @@
-"""One training configuration: label, walk-forward, fit, calibration, selection and evaluation.
+"""One training configuration: label, walk-forward, fit, calibration, selection, combination and
+evaluation.
 
 A strict, frozen pydantic model: unknown keys and wrongly typed values are errors naming the
 key. `conf/default.yaml` holds the defaults; `flushcast train|evaluate --config FILE --set
@@ -11,10 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.errors import DataError
-from models.config import FitConfig
+from models.config import CANDIDATES, FitConfig
 from training.baselines import BASELINES
 from training.labels import LabelSpec
 from training.splits import WalkForward
@@ -38,6 +39,12 @@ class CalibrationConfig(Strict):
     """Folds of out-of-fold rows at which they weigh the same by time alone (flushes cluster:
     one busy week is one draw of the regime)."""
     isotonic_min_class: int = Field(200, ge=1)
+    level: Literal["fitted", "prior"] = "prior"
+    """Where the map's mean level comes from: the training base rate (prior: the map keeps its
+    shape, shifted in log-odds) or the out-of-fold rows' own rate (fitted). Flush rates do not
+    persist from one span to the next (the label's threshold follows the trailing median, so
+    quiet weeks make the next busy), and the recent rows' rate forecast the next fold's rate
+    worse than the training rate on every shared set and the simulator."""
     window_hours: int | None = Field(4380, ge=1)
     """Only out-of-fold rows this recent calibrate (half a year): regimes drift, and old rows
     would make every refit slower."""
@@ -51,6 +58,40 @@ class SelectionConfig(Strict):
     min_episodes: int = Field(10, ge=1)
     """Fewer out-of-fold flush episodes than this: too little evidence, keep the first
     candidate."""
+
+
+STACKABLE_BASELINES = ("liquidation_surprise", "volatility", "compact_logistic")
+"""Baselines a combined champion may use as inputs: each can be shipped in a bundle."""
+
+
+class CombinationConfig(Strict):
+    """How the champion is made from its parts (`training.combine`), on earlier out-of-fold
+    rows only: the fold's calibration rows in the walk-forward, the recent ones in `train`."""
+
+    method: Literal["stack", "best"] = "stack"
+    """stack: a non-negative logistic stack of the inputs' standardised scores, shrunk toward
+    equal shares; best: the one candidate ranking best within blocks (`selection`)."""
+    inputs: tuple[str, ...] = (*CANDIDATES, "liquidation_surprise")
+    """Candidates and baselines the stack combines (baselines from `STACKABLE_BASELINES`); those
+    not run are skipped."""
+    shrinkage_episodes: float = Field(30.0, ge=0)
+    """Out-of-fold flush episodes at which the fitted shares and equal shares weigh the same."""
+    ridge: float = Field(1.0, ge=0)
+    """L2 penalty on the stack's weights (per flush of evidence)."""
+    within_blocks: bool = True
+    """Fit the stack with one intercept per test block: weights that rank flushes against the
+    same block's quiet bars. False: one pooled intercept (weights also reward inputs that
+    track which block is busy, a level the calibrator already sets)."""
+
+    @model_validator(mode="after")
+    def _inputs_known(self) -> CombinationConfig:
+        known = (*CANDIDATES, *STACKABLE_BASELINES)
+        unknown = [name for name in self.inputs if name not in known]
+        if unknown or not self.inputs:
+            raise ValueError(
+                f"combination.inputs must be among {', '.join(known)} (got {unknown or 'none'})"
+            )
+        return self
 
 
 class EvaluationConfig(Strict):
@@ -70,6 +111,7 @@ class TrainingConfig(Strict):
     fit: FitConfig = FitConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     selection: SelectionConfig = SelectionConfig()
+    combination: CombinationConfig = CombinationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
     def with_overrides(self, overrides: dict[str, Any]) -> TrainingConfig:
@@ -148,9 +190,9 @@ def default_yaml() -> str:
     body = yaml.safe_dump(TrainingConfig().model_dump(mode="json"), sort_keys=False)
     return (
         "# flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
-        "# selection, evaluation). Copy and edit, then `flushcast train --config FILE`, or\n"
-        "# override one key with `--set fit.lightgbm.num_leaves=7`; `--schema` documents every\n"
-        "# key. Regenerate after changing a default:\n"
+        "# selection, combination, evaluation). Copy and edit, then `flushcast train --config\n"
+        "# FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`; `--schema`\n"
+        "# documents every key. Regenerate after changing a default:\n"
         "#   python -m training.config > conf/default.yaml\n" + body
     )
 

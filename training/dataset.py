@@ -25,12 +25,17 @@ from features.build import build_features
 from features.registry import FEATURES, names
 from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
+from models.matrix import BAR_HOURS
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
 if TYPE_CHECKING:
     from training.config import TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
+BAR_FEATURE = BAR_HOURS
+"""A model input beside the registry features when stores of several bar sizes train one model:
+each row's bar size in hours (features are in hours already; this tells the model which bar
+a row's returns and counts were measured on)."""
 
 
 @dataclass
@@ -43,7 +48,15 @@ class Dataset:
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per `SYMBOL@VENUE`: first and last bar, rows, sources of each column."""
     bar: pd.Timedelta = BAR
-    """The bar size of every series (a model is trained for one bar size)."""
+    """The bar size of the tested series (a model is served at one bar size)."""
+    grid: pd.Timedelta | None = None
+    """The finest bar of every series, training-only stores included (the walk-forward's time
+    grid); None: `bar`."""
+
+    @property
+    def split_bar(self) -> pd.Timedelta:
+        """The time grid the folds are laid on: the finest bar size of any row."""
+        return self.grid if self.grid is not None else self.bar
 
     def tested(self, rows: pd.DataFrame) -> np.ndarray:
         """Whether the walk-forward scores each of `rows` (series of training-only stores
@@ -185,9 +198,14 @@ def load_dataset(
             column="symbol",
         )
     bars = {str(store): bar for store, _, _, bar in loaded}
-    if len(set(bars.values())) > 1:
+    tested_bars = {bar for store, bar in bars.items() if store in map(str, tested_stores)}
+    if len(tested_bars) > 1:
         listing = ", ".join(f"{store}: {bar_text(bar)}" for store, bar in bars.items())
-        raise DataError(f"the stores have different bar sizes ({listing})", column="store")
+        raise DataError(
+            f"the tested stores have different bar sizes ({listing}): test one bar size at a "
+            "time, and add the others with --train-store",
+            column="store",
+        )
     frames, provenance, owner = [], {}, {}
     for store, frame, sources, _ in loaded:
         for key in sources:
@@ -205,20 +223,84 @@ def load_dataset(
         if unknown:
             raise DataError(f"symbol(s) {unknown} in none of the stores", column="symbol")
     tested = [k for k, store in owner.items() if store in map(str, tested_stores)]
-    return make_dataset(
-        conform(pd.concat(frames, ignore_index=True)),
-        label,
-        provenance,
-        bar=next(iter(bars.values())),
-        tested=tested if train_stores else None,
-        show_progress=show_progress,
+    if len(set(bars.values())) == 1:
+        return make_dataset(
+            conform(pd.concat(frames, ignore_index=True)),
+            label,
+            provenance,
+            bar=next(iter(bars.values())),
+            tested=tested if train_stores else None,
+            show_progress=show_progress,
+        )
+    by_bar: dict[pd.Timedelta, list[pd.DataFrame]] = {}
+    for _, frame, _, bar in loaded:
+        by_bar.setdefault(bar, []).append(frame)
+    parts = [
+        _at_bar(conform(pd.concat(group, ignore_index=True)), bar, label, provenance, tested)
+        for bar, group in sorted(by_bar.items())
+    ]
+    return mixed(parts, next(iter(tested_bars)))
+
+
+def _at_bar(
+    frame: pd.DataFrame,
+    bar: pd.Timedelta,
+    label: LabelSpec | None,
+    provenance: dict[str, dict],
+    tested: Sequence[str],
+) -> Dataset:
+    """One bar size's series: features and labels at their own bar (horizons in hours; a
+    horizon that is not a whole number of these bars is left unlabelled here)."""
+    label = label or LabelSpec()
+    whole = tuple(h for h in label.horizons if pd.Timedelta(hours=h) % bar == pd.Timedelta(0))
+    if not whole:
+        raise DataError(
+            f"no horizon of {list(label.horizons)} h is a whole number of {bar_text(bar)} bars",
+            column="store",
+        )
+    own = label.model_copy(update={"horizons": whole})
+    data = make_dataset(frame, own, provenance, bar=bar)
+    for key, info in data.series.items():
+        info["tested"] = key in tested
+    for h in label.horizons:
+        if h not in whole:
+            data.table[flush_column(h)] = np.nan
+            data.table[direction_column(h)] = None
+    data.label = label
+    return data
+
+
+def mixed(parts: Sequence[Dataset], bar: pd.Timedelta) -> Dataset:
+    """One dataset from datasets of several bar sizes: tables stacked with the `bar_hours`
+    input, tested at `bar`, folds laid on the finest bar."""
+    tables = []
+    for part in parts:
+        table = part.table.copy()
+        table.insert(3 + len(part.features), BAR_FEATURE, part.bar / pd.Timedelta(hours=1))
+        for key in ("symbol", "venue"):
+            table[key] = table[key].astype(str)
+        tables.append(table)
+    table = pd.concat(tables, ignore_index=True)
+    for key in ("symbol", "venue"):
+        table[key] = table[key].astype("category")
+    series = {}
+    for part in parts:
+        for key, info in part.series.items():
+            series[key] = {**info, "bar": bar_text(part.bar)}
+    return Dataset(
+        table=table,
+        features=[*parts[0].features, BAR_FEATURE],
+        label=parts[0].label,
+        series=series,
+        bar=bar,
+        grid=min(part.bar for part in parts),
     )
 
 
 def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: int = 10) -> None:
     """Refuse, with numbers, a horizon that has too few labelled hours or flushes to learn from."""
     rows = dataset.labelled(horizon)
-    hours = rows["timestamp"].nunique() * (dataset.bar / pd.Timedelta(hours=1))
+    hours = rows["timestamp"].nunique() * (dataset.split_bar / pd.Timedelta(hours=1))
     events = int(np.nansum(rows[flush_column(horizon)]))
     if hours < min_hours or events < min_events:
         label = dataset.label
@@ -232,8 +314,9 @@ def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: i
 
 
 def feature_lookbacks(features: Sequence[str]) -> dict[str, int]:
-    """Registry lookback (1-hour bars) of each model feature, recorded in the bundle."""
-    return {name: FEATURES[name].lookback for name in features}
+    """Registry lookback (1-hour bars) of each model feature, recorded in the bundle (the bar
+    size input looks back over nothing)."""
+    return {name: FEATURES[name].lookback if name in FEATURES else 0 for name in features}
 
 
 def code_version() -> str:

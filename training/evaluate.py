@@ -23,6 +23,7 @@ from threadpoolctl import threadpool_limits
 from common.errors import DataError
 from training.config import TrainingConfig
 from training.dataset import Dataset, require_enough
+from training.labels import LONG_FLUSH, SHORT_SQUEEZE
 from training.metrics import (
     block_bootstrap_cis,
     brier_skill,
@@ -33,10 +34,17 @@ from training.metrics import (
     score_metrics,
     time_blocks,
 )
-from training.record import EvaluationRecord, FoldExclusion, HorizonRecord, SymbolRecord
+from training.record import (
+    DirectionRecord,
+    EvaluationRecord,
+    FoldExclusion,
+    HorizonRecord,
+    SymbolRecord,
+)
 from training.splits import Fold
 from training.walkforward import (
     CHAMPION,
+    DIRECTION_PREFIX,
     HorizonData,
     HorizonPredictions,
     OutOfFold,
@@ -212,6 +220,12 @@ def horizon_record(
         "champion_choices": {str(k): int(v) for k, v in scored["champion"].value_counts().items()}
         if "champion" in scored
         else {},
+        "champion_shares": {
+            c.removeprefix("share_"): float(scored[c].fillna(0.0).mean())
+            for c in scored
+            if c.startswith("share_")
+        },
+        "direction": direction_record(frame, horizon, config),
     }
     if config.evaluation.n_boot and len(frame):
         entry["intervals"] = _intervals(
@@ -223,6 +237,59 @@ def horizon_record(
         per_symbol[str(symbol)] = SymbolRecord(**symbol_counts, models=symbol_models)
     entry["per_symbol"] = per_symbol
     return HorizonRecord.model_validate(_nan_to_none(entry))
+
+
+def direction_record(
+    frame: pd.DataFrame, horizon: int, config: TrainingConfig
+) -> DirectionRecord | None:
+    """Direction accuracy of the model and of each trivial rule on the true one-sided flush
+    bars, with 95 % block-bootstrap intervals (blocks of time: a cascade's bars move together)."""
+    truth = frame["direction"].astype(object).to_numpy()
+    sided = (frame["y"].to_numpy() == 1) & ((truth == LONG_FLUSH) | (truth == SHORT_SQUEEZE))
+    if not sided.any():
+        return None
+    part = frame[sided]
+    calls = {"model": part["p_long"].to_numpy()}
+    calls |= {
+        c.removeprefix(DIRECTION_PREFIX): part[c].to_numpy()
+        for c in part
+        if c.startswith(DIRECTION_PREFIX)
+    }
+    direction = truth[sided]
+
+    def accuracy(p: np.ndarray, rows: np.ndarray) -> float:
+        known = np.isfinite(p[rows])
+        return direction_accuracy(direction[rows][known], p[rows][known]) if known.any() else np.nan
+
+    every = np.arange(len(part))
+    values = {name: accuracy(p, every) for name, p in calls.items()}
+    rules = {k: v for k, v in values.items() if k != "model" and np.isfinite(v)}
+    best = max(rules, key=rules.__getitem__) if rules else None
+    series = part["symbol"].astype(str) + "@" + part["venue"].astype(str)
+    episodes = event_recall(
+        np.ones(len(part)), np.zeros(len(part), bool), series, part["timestamp"], horizon
+    ).n_events
+    intervals: dict[str, tuple[float, float]] = {}
+    if config.evaluation.n_boot:
+        names = list(calls)
+        stats = [lambda i, p=calls[n]: accuracy(p, i) for n in names]
+        if best is not None:
+            names.append(f"model_minus_{best}")
+            model, rule = calls["model"], calls[best]
+            stats.append(lambda i: accuracy(model, i) - accuracy(rule, i))
+        resampled = block_bootstrap_cis(
+            lambda i: [f(i) for f in stats],
+            time_blocks(part["timestamp"], config.evaluation.block_hours),
+            n_boot=config.evaluation.n_boot,
+        )
+        intervals = dict(zip(names, resampled, strict=True))
+    return DirectionRecord(
+        n_sided=len(part),
+        n_episodes=episodes,
+        accuracy=_nan_to_none(values),
+        intervals=_nan_to_none(intervals),
+        best_rule=best,
+    )
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -351,5 +418,5 @@ def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
         rows = dataset.labelled(h)
         if len(rows):
             stamps, tested = rows["timestamp"], dataset.tested(rows)
-            total += len(config.walk_forward.folds(stamps, h, dataset.bar, tested=tested))
+            total += len(config.walk_forward.folds(stamps, h, dataset.split_bar, tested=tested))
     return total

@@ -40,6 +40,21 @@ class FoldExclusion(_Record):
     reason: str
 
 
+class DirectionRecord(_Record):
+    """Direction accuracy on true one-sided flush bars: the model beside trivial rules."""
+
+    n_sided: int
+    """One-sided flush bars scored (long flushes and short squeezes)."""
+    n_episodes: int
+    """Flush episodes those bars belong to."""
+    accuracy: dict[str, float | None]
+    """`model` (the direction model) and each trivial rule: majority side of the training span,
+    sign of funding, sign of the 24 h return (orientations learned on the training span)."""
+    intervals: dict[str, Interval] = Field(default_factory=dict)
+    """95 % block-bootstrap intervals of each accuracy and of the model minus the best rule."""
+    best_rule: str | None = None
+
+
 class _HasModels(_Record):
     models: dict[str, ModelMetrics]  # type: ignore[valid-type]
 
@@ -73,7 +88,10 @@ class HorizonRecord(_HasModels):
     edge_over_best_baseline_within_fold: float | None = None
     """Champion minus best baseline, PR-AUC within test blocks."""
     champion_choices: dict[str, int] = Field(default_factory=dict)
-    """How many scored folds each candidate was the champion of."""
+    """How many scored folds each label of the champion had (`stack`, or the chosen candidate)."""
+    champion_shares: dict[str, float] = Field(default_factory=dict)
+    """What the champion is made of: each input's mean share over the scored folds."""
+    direction: DirectionRecord | None = None
     intervals: dict[str, Interval] = Field(default_factory=dict)
     per_symbol: dict[str, SymbolRecord] = Field(default_factory=dict)
 
@@ -123,6 +141,7 @@ class EvaluationRecord(_Record):
                         "edge_over_best_baseline": entry.edge_over_best_baseline,
                         "edge_interval": entry.intervals.get("edge_over_best_baseline"),
                         "champion_choices": entry.champion_choices,
+                        "champion_shares": entry.champion_shares,
                     }
                     for h, entry in sorted(self.horizons.items())
                 },

@@ -127,7 +127,9 @@ def beats_baselines(candidate: dict[str, Any]) -> Decision:
             return Decision(False, f"{key} h: no baseline comparison recorded")
         if edge <= 0:
             return Decision(
-                False, f"{key} h: PR-AUC {h['pr_auc']:.4f} does not beat {best} ({edge:+.4f})"
+                False,
+                f"{key} h: PR-AUC {h['pr_auc']:.4f} does not beat {best} ({edge:+.4f}; "
+                f"{composition(candidate)})",
             )
         if h["n_events"] >= GATE_MIN_EPISODES and (
             not interval or interval[0] is None or interval[0] <= 0
@@ -136,9 +138,19 @@ def beats_baselines(candidate: dict[str, Any]) -> Decision:
             return Decision(
                 False,
                 f"{key} h: edge over {best} {edge:+.4f} is not significant "
-                f"(95 % interval from {low}, {h['n_events']} episodes)",
+                f"(95 % interval from {low}, {h['n_events']} episodes; {composition(candidate)})",
             )
-    return Decision(True, "beats the best baseline at every horizon")
+    return Decision(True, f"beats the best baseline at every horizon ({composition(candidate)})")
+
+
+def composition(summary: dict[str, Any]) -> str:
+    """What the champion is made of, per horizon: `4 h: logistic 0.40 + lightgbm 0.35 …`."""
+    parts = []
+    for key, h in sorted(summary.get("horizons", {}).items(), key=lambda kv: int(kv[0])):
+        shares = h.get("champion_shares") or {}
+        made = " + ".join(f"{n} {v:.2f}" for n, v in shares.items() if v and v > 0)
+        parts.append(f"{key} h: {made or 'not recorded'}")
+    return "champion made of " + "; ".join(parts)
 
 
 def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision:

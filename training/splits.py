@@ -61,9 +61,16 @@ class WalkForward(BaseModel):
         Row t may train for a fold starting at bar s only if t + gap < s: its label window
         ends an embargo before s. Folds tile the time after `min_train_hours`; a fold with no
         rows or nothing to train on before it is skipped (so the result can be empty).
-        `tested` (one flag per row) limits the test rows; every row may train.
+        `tested` (one flag per row) limits the test rows and sets where the folds start; every
+        row may train.
         """
         bars, origin = bar_numbers(timestamps, bar)
+        if tested is not None and tested.any() and bars[tested].min() > 0:
+            # Training-only rows older than every tested row: the folds are the tested rows'
+            # own (first test block `min_train_hours` after their first bar); the older rows
+            # only add to every fold's training span.
+            shift = int(bars[tested].min())
+            bars, origin = bars - shift, origin + shift * bar
         gap = self.gap_bars(horizon_hours, bar)
         every = whole_bars(self.retrain_every_hours, bar, "retrain every")
         first = whole_bars(self.min_train_hours, bar, "min train")
@@ -80,7 +87,7 @@ class WalkForward(BaseModel):
         for start in range(first, last + 1, every):
             end = min(start + every, last + 1)
             train_end = start - gap
-            train, test = rows(0, max(train_end, 0)), rows(start, end)
+            train, test = rows(int(sorted_bars[0]), train_end), rows(start, end)
             if tested is not None:
                 test = test[tested[test]]
             if len(train) == 0 or len(test) == 0:

@@ -3,7 +3,8 @@
 Every run records what is needed to reproduce and judge it: the resolved configuration (label,
 walk-forward, fit, calibration, selection, evaluation), the feature set, the data span and
 sources per series, the code version; per-horizon metrics of every model, pooled and within
-folds; plots, the per-fold table (with each fold's champion and its inner scores), feature
+folds, the champion's shares, direction beside its trivial rules; plots, the per-fold table
+(with each fold's champion, its shares and inner scores), feature
 importance, the evaluation JSON and the out-of-sample predictions as Parquet, so a new metric
 or gate never needs the walk-forward rerun. `train` also logs the bundle as one pyfunc model
 with a signature and input example, registers it as `flushcast`, and tags the new version with
@@ -80,6 +81,11 @@ def _metrics(evaluation: Evaluation) -> dict[str, float]:
         flat[f"edge_over_best_baseline_within_fold_{h}h"] = (
             entry.edge_over_best_baseline_within_fold
         )
+        for name, share in entry.champion_shares.items():
+            flat[f"champion_share_{name}_{h}h"] = share
+        if entry.direction is not None:
+            for name, value in entry.direction.accuracy.items():
+                flat[f"direction_accuracy_{name}_{h}h"] = value
     return {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and math.isfinite(v)}
 
 

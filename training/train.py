@@ -1,9 +1,10 @@
-"""Fit the deployable bundle: the walk-forward's choice and calibration, applied to every row.
+"""Fit the deployable bundle: the walk-forward's combination and calibration, applied to every row.
 
-The walk-forward's out-of-fold scores are the evidence: per horizon the candidate that ranked
-best within blocks over all of them is chosen, its calibrator is fitted on its own out-of-fold
-scores (the recent `calibration.window_hours`), and the candidate is refitted on every labelled
-row. So the walk-forward figures describe exactly the recipe that produced this bundle.
+The walk-forward's out-of-fold scores are the evidence: per horizon the champion's shares are
+fitted by the same rule as in each fold (`training.combine`) on the recent out-of-fold rows
+(`calibration.window_hours`), its calibrator on its combined score there, and each input with
+weight is refitted on every labelled row. So the walk-forward figures describe exactly the
+recipe that produced this bundle.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from common.errors import DataError
 from features.registry import max_lookback
 from models.bundle import Bundle, HorizonModel
 from models.config import make_candidate, make_direction
+from models.learners import Explainer
+from models.stacking import Stack
+from training.baselines import BASELINES
+from training.combine import combine, inputs
 from training.config import TrainingConfig
 from training.dataset import Dataset, feature_lookbacks
 from training.evaluate import Evaluation
@@ -23,7 +28,6 @@ from training.walkforward import (
     HorizonData,
     OutOfFold,
     calibrate_and_choose,
-    choose,
     dropout_groups,
     fit_calibrator,
     horizon_data,
@@ -32,21 +36,27 @@ from training.walkforward import (
 )
 
 
+def _member(name: str, data: HorizonData, config: TrainingConfig) -> Explainer:
+    """One input of the champion, fitted on every labelled row (a candidate or a baseline)."""
+    if name in BASELINES:
+        model = BASELINES[name](data.columns, data.horizon, 0)
+    else:
+        model = make_candidate(name, data.columns, config.fit, dropout_groups(data.columns))
+    model.fit(data.X, data.y, data.t)
+    return model  # type: ignore[return-value]
+
+
 def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> HorizonModel:
-    """One horizon's deployable model from its out-of-fold evidence."""
-    candidates = [c for c in config.fit.candidates if c in oof.raw]
-    scored = oof.fold_of >= 0
-    scored[scored] = np.isin(oof.fold_of[scored], frame["fold"].unique())
-    choice = choose(
-        candidates,
-        {c: frame[f"p_{c}"].to_numpy() for c in candidates},
-        frame["y"].to_numpy(),
-        frame["block"].to_numpy(),
-        int(data.episode_start[scored].sum()),
-        config,
-    )
-    raw = oof.raw[choice.chosen]
-    rows = np.isfinite(raw)
+    """One horizon's deployable model from its out-of-fold evidence.
+
+    The champion's recipe is the walk-forward's (`training.combine.combine`, then
+    `fit_calibrator`), applied to the most recent out-of-fold rows (`calibration.window_hours`)
+    of the folds the walk-forward scored: shares fitted there, its members refitted on every
+    row, the combined score calibrated there.
+    """
+    rows = oof.fold_of >= 0
+    rows[rows] = np.isin(oof.fold_of[rows], frame["fold"].unique())
+    rows &= np.isfinite(oof.raw[next(iter(oof.raw))])
     window = config.calibration.window_hours
     if window and rows.any():
         t = data.t
@@ -56,13 +66,29 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
             f"H={data.horizon}: the walk-forward scored no flush out of fold, so nothing says "
             "how to calibrate the model (more history is needed)",
         )
-    prior = float(data.y.mean())
-    learner = make_candidate(choice.chosen, data.columns, config.fit, dropout_groups(data.columns))
-    learner.fit(data.X, data.y)
+    blocks = dict(zip(frame["fold"], frame["block"], strict=False))
     episodes = int(data.episode_start[rows].sum())
     folds = len(np.unique(oof.fold_of[rows]))
-    calibrator = fit_calibrator(raw[rows], data.y[rows], episodes, folds, prior, config)
-    calibrator = calibrator.for_scores(*score_scale(learner, data.X))
+    combination = combine(
+        {name: scores[rows] for name, scores in oof.raw.items()},
+        data.y[rows],
+        np.array([blocks[f] for f in oof.fold_of[rows]]),
+        episodes,
+        config,
+    )
+    prior = float(data.y.mean())
+    names = combination.inputs
+    members = [_member(name, data, config) for name in names]
+    scales = [score_scale(m, data.X, data.t) for m in members]
+    stack = Stack(
+        names,
+        members,
+        [combination.shares[n] for n in names],
+        [loc for loc, _ in scales],
+        [scale for _, scale in scales],
+    )
+    z = combination.score(oof.raw)
+    calibrator = fit_calibrator(z[rows], data.y[rows], episodes, folds, prior, config)
     sided, is_long = data.sided()
     direction = None
     d = np.flatnonzero(sided)
@@ -70,15 +96,18 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
         direction = make_direction(data.columns, config.fit).fit(data.X[d], is_long[d])
     return HorizonModel(
         data.horizon,
-        learner,
+        stack,
         calibrator,
         direction,
         prior,
         {
-            "chosen": choice.chosen,
-            "reason": choice.reason,
-            "out_of_fold_episodes": choice.episodes,
-            f"out_of_fold_{config.selection.metric}_within_fold": choice.scores,
+            "chosen": combination.label,
+            "method": combination.method,
+            "shares": combination.shares,
+            "fitted_shares": combination.fitted,
+            "reason": combination.reason,
+            "out_of_fold_episodes": combination.episodes,
+            f"out_of_fold_{config.selection.metric}_within_fold": combination.inner,
         },
     )
 
@@ -100,7 +129,9 @@ def fit_bundle(
                 result = evaluation.horizons[h]
             else:
                 folds = data.folds(config)
-                oof = out_of_fold(data, folds, config, names=config.fit.candidates)
+                names = [*config.fit.candidates]
+                names += [n for n in inputs(config) if n not in names]
+                oof = out_of_fold(data, folds, config, names=names)
                 result = calibrate_and_choose(data, folds, oof, config)
             horizons[h] = _final(data, result.oof, result.frame, config)
             rows_used[f"rows_{h}h"] = len(data.y)

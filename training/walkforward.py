@@ -7,8 +7,11 @@ OOF rows whose labels were known before f's training cutoff (the inner walk-forw
 
 - each learner's calibrator is fitted on its OOF scores there (`models.calibration`), with the
   training base rate as the prior;
-- the champion of fold f is the candidate whose OOF probabilities ranked best within blocks
-  there (`SelectionConfig.metric`), or the first candidate while those hold too few flushes.
+- the champion of fold f combines the candidates' and chosen baselines' standardised OOF
+  scores there (`training.combine`: a non-negative stack shrunk toward equal shares, or the
+  best candidate), and its combined score gets its own calibrator on the same rows;
+- the trivial direction rules (majority side, sign of funding, sign of the 24 h return) learn
+  their orientation from the fold's training rows.
 
 So a test block is never used to tune, calibrate or choose anything that scores it. A fold
 with no flush to train on, or too few OOF flushes to calibrate on, is left out for every
@@ -25,17 +28,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import MISSING_GROUPS, depending_on
+from features.registry import FEATURES, MISSING_GROUPS, depending_on
 from models.calibration import Calibrator
 from models.config import make_candidate, make_direction
 from models.learners import GradientBoosting, Learner
 from models.matrix import columns as model_columns
 from models.matrix import model_matrix
 from training.baselines import BASELINES, is_calibrated
+from training.combine import combine
 from training.config import TrainingConfig
 from training.dataset import Dataset
 from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
-from training.metrics import pr_auc, within_blocks
+from training.metrics import pr_auc
 from training.splits import Fold
 
 HOUR = np.timedelta64(1, "h")
@@ -59,6 +63,7 @@ class HorizonData:
     tested: np.ndarray
     """True on rows the walk-forward scores (False: a training-only store's series)."""
     bar: pd.Timedelta
+    """The folds' time grid: the finest bar of any row (`Dataset.split_bar`)."""
 
     @property
     def t(self) -> np.ndarray:
@@ -91,7 +96,7 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         symbols=list(symbols),
         episode_start=episode_starts(rows, y, dataset.bar),
         tested=dataset.tested(rows),
-        bar=dataset.bar,
+        bar=dataset.split_bar,
     )
 
 
@@ -112,7 +117,7 @@ def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.n
 
 def dropout_groups(columns: Sequence[str]) -> list[list[int]]:
     """Column positions of each input group a real source may lack as a whole."""
-    features = [c for c in columns if c != "symbol"]
+    features = [c for c in columns if c in FEATURES]
     groups = [[columns.index(f) for f in depending_on(g, features)] for g in MISSING_GROUPS]
     return [g for g in groups if g]
 
@@ -231,42 +236,40 @@ def direction_probability(
     return _sigmoid(model.score(data.X[test]))
 
 
-@dataclass
-class Choice:
-    """Which candidate the out-of-fold evidence favours, and that evidence."""
-
-    chosen: str
-    scores: dict[str, float]
-    episodes: int
-    reason: str
+DIRECTION_RULES = {"majority": None, "funding_sign": "funding_bp", "return_24h_sign": "return_24h"}
+"""The trivial direction rules and the feature whose sign each reads (majority: none)."""
+DIRECTION_PREFIX = "dir_"
+"""Prediction-frame column prefix of a direction rule's P(long flush)."""
 
 
-def choose(
-    candidates: Sequence[str],
-    probabilities: dict[str, np.ndarray],
-    y: np.ndarray,
-    blocks: np.ndarray,
-    episodes: int,
-    config: TrainingConfig,
-) -> Choice:
-    """The candidate ranking best within blocks on these out-of-fold rows (first on a tie).
+def direction_rules(
+    data: HorizonData, train: np.ndarray, test: np.ndarray
+) -> dict[str, np.ndarray]:
+    """P(long flush | flush) of each trivial rule on `test`, learned from `train` only.
 
-    With fewer than `selection.min_episodes` flush episodes the evidence is noise: the first
-    candidate (the simplest, by convention) is kept.
+    majority: the training span's share of long flushes among its one-sided flushes. A sign
+    rule calls the side that the sign of its feature went with more often among those
+    training flushes (positive funding: crowded longs flushed, or not); where the feature is
+    missing or zero it falls back to the majority. Without one-sided training flushes: 0.5.
     """
-    scores = {}
-    for name in candidates:
-        ranked = within_blocks(y, probabilities[name], blocks)
-        value = getattr(ranked, config.selection.metric)
-        scores[name] = float(value) if np.isfinite(value) else float("nan")
-    if episodes < config.selection.min_episodes:
-        return Choice(candidates[0], scores, episodes, f"{episodes} out-of-fold episodes: fallback")
-    finite = {k: v for k, v in scores.items() if np.isfinite(v)}
-    if not finite:
-        return Choice(candidates[0], scores, episodes, "no rankable out-of-fold block: fallback")
-    best = max(finite.values())
-    chosen = next(name for name in candidates if finite.get(name) == best)
-    return Choice(chosen, scores, episodes, f"best {config.selection.metric} within blocks")
+    sided, is_long = data.sided()
+    rows = train[sided[train]]
+    share = float(is_long[rows].mean()) if len(rows) else 0.5
+    out = {"majority": np.full(len(test), share)}
+    for rule, column in DIRECTION_RULES.items():
+        if column is None:
+            continue
+        if column not in data.columns:
+            out[rule] = np.full(len(test), np.nan)
+            continue
+        j = data.columns.index(column)
+        sign = np.sign(np.nan_to_num(data.X[rows, j]))
+        known = sign != 0
+        agree = np.mean((sign[known] > 0) == (is_long[rows][known] == 1)) if known.any() else 0.5
+        flip = 1.0 if agree >= 0.5 else -1.0
+        value = np.sign(np.nan_to_num(data.X[test, j])) * flip
+        out[rule] = np.where(value > 0, 1.0, np.where(value < 0, 0.0, share))
+    return out
 
 
 def fit_calibrator(
@@ -287,6 +290,7 @@ def fit_calibrator(
         folds=folds,
         shrinkage_folds=config.calibration.shrinkage_folds,
         isotonic_min_class=config.calibration.isotonic_min_class,
+        level=config.calibration.level,
     )
 
 
@@ -296,10 +300,11 @@ class HorizonPredictions:
 
     frame: pd.DataFrame
     """One row per scored test row: keys, `horizon`, `fold`, `block`, `y`, `direction`,
-    `p_<model>` for every model and `p_champion`, `p_long`."""
+    `p_<model>` for every model and `p_champion`, `p_long` and each trivial direction
+    rule's `dir_<rule>`."""
     folds: pd.DataFrame
-    """One row per fold: span, counts, status (scored or why not), the champion and the
-    inner scores of every candidate."""
+    """One row per fold: span, counts, status (scored or why not), the champion (`stack` or
+    the chosen candidate), each input's share in it and its inner score."""
     gain: pd.Series | None
     oof: OutOfFold
 
@@ -309,16 +314,17 @@ def calibrate_and_choose(
 ) -> HorizonPredictions:
     """Pass 2 over the folds in time order (see the module docstring)."""
     names = list(oof.raw)
-    candidates = [c for c in config.fit.candidates if c in oof.raw]
     t = data.t
     n = len(data.y)
     probability = {name: np.full(n, np.nan) for name in [*names, CHAMPION]}
     block_of = np.full(n, -1, dtype=np.int64)
+    for fold in folds:
+        block_of[fold.test] = fold.block
+    rules = {rule: np.full(n, np.nan) for rule in DIRECTION_RULES}
     window = config.calibration.window_hours
     excluded = dict(oof.excluded)
     table = []
     for fold in folds:
-        block_of[fold.test] = fold.block
         record: dict[str, Any] = {
             "horizon": data.horizon,
             "fold": fold.number,
@@ -364,24 +370,29 @@ def calibrate_and_choose(
                 probability[name][fold.test] = calibrator.predict(scores[fold.test])
             else:
                 probability[name][fold.test] = scores[fold.test]
-        inner = np.isfinite(probability[candidates[0]]) & (t < cutoff)
-        choice = choose(
-            candidates,
-            {c: probability[c][inner] for c in candidates},
-            data.y[inner],
-            block_of[inner],
-            int(data.episode_start[inner].sum()),
+        combination = combine(
+            {name: oof.raw[name][calibration_rows] for name in names},
+            data.y[calibration_rows],
+            block_of[calibration_rows],
+            oof_episodes,
             config,
         )
-        probability[CHAMPION][fold.test] = probability[choice.chosen][fold.test]
+        z = combination.score(oof.raw)
+        calibrator = fit_calibrator(
+            z[calibration_rows], data.y[calibration_rows], oof_episodes, oof_folds, prior, config
+        )
+        probability[CHAMPION][fold.test] = calibrator.predict(z[fold.test])
+        for rule, p_long in direction_rules(data, fold.train, fold.test).items():
+            rules[rule][fold.test] = p_long
         table.append(
             {
                 **record,
                 "status": "scored",
                 "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION][fold.test]),
-                "champion": choice.chosen,
-                "choice": choice.reason,
-                **{f"inner_{c}": v for c, v in choice.scores.items()},
+                "champion": combination.label,
+                "choice": combination.reason,
+                **{f"share_{c}": v for c, v in combination.shares.items()},
+                **{f"inner_{c}": v for c, v in combination.inner.items()},
             }
         )
     keep = np.isfinite(probability[CHAMPION])
@@ -394,5 +405,7 @@ def calibrate_and_choose(
     for name in [*names, CHAMPION]:
         frame[f"p_{name}"] = probability[name][keep]
     frame["p_long"] = oof.p_long[keep]
+    for rule, p_long in rules.items():
+        frame[f"{DIRECTION_PREFIX}{rule}"] = p_long[keep]
     oof.excluded = excluded
     return HorizonPredictions(frame, pd.DataFrame(table), oof.gain, oof)

@@ -192,6 +192,10 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
         champion = next(r for r in table["rows"] if r["model"] == "champion")
         assert champion["cells"][0] == f"{entry.metric('champion', 'pr_auc'):.3f}"
         assert table["best_baseline"] == entry.best_baseline
+        # What the champion is made of, and direction beside its trivial rules.
+        first = next(n for n, share in entry.champion_shares.items() if share)
+        assert table["made_of"].startswith(f"{first} {entry.champion_shares[first]:.2f}")
+        assert "majority" in table["direction_rules"]
     assert sorted(card["reliability"]) == list(HORIZONS)
     spec = LabelSpec.from_params(bundle.label)
     assert f"{spec.m:g} × (H / 4 h)^-{spec.m_decay:g}" in card["label"]

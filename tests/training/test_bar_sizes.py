@@ -113,3 +113,62 @@ def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
             PredictRequest.model_validate({"symbol": "BTCUSDT", "venue": "sim", "bars": hourly})
         )
     assert np.isfinite(bundle.horizons[12].base_rate)
+
+
+@pytest.mark.slow
+def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own_folds(stores):
+    """Hourly BTC trains beside 4 h SOL (bar size an input); the folds and test rows are SOL's
+    own, each fold learns from more rows, and `train` ships a 4 h model."""
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12,))
+    alone = load_dataset(paths["sol_4h"], label=label)
+    both = load_dataset(paths["sol_4h"], label=label, train_stores=[paths["btc_1h"]])
+    assert both.bar == FOUR and both.split_bar == pd.Timedelta(hours=1)
+    assert both.features[-1] == "bar_hours"
+    assert set(both.table["bar_hours"]) == {1.0, 4.0}
+    assert both.series["BTCUSDT@sim"]["tested"] is False
+    config = TrainingConfig(label=label).with_overrides(
+        {
+            "evaluation.n_boot": 0,
+            "fit.candidates": ["logistic", "lightgbm"],
+            "fit.lightgbm.rounds": 20,
+            "combination.inputs": ["logistic", "lightgbm"],
+            "evaluation.baselines": ["climatology"],
+        }
+    )
+    from training.walkforward import horizon_data
+
+    mine, theirs = (horizon_data(d, 12).folds(config) for d in (alone, both))
+    assert [f.test_start for f in mine] == [f.test_start for f in theirs]
+    assert all(len(a.test) == len(b.test) for a, b in zip(mine, theirs, strict=True))
+    assert all(len(b.train) > len(a.train) for a, b in zip(mine, theirs, strict=True))
+    evaluation = evaluate(both, config, workers=1)
+    assert set(evaluation.predictions[12]["symbol"].astype(str)) == {"SOLUSDT"}
+    bundle = fit_bundle(both, config, evaluation)
+    assert bundle.bar == FOUR and "bar_hours" in bundle.features
+    from features.registry import FEATURES, max_lookback
+    from models.bundle import BundleMismatch
+
+    with pytest.raises(BundleMismatch, match="several bar sizes"):
+        bundle.check_features(FEATURES, max_lookback(FOUR))
+    # Tested stores still share one bar size: the bundle serves one.
+    with pytest.raises(DataError, match="tested stores have different bar sizes"):
+        load_dataset([paths["sol_4h"], paths["btc_1h"]], label=label)
+
+
+def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stores, tmp_path):
+    day = pd.Timedelta(days=1)
+    four = stores["four"]
+    daily = tmp_path / "btc_1d"
+    MarketStore(daily).write(_aggregate(four[four["symbol"] == "BTCUSDT"], day), bar=day)
+    label = LabelSpec(horizons=(4, 24))
+    both = load_dataset(stores["paths"]["sol_4h"], label=label, train_stores=[daily])
+    table = both.table
+    is_daily = table["bar_hours"] == 24.0
+    assert table.loc[is_daily, "flush_4h"].isna().all()  # 4 h is not whole days
+    assert table.loc[is_daily, "flush_24h"].notna().any()
+    assert table.loc[~is_daily, "flush_4h"].notna().any()
+    with pytest.raises(DataError, match="no horizon of \\[4\\] h is a whole number of 1 d"):
+        load_dataset(
+            stores["paths"]["sol_4h"], label=LabelSpec(horizons=(4,)), train_stores=[daily]
+        )

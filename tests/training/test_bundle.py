@@ -23,8 +23,16 @@ def fitted(small_dataset, small_config, small_evaluation):
 def test_the_bundle_deploys_what_the_walk_forward_chose(fitted):
     bundle, evaluation = fitted
     for h, model in bundle.horizons.items():
-        assert model.choice["chosen"] in TrainingConfig().fit.candidates
-        assert model.learner.kind in ("logistic", "lightgbm")
+        inputs = TrainingConfig().combination.inputs
+        assert model.choice["method"] == "stack" and set(model.choice["shares"]) == set(inputs)
+        assert model.learner.kind == "stack"
+        assert model.learner.composition() == {
+            n: s for n, s in model.choice["shares"].items() if s > 0
+        }
+        assert sum(model.choice["shares"].values()) == pytest.approx(1.0)
+        assert {m.kind for m in model.learners()} <= {"logistic", "lightgbm", *inputs}
+        shares = bundle.evaluation["horizons"][str(h)]["champion_shares"]
+        assert sum(shares.values()) == pytest.approx(1.0)
         assert 0 < model.base_rate < 1
         assert bundle.evaluation["horizons"][str(h)]["best_baseline"] is not None
     assert bundle.evaluation["fingerprint"] == evaluation.record.fingerprint

@@ -29,14 +29,15 @@ def _logit(p: np.ndarray) -> np.ndarray:
     rate=st.floats(0.01, 0.6),
     direction=st.sampled_from([-3.0, -0.5, 0.0, 0.5, 3.0]),
     seed=st.integers(0, 10_000),
+    level=st.sampled_from(["fitted", "prior"]),
 )
-def test_calibrated_scores_never_reverse_or_tie_the_raw_order(n, rate, direction, seed):
+def test_calibrated_scores_never_reverse_or_tie_the_raw_order(n, rate, direction, seed, level):
     rng = np.random.default_rng(seed)
     scores = rng.normal(size=n)
     y = rng.random(n) < 1 / (1 + np.exp(-(_logit(np.array(rate)) + direction * scores)))
     y = y.astype(float)
     y[0], y[-1] = 1.0, 0.0  # both classes, however few
-    calibrator = Calibrator.fit(scores, y)
+    calibrator = Calibrator.fit(scores, y, prior=0.03, level=level)
     # Strictly increasing over the scores' range and three spreads beyond it (further out the
     # sigmoid runs out of float precision: there it may only flatten, never turn down).
     spread = float(scores.std()) or 1.0
@@ -47,6 +48,22 @@ def test_calibrated_scores_never_reverse_or_tie_the_raw_order(n, rate, direction
     assert np.all((p > 0) & (p < 1))
     far = calibrator.predict(np.linspace(-1e3, 1e3, 50))  # where floats run out: never down
     assert np.all(np.diff(far) >= 0)
+
+
+@pytest.mark.parametrize("isotonic_min_class", [1, 10**9])
+def test_the_level_is_the_prior_not_the_calibration_rows_rate(isotonic_min_class):
+    """Busy calibration weeks (12 % flushes) before a fold whose training rate is 3 %: the
+    fitted map forecasts the busy rate, the prior-level map the training rate, same ranking."""
+    p, y = _sample(4_000, 1.2, 9.0, seed=5)
+    scores = _logit(p)
+    kwargs = dict(prior=0.03, episodes=400, folds=20, isotonic_min_class=isotonic_min_class)
+    fitted = Calibrator.fit(scores, y, level="fitted", **kwargs)
+    anchored = Calibrator.fit(scores, y, level="prior", **kwargs)
+    assert fitted.predict(scores).mean() == pytest.approx(y.mean(), abs=0.02)
+    assert anchored.predict(scores).mean() == pytest.approx(0.03, abs=1e-6)
+    order = np.argsort(scores)
+    assert np.all(np.diff(anchored.predict(scores[order])) >= 0)
+    assert roc_auc(y, anchored.predict(scores)) == pytest.approx(roc_auc(y, scores))
 
 
 def test_an_anti_ranking_fold_keeps_its_ranking_instead_of_flipping():
@@ -129,7 +146,8 @@ def test_many_events_add_an_isotonic_fit_for_a_nonlinear_distortion():
 @pytest.mark.parametrize("isotonic_min_class", [1, 10**9])
 def test_state_round_trips_through_json(isotonic_min_class):
     p, y = _sample(5_000, 1.0, 10.0, seed=4)
-    fitted = Calibrator.fit(_logit(p), y, isotonic_min_class=isotonic_min_class)
+    fitted = Calibrator.fit(_logit(p), y, isotonic_min_class=isotonic_min_class, level="prior")
+    assert fitted.shift != 0
     restored = Calibrator.from_dict(json.loads(json.dumps(fitted.to_dict())))
     grid = np.linspace(-5.0, 5.0, 101)
     assert restored == fitted

@@ -52,6 +52,26 @@ def test_a_candidate_must_beat_the_strongest_baseline():
     assert gate(_summary(), None).promote
 
 
+def test_the_gate_names_what_the_champion_is_made_of():
+    made = {"logistic": 0.6, "liquidation_surprise": 0.4, "lightgbm": 0.0}
+    summary = _summary()
+    for h in summary["horizons"].values():
+        h["champion_shares"] = made
+    decision = beats_baselines(summary)
+    assert decision.promote and "4 h: logistic 0.60 + liquidation_surprise 0.40" in decision.reason
+    # A champion that only copies a baseline earns no edge over it and is refused, by name.
+    copy = _summary(edge=0.0)
+    for h in copy["horizons"].values():
+        h["champion_shares"] = {"liquidation_surprise": 1.0}
+    refused = gate(copy, None)
+    assert not refused.promote and "liquidation_surprise 1.00" in refused.reason
+    noisy = _summary(interval=(-0.01, 0.05))
+    for h in noisy["horizons"].values():
+        h["champion_shares"] = made
+    assert "not significant" in (reason := beats_baselines(noisy).reason)
+    assert "logistic 0.60" in reason
+
+
 def test_and_the_champion_on_the_same_evaluation():
     champion = _summary(pr=0.10)
     assert gate(_summary(pr=0.12), champion).promote

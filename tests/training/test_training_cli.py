@@ -58,6 +58,22 @@ def test_evaluate_writes_the_json_and_predictions_contract(sim_store, tmp_path, 
     assert len(frame) == entry["n_test"]
     # The table names the strongest baseline and the edge, pooled and within folds.
     assert "strongest baseline" in result.output and "within folds" in result.output
+    # What the champion is made of, and direction beside its trivial rules with intervals.
+    shares = entry["champion_shares"]
+    assert set(shares) == {"logistic", "lightgbm", "lightgbm_on_logistic", "liquidation_surprise"}
+    assert "champion made of (mean share over folds): logistic" in result.output
+    direction = entry["direction"]
+    assert set(direction["accuracy"]) == {"model", "majority", "funding_sign", "return_24h_sign"}
+    assert "trivial rules: majority" in result.output
+    assert {"dir_majority", "dir_funding_sign", "dir_return_24h_sign"} <= set(frame)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name("cli")
+    (run, *_) = client.search_runs([experiment.experiment_id], order_by=["start_time DESC"])
+    logged = run.data.metrics
+    assert logged["champion_share_logistic_4h"] == pytest.approx(shares["logistic"])
+    assert "direction_accuracy_majority_4h" in logged
 
 
 def test_configuration_errors_name_the_key(sim_store, tmp_path):

@@ -74,6 +74,8 @@ def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_
     )
     row = lambda table: table.set_index("fold").loc[f]  # noqa: E731
     assert row(before.folds)["champion"] == row(after.folds)["champion"]
+    shares = [c for c in before.folds if c.startswith("share_")]
+    assert shares and (row(before.folds)[shares] == row(after.folds)[shares]).all()
 
 
 def test_folds_without_evidence_are_left_out_for_every_model_with_the_reason(evaluation):
@@ -91,14 +93,29 @@ def test_folds_without_evidence_are_left_out_for_every_model_with_the_reason(eva
         assert p.notna().all().all()
 
 
-def test_the_champion_is_the_candidate_chosen_on_earlier_folds(evaluation, config):
-    for result in evaluation.horizons.values():
+def test_the_champion_is_its_parts_combined_with_shares_from_earlier_folds(evaluation, config):
+    """Each fold's champion is Σ share · standardised score of its inputs (shares >= 0, summing
+    to 1, from the fold table), calibrated without reversing that combined ranking."""
+    for h, result in evaluation.horizons.items():
         scored = result.folds[result.folds["status"] == "scored"].set_index("fold")
-        frame = result.frame
-        for fold, part in frame.groupby("fold"):
-            chosen = scored.loc[fold, "champion"]
-            assert chosen in config.fit.candidates
-            np.testing.assert_array_equal(part["p_champion"], part[f"p_{chosen}"])
+        share_columns = [c for c in scored if c.startswith("share_")]
+        assert {c.removeprefix("share_") for c in share_columns} == set(config.combination.inputs)
+        shares = scored[share_columns]
+        assert (shares >= 0).all().all()
+        np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+        assert (scored["champion"] == "stack").all()
+        record = evaluation.record.horizons[h]
+        assert sum(record.champion_shares.values()) == pytest.approx(1.0)
+        oof = result.oof
+        for fold, part in result.frame.groupby("fold"):
+            rows = oof.fold_of == fold
+            z = sum(
+                scored.loc[fold, f"share_{n}"] * oof.raw[n][rows] for n in config.combination.inputs
+            )
+            p = part["p_champion"].to_numpy()
+            order = np.argsort(z, kind="stable")
+            assert (np.diff(p[order]) >= -1e-15).all()  # never a reversed pair
+            assert np.corrcoef(np.argsort(order), np.argsort(np.argsort(p)))[0, 1] > 0.99
 
 
 def test_the_record_names_the_strongest_baseline_and_the_edge(evaluation, config):
@@ -146,3 +163,52 @@ def test_long_predictions_have_the_cli_contract(evaluation, config):
     assert required <= set(long.columns)
     assert {f"p_{m}" for m in model_names(config)} <= set(long.columns)
     assert sorted(long["horizon"].unique()) == sorted(evaluation.horizons)
+
+
+def test_the_training_rate_forecasts_a_folds_rate_better_than_the_recent_out_of_fold_rows(
+    evaluation, small_dataset, config
+):
+    """Why calibration takes its level from the prior (`calibration.level`): the flush rate of
+    the out-of-fold rows before a fold (what a fitted map reproduces) misses the fold's own rate
+    by more than the training base rate does; busy spans do not persist."""
+    for h, result in evaluation.horizons.items():
+        data = horizon_data(small_dataset, h)
+        window = config.calibration.window_hours * np.timedelta64(1, "h")
+        errors = []
+        for fold in data.folds(config):
+            cut = np.datetime64(fold.train_end.tz_convert(None), "us")
+            rows = (result.oof.fold_of >= 0) & (data.t < cut) & (data.t >= cut - window)
+            if data.y[rows].sum():
+                test_rate = data.y[fold.test].mean()
+                errors.append(
+                    (
+                        (test_rate - data.y[fold.train].mean()) ** 2,
+                        (test_rate - data.y[rows].mean()) ** 2,
+                    )
+                )
+        prior_error, recent_error = np.mean(errors, axis=0)
+        assert len(errors) >= 4 and prior_error < recent_error
+
+
+def test_direction_is_reported_beside_trivial_rules_learned_on_the_training_span(
+    evaluation, small_dataset, config
+):
+    for h, result in evaluation.horizons.items():
+        data = horizon_data(small_dataset, h)
+        sided, is_long = data.sided()
+        frame = result.frame
+        for fold in data.folds(config):
+            part = frame[frame["fold"] == fold.number]
+            if len(part):
+                rows = fold.train[sided[fold.train]]
+                np.testing.assert_allclose(part["dir_majority"], is_long[rows].mean())
+                assert set(part["dir_funding_sign"].unique()) <= {0.0, 1.0, is_long[rows].mean()}
+        direction = evaluation.record.horizons[h].direction
+        assert set(direction.accuracy) == {"model", "majority", "funding_sign", "return_24h_sign"}
+        assert direction.accuracy["model"] == pytest.approx(
+            evaluation.record.horizons[h].metric("champion", "direction_accuracy")
+        )
+        assert direction.best_rule in direction.accuracy
+        for name, (low, high) in direction.intervals.items():
+            assert low <= high, name
+        assert 0 < direction.n_episodes <= direction.n_sided

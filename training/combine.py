@@ -1,0 +1,149 @@
+"""What the champion is made of: one rule, called by the walk-forward's pass 2 and by `train`.
+
+Given the inputs' standardised out-of-fold scores on rows whose labels were known before a
+cutoff (pass 2: the fold's calibration rows; `train`: the recent out-of-fold rows), `combine`
+returns the shares of each input in the champion's score (`CombinationConfig.method`):
+
+- `stack` (default): a non-negative logistic stack, shrunk toward equal shares when episodes
+  are few (`models.stacking`);
+- `best`: winner-take-all, the candidate ranking best within blocks (`SelectionConfig`), or the
+  first candidate while the episodes are too few: its share is 1.
+
+The champion's score is then Σ share · score, calibrated like any model's (strictly
+increasing, so the combination's ranking is what is measured).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.stacking import shares as stack_shares
+from training.config import TrainingConfig
+from training.metrics import within_blocks
+
+
+@dataclass
+class Choice:
+    """Which candidate the out-of-fold evidence favours, and that evidence."""
+
+    chosen: str
+    scores: dict[str, float]
+    episodes: int
+    reason: str
+
+
+def choose(
+    candidates: Sequence[str],
+    scores: dict[str, np.ndarray],
+    y: np.ndarray,
+    blocks: np.ndarray,
+    episodes: int,
+    config: TrainingConfig,
+) -> Choice:
+    """The candidate ranking best within blocks on these out-of-fold rows (first on a tie).
+
+    With fewer than `selection.min_episodes` flush episodes the evidence is noise: the first
+    candidate (the simplest, by convention) is kept.
+    """
+    ranked = {}
+    for name in candidates:
+        value = getattr(within_blocks(y, scores[name], blocks), config.selection.metric)
+        ranked[name] = float(value) if np.isfinite(value) else float("nan")
+    if episodes < config.selection.min_episodes:
+        return Choice(candidates[0], ranked, episodes, f"{episodes} out-of-fold episodes: fallback")
+    finite = {k: v for k, v in ranked.items() if np.isfinite(v)}
+    if not finite:
+        return Choice(candidates[0], ranked, episodes, "no rankable out-of-fold block: fallback")
+    best = max(finite.values())
+    chosen = next(name for name in candidates if finite.get(name) == best)
+    return Choice(chosen, ranked, episodes, f"best {config.selection.metric} within blocks")
+
+
+@dataclass
+class Combination:
+    """The champion's inputs and their shares (summing to 1), with the evidence behind them."""
+
+    shares: dict[str, float]
+    method: str
+    episodes: int
+    reason: str
+    fitted: dict[str, float]
+    """The shares the evidence alone asked for (before shrinkage; the chosen one for `best`)."""
+    inner: dict[str, float]
+    """Each input's within-block ranking metric on the rows it was fitted on."""
+
+    @property
+    def inputs(self) -> list[str]:
+        """The inputs that carry weight, in order."""
+        return [name for name, share in self.shares.items() if share > 0]
+
+    @property
+    def label(self) -> str:
+        """One word for the fold table: the chosen candidate, or `stack`."""
+        return self.inputs[0] if len(self.inputs) == 1 else "stack"
+
+    def score(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        """Σ share · standardised score, over whatever rows `raw` holds."""
+        return sum(share * raw[name] for name, share in self.shares.items() if share > 0)
+
+    def describe(self) -> str:
+        """`logistic 0.41 + lightgbm 0.33 + …`: what the champion is made of."""
+        return " + ".join(f"{n} {s:.2f}" for n, s in self.shares.items() if s > 0)
+
+
+def inputs(config: TrainingConfig) -> list[str]:
+    """Every model whose scores the combination reads (the candidates for `best`; for `stack`
+    the inputs that are run: configured candidates and baselines)."""
+    if config.combination.method == "best":
+        return list(config.fit.candidates)
+    run = {*config.fit.candidates, *config.evaluation.baselines}
+    return [name for name in config.combination.inputs if name in run]
+
+
+def combine(
+    raw: dict[str, np.ndarray],
+    y: np.ndarray,
+    blocks: np.ndarray,
+    episodes: int,
+    config: TrainingConfig,
+) -> Combination:
+    """The champion's shares from these out-of-fold rows (`raw`: standardised scores by model).
+
+    Only inputs present in `raw` are used; the caller guarantees every row's label was known
+    before the cutoff whose test rows the combination will score.
+    """
+    names = [n for n in inputs(config) if n in raw]
+    if not names:
+        raise ValueError("the champion has no input: none of combination.inputs was run")
+    if config.combination.method == "best":
+        choice = choose(names, raw, y, blocks, episodes, config)
+        one_hot = {n: float(n == choice.chosen) for n in names}
+        return Combination(one_hot, "best", episodes, choice.reason, one_hot, choice.scores)
+    inner = {}
+    for name in names:
+        value = getattr(within_blocks(y, raw[name], blocks), config.selection.metric)
+        inner[name] = float(value) if np.isfinite(value) else float("nan")
+    S = np.column_stack([raw[n] for n in names])
+    share, fitted, weight = stack_shares(
+        S,
+        y,
+        episodes,
+        config.combination.shrinkage_episodes,
+        config.combination.ridge,
+        blocks if config.combination.within_blocks else None,
+    )
+    reason = (
+        f"non-negative logistic stack on {episodes} out-of-fold episodes, "
+        f"{weight:.0%} fitted, {1 - weight:.0%} equal shares"
+    )
+    return Combination(
+        dict(zip(names, share.tolist(), strict=True)),
+        "stack",
+        episodes,
+        reason,
+        dict(zip(names, fitted.tolist(), strict=True)),
+        inner,
+    )
