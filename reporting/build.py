@@ -24,7 +24,9 @@ from features.build import build_features
 from features.context import is_btc
 from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
 from features.registry import FEATURES
+from marketdata.resample import infer_bar
 from marketdata.schema import BAR
+from models.applicability import bar_problem, duration
 from models.bundle import SYMBOL, Bundle
 from reporting import charts, sentences
 from reporting.card import WalkForward, model_card
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # reporting sits below serving: it is handed the service's Pr
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
+HEATMAP_MIN_BARS = 42
+"""...and at least this many bars, so a daily chart is more than seven columns."""
 CAVEATS = (
     "The model sees one venue's hourly bars: price, open interest, funding and liquidations. "
     "It does not see order books, spot markets, other venues' positioning, news, macro "
@@ -89,7 +93,18 @@ def pick_series(frame: pd.DataFrame, symbol: str, venue: str | None) -> tuple[st
     return venue, frame[mine].sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def resolve_at(stamps: pd.Series, at: str | pd.Timestamp | None) -> pd.Timestamp:
+def check_bar(market: pd.DataFrame, bundle: Bundle, symbol: str) -> pd.Timedelta:
+    """The series' bar size, if it is the model's (`models.applicability`); else ReportError."""
+    bar = infer_bar(market["timestamp"])
+    problem = bar_problem(bar, bundle.bar)
+    if problem:
+        raise ReportError("symbol", f"{symbol}: {problem}; report with a model of its bar size")
+    return bar
+
+
+def resolve_at(
+    stamps: pd.Series, at: str | pd.Timestamp | None, bar: pd.Timedelta = BAR
+) -> pd.Timestamp:
     """The bar to report on: `at` (UTC if naive) if the series has it, else the last bar."""
     if at is None:
         return stamps.iloc[-1]
@@ -101,7 +116,7 @@ def resolve_at(stamps: pd.Series, at: str | pd.Timestamp | None) -> pd.Timestamp
     if not (stamps == stamp).any():
         raise ReportError(
             "at",
-            f"no bar at {when(stamp)}; the series has hourly bars (open times) from "
+            f"no bar at {when(stamp)}; the series has {duration(bar)} bars (open times) from "
             f"{when(stamps.iloc[0])} to {when(stamps.iloc[-1])}",
         )
     return stamp
@@ -251,20 +266,26 @@ def _timeline(
     return charts.data_uri(figure)
 
 
-def _heatmap(series: Series, at: pd.Timestamp, notes: list[str]) -> str | None:
-    start = at - (DEFAULT_CONFIG.lookback() + HEATMAP_HOURS) * BAR
+def heatmap_span(bar: pd.Timedelta) -> pd.Timedelta:
+    """How far back the heatmap shows: a week, or `HEATMAP_MIN_BARS` bars if longer (daily)."""
+    return max(pd.Timedelta(hours=HEATMAP_HOURS), HEATMAP_MIN_BARS * bar)
+
+
+def _heatmap(series: Series, at: pd.Timestamp, bar: pd.Timedelta, notes: list[str]) -> str | None:
+    span = heatmap_span(bar)
+    start = at - DEFAULT_CONFIG.lookback(bar) * bar - span
     window = series.market[
         (series.market["timestamp"] > start) & (series.market["timestamp"] <= at)
     ]
     if not window["oi_usd"].notna().any():
         notes.append("No open interest in the data, so no liquidation heatmap.")
         return None
-    heatmap = liquidation_heatmap(window)
-    shown = window[window["timestamp"] > at - HEATMAP_HOURS * BAR]
+    heatmap = liquidation_heatmap(window, bar=bar)
+    shown = window[window["timestamp"] > at - span]
     figure = charts.liquidation_heatmap(
         heatmap,
         shown,
-        f"{series.symbol}: estimated liquidation levels, last {HEATMAP_HOURS // 24} days",
+        f"{series.symbol}: estimated liquidation levels, last {span.days} days",
     )
     return charts.data_uri(figure)
 
@@ -291,10 +312,11 @@ def report_context(
         raise ReportError("top_k", f"must be at least 1, got {top_k}")
     bundle = predictor.bundle
     venue, market = pick_series(frame, symbol, venue)
+    bar = check_bar(market, bundle, symbol)
     table = build_features(_inputs(frame, symbol), bar=bundle.bar)
     mine = table[(table["symbol"].astype(str) == symbol) & (table["venue"].astype(str) == venue)]
     series = Series(symbol, venue, market, mine.reset_index(drop=True))
-    at = resolve_at(series.table["timestamp"], at)
+    at = resolve_at(series.table["timestamp"], at, bar)
     current = series.table[series.table["timestamp"] == at]
     (prediction,) = predictor.table_predictions(current, explain=True, top_k=top_k)
     X = predictor.scorer.matrix(current[bundle.features].to_numpy(dtype="float64"), [symbol])
@@ -324,7 +346,7 @@ def report_context(
             for h in prediction.horizons
         ],
         "why": [_why(bundle, h, symbol, pct) for h in prediction.horizons],
-        "heatmap": _heatmap(series, at, notes),
+        "heatmap": _heatmap(series, at, bar, notes),
         "timeline": _timeline(predictor, series, at, weeks, notes),
         "features": _feature_table(bundle, values, pct, contributions),
         "horizons": sorted(bundle.horizons),

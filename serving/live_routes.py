@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from serving import live
 from serving.alerts import AlertConfigError, AlertRule
 from serving.errors import InputError
-from serving.responses import ModelIdentity
+from serving.responses import ServedModel
 from serving.risk import RiskError, RiskListResponse, RiskResponse
 
 router = APIRouter(tags=["Live operation"])
@@ -30,8 +30,8 @@ JSON_TYPE = "application/json"
 
 
 class ReloadResponse(BaseModel):
-    previous: ModelIdentity
-    current: ModelIdentity
+    previous: ServedModel
+    current: ServedModel
     changed: bool
 
 

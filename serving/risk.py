@@ -28,7 +28,7 @@ from features.build import build_latest
 from marketdata.schema import BAR, OPTIONAL_COLUMNS
 from serving.inputs import Rows
 from serving.predictor import Predictor
-from serving.responses import ModelIdentity, Prediction
+from serving.responses import Prediction, ServedModel
 
 TOP_K = 5
 
@@ -48,7 +48,7 @@ class Staleness(BaseModel):
 
 
 class RiskResponse(RiskEntry):
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime = Field(description="When this prediction was computed and cached.")
     staleness: Staleness
 
@@ -62,7 +62,7 @@ class Unavailable(BaseModel):
 
 
 class RiskListResponse(BaseModel):
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime
     risks: list[RiskResponse] = Field(description="Every series the store holds, fresh or stale.")
     unavailable: list[Unavailable] = Field(description="Series whose data is past the limit.")
@@ -72,7 +72,7 @@ class RiskListResponse(BaseModel):
 class Snapshot:
     """The cached predictions of one computation: what `risk.json` holds."""
 
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime
     entries: list[RiskEntry]
 
@@ -89,7 +89,7 @@ class Snapshot:
     def from_json(cls, text: str) -> Snapshot:
         document = json.loads(text)
         return cls(
-            model=ModelIdentity.model_validate(document["model"]),
+            model=ServedModel.model_validate(document["model"]),
             computed_at=datetime.fromisoformat(document["computed_at"]),
             entries=[RiskEntry.model_validate(e) for e in document["entries"]],
         )

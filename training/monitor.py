@@ -34,6 +34,7 @@ from marketdata.schema import BAR
 from models.bundle import Bundle
 from training.labels import LabelSpec, flush_column, make_labels
 from training.metrics import brier, ece, reliability_table
+from training.record import EvaluationRecord
 
 KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30
@@ -188,18 +189,19 @@ def feature_drift(
 
 
 def _walk_forward(
-    bundle: Bundle, document: dict[str, Any] | None, horizon: int
+    bundle: Bundle, record: EvaluationRecord | None, horizon: int
 ) -> dict[str, float | None]:
-    """Brier, Brier skill and ECE of the model's walk-forward evaluation at `horizon`."""
-    if document and str(horizon) in document:
-        lightgbm = document[str(horizon)].get("models", {}).get("lightgbm", {})
-        return {m: lightgbm.get(m) for m in ("brier", "brier_skill", "ece")}
+    """Brier, Brier skill and ECE of the model's walk-forward evaluation at `horizon`: the
+    champion's (the candidate the walk-forward chose is the one the version was fitted as)."""
+    if record is not None and horizon in record.horizons:
+        entry = record.horizons[horizon]
+        return {m: entry.metric("champion", m) for m in ("brier", "brier_skill", "ece")}
     summary = bundle.evaluation.get("horizons", {}).get(str(horizon), {})
     return {m: summary.get(m) for m in ("brier", "brier_skill", "ece")}
 
 
 def calibration(
-    joined: pd.DataFrame, bundle: Bundle, walk_forward: dict[str, Any] | None
+    joined: pd.DataFrame, bundle: Bundle, walk_forward: EvaluationRecord | None
 ) -> list[HorizonCheck]:
     checks = []
     for h in sorted(bundle.horizons):
@@ -239,7 +241,7 @@ def monitor(
     bundle: Bundle,
     model_version: str | None,
     *,
-    walk_forward: dict[str, Any] | None = None,
+    walk_forward: EvaluationRecord | None = None,
     now: datetime | None = None,
     drift_days: int = DRIFT_DAYS,
 ) -> MonitorReport:
