@@ -43,12 +43,13 @@ HEATMAP_HOURS = 168
 HEATMAP_MIN_BARS = 42
 """...and at least this many bars, so a daily chart is more than seven columns."""
 CAVEATS = (
-    "The model sees one venue's hourly bars: price, open interest, funding and liquidations. "
+    "The model sees one venue's bars (of the size it was trained on): price, open interest, "
+    "funding and liquidations. "
     "It does not see order books, spot markets, other venues' positioning, news, macro "
     "releases, exchange outages or large players' intentions, and it cannot anticipate them.",
-    "A probability is a long-run frequency: at 10 %, nine of ten such hours pass without a "
-    "flush. It was calibrated on the training period; a market regime unlike that period makes "
-    "it less reliable.",
+    "A probability is a long-run frequency: at 10 %, nine of ten such forecasts see no flush "
+    "within their horizon. It was calibrated on the training period; a market regime unlike "
+    "that period makes it less reliable.",
     "The heatmap is an estimate from open-interest changes under an assumed leverage mix, not "
     "the exchange's book of positions; real liquidation levels may sit elsewhere.",
     "The reasons are the model's own arithmetic (exact contributions to its log-odds): they say "
@@ -155,7 +156,7 @@ def training_reference(
             f"Percentile: none, the data has no {symbol} bars in the training period ({period}).",
         )
     return rows, (
-        f"Percentile: where each value sits among {len(rows):,} training hours of {symbol} "
+        f"Percentile: where each value sits among {len(rows):,} training bars of {symbol} "
         f"({period})."
     )
 
@@ -167,21 +168,45 @@ def _inputs(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame[(names == symbol) | btc]
 
 
+MAX_MISSING_FOR_BAND = 0.5
+"""Above this share of missing inputs the headline shows no risk band: a badge would claim more
+than the few inputs left can say."""
+CONFIDENT_DIRECTION = 0.6
+"""A direction is stated as a call only from this probability (given a flush) on; below it the
+two sides are close to a coin flip and the page says so."""
+
+
 def _direction(bundle: Bundle, prediction: HorizonPrediction) -> str:
     if bundle.horizons[prediction.horizon_hours].direction is None:
         return "no direction model (too few one-sided flushes in training): 50/50"
-    if prediction.p_long_flush >= 0.5:
-        return f"longs flushed, price down ({percent(prediction.p_long_flush)} if a flush comes)"
-    return f"shorts squeezed, price up ({percent(prediction.p_short_squeeze)} if a flush comes)"
+    longs, shorts = prediction.p_long_flush, prediction.p_short_squeeze
+    if max(longs, shorts) < CONFIDENT_DIRECTION:
+        return (
+            f"no clear side: longs flushed {percent(longs)}, shorts squeezed {percent(shorts)} "
+            "if a flush comes"
+        )
+    if longs >= shorts:
+        return f"longs flushed, price down ({percent(longs)} if a flush comes)"
+    return f"shorts squeezed, price up ({percent(shorts)} if a flush comes)"
 
 
-def _reason(contribution: Any, symbol: str, percentile: dict[str, float]) -> str:
+def _changes(bundle: Bundle, prediction: HorizonPrediction) -> list[float]:
+    """Per top reason: the calibrated probability minus what it would be without it."""
+    explanation = prediction.explanation
+    calibrator = bundle.horizons[prediction.horizon_hours].calibrator
+    log_odds = explanation.log_odds
+    scores = [log_odds] + [log_odds - c.contribution for c in explanation.top]
+    p = calibrator.predict(np.asarray(scores, dtype="float64"))
+    return [float(p[0] - q) for q in p[1:]]
+
+
+def _reason(contribution: Any, change: float, symbol: str, percentile: dict[str, float]) -> str:
     if contribution.feature == SYMBOL:
-        return sentences.symbol_sentence(symbol, contribution.contribution)
+        return sentences.symbol_sentence(symbol, change)
     return sentences.sentence(
         FEATURES[contribution.feature],
         contribution.value,
-        contribution.contribution,
+        change,
         percentile.get(contribution.feature),
     )
 
@@ -197,11 +222,15 @@ def _why(
         f"probability {percent(prediction.p_flush)}"
     )
     figure = charts.waterfall(explanation.base_value, steps, other, title)
+    changes = _changes(bundle, prediction)
     return {
         "horizon": prediction.horizon_hours,
         "chart": charts.data_uri(figure),
         "steps": steps,
-        "reasons": [_reason(c, symbol, pct) for c in explanation.top],
+        "reasons": [
+            _reason(c, change, symbol, pct)
+            for c, change in zip(explanation.top, changes, strict=True)
+        ],
         "others": len(bundle.columns) - len(steps),
     }
 
@@ -325,6 +354,14 @@ def report_context(
     values = current[bundle.features].iloc[0]
     pct = percentiles(reference[bundle.features], values)
     notes = list(prediction.warnings)
+    missing = int(values.isna().sum())
+    rated = missing <= len(values) * MAX_MISSING_FOR_BAND
+    if not rated:
+        notes.insert(
+            0,
+            f"{missing} of {len(values)} inputs are missing, so no risk band is shown: the "
+            "probability mostly repeats what the model does without them.",
+        )
     card = model_card(bundle, predictor.identity.model_dump(), walk_forward)
     if card["simulated"]:
         notes.insert(0, "This model was trained on simulated data: a demonstration, not advice.")
@@ -338,8 +375,8 @@ def report_context(
             {
                 "horizon": h.horizon_hours,
                 "p_flush": percent(h.p_flush),
-                "band": h.risk_band,
-                "relative_risk": f"{h.relative_risk:.1f}",
+                "band": h.risk_band if rated else None,
+                "relative_risk": f"{h.relative_risk:.2f}",
                 "base_rate": percent(h.base_rate),
                 "direction": _direction(bundle, h),
             }
@@ -353,6 +390,7 @@ def report_context(
         "reference": reference_caption,
         "card": card,
         "caveats": CAVEATS,
+        "bands": predictor.band_words,
         "notes": notes,
         "live": live_section(live),
     }

@@ -28,20 +28,14 @@ def _champion(tracking_uri: str | None, ref: str = "champion") -> str:
     """Import registry version `ref` (default the champion) into the BentoML store; its tag."""
     from models.integrity import BundleIntegrityError
     from serving.importer import import_champion
-    from serving.versions import version_number
+    from serving.versions import no_champion, version_number
     from training.registry import CHAMPION, RegistryError
 
     try:
         return str(import_champion(tracking_uri, ref=version_number(ref, tracking_uri)))
     except RegistryError as exc:
-        way = (
-            "no version has passed the promotion gate yet (`flushcast promote N` says why). "
-            "Serve the newest one anyway with `flushcast serve --version latest`: every answer "
-            "then says it is not promoted"
-            if ref == CHAMPION
-            else "train a model first, or name a version `flushcast train` registered"
-        )
-        typer.echo(f"error: {exc}: {way}", err=True)
+        problem = no_champion(exc, "serve") if ref == CHAMPION else exc
+        typer.echo(f"error: {problem}", err=True)
     except BundleIntegrityError as exc:
         typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=2)

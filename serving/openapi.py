@@ -33,6 +33,20 @@ BEFORE_PARSING = {
     "415": "The body is not JSON.",
 }
 UNUSED = ("InvalidArgument", "HTTPValidationError", "ValidationError")
+DESCRIPTION = """Calibrated probabilities of a leverage flush (a liquidation cascade) per horizon,
+with the risk band, the likely direction (long flush or short squeeze) and the exact reasons.
+
+Send a symbol's recent bars (at least `bars_needed` of the model's bar size, `GET /model`) to
+`/predict`, or a ready feature row; `/explain` gives every input's contribution, `/report` the
+trader page. With `--live` the service keeps its own market state: `/risk` answers from it.
+Bad input is answered with 400 naming the field (`bars[17].high`). The project's README and
+`serving/README.md` say more."""
+SUMMARIES = {
+    "/predict": "Flush probability, band, direction and top reasons for one symbol",
+    "/predict_batch": "Predictions for many series, or for a feature table",
+    "/explain": "Every input's contribution to one prediction, per horizon",
+}
+"""Summaries of BentoML's API routes (FastAPI's routes take theirs from the function name)."""
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -51,12 +65,14 @@ def amend(spec: dict[str, Any], bodies: dict[str, tuple[type[BaseModel], type[Ba
     `bodies` maps each API route to its request and response models."""
     spec = copy.deepcopy(spec)
     spec["openapi"] = "3.1.0"
+    spec["info"] = {"title": "flushcast", "version": _version(), "description": DESCRIPTION}
     schemas = spec["components"]["schemas"]
     schemas["ErrorBody"] = _schema(ErrorBody, schemas)
     for name in UNUSED:
         schemas.pop(name, None)
     for route, (request, response) in bodies.items():
         operation = spec["paths"][route]["post"]
+        operation["summary"] = SUMMARIES[route]
         operation["requestBody"] = {
             "required": True,
             "content": {JSON: {"schema": _schema(request, schemas)}},
@@ -78,6 +94,13 @@ def amend(spec: dict[str, Any], bodies: dict[str, tuple[type[BaseModel], type[Ba
                     "schema": {"type": "string"},
                 }
     return spec
+
+
+def _version() -> str:
+    """The installed flushcast's version (pyproject.toml)."""
+    from importlib.metadata import version
+
+    return version("flushcast")
 
 
 @functools.cache

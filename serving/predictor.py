@@ -15,7 +15,7 @@ from features.registry import FEATURES, max_lookback
 from models.applicability import unknown_symbol
 from models.bundle import SYMBOL, Bundle
 from serving import inputs
-from serving.bands import band, lower_edges
+from serving.bands import band, describe, lower_edges
 from serving.errors import InputError
 from serving.inputs import Rows, SeriesInput
 from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest, RowRequest
@@ -51,6 +51,8 @@ class Predictor:
         self.horizons = sorted(bundle.horizons)
         self.columns = bundle.columns
         self.symbol_column = self.columns.index(SYMBOL)
+        self.band_words = describe()
+        """The risk bands' edges in words (the report prints them)."""
         self.descriptions = [FEATURES[f].description for f in bundle.features] + [
             f"The traded symbol; the model is pooled over {', '.join(self.scorer.symbols)}."
         ]
@@ -271,12 +273,15 @@ def load_predictor(
     """A registered version (number, alias or `latest`) as a Predictor, with its walk-forward
     artefacts; a version that is not the champion is marked so (`ServedModel.promoted`)."""
     from reporting.card import load_walk_forward
-    from serving.versions import champion_version, version_number
-    from training.registry import load_bundle
+    from serving.versions import champion_version, no_champion, version_number
+    from training.registry import CHAMPION, RegistryError, load_bundle
     from training.tracking import tracking_uri as resolve
 
     uri = resolve(tracking_uri)
-    bundle, identity = load_bundle(version_number(ref, uri), tracking_uri=uri)
+    try:
+        bundle, identity = load_bundle(version_number(ref, uri), tracking_uri=uri)
+    except RegistryError as exc:
+        raise (no_champion(exc, "report") if ref == CHAMPION else exc) from None
     promoted = identity.model_version == champion_version(uri)
     served = ServedModel(**identity.model_dump(), promoted=promoted)
     return Predictor(bundle, served), load_walk_forward(identity.run_id, uri)

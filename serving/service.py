@@ -29,7 +29,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, openapi, timeouts
+from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
 from serving.errors import ClientErrors, InputError, configure_logging, error_body
 from serving.guard import BodyGuard
 from serving.live import Live
@@ -67,6 +67,16 @@ async def _bad_query(request: Request, exc: RequestValidationError) -> JSONRespo
 def _spec() -> JSONResponse:
     """Served instead of BentoML's own spec: the amended one (`serving.openapi`)."""
     return JSONResponse(openapi.spec())
+
+
+@routes.get("/", include_in_schema=False)
+def _docs() -> HTMLResponse:
+    """Served instead of BentoML's page (which calls outside hosts): `serving.docs_page`."""
+    info = openapi.spec()["info"]
+    return docs_page.index(f"{info['title']} {info['version']}: API")
+
+
+routes.mount(docs_page.ASSETS, docs_page.assets(), name="docs-assets")
 
 
 @bentoml.service(

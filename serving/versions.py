@@ -31,3 +31,12 @@ def version_number(ref: str, uri: str | None = None) -> str:
     if not versions:
         raise RegistryError(f"model {MODEL_NAME!r} has no version yet: train one first")
     return str(max(int(v.version) for v in versions))
+
+
+def no_champion(exc: RegistryError, command: str) -> RegistryError:
+    """The registry's "no alias 'champion'" with the way forward for `command` (serve, report)."""
+    return RegistryError(
+        f"{exc}: no version has passed the promotion gate yet (`flushcast promote N` says why). "
+        f"Use the newest one anyway with `flushcast {command} --version latest`: it is then "
+        "marked not promoted wherever it answers"
+    )

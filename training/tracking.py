@@ -115,9 +115,10 @@ def _log_evaluation_artifacts(evaluation: Evaluation, config: TrainingConfig, fo
             plots.reliability_plot(curves, f"Reliability, {h} h (walk-forward)"),
             folder / f"reliability_{h}h.png",
         )
-        plots.save_png(
-            plots.pr_curves(y, scores, f"Precision-recall, {h} h"), folder / f"pr_{h}h.png"
-        )
+        if y.any():  # no flush in the test rows (short daily sets): no curve to draw
+            plots.save_png(
+                plots.pr_curves(y, scores, f"Precision-recall, {h} h"), folder / f"pr_{h}h.png"
+            )
         importance = evaluation.importance.get(h)
         if importance is not None:
             importance.rename("gain").to_csv(folder / f"importance_{h}h.csv")

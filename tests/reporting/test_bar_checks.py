@@ -81,8 +81,9 @@ def test_predict_scores_only_bars_with_full_history(forecaster: FlushForecaster,
     out = forecaster.predict(window)
     assert out.groupby(level="symbol").size().to_dict() == {"BTCUSDT": 10, "ETHUSDT": 10}
     last = window.groupby("symbol", observed=True)["timestamp"].max()
-    assert out.xs("BTCUSDT", level="symbol").index.get_level_values("timestamp").max() == (
-        last["BTCUSDT"]
+    assert (
+        out.xs("BTCUSDT", level="symbol").index.get_level_values("timestamp").max()
+        == (last["BTCUSDT"])
     )
 
 
