@@ -32,6 +32,7 @@ import pandas as pd
 import pytest
 
 from marketdata.store import MarketStore
+from reporting.browser import check_page, executable
 from tests.serving.receiver import receiver
 from tests.serving.sandbox import running_server
 from training.labels import bar_text
@@ -94,6 +95,7 @@ def _walk_forward(journey: Journey) -> list[str]:
     return [
         *("--horizons", journey.horizons, "--n-boot", "0"),
         *("--retrain-every", str(journey.retrain_every), "--set", "fit.lightgbm.rounds=30"),
+        *("--set", "fit.candidates=[logistic,lightgbm]"),
     ]
 
 
@@ -107,9 +109,14 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     box.run("simulate", "--symbols", symbols, "--days", str(journey.days), "--seed", "3",
             "--store", "store", "--bar", journey.bar)  # fmt: skip
     assert MarketStore(box.store).common_bar() == pd.Timedelta(journey.bar)
-    box.run("evaluate", "--store", "store", *_walk_forward(journey), "--json", "evaluation.json")
-    evaluation = json.loads((folder / "evaluation.json").read_text())
-    assert evaluation["meta"]["bar"] == bar_text(pd.Timedelta(journey.bar))
+    if journey.bar == "1h":  # the JSON is optional: the run keeps it
+        shown = box.run("evaluate", "--store", "store", *_walk_forward(journey)).stdout
+        assert "evaluation JSON: in the run's artefacts" in shown
+        evaluation = {}
+    else:
+        box.run("evaluate", "--store", "store", *_walk_forward(journey), "--json", "eval.json")
+        evaluation = json.loads((folder / "eval.json").read_text())
+        assert evaluation["meta"]["bar"] == bar_text(pd.Timedelta(journey.bar))
     box.run("train", "--store", "store", *_walk_forward(journey))
     decision = box.run("promote", "1", ok=False)
     assert decision.returncode in (0, 1, 2), decision.stderr
@@ -216,6 +223,7 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
             )
             assert not any("is not promoted" in w for w in risk["warnings"])
             served_p = risk["horizons"][0]["p_flush"]
+            _docs_page(f"http://127.0.0.1:{port}", journey)
 
     report = tmp_path / "report.html"
     trained.run("report", "--symbol", "BTCUSDT", "--store", "store", "--out", str(report))
@@ -224,6 +232,10 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
     if journey.bar != "1h":
         for words in HOURLY_WORDS:
             assert words not in page, f"{words!r} on a {journey.bar} report"
+    if executable() is not None:
+        check = check_page(report)
+        assert check.errors == [] and check.broken_images == []
+        _keep(check.screenshot, f"report-{journey.bar}.png")
 
     notebook = subprocess.run(
         [sys.executable, "-c", NOTEBOOK, str(trained.store), trained.uri, str(tmp_path / "nb")],
@@ -236,6 +248,26 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
     answer = json.loads(notebook.stdout.strip().splitlines()[-1])
     assert answer["p_flush"] == pytest.approx(served_p, rel=1e-9)
     assert answer["heat"] > 0
+
+
+SHOTS = os.environ.get("FLUSHCAST_SHOTS")
+"""A folder to keep the journeys' screenshots in (to look at them); unset: not kept."""
+
+
+def _keep(png: bytes, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        (Path(SHOTS) / name).write_bytes(png)
+
+
+def _docs_page(url: str, journey: Journey) -> None:
+    """The docs page draws the API from the service alone: no request leaves loopback."""
+    if executable() is None:
+        return  # tests/serving/test_server.py fails in CI without chromium; here it is a bonus
+    check = check_page(f"{url}/", ready="document.querySelectorAll('.opblock').length > 5")
+    assert check.errors == []
+    assert all(r.startswith(f"{url}/") for r in check.requests), check.requests
+    _keep(check.screenshot, f"docs-{journey.bar}.png")
 
 
 def _risk(port: int) -> tuple[int, dict] | None:

@@ -116,7 +116,7 @@ def test_alt_coin_without_btc_context_is_warned_about(
         PredictRequest(symbol="ETHUSDT", venue="sim", bars=bars(market, "ETHUSDT", lookback))
     )
     assert any("add BTC bars as `context`" in w for w in alone.warnings)
-    assert any("btc_return_1h" in w for w in alone.warnings)
+    assert any("btc_return_last_bar" in w for w in alone.warnings)
 
 
 def test_unknown_symbol_is_served_with_a_warning(service, table: pd.DataFrame) -> None:
