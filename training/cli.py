@@ -155,6 +155,14 @@ def _as_option(exc: DataError) -> DataError:
     return DataError(f"{option}: {exc.problem}")
 
 
+def run_name(command: str, stores: list[Path], config: TrainingConfig) -> str:
+    """An MLflow run's name: what it was made of, readable in the run list
+    (`train store-4h v2 4/12/24h`), not the command alone."""
+    label = config.label
+    horizons = "/".join(str(h) for h in label.horizons)
+    return f"{command} {'+'.join(Path(s).name for s in stores)} {label.name} {horizons}h"
+
+
 def _parse_horizons(text: str) -> list[int]:
     try:
         horizons = [int(part) for part in text.split(",") if part.strip()]
@@ -309,7 +317,12 @@ def evaluate(
         dataset = _dataset(store, train_store, symbols, config)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
-                dataset, config, experiment=experiment, uri=tracking_uri, on_fold=tick
+                dataset,
+                config,
+                experiment=experiment,
+                uri=tracking_uri,
+                on_fold=tick,
+                name=run_name("evaluate", store, config),
             )
     except DataError as exc:
         raise fail(_as_option(exc)) from None
@@ -377,6 +390,7 @@ def train(
                 uri=tracking_uri,
                 evaluate_first=evaluate_first,
                 on_fold=tick,
+                name=run_name("train", store, config),
             )
     except DataError as exc:
         raise fail(_as_option(exc)) from None

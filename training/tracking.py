@@ -184,10 +184,11 @@ def run_evaluate(
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     on_fold: Callable[[], None] | None = None,
+    name: str = "evaluate",
 ) -> tuple[Evaluation, str]:
-    """Walk-forward evaluation in its own MLflow run; returns the evaluation and the run id."""
+    """Walk-forward evaluation in its own MLflow run (`name`); the evaluation and the run id."""
     _experiment(experiment, uri)
-    with mlflow.start_run(run_name="evaluate", tags={"flushcast.command": "evaluate"}) as run:
+    with mlflow.start_run(run_name=name, tags={"flushcast.command": "evaluate"}) as run:
         _start(dataset, config)
         with tempfile.TemporaryDirectory() as tmp:
             evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold)
@@ -202,6 +203,7 @@ def run_train(
     uri: str | None = None,
     evaluate_first: bool = True,
     on_fold: Callable[[], None] | None = None,
+    name: str = "train",
 ) -> tuple[ModelIdentity, Evaluation | None]:
     """Evaluate (walk-forward), fit the bundle on everything, log and register it.
 
@@ -209,7 +211,7 @@ def run_train(
     only be promoted with --force).
     """
     _experiment(experiment, uri)
-    with mlflow.start_run(run_name="train", tags={"flushcast.command": "train"}) as run:
+    with mlflow.start_run(run_name=name, tags={"flushcast.command": "train"}) as run:
         _start(dataset, config)
         evaluation = None
         with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from common.progress import LINES, progress, ticker
 from flushcast.cli import app
 from simulator import simulate
-from training.cli import TABLE, edge_words, legend
+from training.cli import TABLE, edge_words, legend, run_name
+from training.config import load
 
 
 def test_the_edge_reads_true_whatever_its_sign() -> None:
@@ -53,3 +54,9 @@ def test_progress_off_a_terminal_prints_lines(capsys, monkeypatch) -> None:
     assert [line.split(" (")[0] for line in lines] == [
         f"walk-forward folds: {i}/3 done" for i in (1, 2, 3)
     ]
+
+
+def test_runs_are_named_by_store_label_and_horizons(tmp_path) -> None:
+    config = load(None, {"label.horizons": [4, 12]})
+    name = run_name("train", [tmp_path / "store-4h", tmp_path / "store-b"], config)
+    assert name == f"train store-4h+store-b {config.label.name} 4/12h"
