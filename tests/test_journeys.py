@@ -22,8 +22,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from marketdata.store import MarketStore
 from reporting.browser import check_page, executable
 from tests.serving.receiver import receiver
 from tests.serving.sandbox import running_server
+from tests.serving.test_live_server import until
 from training.labels import bar_text
 
 pytestmark = pytest.mark.slow
@@ -121,15 +120,6 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     decision = box.run("promote", "1", ok=False)
     assert decision.returncode in (0, 1, 2), decision.stderr
     return Trained(journey, folder, box.store, decision.returncode == 0, evaluation)
-
-
-def until(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
