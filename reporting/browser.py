@@ -67,6 +67,11 @@ class PageCheck:
     """Every URL the page asked for (documents, scripts, styles, images, fetches), in order."""
 
     @property
+    def fetched(self) -> list[str]:
+        """The requests that went over the network (`data:` URIs are inline content)."""
+        return [url for url in self.requests if not url.startswith("data:")]
+
+    @property
     def broken_images(self) -> list[dict[str, Any]]:
         return [i for i in self.images if not i["complete"] or i["width"] == 0]
 

@@ -3,9 +3,9 @@
 BentoML's own page loads Google Tag Manager and its spec pulls badge images from three outside
 hosts; a risk desk's browser must not. The page here is served by the service itself: Swagger
 UI's files from the `swagger-ui-bundle` package (a maintained bundle, pinned in the lock) under
-`ASSETS`, the spec from `/docs.json` (`serving.openapi`), the online validator switched off
-(Swagger UI would otherwise send the spec to validator.swagger.io), and a Content-Security-Policy
-that allows the page this origin only.
+`ASSETS`, the spec from `SPEC` (`/docs.json` in the OpenAPI 3.0 dialect that bundle renders),
+the online validator switched off (Swagger UI would otherwise send the spec to
+validator.swagger.io), and a Content-Security-Policy that allows the page this origin only.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 ASSETS = "/docs-assets"
+SPEC = "/docs-ui.json"
+"""The spec as the page's Swagger UI (4.x, OpenAPI 3.0) reads it; `/docs.json` is the 3.1 one."""
 POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "script-src 'self' 'unsafe-inline'; connect-src 'self'"
@@ -35,7 +37,7 @@ PAGE = """<!DOCTYPE html>
 <script>
 window.onload = function () {{
   window.ui = SwaggerUIBundle({{
-    url: "/docs.json",
+    url: "{spec}",
     dom_id: "#swagger-ui",
     deepLinking: true,
     validatorUrl: null,
@@ -58,5 +60,5 @@ def assets() -> StaticFiles:
 
 def index(title: str) -> HTMLResponse:
     """The page, titled `title`, allowed to load from this origin only."""
-    page = PAGE.format(title=escape(title), assets=ASSETS)
+    page = PAGE.format(title=escape(title), assets=ASSETS, spec=SPEC)
     return HTMLResponse(page, headers={"Content-Security-Policy": POLICY})

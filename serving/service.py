@@ -69,6 +69,12 @@ def _spec() -> JSONResponse:
     return JSONResponse(openapi.spec())
 
 
+@routes.get(docs_page.SPEC, include_in_schema=False)
+def _ui_spec() -> JSONResponse:
+    """The same spec in the dialect the docs page's Swagger UI renders (`serving.openapi`)."""
+    return JSONResponse(openapi.for_swagger_ui(openapi.spec()))
+
+
 @routes.get("/", include_in_schema=False)
 def _docs() -> HTMLResponse:
     """Served instead of BentoML's page (which calls outside hosts): `serving.docs_page`."""

@@ -256,7 +256,7 @@ def _docs_page(url: str, journey: Journey) -> None:
         return  # tests/serving/test_server.py fails in CI without chromium; here it is a bonus
     check = check_page(f"{url}/", ready="document.querySelectorAll('.opblock').length > 5")
     assert check.errors == []
-    assert all(r.startswith(f"{url}/") for r in check.requests), check.requests
+    assert all(r.startswith(f"{url}/") for r in check.fetched), check.requests
     _keep(check.screenshot, f"docs-{journey.bar}.png")
 
 
