@@ -94,7 +94,8 @@ def _label_summary(store: Path) -> None:
     from training.labels import base_rate, flush_column, make_labels
 
     spec = load().label
-    labels = make_labels(MarketStore(store).read(), spec)
+    market = MarketStore(store)
+    labels = make_labels(market.read(), spec, bar=market.common_bar())
     table = Table("horizon", "labelled bars", "flush base rate")
     for horizon in spec.horizons:
         labelled = int(labels[flush_column(horizon)].notna().sum())

@@ -275,7 +275,8 @@ def _timeline(
     known = series.market[series.market["timestamp"] <= at]
     market = known.set_index("timestamp").reindex(table["timestamp"])
     try:
-        labels = make_labels(known, LabelSpec.from_params(bundle.label), horizons=[shortest])
+        spec = LabelSpec.from_params(bundle.label)
+        labels = make_labels(known, spec, horizons=[shortest], bar=bundle.bar)
         events = labels.set_index("timestamp")[direction_column(shortest)].reindex(
             table["timestamp"]
         )

@@ -194,6 +194,8 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
             for check in monitored["horizons"]:
                 assert check["predictions"] >= 1
                 assert check["walk_forward"]["brier"] is not None  # the run's own evaluation
+            known = [d for d in monitored["drift"] if d["missing_training"] < 0.5]
+            assert len(known) > len(monitored["drift"]) / 2  # features built at the model's bar
             until(lambda: hook.received, 30, "an alert at the webhook")
             alert = json.loads(hook.received[0][1])
             assert alert["symbol"] == "BTCUSDT"

@@ -102,9 +102,12 @@ def chosen_predictions(log: pd.DataFrame, model_version: str | None) -> pd.DataF
     return rows.drop_duplicates(KEYS).drop(columns="_cached").reset_index(drop=True)
 
 
-def join_labels(predictions: pd.DataFrame, market: pd.DataFrame, label: LabelSpec) -> pd.DataFrame:
-    """`predictions` with `flush` (1, 0, or NaN while the window has not matured)."""
-    labels = make_labels(market, label)
+def join_labels(
+    predictions: pd.DataFrame, market: pd.DataFrame, label: LabelSpec, bar: pd.Timedelta = BAR
+) -> pd.DataFrame:
+    """`predictions` with `flush` (1, 0, or NaN while the window has not matured), labelled at
+    the model's bar size."""
+    labels = make_labels(market, label, bar=bar)
     labels = labels.assign(symbol=labels["symbol"].astype(str), venue=labels["venue"].astype(str))
     parts = []
     for h in sorted(set(predictions["horizon_hours"].astype(int))):
@@ -160,9 +163,9 @@ def feature_drift(
     }
     needed = market[
         (market["timestamp"] >= start)
-        | (market["timestamp"] > recent_from - bundle.max_lookback * BAR)
+        | (market["timestamp"] > recent_from - bundle.max_lookback * bundle.bar)
     ]
-    table = build_features(needed)
+    table = build_features(needed, bar=bundle.bar)
     reference = table[(table["timestamp"] >= start) & (table["timestamp"] <= stop)]
     recent = table[(table["timestamp"] > recent_from) & (table["timestamp"] <= end)]
     if len(reference) < MIN_REFERENCE_ROWS:
@@ -255,7 +258,9 @@ def monitor(
         joined = predictions.assign(flush=np.nan)
     else:
         try:
-            joined = join_labels(predictions, market, LabelSpec.from_params(bundle.label))
+            joined = join_labels(
+                predictions, market, LabelSpec.from_params(bundle.label), bundle.bar
+            )
         except DataError as exc:  # e.g. a new store: no liquidation history to label with yet
             notes.append(f"no labels yet: {exc}")
             joined = predictions.assign(flush=np.nan)
