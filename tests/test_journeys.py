@@ -189,6 +189,7 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
                 "/risk to describe the new bar",
             )
             assert body["staleness"]["state"] == "fresh"
+            assert pd.Timestamp(body["bar_close"]) == last + bar
             status, monitored = call(port, "GET", "/monitor")
             assert status == 200, monitored
             for check in monitored["horizons"]:
