@@ -31,6 +31,7 @@ import pytest
 
 from marketdata.store import MarketStore
 from reporting.browser import check_page, executable
+from simulator.simulate import BARS
 from tests.serving.receiver import receiver
 from tests.serving.sandbox import running_server
 from tests.serving.test_live_server import until
@@ -107,7 +108,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     symbols = "BTCUSDT,ETHUSDT"
     box.run("simulate", "--symbols", symbols, "--days", str(journey.days), "--seed", "3",
             "--store", "store", "--bar", journey.bar)  # fmt: skip
-    assert MarketStore(box.store).common_bar() == pd.Timedelta(journey.bar)
+    assert MarketStore(box.store).common_bar() == BARS[journey.bar]
     if journey.bar == "1h":  # the JSON is optional: the run keeps it
         shown = box.run("evaluate", "--store", "store", *_walk_forward(journey)).stdout
         assert "evaluation JSON: in the run's artefacts" in shown
@@ -115,7 +116,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     else:
         box.run("evaluate", "--store", "store", *_walk_forward(journey), "--json", "eval.json")
         evaluation = json.loads((folder / "eval.json").read_text())
-        assert evaluation["meta"]["bar"] == bar_text(pd.Timedelta(journey.bar))
+        assert evaluation["meta"]["bar"] == bar_text(BARS[journey.bar])
     box.run("train", "--store", "store", *_walk_forward(journey))
     decision = box.run("promote", "1", ok=False)
     assert decision.returncode in (0, 1, 2), decision.stderr
@@ -153,7 +154,7 @@ HOURLY_WORDS = ("training hours", "in one hour", "hourly bars", "of hours)")
 
 def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
     journey = trained.journey
-    bar = pd.Timedelta(journey.bar)
+    bar = BARS[journey.bar]
     market = MarketStore(trained.store).read()
     last = market["timestamp"].max()
     live_store = tmp_path / "live-store"
