@@ -11,14 +11,14 @@ import pandas as pd
 
 from features.grid import SeriesGrid
 from features.rolling import change_pct, rolling
-from features.spec import Feature, bars
+from features.spec import Feature, bars, span, span_words
 
 FAMILY = "context"
 _C = ("close",)
 _HLC = ("high", "low", "close")
 
 BTC_FEATURES: dict[str, str] = {
-    "return_1h": "btc_return_1h",
+    "return_last_bar": "btc_return_last_bar",
     "return_24h": "btc_return_24h",
     "funding_bp": "btc_funding_bp",
     "oi_change_24h": "btc_oi_change_24h",
@@ -32,14 +32,7 @@ _BTC = re.compile(r"^(BTC|XBT)([-_/]?(USDT|USDC|USD|BUSD))?([-_.]?PERP.*)?$")
 
 SPECS: tuple[Feature, ...] = (
     *(
-        Feature(
-            f"return_{h}h",
-            FAMILY,
-            "%",
-            h + 1,
-            f"Price change over the last {h} hour{'s' if h > 1 else ''}.",
-            _C,
-        )
+        Feature(f"return_{span(h)}", FAMILY, "%", h + 1, f"Price change over {span_words(h)}.", _C)
         for h in (1, 4, 24)
     ),
     Feature(
@@ -102,7 +95,7 @@ def is_btc(symbol: str) -> bool:
 
 def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     close, high, low = g["close"], g["high"], g["low"]
-    out = {f"return_{h}h": change_pct(close, bars(h, g.bar)) for h in (1, 4, 24)}
+    out = {f"return_{span(h)}": change_pct(close, bars(h, g.bar)) for h in (1, 4, 24)}
     for label, hours in (("24h", 24), ("7d", 168)):
         n = bars(hours, g.bar)
         out[f"dist_high_{label}"] = 100.0 * (close / rolling(high, n).max().to_numpy() - 1.0)

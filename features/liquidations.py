@@ -11,11 +11,11 @@ import pandas as pd
 
 from features.grid import SeriesGrid
 from features.rolling import bars_since, rolling, rolling_sum_strict, safe_div, zscore
-from features.spec import Feature, bars
+from features.spec import Feature, bars, span, span_words
 
 FAMILY = "liquidations"
 SPIKE_Z = 3.0
-"""A bar whose hourly liquidations score 3 std devs above the 30-day norm is a spike."""
+"""A bar whose liquidations score 3 std devs above the 30-day norm is a spike."""
 _IN = ("liq_long_usd", "liq_short_usd", "oi_usd")
 _SIDES = ("liq_long_usd", "liq_short_usd")
 SURPRISE_HOURS = (4, 12, 24)
@@ -23,22 +23,22 @@ SURPRISE_HOURS = (4, 12, 24)
 SPECS: tuple[Feature, ...] = (
     *(
         Feature(
-            f"liq_{h}h_over_oi",
+            f"liq_{span(h)}_over_oi",
             FAMILY,
             "% of OI",
             h,
-            f"Positions liquidated in the last {h} hour{'s' if h > 1 else ''} "
-            "(longs and shorts), as a share of open interest.",
+            f"Positions liquidated in {span_words(h)} (longs and shorts), as a share of open "
+            "interest.",
             _IN,
         )
         for h in (1, 4, 24)
     ),
     Feature(
-        "liq_imbalance_1h",
+        "liq_imbalance_last_bar",
         FAMILY,
         "-1..1",
         1,
-        "Which side was liquidated in the last hour: +1 only longs, -1 only shorts.",
+        f"Which side was liquidated in {span_words(1)}: +1 only longs, -1 only shorts.",
         _SIDES,
     ),
     Feature(
@@ -54,7 +54,7 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "std devs",
         720,
-        "How unusual the last hour's liquidations are compared with the last 30 days.",
+        "How unusual the last bar's liquidations are compared with the last 30 days.",
         _IN,
     ),
     *(
@@ -90,7 +90,7 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     sums: dict[int, np.ndarray] = {}
     for h in (1, 4, 24):
         sums[h] = rolling_sum_strict(total, bars(h, g.bar))
-        out[f"liq_{h}h_over_oi"] = 100.0 * safe_div(sums[h], oi)
+        out[f"liq_{span(h)}_over_oi"] = 100.0 * safe_div(sums[h], oi)
     d30 = bars(720, g.bar)
     for h in SURPRISE_HOURS:
         recent = sums[h] if h in sums else rolling_sum_strict(total, bars(h, g.bar))
@@ -100,13 +100,13 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     for h in (1, 24):
         n = bars(h, g.bar)
         diff = rolling_sum_strict(long_ - short, n)
-        out[f"liq_imbalance_{h}h"] = safe_div(diff, sums[h])
+        out[f"liq_imbalance_{span(h)}"] = safe_div(diff, sums[h])
     # log1p of basis points of OI: liquidations are heavy-tailed and often exactly zero.
-    z = zscore(np.log1p(100.0 * out["liq_1h_over_oi"]), d30)
+    z = zscore(np.log1p(100.0 * out["liq_last_bar_over_oi"]), d30)
     out["liq_z_30d"] = z
     since = bars_since(z >= SPIKE_Z, d30 - 1)
     hours = since * (g.bar / pd.Timedelta(hours=1))
     hours[since >= d30 - 1] = 720.0  # no spike within the window: "30 days or more"
-    hours[np.isnan(out["liq_1h_over_oi"])] = np.nan
+    hours[np.isnan(out["liq_last_bar_over_oi"])] = np.nan
     out["liq_hours_since_spike"] = hours
     return out

@@ -11,11 +11,12 @@ import pandas as pd
 
 from features.grid import SeriesGrid
 from features.rolling import bars_since, change_pct, rolling, safe_div, zscore
-from features.spec import Feature, bars
+from features.spec import Feature, bars, span, span_words
 
 FAMILY = "open_interest"
 FLUSH_OI_DROP_PCT = -3.0
-"""A 1-hour OI drop of 3 % or more marks a flush: positions were forced or rushed out."""
+"""An OI drop of 3 % or more within one bar (an hour at 1 h bars) marks a flush: positions were
+forced or rushed out."""
 _OI = ("oi_usd",)
 _OI_PX = ("oi_usd", "close")
 
@@ -30,11 +31,11 @@ _QUADRANT_TEXT = "; ".join(f"{k} = {v}" for k, v in QUADRANTS.items())
 SPECS: tuple[Feature, ...] = (
     *(
         Feature(
-            f"oi_change_{h}h",
+            f"oi_change_{span(h)}",
             FAMILY,
             "%",
             h + 1,
-            f"Change in open interest over the last {h} hour{'s' if h > 1 else ''}.",
+            f"Change in open interest over {span_words(h)}.",
             _OI,
         )
         for h in (1, 4, 24, 72)
@@ -77,8 +78,9 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "%",
         721,
-        "How much open interest has rebuilt since the last flush (a 1-hour OI drop of "
-        f"{-FLUSH_OI_DROP_PCT:g} % or more) in the last 30 days.",
+        "How much open interest has rebuilt since the last flush (an OI drop of "
+        f"{-FLUSH_OI_DROP_PCT:g} % or more within one bar, an hour at 1 h bars) in the last 30 "
+        "days.",
         _OI,
     ),
     Feature(
@@ -101,7 +103,8 @@ def _quadrant(oi_chg: np.ndarray, ret: np.ndarray) -> np.ndarray:
 def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     oi, close = g["oi_usd"], g["close"]
     h1, h4, d1, d3, d30 = (bars(h, g.bar) for h in (1, 4, 24, 72, 720))
-    out = {f"oi_change_{h}h": change_pct(oi, n) for h, n in ((1, h1), (4, h4), (24, d1), (72, d3))}
+    windows = ((1, h1), (4, h4), (24, d1), (72, d3))
+    out = {f"oi_change_{span(h)}": change_pct(oi, n) for h, n in windows}
     with np.errstate(divide="ignore", invalid="ignore"):
         log_oi = np.where(oi > 0, np.log(oi), np.nan)
     out["oi_z_30d"] = zscore(log_oi, d30)

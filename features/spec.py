@@ -27,6 +27,18 @@ class Feature:
     inputs: tuple[str, ...]
 
 
+def span(hours: int) -> str:
+    """A window's part of a feature name: `4h`, `24h`; the shortest window, one hour at the
+    default bar, is the last bar whatever its size (it holds 4 hours at 4 h bars), so it is
+    named `last_bar`: a name must be true at every bar size."""
+    return "last_bar" if hours == 1 else f"{hours}h"
+
+
+def span_words(hours: int) -> str:
+    """The window of `span` in words: "the last 4 hours", "the last bar (an hour at 1 h bars)"."""
+    return "the last bar (an hour at 1 h bars)" if hours == 1 else f"the last {hours} hours"
+
+
 def bars(hours: float, bar: pd.Timedelta = BAR) -> int:
     """Number of bars spanning `hours` of time (at least 1)."""
     return max(1, round(pd.Timedelta(hours=hours) / bar))

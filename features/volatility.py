@@ -72,7 +72,8 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "% of price",
         25,
-        "Average true range per hour over the last day, as a percent of price.",
+        "Average true range per bar (an hour at 1 h bars) over the last day, as a percent of "
+        "price.",
         _HLC,
     ),
     Feature(
@@ -88,8 +89,8 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "hours",
         169 + 719,
-        f"Hours since price last moved more than {LARGE_MOVE_SIGMA:g} std devs in one "
-        "hour, capped at 720.",
+        f"Hours since price last moved more than {LARGE_MOVE_SIGMA:g} std devs within one bar "
+        "(an hour at 1 h bars), capped at 720.",
         _C,
     ),
 )

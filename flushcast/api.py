@@ -33,10 +33,28 @@ def simulate(
 
 
 def load_market(store: str | Path, symbols: Sequence[str] | None = None) -> pd.DataFrame:
-    """Every stored row of the chosen symbols (default all) of a store."""
+    """Every stored row of the chosen symbols (default all) of a store.
+
+    A folder that holds no store, or a symbol it does not hold (names are case-sensitive, as
+    the exchanges write them: `BTCUSDT`), is an error naming what the store has.
+    """
+    from common.errors import DataError
     from marketdata.store import MarketStore
 
+    stored = sorted({d.symbol for d in MarketStore(store).datasets()})
+    if not stored:
+        raise DataError(
+            f"no market data in {store}: a store is made by `flushcast ingest`, `fetch` or "
+            "`simulate` (or `fc.simulate` for a frame)"
+        )
+    unknown = [s for s in symbols or () if s not in stored]
+    if unknown:
+        raise DataError(f"symbol(s) {unknown} not in store {store}; it has {stored}")
     return MarketStore(store).read(list(symbols) if symbols else None)
+
+
+def _symbols(market: pd.DataFrame) -> list[str]:
+    return sorted(set(market["symbol"].astype(str)))
 
 
 def read_export(
@@ -87,19 +105,22 @@ def describe(feature: str, value: float) -> str:
 
 def plot_heatmap(market: pd.DataFrame, symbol: str, end: str | pd.Timestamp, hours: int = 168):
     """The estimated liquidation heatmap of `symbol` up to `end`, with the price path of the
-    last `hours` (the report's chart)."""
+    last `hours` (the report's chart), at the bar size of the symbol's series."""
     from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
     from reporting import charts
+    from training.forecaster import market_bar
 
     end = pd.Timestamp(end)
     end = end.tz_localize("UTC") if end.tzinfo is None else end
     series = market[(market["symbol"].astype(str) == symbol) & (market["timestamp"] <= end)]
-    series = series[
-        series["timestamp"] > end - pd.Timedelta(hours=DEFAULT_CONFIG.lookback() + hours)
-    ]
-    shown = series[series["timestamp"] > end - pd.Timedelta(hours=hours)]
+    if series.empty:
+        raise ValueError(f"no {symbol} bars up to {end} (symbols: {_symbols(market)})")
+    bar = market_bar(series)
+    shown_from = end - pd.Timedelta(hours=hours)
+    series = series[series["timestamp"] > shown_from - DEFAULT_CONFIG.lookback(bar) * bar]
+    shown = series[series["timestamp"] > shown_from]
     return charts.liquidation_heatmap(
-        liquidation_heatmap(series), shown, f"{symbol}: estimated liquidation levels"
+        liquidation_heatmap(series, bar=bar), shown, f"{symbol}: estimated liquidation levels"
     )
 
 

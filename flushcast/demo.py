@@ -66,24 +66,22 @@ def _promote_latest(tracking_uri: str | None) -> str:
     """Promote the version just registered; a refusal by the gate is shown, not an error.
 
     Returns the version the report should show: the champion, or the new version when the gate
-    refused it and there is no champion yet (the report says it is not the champion).
+    refused it and there is no champion yet (the report marks it "not promoted").
     """
-    from mlflow.exceptions import MlflowException
-
-    from training.registry import CHAMPION, MODEL_NAME, client, promote
+    from serving.versions import LATEST, champion_version, version_number
+    from training.registry import CHAMPION, promote
     from training.tracking import tracking_uri as resolve
 
     uri = resolve(tracking_uri)
-    c = client(uri)
-    versions = c.search_model_versions(f"name='{MODEL_NAME}'")
-    latest = str(max(int(v.version) for v in versions))
+    latest = version_number(LATEST, uri)
     decision = promote(latest, tracking_uri=uri)
     verdict = "promoted to champion" if decision.promote else "not promoted"
     console.print(f"version {latest} {verdict}: {decision.reason}")
-    try:
-        c.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-    except MlflowException:
-        console.print("no champion yet: the report shows the new version, not a champion")
+    if champion_version(uri) is None:
+        console.print(
+            "no champion yet: the report shows the new version, marked not promoted; serve it "
+            "with `flushcast serve --version latest` (every answer says it is not promoted)"
+        )
         return latest
     return CHAMPION
 
@@ -96,7 +94,8 @@ def _label_summary(store: Path) -> None:
     from training.labels import base_rate, flush_column, make_labels
 
     spec = load().label
-    labels = make_labels(MarketStore(store).read(), spec)
+    market = MarketStore(store)
+    labels = make_labels(market.read(), spec, bar=market.common_bar())
     table = Table("horizon", "labelled bars", "flush base rate")
     for horizon in spec.horizons:
         labelled = int(labels[flush_column(horizon)].notna().sum())

@@ -28,7 +28,15 @@ def report(
     venue: Annotated[
         str | None, typer.Option(help="Venue, if the symbol trades on several in the store.")
     ] = None,
-    model: Annotated[str, typer.Option(help="Model version number or alias.")] = "champion",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "--version",
+            help="Model version: a number, an alias or `latest` (a version that is not the "
+            "champion is marked not promoted).",
+        ),
+    ] = "champion",
     tracking_uri: Annotated[
         str | None,
         typer.Option(

@@ -63,6 +63,13 @@ class PageCheck:
     """Console errors, uncaught exceptions and browser log errors, in arrival order."""
     width: int = 0
     height: int = 0
+    requests: list[str] = field(default_factory=list)
+    """Every URL the page asked for (documents, scripts, styles, images, fetches), in order."""
+
+    @property
+    def fetched(self) -> list[str]:
+        """The requests that went over the network (`data:` URIs are inline content)."""
+        return [url for url in self.requests if not url.startswith("data:")]
 
     @property
     def broken_images(self) -> list[dict[str, Any]]:
@@ -184,20 +191,38 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def _ready(pipe: _Pipe, session: str, expression: str, timeout: float) -> None:
+    """Wait until `expression` is truthy in the page (content drawn by its scripts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = pipe.call("Runtime.evaluate", session, expression=expression, returnByValue=True)
+        if result["result"].get("value"):
+            return
+        time.sleep(0.2)
+    raise BrowserError(f"the page never showed {expression!r}")
+
+
 def check_page(
-    page: str | Path, *, width: int = 1280, timeout: float = 30.0, binary: str | None = None
+    page: str | Path,
+    *,
+    width: int = 1280,
+    timeout: float = 30.0,
+    binary: str | None = None,
+    ready: str | None = None,
 ) -> PageCheck:
-    """Load `page` (a local HTML file) at `width` CSS pixels and capture the whole page."""
+    """Load `page` (a local HTML file, or an http URL) at `width` CSS pixels and capture the
+    whole page, once the JavaScript expression `ready` (if given) holds."""
     binary = binary or executable()
     if binary is None:
         raise BrowserError(f"{CHROMIUM} not found: install it (Debian: apt-get install chromium)")
-    url = Path(page).resolve().as_uri()
+    text = str(page)
+    url = text if text.startswith(("http://", "https://")) else Path(page).resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="flushcast-chromium-") as tmp:
         pipe = _Pipe(binary, Path(tmp) / "profile", Path(tmp) / "chromium.log", timeout)
         try:
             target = pipe.call("Target.createTarget", url="about:blank")["targetId"]
             session = pipe.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-            for domain in ("Page", "Runtime", "Log"):
+            for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.call(f"{domain}.enable", session)
             pipe.call(
                 "Emulation.setDeviceMetricsOverride",
@@ -210,6 +235,8 @@ def check_page(
             before = len(pipe.events)  # a late load event of about:blank must not count
             pipe.call("Page.navigate", session, url=url)
             pipe.wait_for("Page.loadEventFired", since=before)
+            if ready:
+                _ready(pipe, session, ready, timeout)
             images = json.loads(
                 pipe.call("Runtime.evaluate", session, expression=IMAGES, returnByValue=True)[
                     "result"
@@ -226,7 +253,12 @@ def check_page(
             )["data"]
         finally:
             pipe.close()
-    return PageCheck(base64.b64decode(shot), images, _errors(pipe.events), w, h)
+    requested = [
+        e["params"]["request"]["url"]
+        for e in pipe.events[before:]
+        if e.get("method") == "Network.requestWillBeSent"
+    ]
+    return PageCheck(base64.b64decode(shot), images, _errors(pipe.events), w, h, requested)
 
 
 def _save_small(png: bytes, path: Path) -> None:

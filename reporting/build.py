@@ -24,7 +24,9 @@ from features.build import build_features
 from features.context import is_btc
 from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
 from features.registry import FEATURES
+from marketdata.resample import infer_bar
 from marketdata.schema import BAR
+from models.applicability import bar_problem, duration
 from models.bundle import SYMBOL, Bundle
 from reporting import charts, sentences
 from reporting.card import WalkForward, model_card
@@ -38,13 +40,16 @@ if TYPE_CHECKING:  # reporting sits below serving: it is handed the service's Pr
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
+HEATMAP_MIN_BARS = 42
+"""...and at least this many bars, so a daily chart is more than seven columns."""
 CAVEATS = (
-    "The model sees one venue's hourly bars: price, open interest, funding and liquidations. "
+    "The model sees one venue's bars (of the size it was trained on): price, open interest, "
+    "funding and liquidations. "
     "It does not see order books, spot markets, other venues' positioning, news, macro "
     "releases, exchange outages or large players' intentions, and it cannot anticipate them.",
-    "A probability is a long-run frequency: at 10 %, nine of ten such hours pass without a "
-    "flush. It was calibrated on the training period; a market regime unlike that period makes "
-    "it less reliable.",
+    "A probability is a long-run frequency: at 10 %, nine of ten such forecasts see no flush "
+    "within their horizon. It was calibrated on the training period; a market regime unlike "
+    "that period makes it less reliable.",
     "The heatmap is an estimate from open-interest changes under an assumed leverage mix, not "
     "the exchange's book of positions; real liquidation levels may sit elsewhere.",
     "The reasons are the model's own arithmetic (exact contributions to its log-odds): they say "
@@ -89,7 +94,18 @@ def pick_series(frame: pd.DataFrame, symbol: str, venue: str | None) -> tuple[st
     return venue, frame[mine].sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def resolve_at(stamps: pd.Series, at: str | pd.Timestamp | None) -> pd.Timestamp:
+def check_bar(market: pd.DataFrame, bundle: Bundle, symbol: str) -> pd.Timedelta:
+    """The series' bar size, if it is the model's (`models.applicability`); else ReportError."""
+    bar = infer_bar(market["timestamp"])
+    problem = bar_problem(bar, bundle.bar)
+    if problem:
+        raise ReportError("symbol", f"{symbol}: {problem}; report with a model of its bar size")
+    return bar
+
+
+def resolve_at(
+    stamps: pd.Series, at: str | pd.Timestamp | None, bar: pd.Timedelta = BAR
+) -> pd.Timestamp:
     """The bar to report on: `at` (UTC if naive) if the series has it, else the last bar."""
     if at is None:
         return stamps.iloc[-1]
@@ -101,7 +117,7 @@ def resolve_at(stamps: pd.Series, at: str | pd.Timestamp | None) -> pd.Timestamp
     if not (stamps == stamp).any():
         raise ReportError(
             "at",
-            f"no bar at {when(stamp)}; the series has hourly bars (open times) from "
+            f"no bar at {when(stamp)}; the series has {duration(bar)} bars (open times) from "
             f"{when(stamps.iloc[0])} to {when(stamps.iloc[-1])}",
         )
     return stamp
@@ -140,7 +156,7 @@ def training_reference(
             f"Percentile: none, the data has no {symbol} bars in the training period ({period}).",
         )
     return rows, (
-        f"Percentile: where each value sits among {len(rows):,} training hours of {symbol} "
+        f"Percentile: where each value sits among {len(rows):,} training bars of {symbol} "
         f"({period})."
     )
 
@@ -152,21 +168,45 @@ def _inputs(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame[(names == symbol) | btc]
 
 
+MAX_MISSING_FOR_BAND = 0.5
+"""Above this share of missing inputs the headline shows no risk band: a badge would claim more
+than the few inputs left can say."""
+CONFIDENT_DIRECTION = 0.6
+"""A direction is stated as a call only from this probability (given a flush) on; below it the
+two sides are close to a coin flip and the page says so."""
+
+
 def _direction(bundle: Bundle, prediction: HorizonPrediction) -> str:
     if bundle.horizons[prediction.horizon_hours].direction is None:
         return "no direction model (too few one-sided flushes in training): 50/50"
-    if prediction.p_long_flush >= 0.5:
-        return f"longs flushed, price down ({percent(prediction.p_long_flush)} if a flush comes)"
-    return f"shorts squeezed, price up ({percent(prediction.p_short_squeeze)} if a flush comes)"
+    longs, shorts = prediction.p_long_flush, prediction.p_short_squeeze
+    if max(longs, shorts) < CONFIDENT_DIRECTION:
+        return (
+            f"no clear side: longs flushed {percent(longs)}, shorts squeezed {percent(shorts)} "
+            "if a flush comes"
+        )
+    if longs >= shorts:
+        return f"longs flushed, price down ({percent(longs)} if a flush comes)"
+    return f"shorts squeezed, price up ({percent(shorts)} if a flush comes)"
 
 
-def _reason(contribution: Any, symbol: str, percentile: dict[str, float]) -> str:
+def _changes(bundle: Bundle, prediction: HorizonPrediction) -> list[float]:
+    """Per top reason: the calibrated probability minus what it would be without it."""
+    explanation = prediction.explanation
+    calibrator = bundle.horizons[prediction.horizon_hours].calibrator
+    log_odds = explanation.log_odds
+    scores = [log_odds] + [log_odds - c.contribution for c in explanation.top]
+    p = calibrator.predict(np.asarray(scores, dtype="float64"))
+    return [float(p[0] - q) for q in p[1:]]
+
+
+def _reason(contribution: Any, change: float, symbol: str, percentile: dict[str, float]) -> str:
     if contribution.feature == SYMBOL:
-        return sentences.symbol_sentence(symbol, contribution.contribution)
+        return sentences.symbol_sentence(symbol, change)
     return sentences.sentence(
         FEATURES[contribution.feature],
         contribution.value,
-        contribution.contribution,
+        change,
         percentile.get(contribution.feature),
     )
 
@@ -182,11 +222,15 @@ def _why(
         f"probability {percent(prediction.p_flush)}"
     )
     figure = charts.waterfall(explanation.base_value, steps, other, title)
+    changes = _changes(bundle, prediction)
     return {
         "horizon": prediction.horizon_hours,
         "chart": charts.data_uri(figure),
         "steps": steps,
-        "reasons": [_reason(c, symbol, pct) for c in explanation.top],
+        "reasons": [
+            _reason(c, change, symbol, pct)
+            for c, change in zip(explanation.top, changes, strict=True)
+        ],
         "others": len(bundle.columns) - len(steps),
     }
 
@@ -231,7 +275,8 @@ def _timeline(
     known = series.market[series.market["timestamp"] <= at]
     market = known.set_index("timestamp").reindex(table["timestamp"])
     try:
-        labels = make_labels(known, LabelSpec.from_params(bundle.label), horizons=[shortest])
+        spec = LabelSpec.from_params(bundle.label)
+        labels = make_labels(known, spec, horizons=[shortest], bar=bundle.bar)
         events = labels.set_index("timestamp")[direction_column(shortest)].reindex(
             table["timestamp"]
         )
@@ -251,20 +296,26 @@ def _timeline(
     return charts.data_uri(figure)
 
 
-def _heatmap(series: Series, at: pd.Timestamp, notes: list[str]) -> str | None:
-    start = at - (DEFAULT_CONFIG.lookback() + HEATMAP_HOURS) * BAR
+def heatmap_span(bar: pd.Timedelta) -> pd.Timedelta:
+    """How far back the heatmap shows: a week, or `HEATMAP_MIN_BARS` bars if longer (daily)."""
+    return max(pd.Timedelta(hours=HEATMAP_HOURS), HEATMAP_MIN_BARS * bar)
+
+
+def _heatmap(series: Series, at: pd.Timestamp, bar: pd.Timedelta, notes: list[str]) -> str | None:
+    span = heatmap_span(bar)
+    start = at - DEFAULT_CONFIG.lookback(bar) * bar - span
     window = series.market[
         (series.market["timestamp"] > start) & (series.market["timestamp"] <= at)
     ]
     if not window["oi_usd"].notna().any():
         notes.append("No open interest in the data, so no liquidation heatmap.")
         return None
-    heatmap = liquidation_heatmap(window)
-    shown = window[window["timestamp"] > at - HEATMAP_HOURS * BAR]
+    heatmap = liquidation_heatmap(window, bar=bar)
+    shown = window[window["timestamp"] > at - span]
     figure = charts.liquidation_heatmap(
         heatmap,
         shown,
-        f"{series.symbol}: estimated liquidation levels, last {HEATMAP_HOURS // 24} days",
+        f"{series.symbol}: estimated liquidation levels, last {span.days} days",
     )
     return charts.data_uri(figure)
 
@@ -291,10 +342,11 @@ def report_context(
         raise ReportError("top_k", f"must be at least 1, got {top_k}")
     bundle = predictor.bundle
     venue, market = pick_series(frame, symbol, venue)
+    bar = check_bar(market, bundle, symbol)
     table = build_features(_inputs(frame, symbol), bar=bundle.bar)
     mine = table[(table["symbol"].astype(str) == symbol) & (table["venue"].astype(str) == venue)]
     series = Series(symbol, venue, market, mine.reset_index(drop=True))
-    at = resolve_at(series.table["timestamp"], at)
+    at = resolve_at(series.table["timestamp"], at, bar)
     current = series.table[series.table["timestamp"] == at]
     (prediction,) = predictor.table_predictions(current, explain=True, top_k=top_k)
     X = predictor.scorer.matrix(current[bundle.features].to_numpy(dtype="float64"), [symbol])
@@ -303,6 +355,14 @@ def report_context(
     values = current[bundle.features].iloc[0]
     pct = percentiles(reference[bundle.features], values)
     notes = list(prediction.warnings)
+    missing = int(values.isna().sum())
+    rated = missing <= len(values) * MAX_MISSING_FOR_BAND
+    if not rated:
+        notes.insert(
+            0,
+            f"{missing} of {len(values)} inputs are missing, so no risk band is shown: the "
+            "probability mostly repeats what the model does without them.",
+        )
     card = model_card(bundle, predictor.identity.model_dump(), walk_forward)
     if card["simulated"]:
         notes.insert(0, "This model was trained on simulated data: a demonstration, not advice.")
@@ -316,21 +376,22 @@ def report_context(
             {
                 "horizon": h.horizon_hours,
                 "p_flush": percent(h.p_flush),
-                "band": h.risk_band,
-                "relative_risk": f"{h.relative_risk:.1f}",
+                "band": h.risk_band if rated else None,
+                "relative_risk": f"{h.relative_risk:.2f}",
                 "base_rate": percent(h.base_rate),
                 "direction": _direction(bundle, h),
             }
             for h in prediction.horizons
         ],
         "why": [_why(bundle, h, symbol, pct) for h in prediction.horizons],
-        "heatmap": _heatmap(series, at, notes),
+        "heatmap": _heatmap(series, at, bar, notes),
         "timeline": _timeline(predictor, series, at, weeks, notes),
         "features": _feature_table(bundle, values, pct, contributions),
         "horizons": sorted(bundle.horizons),
         "reference": reference_caption,
         "card": card,
         "caveats": CAVEATS,
+        "bands": predictor.band_words,
         "notes": notes,
         "live": live_section(live),
     }

@@ -126,7 +126,8 @@ def liquidation_heatmap(
     rows = (levels >= low) & (levels <= high)
     density = (heatmap.long_density + heatmap.short_density)[np.ix_(keep, rows)]
     edges_t = _naive(heatmap.timestamps[keep])
-    edges_t = np.append(edges_t, edges_t[-1] + 1 / 24)
+    width = float(np.median(np.diff(edges_t))) if len(edges_t) > 1 else 1 / 24  # one bar, in days
+    edges_t = np.append(edges_t, edges_t[-1] + width)
     step = np.log(levels[1] / levels[0]) if len(levels) > 1 else 0.0025
     edges_p = np.exp(
         np.append(np.log(levels[rows]) - step / 2, np.log(levels[rows][-1]) + step / 2)
@@ -146,7 +147,7 @@ def liquidation_heatmap(
         shading="flat",
     )
     times = _naive(bars["timestamp"])
-    ax.plot(times + 0.5 / 24, close, color="#7fdbff", linewidth=1.2, label="close")
+    ax.plot(times + width / 2, close, color="#7fdbff", linewidth=1.2, label="close")
     now = close[-1]
     ax.axhline(now, color="white", linestyle="--", linewidth=0.9)
     ax.annotate(

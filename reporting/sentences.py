@@ -1,8 +1,8 @@
 """Plain-language readings of feature values and their contributions, built from the registry.
 
-A trader reads "Funding is 3.1 σ above its 30-day mean (higher than 97 % of training hours):
-+0.12 to the log-odds", not `funding_z_30d=3.1, shap=0.12`. Every sentence is assembled from the
-registry entry (description, unit, lookback), so a new feature gets a sentence without code
+A trader reads "Funding is 3.1 σ above its 30-day mean (higher than 97 % of training bars):
++1.2 points of probability", not `funding_z_30d=3.1, shap=0.12`. Every sentence is assembled
+from the registry entry (description, unit, lookback), so a new feature gets a sentence without code
 here; a unit listed in `_FORMATS` only reads more naturally.
 """
 
@@ -82,13 +82,13 @@ def format_value(feature: Feature, value: float | None) -> str:
 
 
 def percentile_phrase(percentile: float | None) -> str:
-    """Where a value sits among the training hours, e.g. "higher than 97 % of training hours"."""
+    """Where a value sits among the training bars, e.g. "higher than 97 % of training bars"."""
     if percentile is None or math.isnan(percentile):
         return ""
     share = round(100 * percentile)
     if share >= 50:
-        return f"higher than {share} % of training hours"
-    return f"lower than {100 - share} % of training hours"
+        return f"higher than {share} % of training bars"
+    return f"lower than {100 - share} % of training bars"
 
 
 def reading(feature: Feature, value: float | None) -> str:
@@ -105,13 +105,22 @@ def reading(feature: Feature, value: float | None) -> str:
 
 
 def sentence(
-    feature: Feature, value: float | None, contribution: float, percentile: float | None = None
+    feature: Feature, value: float | None, change: float, percentile: float | None = None
 ) -> str:
-    """One reason: the reading, where it sits in training, and its push on the log-odds."""
+    """One reason: the reading, where it sits in training, and what it does to the probability
+    (`change`: the flush probability minus what it would be without this contribution)."""
     known = value is not None and not math.isnan(value)
     where = percentile_phrase(percentile) if known and ranked(feature) else ""
     context = f" ({where})" if where else ""
-    return f"{reading(feature, value)}{context}: {effect(contribution)} to the log-odds."
+    return f"{reading(feature, value)}{context}: {shift(change)}."
+
+
+def shift(change: float) -> str:
+    """A change of probability in percentage points, signed, two significant digits."""
+    points = 100 * change
+    if abs(points) < 0.005:
+        return "no visible change to the probability"
+    return f"{points:+.2g} points of probability"
 
 
 def effect(contribution: float) -> str:
@@ -119,10 +128,10 @@ def effect(contribution: float) -> str:
     return "0.00" if abs(contribution) < 0.005 else f"{contribution:+.2f}"
 
 
-def symbol_sentence(symbol: str, contribution: float) -> str:
-    """The pooled model's own adjustment for the symbol."""
+def symbol_sentence(symbol: str, change: float) -> str:
+    """The pooled model's own adjustment for the symbol (`change` as in `sentence`)."""
     pooled = "the model is pooled over symbols"
-    return f"Being {symbol} ({pooled}): {effect(contribution)} to the log-odds."
+    return f"Being {symbol} ({pooled}): {shift(change)}."
 
 
 def _strip(description: str) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from serving import MODEL_ENV, ROOT, SERVICE, STORE_ENV, WORKERS_ENV
+from serving import MODEL_ENV, PROMOTED_ENV, ROOT, SERVICE, STORE_ENV, WORKERS_ENV
 
 TrackingOption = Annotated[
     str | None,
@@ -24,18 +24,31 @@ TrackingOption = Annotated[
 ]
 
 
-def _champion(tracking_uri: str | None) -> str:
+def _champion(tracking_uri: str | None, ref: str = "champion") -> str:
+    """Import registry version `ref` (default the champion) into the BentoML store; its tag."""
     from models.integrity import BundleIntegrityError
     from serving.importer import import_champion
-    from training.registry import RegistryError
+    from serving.versions import no_champion, version_number
+    from training.registry import CHAMPION, RegistryError
 
     try:
-        return str(import_champion(tracking_uri))
+        return str(import_champion(tracking_uri, ref=version_number(ref, tracking_uri)))
     except RegistryError as exc:
-        typer.echo(f"error: {exc} (train and promote a model first)", err=True)
+        problem = no_champion(exc, "serve") if ref == CHAMPION else exc
+        typer.echo(f"error: {problem}", err=True)
     except BundleIntegrityError as exc:
         typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(code=2)
+
+
+def _promoted(tag: str, tracking_uri: str | None) -> bool:
+    """Whether the imported BentoML model `tag` is the registry's champion version."""
+    import bentoml
+
+    from serving.versions import champion_version
+
+    version = str(bentoml.models.get(tag).info.metadata.get("model_version"))
+    return version == champion_version(tracking_uri)
 
 
 def _check_bundle(tag: str) -> None:
@@ -59,6 +72,14 @@ def serve(
     model: Annotated[
         str | None,
         typer.Option(help="BentoML model tag to serve instead of importing the champion."),
+    ] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry version to serve instead of the champion: a number, an alias or "
+            "`latest`. A version that is not the champion is served with a 'not promoted' "
+            "warning in every answer and report."
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     store: Annotated[Path, typer.Option(help="Market data store for GET /report.")] = Path(
@@ -88,10 +109,21 @@ def serve(
     ] = 6.0,
 ) -> None:
     """Serve the champion model over HTTP: /predict, /predict_batch, /explain, /model, /report."""
-    tag = model or _champion(tracking_uri)
+    if model and version:
+        typer.echo("error: --model and --version: give one of them", err=True)
+        raise typer.Exit(code=2)
+    tag = model or _champion(tracking_uri, version or "champion")
     _check_bundle(tag)
-    typer.echo(f"serving {tag} on http://{host}:{port} (docs at /, spec at /docs.json)")
-    env = {**os.environ, MODEL_ENV: tag, WORKERS_ENV: str(workers), STORE_ENV: str(store.resolve())}
+    promoted = model is not None or _promoted(tag, tracking_uri)
+    mark = "" if promoted else " (NOT PROMOTED: it has not passed the promotion gate)"
+    typer.echo(f"serving {tag}{mark} on http://{host}:{port} (docs at /, spec at /docs.json)")
+    env = {
+        **os.environ,
+        MODEL_ENV: tag,
+        WORKERS_ENV: str(workers),
+        STORE_ENV: str(store.resolve()),
+        PROMOTED_ENV: "1" if promoted else "0",
+    }
     if live is not None:
         from serving.live_cli import live_environment
 

@@ -27,14 +27,9 @@ from features.context import BTC_FEATURES, is_btc
 from features.registry import FEATURES
 from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
 from marketdata.validate import validate
+from models.applicability import bar_problem, duration, history_problem
 from serving.errors import InputError, Loc, path
 from serving.requests import MAX_BARS, Bar, FeatureTable
-
-
-def _duration(step: pd.Timedelta) -> str:
-    hour = pd.Timedelta("1h")
-    return f"{step / hour:g} h" if step >= hour else f"{step / pd.Timedelta('1min'):g} min"
-
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -87,13 +82,10 @@ def _check_bar_size(frame: pd.DataFrame, loc: Loc, bar: pd.Timedelta) -> None:
         return
     values, counts = np.unique(positive, return_counts=True)
     common = int(values[np.argmax(counts)])
-    step = pd.Timedelta(common, unit="us")
-    if step != bar:
+    problem = bar_problem(pd.Timedelta(common, unit="us"), bar)
+    if problem:
         row = int(np.flatnonzero(steps == common)[0]) + 1
-        raise InputError(
-            f"bars are {_duration(step)} apart; the model was trained on {_duration(bar)} bars",
-            (*loc, "bars", row, "timestamp"),
-        )
+        raise InputError(problem, (*loc, "bars", row, "timestamp"))
 
 
 def _check_names(series: SeriesInput) -> None:
@@ -118,7 +110,7 @@ def _check_span(frame: pd.DataFrame, loc: Loc, bar: pd.Timedelta) -> None:
     if span > limit:
         after_gap = int(np.argmax(np.abs(np.diff(t)))) + 1
         raise InputError(
-            f"{len(t)} bars span {span:,} {_duration(bar)} bar times; at most {limit:,} "
+            f"{len(t)} bars span {span:,} {duration(bar)} bar times; at most {limit:,} "
             f"({MAX_SPAN_PER_BAR}x the bar count) are accepted, so gaps like the one before "
             "this bar are refused",
             (*loc, "bars", after_gap, "timestamp"),
@@ -136,13 +128,9 @@ def _checked(series: SeriesInput, needed: int, bar: pd.Timedelta) -> tuple[pd.Da
         where = (exc.row, exc.column) if exc.row is not None else (exc.column,)
         loc = (*series.loc, "bars", *(x for x in where if x is not None))
         raise InputError(exc.problem, loc) from exc
-    if len(frame) < needed:
-        raise InputError(
-            f"{series.symbol} has {len(frame)} bars; the model needs at least {needed} "
-            f"{_duration(bar)} bars ending at the bar to predict",
-            (*series.loc, "bars"),
-            bars_needed=needed,
-        )
+    problem = history_problem(series.symbol, len(frame), needed, bar)
+    if problem:
+        raise InputError(problem, (*series.loc, "bars"), bars_needed=needed)
     notes = []
     absent = [c for c in OPTIONAL_COLUMNS if frame[c].isna().all()]
     if absent:

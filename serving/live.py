@@ -37,7 +37,7 @@ from serving.clock import ServiceClock
 from serving.inputs import Rows
 from serving.predictions_log import PredictionLog, compact, log_rows, read_recent
 from serving.predictor import Predictor
-from serving.responses import ModelIdentity, Prediction
+from serving.responses import Prediction, ServedModel
 from serving.risk import Limits, RiskBook, Snapshot, compute, utc_now
 
 LIVE_ENV = "FLUSHCAST_LIVE"
@@ -102,7 +102,7 @@ def monitor_report(
         market,
         predictor.bundle,
         predictor.identity.model_version,
-        walk_forward=walk_forward.document if walk_forward else None,
+        walk_forward=walk_forward.record if walk_forward else None,
         now=now,
         drift_days=drift_days or DRIFT_DAYS,
     )
@@ -283,27 +283,27 @@ class Live:
         tag = json.loads((self.folder / POINTER).read_text())["tag"]
         self.switch(tag)
 
-    def switch(self, tag: str) -> ModelIdentity:
-        """Load BentoML model `tag`, warm it up, swap it in (no-op if it is already served)."""
+    def switch(self, tag: str) -> ServedModel:
+        """Load BentoML model `tag`, warm it up, swap it in (no-op if it is already served).
+
+        A switch follows the registry's champion (`reload`), so the new model is promoted."""
         import bentoml
 
-        from models.bundle import Bundle
-        from serving.service import _walk_forward, warm_up_request
+        from serving.loading import load_served
 
         with self._reloading:
             stored = bentoml.models.get(tag)
-            identity = ModelIdentity.model_validate(stored.info.metadata)
-            if identity == self.service.predictor.identity:
-                return identity
-            predictor = LoggingPredictor(Bundle.load(stored.path), identity)
-            predictor.predict(warm_up_request(predictor.bundle.max_lookback))  # not logged yet
+            wanted = ServedModel.model_validate({**stored.info.metadata, "promoted": True})
+            if wanted == self.service.predictor.identity:
+                return wanted
+            served = load_served(stored, promoted=True, predictor=LoggingPredictor)
+            predictor = served.predictor
             predictor.log = self.log
             predictor.clock = self.clock.now
-            walk_forward = _walk_forward(Path(stored.path) / "walk_forward")
-            self.service.walk_forward = walk_forward
+            self.service.walk_forward = served.walk_forward
             self.service.predictor = predictor  # one assignment: in-flight requests keep the old
             log.info("worker %d now serves %s", os.getpid(), tag)
-            return identity
+            return predictor.identity
 
     def reload(self) -> dict[str, Any]:
         """Import the registry's champion and make every worker serve it (POST /reload)."""

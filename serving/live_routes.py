@@ -25,7 +25,7 @@ from common.errors import shorten
 from serving import live
 from serving.alerts import AlertConfigError, AlertRule
 from serving.errors import InputError
-from serving.responses import ModelIdentity
+from serving.responses import ServedModel
 from serving.risk import RiskError, RiskListResponse, RiskResponse
 
 router = APIRouter(tags=["Live operation"])
@@ -56,8 +56,8 @@ UNAUTHORIZED = {
 
 
 class ReloadResponse(BaseModel):
-    previous: ModelIdentity
-    current: ModelIdentity
+    previous: ServedModel
+    current: ServedModel
     changed: bool
 
 

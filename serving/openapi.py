@@ -33,6 +33,29 @@ BEFORE_PARSING = {
     "415": "The body is not JSON.",
 }
 UNUSED = ("InvalidArgument", "HTTPValidationError", "ValidationError")
+NULL = {"type": "null"}
+DESCRIPTION = """Calibrated probabilities of a leverage flush (a liquidation cascade) per horizon,
+with the risk band, the likely direction (long flush or short squeeze) and the exact reasons.
+
+Send a symbol's recent bars (at least `bars_needed` of the model's bar size, `GET /model`) to
+`/predict`, or a ready feature row; `/explain` gives every input's contribution, `/report` the
+trader page. With `--live` the service keeps its own market state: `/risk` answers from it.
+Bad input is answered with 400 naming the field (`bars[17].high`). The project's README and
+`serving/README.md` say more."""
+TAGS = [
+    {"name": "Service APIs", "description": "Predictions, explanations, the model and its report."},
+    {"name": "Infrastructure", "description": "Liveness, readiness and Prometheus metrics."},
+    {
+        "name": "Live operation",
+        "description": "Risk by symbol, alerts, reloads and monitoring (`flushcast serve --live`).",
+    },
+]
+SUMMARIES = {
+    "/predict": "Flush probability, band, direction and top reasons for one symbol",
+    "/predict_batch": "Predictions for many series, or for a feature table",
+    "/explain": "Every input's contribution to one prediction, per horizon",
+}
+"""Summaries of BentoML's API routes (FastAPI's routes take theirs from the function name)."""
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -51,12 +74,15 @@ def amend(spec: dict[str, Any], bodies: dict[str, tuple[type[BaseModel], type[Ba
     `bodies` maps each API route to its request and response models."""
     spec = copy.deepcopy(spec)
     spec["openapi"] = "3.1.0"
+    spec["info"] = {"title": "flushcast", "version": _version(), "description": DESCRIPTION}
+    spec["tags"] = TAGS
     schemas = spec["components"]["schemas"]
     schemas["ErrorBody"] = _schema(ErrorBody, schemas)
     for name in UNUSED:
         schemas.pop(name, None)
     for route, (request, response) in bodies.items():
         operation = spec["paths"][route]["post"]
+        operation["summary"] = SUMMARIES[route]
         operation["requestBody"] = {
             "required": True,
             "content": {JSON: {"schema": _schema(request, schemas)}},
@@ -80,6 +106,13 @@ def amend(spec: dict[str, Any], bodies: dict[str, tuple[type[BaseModel], type[Ba
     return spec
 
 
+def _version() -> str:
+    """The installed flushcast's version (pyproject.toml)."""
+    from importlib.metadata import version
+
+    return version("flushcast")
+
+
 @functools.cache
 def spec() -> dict[str, Any]:
     """The spec as served (needs no model: it is generated from the service definition)."""
@@ -87,6 +120,38 @@ def spec() -> dict[str, Any]:
 
     bodies = {api.route: (api.input_spec, api.output_spec) for api in Flushcast.apis.values()}
     return amend(json.loads(json.dumps(Flushcast.openapi_spec.asdict())), bodies)
+
+
+def for_swagger_ui(document: dict[str, Any]) -> dict[str, Any]:
+    """The spec in the OpenAPI 3.0 dialect the packaged Swagger UI (4.x) renders: a null
+    alternative becomes `nullable`, numeric exclusive bounds become 3.0's boolean ones, schema
+    `examples` lists become one `example`. The docs page shows this; `/docs.json` stays 3.1."""
+
+    def convert(node: Any) -> Any:
+        if isinstance(node, list):
+            return [convert(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        options = node.get("anyOf")
+        if isinstance(options, list) and NULL in options:
+            rest = [option for option in options if option != NULL]
+            node = {key: value for key, value in node.items() if key != "anyOf"}
+            node.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+            node["nullable"] = True
+        if node == NULL:
+            return {"nullable": True, "enum": [None]}
+        node = {key: convert(value) for key, value in node.items()}
+        for bound, limit in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if isinstance(node.get(bound), int | float) and not isinstance(node[bound], bool):
+                node[limit] = node.pop(bound)
+                node[bound] = True
+        if isinstance(node.get("examples"), list) and "type" in node and node["examples"]:
+            node["example"] = node.pop("examples")[0]
+        return node
+
+    converted = convert(copy.deepcopy(document))
+    converted["openapi"] = "3.0.3"
+    return converted
 
 
 def write(path: Path = SPEC) -> Path:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.registry import FEATURES, max_lookback
+from models.applicability import unknown_symbol
 from models.bundle import SYMBOL, Bundle
 from serving import inputs
-from serving.bands import band, lower_edges
+from serving.bands import band, describe, lower_edges
 from serving.errors import InputError
 from serving.inputs import Rows, SeriesInput
 from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest, RowRequest
@@ -31,6 +32,7 @@ from serving.responses import (
     PredictBatchResponse,
     Prediction,
     PredictResponse,
+    ServedModel,
 )
 from serving.scorer import Scorer
 
@@ -44,11 +46,13 @@ class Predictor:
     def __init__(self, bundle: Bundle, identity: ModelIdentity) -> None:
         bundle.check_features(FEATURES, max_lookback(bundle.bar))
         self.bundle = bundle
-        self.identity = identity
+        self.identity = ServedModel.model_validate(identity.model_dump())
         self.scorer = Scorer(bundle)
         self.horizons = sorted(bundle.horizons)
         self.columns = bundle.columns
         self.symbol_column = self.columns.index(SYMBOL)
+        self.band_words = describe()
+        """The risk bands' edges in words (the report prints them)."""
         self.descriptions = [FEATURES[f].description for f in bundle.features] + [
             f"The traded symbol; the model is pooled over {', '.join(self.scorer.symbols)}."
         ]
@@ -169,16 +173,24 @@ class Predictor:
         by_pattern: dict[bytes, list[str]] = {}  # a batch has few distinct missing patterns
         out = []
         for i, symbol in enumerate(rows.symbols):
-            notes = list(rows.notes[i])
+            notes = [*self.model_notes(), *rows.notes[i]]
             if not self.scorer.knows(symbol):
-                notes.append(
-                    f"symbol {symbol} was not in the training data; the model treats it as unknown"
-                )
+                notes.append(unknown_symbol(symbol))
             pattern = missing[i].tobytes()
             if pattern not in by_pattern:
                 by_pattern[pattern] = self._missing(missing[i])
             out.append(notes + by_pattern[pattern])
         return out
+
+    def model_notes(self) -> list[str]:
+        """What every answer of this model says about the model itself: not the champion."""
+        if self.identity.promoted:
+            return []
+        version = self.identity.model_version
+        return [
+            f"model version {version} is not promoted: it has not passed the promotion gate "
+            f"(see why with `flushcast promote {version}`); served by request, not as the champion"
+        ]
 
     def _missing(self, missing: np.ndarray) -> list[str]:
         features = self.bundle.features
@@ -208,6 +220,7 @@ class Predictor:
                 for f in (FEATURES[name] for name in bundle.features)
             ],
             symbols=self.scorer.symbols,
+            bar_hours=bundle.bar_hours,
             bars_needed=bundle.max_lookback,
             horizons=[
                 HorizonInfo(
@@ -257,12 +270,18 @@ class Predictor:
 def load_predictor(
     ref: str = "champion", tracking_uri: str | None = None
 ) -> tuple[Predictor, WalkForward | None]:
-    """A registered version (number or alias) as a Predictor, with its walk-forward artefacts."""
+    """A registered version (number, alias or `latest`) as a Predictor, with its walk-forward
+    artefacts; a version that is not the champion is marked so (`ServedModel.promoted`)."""
     from reporting.card import load_walk_forward
-    from training.registry import load_bundle
+    from serving.versions import champion_version, no_champion, version_number
+    from training.registry import CHAMPION, RegistryError, load_bundle
     from training.tracking import tracking_uri as resolve
 
     uri = resolve(tracking_uri)
-    bundle, identity = load_bundle(ref, tracking_uri=uri)
-    predictor = Predictor(bundle, identity)
-    return predictor, load_walk_forward(identity.run_id, uri)
+    try:
+        bundle, identity = load_bundle(version_number(ref, uri), tracking_uri=uri)
+    except RegistryError as exc:
+        raise (no_champion(exc, "report") if ref == CHAMPION else exc) from None
+    promoted = identity.model_version == champion_version(uri)
+    served = ServedModel(**identity.model_dump(), promoted=promoted)
+    return Predictor(bundle, served), load_walk_forward(identity.run_id, uri)

@@ -87,16 +87,34 @@ class Bar(Strict):
     )
 
 
+VENUE = "Exchange the bars come from (default: the bars' own `venue`, else 'unspecified')."
+UNSPECIFIED = "unspecified"
+
+
+def venue_of(named: BaseModel, bars: list[Bar] | None) -> None:
+    """A series whose request names no venue takes the one its bars carry (canonical frame
+    records do), rather than an invented one its bars would then contradict."""
+    if "venue" in named.model_fields_set or not bars or bars[0].venue is None:
+        return
+    named.__dict__["venue"] = bars[0].venue  # bars naming another one are refused later
+
+
 class Series(Strict):
     """The recent bars of one symbol on one venue, oldest first, ending at the bar to predict."""
 
     symbol: Name = Field(examples=["BTCUSDT"])
-    venue: Name = Field("unspecified", description="Exchange the bars come from.")
+    venue: Name = Field(UNSPECIFIED, description=VENUE)
     bars: list[Bar] = Field(
         min_length=1,
         max_length=MAX_BARS,
-        description="Hourly bars in time order; at least the model's lookback (see GET /model).",
+        description="Bars of the model's bar size (GET /model: bar_hours) in time order; at "
+        "least the model's lookback (bars_needed).",
     )
+
+    @model_validator(mode="after")
+    def _venue(self) -> Series:
+        venue_of(self, self.bars)
+        return self
 
 
 FeatureValues = create_model(
@@ -139,13 +157,14 @@ class RowRequest(Strict):
     )
 
     symbol: Name = Field(examples=["BTCUSDT"])
-    venue: Name = Field("unspecified", description="Exchange the bars come from.")
+    venue: Name = Field(UNSPECIFIED, description=VENUE)
     bars: list[Bar] | None = Field(
         None,
         min_length=1,
         max_length=MAX_BARS,
-        description="Hourly bars, oldest first, ending at the bar to predict; at least the "
-        "model's lookback (GET /model), spanning at most twice as many hours as there are bars.",
+        description="Bars of the model's bar size (GET /model: bar_hours), oldest first, ending "
+        "at the bar to predict; at least the model's lookback (bars_needed), spanning at most "
+        "twice as many bar times as there are bars.",
     )
     context: list[Series] = Field(
         default_factory=list,
@@ -169,6 +188,7 @@ class RowRequest(Strict):
             raise ValueError("`context` series only apply to `bars`")
         if self.bars is not None and self.as_of is not None:
             raise ValueError("`as_of` only applies to `features`; with bars it is the last bar")
+        venue_of(self, self.bars)
         return self
 
 

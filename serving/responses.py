@@ -11,6 +11,17 @@ from serving.bands import Band
 from training.registry import ModelIdentity
 
 
+class ServedModel(ModelIdentity):
+    """The registry identity of the model answering, and whether it is the champion."""
+
+    promoted: bool = Field(
+        True,
+        description="Whether this version holds the registry's champion alias, i.e. passed "
+        "the promotion gate; false: served by request (`flushcast serve --version`), and every "
+        "answer's warnings say so.",
+    )
+
+
 class Contribution(BaseModel):
     feature: str
     value: float | str | None = Field(description="The input value (null = missing).")
@@ -48,11 +59,11 @@ class Prediction(BaseModel):
 
 
 class PredictResponse(Prediction):
-    model: ModelIdentity
+    model: ServedModel
 
 
 class PredictBatchResponse(BaseModel):
-    model: ModelIdentity
+    model: ServedModel
     predictions: list[Prediction]
 
 
@@ -72,7 +83,7 @@ class ExplainResponse(BaseModel):
     symbol: str
     venue: str
     as_of: datetime | None
-    model: ModelIdentity
+    model: ServedModel
     horizons: list[HorizonExplanation]
     warnings: list[str]
 
@@ -81,7 +92,9 @@ class FeatureInfo(BaseModel):
     name: str
     family: str
     unit: str
-    lookback: int = Field(description="Bars (1 h) the value depends on, the current included.")
+    lookback: int = Field(
+        description="Bars (of bar_hours) the value depends on, the current included."
+    )
     description: str
 
 
@@ -95,9 +108,13 @@ class HorizonInfo(BaseModel):
 class ModelInfo(BaseModel):
     """What the served bundle was trained on and how it scored out of sample."""
 
-    model: ModelIdentity
+    model: ServedModel
     features: list[FeatureInfo]
     symbols: list[str] = Field(description="Symbols seen in training; others are 'unknown'.")
+    bar_hours: float = Field(
+        description="The bar size the model was trained on, in hours: "
+        "bars of another size are refused."
+    )
     bars_needed: int = Field(description="Bars per series a raw-bars request must send.")
     horizons: list[HorizonInfo]
     label: dict[str, Any]

@@ -28,7 +28,7 @@ from features.build import build_latest
 from marketdata.schema import BAR, OPTIONAL_COLUMNS
 from serving.inputs import Rows
 from serving.predictor import Predictor
-from serving.responses import ModelIdentity, Prediction
+from serving.responses import Prediction, ServedModel
 
 TOP_K = 5
 
@@ -48,7 +48,7 @@ class Staleness(BaseModel):
 
 
 class RiskResponse(RiskEntry):
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime = Field(description="When this prediction was computed and cached.")
     staleness: Staleness
 
@@ -62,7 +62,7 @@ class Unavailable(BaseModel):
 
 
 class RiskListResponse(BaseModel):
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime
     risks: list[RiskResponse] = Field(description="Every series the store holds, fresh or stale.")
     unavailable: list[Unavailable] = Field(description="Series whose data is past the limit.")
@@ -72,7 +72,7 @@ class RiskListResponse(BaseModel):
 class Snapshot:
     """The cached predictions of one computation: what `risk.json` holds."""
 
-    model: ModelIdentity
+    model: ServedModel
     computed_at: datetime
     entries: list[RiskEntry]
 
@@ -89,13 +89,13 @@ class Snapshot:
     def from_json(cls, text: str) -> Snapshot:
         document = json.loads(text)
         return cls(
-            model=ModelIdentity.model_validate(document["model"]),
+            model=ServedModel.model_validate(document["model"]),
             computed_at=datetime.fromisoformat(document["computed_at"]),
             entries=[RiskEntry.model_validate(e) for e in document["entries"]],
         )
 
 
-def _notes(part: pd.DataFrame, lookback: int) -> list[str]:
+def _notes(part: pd.DataFrame, lookback: int, bar: pd.Timedelta = BAR) -> list[str]:
     """What the window of one series lacks, in the words /predict uses."""
     symbol = str(part["symbol"].iat[0])
     notes = []
@@ -107,7 +107,7 @@ def _notes(part: pd.DataFrame, lookback: int) -> list[str]:
     absent = [c for c in OPTIONAL_COLUMNS if part[c].isna().all()]
     if absent:
         notes.append(f"no {', '.join(absent)} in the bars of {symbol}")
-    span = (part["timestamp"].iat[-1] - part["timestamp"].iat[0]) / BAR + 1
+    span = (part["timestamp"].iat[-1] - part["timestamp"].iat[0]) / bar + 1
     if span > len(part):
         notes.append(f"{int(span - len(part))} bar(s) missing inside the window of {symbol}")
     return notes
@@ -117,12 +117,12 @@ def compute(
     predictor: Predictor, market: pd.DataFrame, now: datetime, top_k: int = TOP_K
 ) -> tuple[Snapshot, Rows]:
     """Predictions for the last bar of every series in `market` (a canonical frame)."""
-    lookback = predictor.bundle.max_lookback
+    lookback, bar = predictor.bundle.max_lookback, predictor.bundle.bar
     ordered = market.sort_values(["symbol", "venue", "timestamp"], kind="stable")
     window = ordered.groupby(["symbol", "venue"], observed=True).tail(lookback)
-    latest = build_latest(window)
+    latest = build_latest(window, bar=bar)  # the model's bar: 4 h features from 4 h bars
     notes = {
-        (str(s), str(v)): _notes(part, lookback)
+        (str(s), str(v)): _notes(part, lookback, bar)
         for (s, v), part in window.groupby(["symbol", "venue"], observed=True)
     }
     symbols = latest["symbol"].astype(str).tolist()
@@ -138,7 +138,7 @@ def compute(
     # request (the service's Predictor logs what it answers).
     predictions = Predictor.predictions(predictor, rows, True, top_k)
     entries = [
-        RiskEntry(**p.model_dump(), bar_close=p.as_of + BAR.to_pytimedelta()) for p in predictions
+        RiskEntry(**p.model_dump(), bar_close=p.as_of + bar.to_pytimedelta()) for p in predictions
     ]
     return Snapshot(predictor.identity, now, entries), rows
 
@@ -167,10 +167,11 @@ class RiskBook:
         self.snapshot: Snapshot | None = None
         self._prefix: dict[tuple[str, str], bytes] = {}
         self._closes: dict[tuple[str, str], datetime] = {}
+        self._opens: dict[tuple[str, str], datetime | None] = {}
         self._venues: dict[str, list[str]] = {}
 
     def load(self, snapshot: Snapshot) -> None:
-        prefix, closes, venues = {}, {}, {}
+        prefix, closes, opens, venues = {}, {}, {}, {}
         head = {
             "model": snapshot.model.model_dump(),
             "computed_at": snapshot.computed_at.isoformat(),
@@ -180,8 +181,9 @@ class RiskBook:
             key = (entry.symbol, entry.venue)
             prefix[key] = json.dumps(body)[:-1].encode()  # without the closing brace
             closes[key] = entry.bar_close
+            opens[key] = entry.as_of
             venues.setdefault(entry.symbol, []).append(entry.venue)
-        self._prefix, self._closes, self._venues = prefix, closes, venues
+        self._prefix, self._closes, self._opens, self._venues = prefix, closes, opens, venues
         self.snapshot = snapshot
 
     def key(self, symbol: str, venue: str | None) -> tuple[str, str]:
@@ -219,7 +221,7 @@ class RiskBook:
             raise RiskError(
                 503,
                 f"{staleness.message}; past the {self.limits.stale_limit} limit, no forecast",
-                as_of=(self._closes[key] - BAR.to_pytimedelta()).isoformat(),
+                as_of=self._opens[key].isoformat() if self._opens[key] else None,
                 age_seconds=staleness.age_seconds,
             )
         return self._prefix[key] + b', "staleness": ' + staleness.model_dump_json().encode() + b"}"

@@ -25,25 +25,20 @@ from typing import TypeVar
 
 import anyio
 import bentoml
-import numpy as np
-import pandas as pd
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from marketdata.schema import BAR
-from models.bundle import Bundle
-from serving import MODEL_ENV, ROOT, STORE_ENV, WALK_FORWARD, WORKERS_ENV, openapi, timeouts
+from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
 from serving.errors import ClientErrors, InputError, configure_logging, error_body
 from serving.guard import BodyGuard
 from serving.live import Live
 from serving.live_routes import RiskAnswer
 from serving.live_routes import router as live_router
-from serving.predictor import Predictor
-from serving.requests import NAME_PATTERN, Bar, ExplainRequest, PredictBatchRequest, PredictRequest
+from serving.loading import load_served
+from serving.requests import NAME_PATTERN, ExplainRequest, PredictBatchRequest, PredictRequest
 from serving.responses import (
     ExplainResponse,
-    ModelIdentity,
     ModelInfo,
     PredictBatchResponse,
     PredictResponse,
@@ -74,6 +69,22 @@ def _spec() -> JSONResponse:
     return JSONResponse(openapi.spec())
 
 
+@routes.get(docs_page.SPEC, include_in_schema=False)
+def _ui_spec() -> JSONResponse:
+    """The same spec in the dialect the docs page's Swagger UI renders (`serving.openapi`)."""
+    return JSONResponse(openapi.for_swagger_ui(openapi.spec()))
+
+
+@routes.get("/", include_in_schema=False)
+def _docs() -> HTMLResponse:
+    """Served instead of BentoML's page (which calls outside hosts): `serving.docs_page`."""
+    info = openapi.spec()["info"]
+    return docs_page.index(f"{info['title']} {info['version']}: API")
+
+
+routes.mount(docs_page.ASSETS, docs_page.assets(), name="docs-assets")
+
+
 @bentoml.service(
     name="flushcast",
     workers=int(os.environ.get(WORKERS_ENV, "2")),
@@ -88,12 +99,9 @@ class Flushcast:
     model = bentoml.models.BentoModel(os.environ.get(MODEL_ENV, "flushcast:latest"))
 
     def __init__(self) -> None:
-        stored = _bento_model() or self.model
-        identity = ModelIdentity.model_validate(stored.info.metadata)
-        self.predictor = Predictor(Bundle.load(stored.path), identity)
-        self.walk_forward = _walk_forward(Path(stored.path) / WALK_FORWARD)
-        bundle = self.predictor.bundle
-        self.predictor.predict(warm_up_request(bundle.max_lookback, bundle.bar))
+        served = load_served(_bento_model() or self.model)
+        self.predictor = served.predictor
+        self.walk_forward = served.walk_forward
         self.limiter = anyio.CapacityLimiter(1)
         """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
         self.live = Live.start(self)
@@ -182,40 +190,9 @@ Flushcast.add_asgi_middleware(RiskAnswer)  # GET /risk before routing: a lookup,
 Flushcast.add_asgi_middleware(BodyGuard)
 
 
-def _walk_forward(folder: Path):
-    """The model's walk-forward artefacts for the report's model card, if imported with it."""
-    from reporting import WalkForward
-
-    return WalkForward.read(folder) if folder.is_dir() else None
-
-
 def _bento_model() -> bentoml.Model | None:
     """Serving a built bento: the model it recorded, whatever `latest` is in the local store."""
     if Flushcast.bento is None:
         return None
     (info,) = [model for service in Flushcast.bento.info.services for model in service.models]
     return bentoml.models.get(info.tag)
-
-
-def warm_up_request(bars: int, bar: pd.Timedelta = BAR) -> PredictRequest:
-    """A plausible synthetic window: the first raw-bars request then costs what later ones do."""
-    rng = np.random.default_rng(0)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.005, bars)))
-    end = np.datetime64("2024-01-01T00:00")
-    stamps = end - np.arange(bars)[::-1] * np.timedelta64(int(bar.total_seconds()), "s")
-    window = [
-        Bar(
-            timestamp=f"{stamp}Z",
-            open=c,
-            high=c * 1.002,
-            low=c * 0.998,
-            close=c,
-            volume_usd=1e6,
-            oi_usd=1e8,
-            funding_rate=1e-4,
-            liq_long_usd=1e4,
-            liq_short_usd=1e4,
-        )
-        for stamp, c in zip(stamps, close.tolist(), strict=True)
-    ]
-    return PredictRequest(symbol="WARMUP", bars=window, explain=True)

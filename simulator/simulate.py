@@ -122,7 +122,7 @@ class SimResult:
             }
             for symbol in self.frame["symbol"].unique()
         }
-        MarketStore(root).write(self.frame, provenance)
+        MarketStore(root).write(self.frame, provenance, bar=BARS[self.bar])
         target = root / CASCADE_LOG
         write_atomic(target, lambda tmp: self.cascades.to_parquet(tmp, index=False))
         if self.truth is not None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from common.cli import fail
 from common.errors import DataError
@@ -136,6 +136,34 @@ def _config(
     return load(config_file, overrides)
 
 
+OPTIONS = {
+    "horizon": "--horizons",
+    "retrain_every": "--retrain-every",
+    "test_block": "--test-block",
+    "min_train": "--min-train",
+    "symbol": "--symbols",
+    "store": "--store",
+    "label": "--label",
+}
+"""The command-line option behind a problem a DataError names by its field."""
+
+
+def _as_option(exc: DataError) -> DataError:
+    """A problem with an option's value names the option (`--horizons: ...`), not a column."""
+    option = OPTIONS.get(exc.column or "")
+    if option is None or exc.file is not None:
+        return exc
+    return DataError(f"{option}: {exc.problem}")
+
+
+def run_name(command: str, stores: list[Path], config: TrainingConfig) -> str:
+    """An MLflow run's name: what it was made of, readable in the run list
+    (`train store-4h v2 4/12/24h`), not the command alone."""
+    label = config.label
+    horizons = "/".join(str(h) for h in label.horizons)
+    return f"{command} {'+'.join(Path(s).name for s in stores)} {label.name} {horizons}h"
+
+
 def _parse_horizons(text: str) -> list[int]:
     try:
         horizons = [int(part) for part in text.split(",") if part.strip()]
@@ -169,8 +197,8 @@ def print_metrics(record: EvaluationRecord) -> None:
     for h, entry in sorted(record.horizons.items()):
         excluded = f", {len(entry.folds_excluded)} left out" if entry.folds_excluded else ""
         table = Table(
-            "model",
-            *(labels[c] for c in TABLE),
+            Column("model", no_wrap=True, min_width=max(map(len, entry.models))),
+            *(Column(labels[c], justify="right") for c in TABLE),
             box=box.SIMPLE_HEAD,
             title=f"{h} h: base rate {_pct(entry.base_rate)}, {entry.n_test} test bars, "
             f"{entry.n_events} flush episodes, {entry.n_folds} folds scored{excluded}",
@@ -182,6 +210,7 @@ def print_metrics(record: EvaluationRecord) -> None:
         for line in _verdict(entry):
             console.print(line)
     console.print(f"[dim]{WITHIN_FOLD_NOTE}[/]")
+    console.print(f"[dim]columns: {legend(TABLE)}[/]", highlight=False)
 
 
 def _verdict(entry) -> list[str]:
@@ -210,11 +239,7 @@ def _verdict(entry) -> list[str]:
             if interval and None not in interval
             else ""
         )
-        verdict = "beats" if edge is not None and edge > 0 else "does not beat"
-        lines.append(
-            f"  {label}: strongest baseline {best or '–'}; champion {verdict} it by "
-            f"{_fmt(edge, '+.4f')}{ci}"
-        )
+        lines.append(f"  {label}: strongest baseline {best or '–'}; {edge_words(edge)}{ci}")
     lines.append(_direction_line(entry.direction))
     return lines
 
@@ -236,6 +261,24 @@ def _direction_line(direction) -> str:
     )
 
 
+def edge_words(edge: float | None) -> str:
+    """The champion's edge over a baseline as a sentence that is true whatever its sign."""
+    if edge is None:
+        return "no edge can be computed"
+    if edge > 0:
+        return f"champion beats it by {edge:.4f}"
+    if edge < 0:
+        return f"champion falls short of it by {-edge:.4f}"
+    return "champion ties it"
+
+
+def legend(keys: tuple[str, ...]) -> str:
+    """What each column heading of the printed table means (from the one metric table)."""
+    from training.metrics import METRICS
+
+    return "; ".join(f"{m.label}: {m.description}" for m in METRICS if m.key in keys)
+
+
 def _fmt(value: float | None, spec: str = ".3f") -> str:
     return "–" if value is None else format(value, spec)
 
@@ -246,7 +289,12 @@ def _pct(value: float | None) -> str:
 
 def evaluate(
     store: Store,
-    json_out: Annotated[Path, typer.Option("--json", help="Write the evaluation JSON here.")],
+    json_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--json", help="Also write the evaluation JSON here (the MLflow run always has it)."
+        ),
+    ] = None,
     train_store: TrainStore = None,
     predictions: Annotated[
         Path | None,
@@ -288,15 +336,22 @@ def evaluate(
         dataset = _dataset(store, train_store, symbols, config)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
-                dataset, config, experiment=experiment, uri=tracking_uri, on_fold=tick
+                dataset,
+                config,
+                experiment=experiment,
+                uri=tracking_uri,
+                on_fold=tick,
+                name=run_name("evaluate", store, config),
             )
     except DataError as exc:
-        raise fail(exc) from None
-    write_json(json_out, evaluation.record.to_document())
+        raise fail(_as_option(exc)) from None
+    if json_out is not None:
+        write_json(json_out, evaluation.record.to_document())
     if predictions is not None:
         write_predictions(predictions, evaluation)
     print_metrics(evaluation.record)
-    console.print(f"evaluation JSON: {json_out}  (MLflow run {run_id})")
+    where = json_out if json_out is not None else "in the run's artefacts (--json writes a copy)"
+    console.print(f"evaluation JSON: {where}  (MLflow run {run_id})")
     if predictions is not None:
         console.print(f"out-of-sample predictions: {predictions}")
 
@@ -354,9 +409,10 @@ def train(
                 uri=tracking_uri,
                 evaluate_first=evaluate_first,
                 on_fold=tick,
+                name=run_name("train", store, config),
             )
     except DataError as exc:
-        raise fail(exc) from None
+        raise fail(_as_option(exc)) from None
     if evaluation is not None:
         print_metrics(evaluation.record)
     console.print(

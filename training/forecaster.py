@@ -10,6 +10,7 @@ service uses.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from features.build import build_features
 from marketdata.resample import infer_bar
 from marketdata.schema import BAR, KEY_COLUMNS
+from models.applicability import bar_problem, history_problem, unknown_symbol
 from models.bundle import Bundle
 from training.config import TrainingConfig, load
 from training.dataset import Dataset, make_dataset
@@ -91,10 +93,29 @@ class FlushForecaster:
         """The training table (features and labels) this forecaster would learn from."""
         return make_dataset(market, self.resolved_config().label, bar=bar or market_bar(market))
 
-    def fit(self, market: pd.DataFrame, bar: pd.Timedelta | None = None) -> FlushForecaster:
+    def fit(
+        self, market: pd.DataFrame, y: Any = None, *, bar: pd.Timedelta | None = None
+    ) -> FlushForecaster:
         """Learn from a canonical market frame (several symbols pooled) of `bar`-sized bars
-        (default: the spacing of the frame's first series)."""
+        (default: the spacing of the frame's first series).
+
+        There is no `y`: the labels are made from the market itself (the liquidations and moves
+        of the hours after each bar, `fc.make_labels`), so `fit(X, y)` is refused with a
+        message rather than fitting something else.
+        """
         from training.train import fit_bundle
+
+        if y is not None:
+            raise TypeError(
+                "FlushForecaster.fit takes the market frame alone (fit(market)): the flush "
+                "labels are made from its bars (fc.make_labels(market) shows them), not passed "
+                "as y"
+            )
+        if not isinstance(market, pd.DataFrame) or "close" not in market:
+            raise TypeError(
+                "FlushForecaster.fit takes a canonical market frame (fc.simulate, "
+                "fc.load_market), not a feature table"
+            )
 
         self.bundle_ = fit_bundle(self.dataset(market, bar), self.resolved_config())
         return self
@@ -110,13 +131,44 @@ class FlushForecaster:
         """The feature table of `market` at the bar size the forecaster was trained on."""
         return build_features(market, bar=self.fitted.bar)
 
+    def scored_rows(self, market: pd.DataFrame) -> pd.DataFrame:
+        """The feature rows the model may score: the service's rule (`models.applicability`).
+
+        `market` must be of the model's bar size, and each series must hold the
+        `bundle_.max_lookback` bars its features read: rows with less history before them are
+        left out (the service refuses them too), and a series with none left is an error. A
+        symbol the model never saw is scored as unknown, with a warning.
+        """
+        bundle = self.fitted
+        if market.empty:
+            raise ValueError("no bars to predict from: the market frame is empty")
+        problem = bar_problem(market_bar(market), bundle.bar)
+        if problem:
+            raise ValueError(problem)
+        needed = bundle.max_lookback
+        ordered = market.sort_values("timestamp", kind="stable")
+        keys = [ordered["symbol"].astype(str), ordered["venue"].astype(str)]
+        history = ordered[list(KEY_COLUMNS)].assign(_bars=ordered.groupby(keys).cumcount() + 1)
+        for (symbol, _venue), bars in history.groupby(keys)["_bars"].max().items():
+            problem = history_problem(symbol, int(bars), needed, bundle.bar)
+            if problem:
+                raise ValueError(problem)
+            if not bundle.knows(symbol):
+                warnings.warn(unknown_symbol(symbol), UserWarning, stacklevel=3)
+        table = self.features(market)
+        full = history.loc[history["_bars"] >= needed, list(KEY_COLUMNS)]
+        keys = list(KEY_COLUMNS)
+        keep = table[keys].merge(full, on=keys, how="left", indicator=True)["_merge"] == "both"
+        return table[keep.to_numpy()].reset_index(drop=True)
+
     def predict(self, market: pd.DataFrame) -> pd.DataFrame:
         """Per bar of `market`: `p_flush_<H>h`, `p_long_flush_<H>h`, `p_short_squeeze_<H>h`.
 
         Indexed by (timestamp, symbol, venue). A bar's features use its own history in
-        `market` only, so give enough bars before the first you want (`bundle_.max_lookback`).
+        `market` only: bars with fewer than `bundle_.max_lookback` bars before them (the
+        service's `bars_needed`) are left out (`scored_rows`).
         """
-        table = self.features(market)
+        table = self.scored_rows(market)
         out = self.fitted.predict(table)
         out.index = pd.MultiIndex.from_frame(table[list(KEY_COLUMNS)].astype({"symbol": str}))
         return out
@@ -125,7 +177,7 @@ class FlushForecaster:
         """Exact contributions to the log-odds of every input, plus `base_value`, per bar."""
         if horizon not in self.fitted.horizons:
             raise ValueError(f"no {horizon} h model; horizons are {sorted(self.fitted.horizons)}")
-        table = self.features(market)
+        table = self.scored_rows(market)
         out = self.fitted.contributions(table, horizon)
         out.index = pd.MultiIndex.from_frame(table[list(KEY_COLUMNS)].astype({"symbol": str}))
         return out

@@ -35,6 +35,7 @@ from marketdata.schema import BAR
 from models.bundle import Bundle
 from training.labels import LabelSpec, flush_column, make_labels
 from training.metrics import brier, ece, reliability_table
+from training.record import EvaluationRecord
 
 KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30
@@ -106,9 +107,12 @@ def chosen_predictions(log: pd.DataFrame, model_version: str | None) -> pd.DataF
     return rows.drop_duplicates(KEYS).drop(columns="_cached").reset_index(drop=True)
 
 
-def join_labels(predictions: pd.DataFrame, market: pd.DataFrame, label: LabelSpec) -> pd.DataFrame:
-    """`predictions` with `flush` (1, 0, or NaN while the window has not matured)."""
-    labels = make_labels(market, label)
+def join_labels(
+    predictions: pd.DataFrame, market: pd.DataFrame, label: LabelSpec, bar: pd.Timedelta = BAR
+) -> pd.DataFrame:
+    """`predictions` with `flush` (1, 0, or NaN while the window has not matured), labelled at
+    the model's bar size."""
+    labels = make_labels(market, label, bar=bar)
     labels = labels.assign(symbol=labels["symbol"].astype(str), venue=labels["venue"].astype(str))
     parts = []
     for h in sorted(set(predictions["horizon_hours"].astype(int))):
@@ -164,9 +168,9 @@ def feature_drift(
     }
     needed = market[
         (market["timestamp"] >= start)
-        | (market["timestamp"] > recent_from - bundle.max_lookback * BAR)
+        | (market["timestamp"] > recent_from - bundle.max_lookback * bundle.bar)
     ]
-    table = build_features(needed)
+    table = build_features(needed, bar=bundle.bar)
     reference = table[(table["timestamp"] >= start) & (table["timestamp"] <= stop)]
     recent = table[(table["timestamp"] > recent_from) & (table["timestamp"] <= end)]
     if len(reference) < MIN_REFERENCE_ROWS:
@@ -193,18 +197,19 @@ def feature_drift(
 
 
 def _walk_forward(
-    bundle: Bundle, document: dict[str, Any] | None, horizon: int
+    bundle: Bundle, record: EvaluationRecord | None, horizon: int
 ) -> dict[str, float | None]:
-    """Brier, Brier skill and ECE of the model's walk-forward evaluation at `horizon`."""
-    if document and str(horizon) in document:
-        lightgbm = document[str(horizon)].get("models", {}).get("lightgbm", {})
-        return {m: lightgbm.get(m) for m in ("brier", "brier_skill", "ece")}
+    """Brier, Brier skill and ECE of the model's walk-forward evaluation at `horizon`: the
+    champion's (the candidate the walk-forward chose is the one the version was fitted as)."""
+    if record is not None and horizon in record.horizons:
+        entry = record.horizons[horizon]
+        return {m: entry.metric("champion", m) for m in ("brier", "brier_skill", "ece")}
     summary = bundle.evaluation.get("horizons", {}).get(str(horizon), {})
     return {m: summary.get(m) for m in ("brier", "brier_skill", "ece")}
 
 
 def calibration(
-    joined: pd.DataFrame, bundle: Bundle, walk_forward: dict[str, Any] | None
+    joined: pd.DataFrame, bundle: Bundle, walk_forward: EvaluationRecord | None
 ) -> list[HorizonCheck]:
     checks = []
     for h in sorted(bundle.horizons):
@@ -244,7 +249,7 @@ def monitor(
     bundle: Bundle,
     model_version: str | None,
     *,
-    walk_forward: dict[str, Any] | None = None,
+    walk_forward: EvaluationRecord | None = None,
     now: datetime | None = None,
     drift_days: int = DRIFT_DAYS,
 ) -> MonitorReport:
@@ -258,7 +263,9 @@ def monitor(
         joined = predictions.assign(flush=np.nan)
     else:
         try:
-            joined = join_labels(predictions, market, LabelSpec.from_params(bundle.label))
+            joined = join_labels(
+                predictions, market, LabelSpec.from_params(bundle.label), bundle.bar
+            )
         except DataError as exc:  # e.g. a new store: no liquidation history to label with yet
             notes.append(f"no labels yet: {exc}")
             joined = predictions.assign(flush=np.nan)

@@ -50,21 +50,34 @@ def save_png(fig: Figure, path: Path | str) -> Path:
     return path
 
 
+HIGHLIGHTED = ("champion", "climatology")
+"""The curves a reliability plot draws in colour (with their row counts below); others faint."""
+
+
 def reliability_plot(curves: dict[str, pd.DataFrame], title: str) -> Figure:
     """Mean forecast against observed frequency per model (from `reliability_table`), rows below.
 
     The axes zoom to the populated range: flush probabilities are rare, so a full 0-100 % square
-    would squeeze every point into a corner.
+    would squeeze every point into a corner. With many models, the champion and climatology are
+    drawn in colour and the rest as a faint grey backdrop.
     """
     fig = _figure()
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     upper = 0.0
+    others = 0
     for name, table in curves.items():
         _require(table, RELIABILITY_COLUMNS, f"curves[{name!r}]")
         table = table.dropna(subset=list(RELIABILITY_COLUMNS))
         table = table[table["count"] > 0]
-        (line,) = top.plot(table["mean_forecast"], table["observed"], marker="o", label=name)
-        bottom.plot(table["mean_forecast"], table["count"], marker=".", color=line.get_color())
+        if name in HIGHLIGHTED or len(curves) <= len(HIGHLIGHTED):
+            style = {"marker": "o", "label": name, "linewidth": 2.0, "zorder": 3}
+        else:  # ten overlapping curves are unreadable: the rest stay as a faint backdrop
+            label = "other models" if not others else None
+            style = {"color": "#c8c8c8", "linewidth": 0.8, "label": label, "zorder": 1}
+            others += 1
+        (line,) = top.plot(table["mean_forecast"], table["observed"], **style)
+        if name in HIGHLIGHTED or len(curves) <= len(HIGHLIGHTED):
+            bottom.plot(table["mean_forecast"], table["count"], marker=".", color=line.get_color())
         upper = max(upper, table["mean_forecast"].max(), table["observed"].max(), 0.0)
     upper = min(1.0, 1.05 * upper) if upper > 0 else 1.0
     top.plot([0, upper], [0, upper], color="grey", linestyle="--", label="perfect")

@@ -121,9 +121,10 @@ def _log_evaluation_artifacts(evaluation: Evaluation, config: TrainingConfig, fo
             plots.reliability_plot(curves, f"Reliability, {h} h (walk-forward)"),
             folder / f"reliability_{h}h.png",
         )
-        plots.save_png(
-            plots.pr_curves(y, scores, f"Precision-recall, {h} h"), folder / f"pr_{h}h.png"
-        )
+        if y.any():  # no flush in the test rows (short daily sets): no curve to draw
+            plots.save_png(
+                plots.pr_curves(y, scores, f"Precision-recall, {h} h"), folder / f"pr_{h}h.png"
+            )
         importance = evaluation.importance.get(h)
         if importance is not None:
             importance.rename("gain").to_csv(folder / f"importance_{h}h.csv")
@@ -189,10 +190,11 @@ def run_evaluate(
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     on_fold: Callable[[], None] | None = None,
+    name: str = "evaluate",
 ) -> tuple[Evaluation, str]:
-    """Walk-forward evaluation in its own MLflow run; returns the evaluation and the run id."""
+    """Walk-forward evaluation in its own MLflow run (`name`); the evaluation and the run id."""
     _experiment(experiment, uri)
-    with mlflow.start_run(run_name="evaluate", tags={"flushcast.command": "evaluate"}) as run:
+    with mlflow.start_run(run_name=name, tags={"flushcast.command": "evaluate"}) as run:
         _start(dataset, config)
         with tempfile.TemporaryDirectory() as tmp:
             evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold)
@@ -207,6 +209,7 @@ def run_train(
     uri: str | None = None,
     evaluate_first: bool = True,
     on_fold: Callable[[], None] | None = None,
+    name: str = "train",
 ) -> tuple[ModelIdentity, Evaluation | None]:
     """Evaluate (walk-forward), fit the bundle on everything, log and register it.
 
@@ -214,7 +217,7 @@ def run_train(
     only be promoted with --force).
     """
     _experiment(experiment, uri)
-    with mlflow.start_run(run_name="train", tags={"flushcast.command": "train"}) as run:
+    with mlflow.start_run(run_name=name, tags={"flushcast.command": "train"}) as run:
         _start(dataset, config)
         evaluation = None
         with tempfile.TemporaryDirectory() as tmp:

@@ -48,7 +48,7 @@ def test_open_interest_on_the_2024_08_05_flush(btc_table: pd.DataFrame) -> None:
     # oi_usd = OI coins × close. 1 h change at 01:00: 80251.143*54389.5 / (87383.315*56143.9)
     # = 4.36482e9 / 4.90604e9 → -11.03 %, a flush (≤ -3 %).
     row = at(btc_table, "2024-08-05 01:00")
-    assert row["oi_change_1h"] == pytest.approx(-11.0316, abs=1e-3)
+    assert row["oi_change_last_bar"] == pytest.approx(-11.0316, abs=1e-3)
     assert row["oi_hours_since_flush"] == 0.0
     # 4 h: OI 4.36482e9 vs 87879.024*58443.9 = 5.13600e9 → -15.02 %; price 54389.5 vs 58443.9
     # fell too → quadrant 3, longs closing.
@@ -66,9 +66,9 @@ def test_liquidations_on_the_2024_08_05_flush(btc_table: pd.DataFrame) -> None:
     # adapter prices them at the bar's typical price (56273.7+52601.5+54389.5)/3 = 54421.57,
     # so the total is 193.629 BTC × 54421.57 = 10.5377e6 USD; OI 4.36482e9 → 0.2414 % of OI.
     row = at(btc_table, "2024-08-05 01:00")
-    assert row["liq_1h_over_oi"] == pytest.approx(0.24143, abs=1e-4)
+    assert row["liq_last_bar_over_oi"] == pytest.approx(0.24143, abs=1e-4)
     # Imbalance: (151.964 - 41.665) / 193.629 = 0.5696: mostly longs were liquidated.
-    assert row["liq_imbalance_1h"] == pytest.approx(0.56964, abs=1e-4)
+    assert row["liq_imbalance_last_bar"] == pytest.approx(0.56964, abs=1e-4)
     # The biggest hour of the month is a spike: at most a few hours since one.
     assert row["liq_z_30d"] > 3.0
     assert row["liq_hours_since_spike"] == 0.0
@@ -77,7 +77,7 @@ def test_liquidations_on_the_2024_08_05_flush(btc_table: pd.DataFrame) -> None:
 def test_context_and_volatility_on_the_flush(btc_table: pd.DataFrame) -> None:
     row = at(btc_table, "2024-08-05 01:00")
     # Close 54389.5 after 56143.9: 54389.5 / 56143.9 - 1 = -3.1249 %.
-    assert row["return_1h"] == pytest.approx(-3.1249, abs=1e-3)
+    assert row["return_last_bar"] == pytest.approx(-3.1249, abs=1e-3)
     # BTC at ~54,000: round levels every 1,000; nearest 54,000 → (54389.5-54000)/54389.5.
     assert row["dist_round_number_pct"] == pytest.approx(0.71612, abs=1e-4)
     # Monday 01:00 UTC.
@@ -87,7 +87,7 @@ def test_context_and_volatility_on_the_flush(btc_table: pd.DataFrame) -> None:
     assert row["hours_since_large_move"] <= 1.0
     assert row["rv_ratio_24h_168h"] > 1.5
     # BTC is its own context symbol.
-    assert row["btc_return_1h"] == row["return_1h"]
+    assert row["btc_return_last_bar"] == row["return_last_bar"]
 
 
 def test_heatmap_empties_below_price_in_the_crash(real_data: Path) -> None:

@@ -54,13 +54,13 @@ def test_gaps_are_not_filled() -> None:
     table = build_features(frame[frame["timestamp"] != gap]).set_index("timestamp")
     after = gap + pd.Timedelta(hours=1)
     # The bar after the gap has no previous bar, so 1-hour changes are missing, not guessed.
-    assert np.isnan(table.loc[after, "oi_change_1h"])
-    assert np.isnan(table.loc[after, "return_1h"])
+    assert np.isnan(table.loc[after, "oi_change_last_bar"])
+    assert np.isnan(table.loc[after, "return_last_bar"])
     assert np.isnan(table.loc[gap + pd.Timedelta(hours=24), "return_24h"])
     # 24-hour sums need every bar: missing while the window covers the gap.
     assert np.isnan(table.loc[gap + pd.Timedelta(hours=23), "liq_24h_over_oi"])
     assert np.isfinite(table.loc[gap + pd.Timedelta(hours=24), "liq_24h_over_oi"])
-    assert np.isfinite(table.loc[after + pd.Timedelta(hours=1), "return_1h"])
+    assert np.isfinite(table.loc[after + pd.Timedelta(hours=1), "return_last_bar"])
 
 
 def test_hand_checked_values_on_a_small_frame() -> None:
@@ -69,7 +69,7 @@ def test_hand_checked_values_on_a_small_frame() -> None:
     row, raw, prev = table.iloc[-1], frame.iloc[-1], frame.iloc[-2]
     assert row["funding_bp"] == pytest.approx(raw["funding_rate"] * 1e4)
     assert row["funding_annualised_pct"] == pytest.approx(raw["funding_rate"] * 1095 * 100)
-    assert row["oi_change_1h"] == pytest.approx(100 * (raw["oi_usd"] / prev["oi_usd"] - 1))
+    assert row["oi_change_last_bar"] == pytest.approx(100 * (raw["oi_usd"] / prev["oi_usd"] - 1))
     liq = frame["liq_long_usd"] + frame["liq_short_usd"]
     assert row["liq_4h_over_oi"] == pytest.approx(100 * liq.iloc[-4:].sum() / raw["oi_usd"])
     longs, shorts = frame["liq_long_usd"].iloc[-24:].sum(), frame["liq_short_usd"].iloc[-24:].sum()
@@ -95,7 +95,7 @@ def test_cross_venue_spread_and_btc_context() -> None:
     assert eth["btc_return_24h"].notna().any()
     single = build_features(synthetic_frame(("ETHUSDT",), bars=30))
     assert single["funding_spread_venues_bp"].isna().all()
-    assert single["btc_return_1h"].isna().all()
+    assert single["btc_return_last_bar"].isna().all()
 
 
 def test_latest_is_one_row_per_series(frame: pd.DataFrame) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from features.build import build_features
 from models.bundle import SYMBOL, Bundle
+from reporting import sentences
 from reporting.build import ReportError, render_report, report_context
 from reporting.card import WalkForward, model_card
 from reporting.sentences import percent, when
@@ -100,8 +101,13 @@ def test_reasons_are_the_largest_contributions(
         assert [value for _, value in why["steps"]] == pytest.approx(shap[top.index].tolist())
         assert len(why["reasons"]) == 4
         assert why["others"] == len(bundle.columns) - 4
+        calibrator = bundle.horizons[why["horizon"]].calibrator
+        log_odds = bundle.contributions(row, why["horizon"]).iloc[0].sum()
         for (name, value), reason in zip(why["steps"], why["reasons"], strict=True):
-            assert reason.endswith(f"{value:+.2f} to the log-odds.") or abs(value) < 0.005
+            # in probability points: the probability minus what it would be without the reason
+            now, without = calibrator.predict(np.array([log_odds, log_odds - value]))
+            assert reason.endswith(f": {sentences.shift(now - without)}.")
+            assert (now - without) * value >= 0  # a push up raises the probability
             if name == SYMBOL:
                 assert SYMBOL_NAME in reason
 
@@ -124,7 +130,7 @@ def test_percentiles_are_against_the_symbols_training_hours(
         assert rows[name]["percentile"] == f"{100 * share:.0f}"
         checked += 1
     assert checked >= 3
-    assert f"among {len(reference):,} training hours of {SYMBOL_NAME}" in context["reference"]
+    assert f"among {len(reference):,} training bars of {SYMBOL_NAME}" in context["reference"]
     assert rows["hour_of_day"]["percentile"] == "–"
 
 

@@ -13,14 +13,14 @@ from reporting.build import percentiles
 
 
 def test_z_score_reads_as_sigma_from_its_mean() -> None:
-    text = sentences.sentence(FEATURES["funding_z_30d"], 3.1, 0.12, percentile=0.97)
+    text = sentences.sentence(FEATURES["funding_z_30d"], 3.1, 0.012, percentile=0.97)
     assert text == (
-        "Funding is 3.1 σ above its 30-day mean (higher than 97 % of training hours): "
-        "+0.12 to the log-odds."
+        "Funding is 3.1 σ above its 30-day mean (higher than 97 % of training bars): "
+        "+1.2 points of probability."
     )
-    low = sentences.sentence(FEATURES["oi_z_30d"], -1.26, -0.3, percentile=0.1)
+    low = sentences.sentence(FEATURES["oi_z_30d"], -1.26, -0.003, percentile=0.1)
     assert low.startswith("Open interest is 1.3 σ below its 30-day mean (lower than 90 % ")
-    assert low.endswith(": -0.30 to the log-odds.")
+    assert low.endswith(": -0.3 points of probability.")
     plural = sentences.reading(FEATURES["liq_z_30d"], 0.4)
     assert plural == "Liquidations are 0.4 σ above their 30-day mean"
 
@@ -41,27 +41,32 @@ def test_coded_feature_names_the_code() -> None:
     }
     text = sentences.sentence(feature, 3.0, 0.05, percentile=0.9)
     assert "3: longs closing" in text
-    assert "training hours" not in text  # a code has no percentile
+    assert "training bars" not in text  # a code has no percentile
     assert "1 = shorts building" not in text  # the code table is not repeated
 
 
 def test_missing_value_says_so_without_a_percentile() -> None:
     text = sentences.sentence(FEATURES["liq_z_30d"], math.nan, -0.02, percentile=0.5)
     assert "missing" in text
-    assert "training hours" not in text
+    assert "training bars" not in text
 
 
 @pytest.mark.parametrize("name", list(FEATURES))
 def test_every_feature_has_a_sentence(name: str) -> None:
     feature = FEATURES[name]
     value = 1.0
-    text = sentences.sentence(feature, value, -0.25, percentile=0.8)
-    assert text.endswith(": -0.25 to the log-odds.")
+    text = sentences.sentence(feature, value, -0.0025, percentile=0.8)
+    assert text.endswith(": -0.25 points of probability.")
     shown = sentences.format_value(feature, value)
     assert shown != "missing"
     assert shown in text or "σ" in text
     if sentences.ranked(feature):
-        assert "higher than 80 % of training hours" in text
+        assert "higher than 80 % of training bars" in text
+
+
+def test_a_change_too_small_to_see_says_so() -> None:
+    assert sentences.shift(-0.00001) == "no visible change to the probability"
+    assert sentences.shift(0.0456) == "+4.6 points of probability"
 
 
 def test_tiny_effects_have_no_negative_zero() -> None:

@@ -86,8 +86,8 @@ def test_a_risk_flapping_around_the_threshold_does_not_spam(tmp_path: Path) -> N
 
 
 def test_band_rules_use_the_band_order(tmp_path: Path) -> None:
-    # base rate 5 %: elevated from 5 %, high from 10 %, extreme from 20 %
-    path = [0.06, 0.09, 0.11, 0.3]
+    # base rate 5 %: elevated from 7.5 %, high from 15 %, extreme from 30 %
+    path = [0.06, 0.09, 0.16, 0.31]
     assert fired(engine(tmp_path, band_at_least="high", cooldown="1h"), path) == [2, 3]
 
 

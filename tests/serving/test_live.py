@@ -94,7 +94,8 @@ def test_risk_is_the_predict_answer_for_the_latest_stored_bars(setup, market) ->
     as_of = stored["timestamp"].max()
     assert pd.Timestamp(body["as_of"]) == as_of
     assert pd.Timestamp(body["bar_close"]) == as_of + BAR
-    assert body["staleness"]["state"] == "fresh" and body["model"] == SANDBOX_IDENTITY
+    assert body["staleness"]["state"] == "fresh"
+    assert body["model"] == {**SANDBOX_IDENTITY, "promoted": True}
     btc = Series(symbol="BTCUSDT", venue="sim", bars=bars(stored, "BTCUSDT", lookback))
     request = PredictRequest(
         symbol="ETHUSDT", venue="sim", bars=bars(stored, "ETHUSDT", lookback), context=[btc]

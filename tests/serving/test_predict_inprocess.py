@@ -116,7 +116,7 @@ def test_alt_coin_without_btc_context_is_warned_about(
         PredictRequest(symbol="ETHUSDT", venue="sim", bars=bars(market, "ETHUSDT", lookback))
     )
     assert any("add BTC bars as `context`" in w for w in alone.warnings)
-    assert any("btc_return_1h" in w for w in alone.warnings)
+    assert any("btc_return_last_bar" in w for w in alone.warnings)
 
 
 def test_unknown_symbol_is_served_with_a_warning(service, table: pd.DataFrame) -> None:
@@ -190,7 +190,8 @@ def test_model_info_describes_the_bundle(service, predictor: Predictor) -> None:
     assert [h.horizon_hours for h in info.horizons] == sorted(bundle.horizons)
     assert info.bars_needed == bundle.max_lookback
     assert info.label == bundle.label and info.training == bundle.training
-    assert info.model.model_dump() == SANDBOX_IDENTITY
+    assert info.model.model_dump() == {**SANDBOX_IDENTITY, "promoted": True}
+    assert info.bar_hours == bundle.bar_hours
 
 
 def test_explain_refuses_an_unknown_horizon(service, table: pd.DataFrame) -> None:
@@ -232,3 +233,19 @@ def test_omitted_features_are_missing_and_listed(service, table: pd.DataFrame) -
     assert table_form.predictions[0].model_dump() == {
         k: v for k, v in omitted.model_dump().items() if k != "model"
     }
+
+
+def test_bars_carrying_their_venue_name_it_when_the_request_does_not(
+    client, market: pd.DataFrame, lookback: int
+) -> None:
+    """Canonical frame records carry `venue`: a request that names none takes theirs (it was
+    refused as contradicting an invented 'unspecified'); one that names another is refused."""
+    window = [{**bar, "venue": "aggregate"} for bar in bars(market, "BTCUSDT", lookback)]
+    answer = client.post("/predict", json={"symbol": "BTCUSDT", "bars": window, "explain": False})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["venue"] == "aggregate"
+    named = {"symbol": "BTCUSDT", "venue": "binance", "bars": window, "explain": False}
+    refused = client.post("/predict", json=named)
+    assert refused.status_code == 400 and "bars[0].venue" in refused.text
+    plain = bars(market, "BTCUSDT", lookback)
+    assert PredictRequest(symbol="BTCUSDT", bars=plain).venue == "unspecified"

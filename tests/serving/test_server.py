@@ -45,7 +45,7 @@ def _identity(tag: str) -> dict[str, str]:
     import bentoml
 
     metadata = bentoml.models.get(tag).info.metadata
-    return {k: metadata[k] for k in ("model_name", "model_version", "run_id")}
+    return {k: metadata[k] for k in ("model_name", "model_version", "run_id")} | {"promoted": True}
 
 
 def _closed_within(url: str, seconds: float) -> bool:
@@ -57,6 +57,31 @@ def _closed_within(url: str, seconds: float) -> bool:
             return conn.recv(1024) == b""
         except TimeoutError:
             return False
+
+
+def _docs_page_loads_nothing_from_outside(url: str, http: httpx.Client, tmp_path: Path) -> None:
+    """The docs page is flushcast's, drawn from packaged files: every request the browser makes
+    goes to the service (a risk desk's browser must load nothing from outside)."""
+    import json
+
+    from reporting.browser import check_page, executable
+
+    page = http.get("/")
+    assert page.status_code == 200 and "googletagmanager" not in page.text
+    assert "<title>flushcast 0.1.0: API</title>" in page.text
+    spec = http.get("/docs.json").json()
+    assert spec["info"]["title"] == "flushcast" and "BentoML" not in json.dumps(spec["info"])
+    assert all(spec["paths"][r]["post"]["summary"] for r in ("/predict", "/explain"))
+    if executable() is None:
+        if os.environ.get("FLUSHCAST_BROWSER_TEST") == "required":
+            pytest.fail("chromium not installed; FLUSHCAST_BROWSER_TEST=required")
+        return  # the browser half needs Debian's chromium (`make test-slow` installs it)
+    ready = "document.querySelectorAll('.opblock').length > 5"
+    check = check_page(f"{url}/", ready=ready)
+    assert check.errors == []
+    assert check.fetched and all(r.startswith(f"{url}/") for r in check.fetched), check.requests
+    assert any(r.endswith("/docs-ui.json") for r in check.requests)
+    (tmp_path / "docs.png").write_bytes(check.screenshot)
 
 
 def test_serve_answers_and_survives_bad_input(
@@ -85,6 +110,7 @@ def test_serve_answers_and_survives_bad_input(
         assert [r.status_code for r in bad] == [415, 400, 400, 400]
         assert http.get("/readyz").status_code == 200
         assert http.post("/predict", json=body).json() == good.json()
+        _docs_page_loads_nothing_from_outside(url, http, tmp_path)
     log = (tmp_path / "log").read_text()
     assert log.count("client error 400") == 3 and "client error 415" in log
     assert "Traceback" not in log and "[ERROR]" not in log
@@ -128,3 +154,4 @@ def test_serve_without_a_champion_says_so(sandbox: Sandbox, tmp_path: Path) -> N
     result = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "no version or alias 'champion'" in result.stderr
+    assert "flushcast serve --version latest" in result.stderr  # the way forward, named

@@ -41,6 +41,7 @@ def test_simulate_emits_daily_bars_with_the_hourly_truth(tmp_path) -> None:
     frame = MarketStore(tmp_path).read()
     assert len(frame) == 10 and (frame["timestamp"].dt.hour == 0).all()
     assert MarketStore(tmp_path).provenance("BTCUSDT", "sim")["bar"] == "1d"
+    assert MarketStore(tmp_path).bar("BTCUSDT", "sim") == pd.Timedelta("1D")  # what training reads
     assert len(pd.read_parquet(tmp_path / "truth.parquet")) == 10 * 24
 
 

@@ -68,3 +68,25 @@ def test_labels_are_joined_only_where_they_have_matured() -> None:
     assert joined.loc[stamps.iloc[0], "flush"] == truth.loc[stamps.iloc[0]]
     assert joined.loc[stamps.iloc[1], "flush"] == pytest.approx(truth.loc[stamps.iloc[1]])
     assert np.isnan(joined.loc[stamps.iloc[2], "flush"])  # 3 of the 4 hours after it are known
+
+
+def test_labels_are_made_at_the_models_bar_size() -> None:
+    """At 4 h bars the 12 h label spans 3 bars; read as hourly it would span 12 (a wrong,
+    later window: the live figures of a 4 h model were judged against it)."""
+    from simulator import simulate
+
+    market = simulate("default", ["BTCUSDT"], days=60, seed=2, bar="4h").frame
+    spec = LabelSpec(
+        horizons=(12,), median_window_hours=240, min_trailing_hours=48, vol_window_hours=72
+    )
+    bar = pd.Timedelta("4h")
+    stamps = market["timestamp"].iloc[-200:-4]
+    predictions = log(
+        [("2024-03-01T00:00Z", "risk", "BTCUSDT", "sim", t, "1", 12, 0.1) for t in stamps]
+    )
+    joined = join_labels(predictions, market, spec, bar).set_index("as_of")["flush"]
+    truth = make_labels(market, spec, bar=bar).set_index("timestamp")[flush_column(12)]
+    assert joined.notna().all() and truth.loc[stamps].sum() > 0
+    np.testing.assert_array_equal(joined.loc[stamps].to_numpy(), truth.loc[stamps].to_numpy())
+    hourly = make_labels(market, spec).set_index("timestamp")[flush_column(12)]
+    assert not hourly.loc[stamps].fillna(-1).equals(truth.loc[stamps].fillna(-1))

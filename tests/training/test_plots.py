@@ -61,6 +61,19 @@ def test_reliability_plot_draws_one_line_per_model_and_the_diagonal(sample, tmp_
     _saved(fig, tmp_path, "reliability.png")
 
 
+def test_reliability_plot_of_many_models_colours_the_champion_only(sample):
+    y, scores = sample
+    table = reliability_table(y, scores["model"], 10)
+    names = ["champion", "climatology", *(f"model_{i}" for i in range(8))]
+    fig = reliability_plot({name: table for name in names}, "reliability")
+    lines = fig.axes[0].get_lines()
+    labels = [line.get_label() for line in lines]
+    assert labels.count("other models") == 1 and "champion" in labels
+    faint = [line for line in lines if line.get_color() == "#c8c8c8"]
+    assert len(faint) == 8  # the rest are a grey backdrop, not eight more colours
+    assert len(fig.axes[1].get_lines()) == 2  # row counts of the highlighted curves only
+
+
 def test_reliability_plot_names_the_model_with_a_bad_table():
     bad = pd.DataFrame({"mean_forecast": [0.1], "count": [3]})
     with pytest.raises(ValueError, match=r"curves\['lgbm'\].*observed"):
