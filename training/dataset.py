@@ -22,7 +22,7 @@ import pandas as pd
 
 from common.errors import DataError
 from features.build import build_features
-from features.registry import FEATURES, names
+from features.registry import FEATURES, names, without_families
 from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
@@ -213,6 +213,12 @@ def load_dataset(
         tested=tested if train_stores else None,
         show_progress=show_progress,
     )
+
+
+def select_features(dataset: Dataset, config: TrainingConfig) -> Dataset:
+    """`dataset` learning only from the configuration's feature families (in place)."""
+    dataset.features = without_families(config.features.exclude_families, dataset.features)
+    return dataset
 
 
 def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: int = 10) -> None:
