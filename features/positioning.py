@@ -50,7 +50,8 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "fraction",
         24,
-        "Share of the last 24 hours' traded volume that takers bought (0.5 = balanced).",
+        "Share of the last 24 hours' traded volume that takers bought (0.5 = balanced); "
+        "missing where the vendor's taker volume exceeds its total volume.",
         _TAKER,
     ),
     Feature(
@@ -58,8 +59,8 @@ SPECS: tuple[Feature, ...] = (
         FAMILY,
         "std devs",
         743,
-        "Taker buy imbalance: how unusual the last 24 hours' taker buy share is compared with "
-        "the last 30 days of it.",
+        "Taker buy imbalance: how unusual the last 24 hours' taker buying over volume (log) is "
+        "compared with the last 30 days of it.",
         _TAKER,
     ),
 )
@@ -72,12 +73,17 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     d1, d30 = bars(24, g.bar), bars(720, g.bar)
     bought = rolling(g["taker_buy_volume_usd"], d1, min_periods=d1).sum().to_numpy()
     traded = rolling(g["volume_usd"], d1, min_periods=d1).sum().to_numpy()
-    share = safe_div(bought, traded)
-    share[(share < 0) | (share > 1)] = np.nan  # a vendor's taker and total volume disagree
+    ratio = safe_div(bought, traded)
+    # Vendors often take taker flow from more exchanges than the volume (CoinGlass's daily
+    # export: a median of 0.85, up to 22): the level is a share only where it can be one, but
+    # the log ratio's z-score is unmoved by a steady coverage gap.
+    share = np.where((ratio > 0) & (ratio <= 1), ratio, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio_taker = np.where(ratio > 0, np.log(ratio), np.nan)
     return {
         "ls_ratio_log": log_ratio,
         "ls_ratio_change_24h": log_ratio - lag(log_ratio, d1),
         "ls_ratio_z_30d": zscore(log_ratio, d30),
         "taker_buy_share_24h": share,
-        "taker_buy_share_z_30d": zscore(share, d30),
+        "taker_buy_share_z_30d": zscore(log_ratio_taker, d30),
     }
