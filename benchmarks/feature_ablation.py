@@ -53,6 +53,7 @@ def compare(base: pd.DataFrame, other: pd.DataFrame, n_boot: int) -> dict[str, o
     return {
         "rows": len(both),
         "flushes": int(y.sum()),
+        "blocks": len(mine.events),
         "roc": (roc_auc(y, q), roc_auc(y, p), pooled[0]),
         "lift": (lift(y, q), lift(y, p), pooled[1]),
         "roc_in_blocks": (b.roc_auc, a.roc_auc, inside[0]),
@@ -60,9 +61,15 @@ def compare(base: pd.DataFrame, other: pd.DataFrame, n_boot: int) -> dict[str, o
     }
 
 
-def _cell(values: tuple[float, float, tuple[float, float]]) -> str:
+MIN_BLOCKS = 5
+"""Fewer test blocks with a flush than this: the interval is not marked (one or two blocks
+resample to nearly one value, an interval in name only)."""
+
+
+def _cell(values: tuple[float, float, tuple[float, float]], blocks: int) -> str:
     base, mine, (low, high) = values
-    mark = " **+**" if low > 0 else (" **−**" if high < 0 else "")
+    sure = blocks >= MIN_BLOCKS
+    mark = " **+**" if sure and low > 0 else (" **−**" if sure and high < 0 else "")
     return f"{mine:.3f} ({mine - base:+.3f} [{low:+.3f}, {high:+.3f}]){mark}"
 
 
@@ -73,7 +80,7 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=200)
     args = parser.parse_args()
     base = _scores(Path(f"{args.prefix}-base.parquet"), args.model)
-    print("| H | variant | flushes | ROC | lift | ROC in blocks | lift in blocks |")
+    print("| H | variant | flush rows (blocks) | ROC | lift | ROC in blocks | lift in blocks |")
     print("|---|---|---|---|---|---|---|")
     for horizon in sorted(base["horizon"].unique()):
         rows = base[base["horizon"] == horizon]
@@ -87,14 +94,14 @@ def main() -> None:
             if first is None:
                 first = got
                 print(
-                    f"| {horizon} | base | {got['flushes']} | {got['roc'][0]:.3f} | "
+                    f"| {horizon} | base | {got['flushes']} ({got['blocks']}) | "
+                    f"{got['roc'][0]:.3f} | "
                     f"{got['lift'][0]:.3f} | {got['roc_in_blocks'][0]:.3f} | "
                     f"{got['lift_in_blocks'][0]:.3f} |"
                 )
-            cells = " | ".join(
-                _cell(got[k]) for k in ("roc", "lift", "roc_in_blocks", "lift_in_blocks")
-            )
-            print(f"| {horizon} | +{variant} | {got['flushes']} | {cells} |")
+            keys = ("roc", "lift", "roc_in_blocks", "lift_in_blocks")
+            cells = " | ".join(_cell(got[k], got["blocks"]) for k in keys)
+            print(f"| {horizon} | +{variant} | {got['flushes']} ({got['blocks']}) | {cells} |")
 
 
 if __name__ == "__main__":
