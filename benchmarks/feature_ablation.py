@@ -5,8 +5,9 @@
 reads the out-of-sample predictions `PREFIX-<variant>.parquet` written by
 `flushcast evaluate --predictions` with `--set features.exclude_families=[...]` (variants
 `base`: none of the new families; `positioning`, `clock`, `events`, `breadth`: base plus that
-one; `all`: every family; `chosen`: the default, positioning and clock), and prints per horizon the model's pooled and within-block ROC and
-lift for each variant beside `base`, with 95 % block-bootstrap intervals of the difference.
+one; `all`: every family; `chosen`: the default, positioning and clock), and prints per horizon
+the model's pooled and within-block ROC and lift for each variant beside `base`, with 95 %
+block-bootstrap intervals of the difference.
 The variants share their rows, labels and folds (the evaluation's fingerprint does not depend
 on the features), so the difference is paired: both sides are judged on the same resampled
 blocks (`training.metrics.block_bootstrap_cis`, the evaluation's own intervals).
