@@ -56,9 +56,11 @@ def family_names() -> list[str]:
 
 
 def without_families(excluded: Sequence[str], features: list[str] | None = None) -> list[str]:
-    """The features (of `features`, default all) outside the `excluded` families."""
+    """The features (of `features`, default all) outside the `excluded` families; a model input
+    that is not a registry feature (a dataset may add its own) is kept."""
     chosen = names() if features is None else features
-    return [name for name in chosen if FEATURES[name].family not in set(excluded)]
+    out = set(excluded)
+    return [name for name in chosen if name not in FEATURES or FEATURES[name].family not in out]
 
 
 def max_lookback(

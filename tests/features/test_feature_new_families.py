@@ -234,3 +234,5 @@ def test_families_can_be_switched_off() -> None:
     kept = without_families(["events", "clock"])
     assert "event_within_24h" not in kept and "day_of_week" not in kept
     assert "ls_ratio_log" in kept and "hour_of_day" in kept
+    # An input a dataset adds beside the registry (the bar size of pooled stores) stays.
+    assert without_families(["clock"], ["bar_hours", "day_of_week"]) == ["bar_hours"]
