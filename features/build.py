@@ -2,8 +2,8 @@
 
 `build_features` lays each (symbol, venue) series on its full bar grid, runs every family on
 it, keeps the rows the input had, then adds the cross-series features (funding spread across
-venues, BTC context). `build_latest` is the same computation on a lookback window, returning
-only each series' last bar, so serving cannot drift from training.
+venues, BTC context, market breadth). `build_latest` is the same computation on a lookback
+window, returning only each series' last bar, so serving cannot drift from training.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 
 from common.errors import DataError
 from common.progress import progress
-from features import context, funding, heatmap
+from features import breadth, context, funding, heatmap
 from features.grid import to_grid
 from features.registry import FAMILIES, names
 from marketdata.schema import BAR, COLUMNS, conform
@@ -66,6 +66,7 @@ def build_features(
     table.insert(2, "venue", pd.Categorical(frame["venue"].astype(str)))
     funding.add_cross_venue_spread(table)
     context.add_btc_context(table)
+    breadth.add_breadth(table)
     return table
 
 

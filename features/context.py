@@ -5,6 +5,7 @@ and BTC's state (alt-coin flushes usually start with, or follow, a BTC move).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -127,16 +128,29 @@ def btc_specs(source: dict[str, Feature]) -> tuple[Feature, ...]:
 
 def add_btc_context(table: pd.DataFrame) -> None:
     """Fill the btc_* columns in place from the rows of the BTC series (NaN without BTC)."""
-    for name in BTC_FEATURES.values():
+    add_series_context(table, is_btc, BTC_FEATURES)
+
+
+def add_series_context(
+    table: pd.DataFrame, pick: Callable[[str], bool], copied: dict[str, str]
+) -> None:
+    """Copy the features of the series whose symbol `pick` accepts onto every row at the same
+    timestamp, in place: `copied` maps each source column to its new name. The same venue's
+    series is used where it trades there, else its first venue; NaN where there is none.
+
+    Only rows at the same bar (same open, same size, so closed at the same time) are read: the
+    copy is as point-in-time as the source features.
+    """
+    for name in copied.values():
         table[name] = np.nan
-    btc_codes = [i for i, s in enumerate(table["symbol"].cat.categories) if is_btc(str(s))]
-    btc_rows = table[np.isin(table["symbol"].cat.codes.to_numpy(), btc_codes)]
-    if btc_rows.empty:
+    codes = [i for i, s in enumerate(table["symbol"].cat.categories) if pick(str(s))]
+    source_rows = table[np.isin(table["symbol"].cat.codes.to_numpy(), codes)]
+    if source_rows.empty:
         return
-    venues = sorted(btc_rows["venue"].astype(str).unique())
-    cols = list(BTC_FEATURES)
+    venues = sorted(source_rows["venue"].astype(str).unique())
+    cols = list(copied)
     per_venue = {
-        v: btc_rows[btc_rows["venue"].astype(str) == v]
+        v: source_rows[source_rows["venue"].astype(str) == v]
         .drop_duplicates("timestamp")
         .set_index("timestamp")[cols]
         for v in venues
@@ -146,5 +160,5 @@ def add_btc_context(table: pd.DataFrame) -> None:
         mask = (table_venues == venue).to_numpy()
         source = per_venue.get(venue, per_venue[venues[0]])
         aligned = source.reindex(table.loc[mask, "timestamp"])
-        for base, name in BTC_FEATURES.items():
+        for base, name in copied.items():
             table.loc[mask, name] = aligned[base].to_numpy()

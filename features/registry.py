@@ -6,23 +6,61 @@ model records `names()` so training and serving agree on the columns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
-from features import context, funding, heatmap, liquidations, open_interest, volatility
+from features import (
+    breadth,
+    clock,
+    context,
+    events,
+    funding,
+    heatmap,
+    liquidations,
+    open_interest,
+    positioning,
+    volatility,
+)
 from features.spec import Feature, lookback_bars
 from marketdata.schema import BAR
 
-FAMILIES = (funding, open_interest, liquidations, heatmap, volatility, context)
+FAMILIES = (
+    funding,
+    open_interest,
+    liquidations,
+    heatmap,
+    volatility,
+    context,
+    positioning,
+    clock,
+    events,
+    breadth,
+)
 """Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
 
 _ALL: tuple[Feature, ...] = tuple(spec for family in FAMILIES for spec in family.SPECS)
 FEATURES: dict[str, Feature] = {spec.name: spec for spec in _ALL}
 FEATURES.update({spec.name: spec for spec in context.btc_specs(FEATURES)})
+FEATURES.update({spec.name: spec for spec in breadth.copied_specs(FEATURES)})
 
 
 def names() -> list[str]:
     """Feature column names in output order."""
     return list(FEATURES)
+
+
+def family_names() -> list[str]:
+    """The families, in column order (what `features.exclude_families` may name)."""
+    return [family.FAMILY for family in FAMILIES]
+
+
+def without_families(excluded: Sequence[str], features: list[str] | None = None) -> list[str]:
+    """The features (of `features`, default all) outside the `excluded` families; a model input
+    that is not a registry feature (a dataset may add its own) is kept."""
+    chosen = names() if features is None else features
+    out = set(excluded)
+    return [name for name in chosen if name not in FEATURES or FEATURES[name].family not in out]
 
 
 def max_lookback(

@@ -22,6 +22,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from common.errors import DataError, shorten
+from features import breadth, events
 from features.build import build_features
 from features.context import BTC_FEATURES, is_btc
 from features.registry import FEATURES
@@ -146,9 +147,11 @@ def from_series(
     lookback: int,
     last_bars: int = 1,
     bar: pd.Timedelta = BAR,
+    market: Sequence[str] = (),
 ) -> Rows:
     """Features of the last `last_bars` bars of every series marked `predict` (of size `bar`,
-    the bar the model was trained on)."""
+    the bar the model was trained on). `market` names the symbols the model learned breadth
+    over: breadth is computed over the series sent, so any of them not sent is warned about."""
     total = sum(len(s.bars) for s in all_series)
     if total > MAX_BARS:
         raise InputError(f"{total:,} bars in one request; at most {MAX_BARS:,}: split it")
@@ -177,6 +180,8 @@ def from_series(
             part = table[(table["symbol"] == s.symbol) & (table["venue"] == s.venue)]
             rows.append(part.tail(last_bars))
     picked = pd.concat(rows, ignore_index=True)
+    stale = calendar_note(picked["timestamp"], features, bar)
+    narrow = breadth_note(features, market, {s.symbol for s in all_series})
     symbols = picked["symbol"].astype(str).tolist()
     venues = picked["venue"].astype(str).tolist()
     return Rows(
@@ -184,8 +189,39 @@ def from_series(
         symbols=symbols,
         venues=venues,
         as_of=[ts.to_pydatetime() for ts in picked["timestamp"]],
-        notes=[[*notes[(s, v)], *no_btc] for s, v in zip(symbols, venues, strict=True)],
+        notes=[
+            [*notes[(s, v)], *no_btc, *narrow, *late]
+            for s, v, late in zip(symbols, venues, stale, strict=True)
+        ],
     )
+
+
+def breadth_note(features: Sequence[str], market: Sequence[str], sent: set[str]) -> list[str]:
+    """A warning when breadth features are read over fewer symbols than the model learned
+    them over: they then describe a smaller market than the one in training."""
+    if not set(features) & {spec.name for spec in breadth.SPECS}:
+        return []
+    absent = sorted(set(market) - sent)
+    if not absent:
+        return []
+    return [
+        f"breadth features are computed over the series sent; the model learned them over "
+        f"{', '.join(market)}: add {', '.join(absent)} as `context`"
+    ]
+
+
+def calendar_note(opens: pd.Series, features: Sequence[str], bar: pd.Timedelta) -> list[list[str]]:
+    """Per row, a warning when the model reads event features the calendar cannot give: the
+    bar's look-ahead week runs past the calendar's last date, so they are missing."""
+    if not set(features) & {spec.name for spec in events.SPECS}:
+        return [[] for _ in range(len(opens))]
+    until = events.covered_until()
+    ahead = pd.Timedelta(hours=events.CAP_HOURS)
+    note = (
+        f"the events calendar ends at {until:%Y-%m-%d %H:%M} UTC, so event features of this "
+        f"bar are missing: add later events with ${events.ENV} (docs/features.md)"
+    )
+    return [[note] if stamp + bar + ahead > until else [] for stamp in opens]
 
 
 def from_table(table: FeatureTable, features: list[str]) -> Rows:

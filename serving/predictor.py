@@ -69,7 +69,13 @@ class Predictor:
             SeriesInput(("context", i), s.symbol, s.venue, s.bars, predict=False)
             for i, s in enumerate(request.context)
         ]
-        return inputs.from_series(series, features, self.bundle.max_lookback, bar=self.bundle.bar)
+        return inputs.from_series(
+            series,
+            features,
+            self.bundle.max_lookback,
+            bar=self.bundle.bar,
+            market=self.bundle.symbols,
+        )
 
     def predict(self, request: PredictRequest) -> PredictResponse:
         (prediction,) = self.predictions(self.rows(request), request.explain, request.top_k)
@@ -85,7 +91,12 @@ class Predictor:
                 for i, s in enumerate(request.series or [])
             ]
             rows = inputs.from_series(
-                series, features, self.bundle.max_lookback, request.last_bars, self.bundle.bar
+                series,
+                features,
+                self.bundle.max_lookback,
+                request.last_bars,
+                self.bundle.bar,
+                market=self.bundle.symbols,
             )
         predictions = self.predictions(rows, request.explain, request.top_k)
         return PredictBatchResponse(model=self.identity, predictions=predictions)

@@ -175,12 +175,13 @@ def _parse_horizons(text: str) -> list[int]:
 
 
 def _dataset(stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config):
-    from training.dataset import load_dataset
+    from training.dataset import load_dataset, select_features
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    return load_dataset(
+    dataset = load_dataset(
         stores, wanted, config.label, train_stores=train_stores or (), show_progress=True
     )
+    return select_features(dataset, config)
 
 
 def _print_schema() -> None:

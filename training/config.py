@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from common.errors import DataError
+from features.registry import family_names
 from models.config import CANDIDATES, FitConfig
 from training.baselines import BASELINES
 from training.labels import LabelSpec
@@ -103,6 +104,24 @@ class EvaluationConfig(Strict):
     """Bootstrap block length: a cascade hits every symbol at once and lasts hours."""
 
 
+class FeaturesConfig(Strict):
+    """Which feature families the models learn from (`flushcast features list` names them)."""
+
+    exclude_families: tuple[str, ...] = ("events", "breadth")
+    """Families left out of every candidate (their columns are still computed). The defaults
+    did not help in the ablations of docs/features.md: the scheduled-events calendar nowhere,
+    market breadth only on the 4 h set while it hurt the daily set's within-block ranking."""
+
+    @field_validator("exclude_families")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = family_names()
+        unknown = [name for name in value if name not in known]
+        if unknown:
+            raise ValueError(f"unknown feature families {unknown}; known: {known}")
+        return value
+
+
 class TrainingConfig(Strict):
     """Everything about a training or evaluation run that is not the data."""
 
@@ -113,6 +132,7 @@ class TrainingConfig(Strict):
     selection: SelectionConfig = SelectionConfig()
     combination: CombinationConfig = CombinationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     def with_overrides(self, overrides: dict[str, Any]) -> TrainingConfig:
         """A copy with dotted-key overrides (`{"fit.lightgbm.num_leaves": 7}`) applied."""
@@ -190,9 +210,9 @@ def default_yaml() -> str:
     body = yaml.safe_dump(TrainingConfig().model_dump(mode="json"), sort_keys=False)
     return (
         "# flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
-        "# selection, combination, evaluation). Copy and edit, then `flushcast train --config\n"
-        "# FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`; `--schema`\n"
-        "# documents every key. Regenerate after changing a default:\n"
+        "# selection, combination, evaluation, features). Copy and edit, then `flushcast train\n"
+        "# --config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`;\n"
+        "# `--schema` documents every key. Regenerate after changing a default:\n"
         "#   python -m training.config > conf/default.yaml\n" + body
     )
 

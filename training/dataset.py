@@ -22,7 +22,7 @@ import pandas as pd
 
 from common.errors import DataError
 from features.build import build_features
-from features.registry import FEATURES, names
+from features.registry import FEATURES, names, without_families
 from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
 from models.matrix import BAR_HOURS
@@ -295,6 +295,12 @@ def mixed(parts: Sequence[Dataset], bar: pd.Timedelta) -> Dataset:
         bar=bar,
         grid=min(part.bar for part in parts),
     )
+
+
+def select_features(dataset: Dataset, config: TrainingConfig) -> Dataset:
+    """`dataset` learning only from the configuration's feature families (in place)."""
+    dataset.features = without_families(config.features.exclude_families, dataset.features)
+    return dataset
 
 
 def require_enough(dataset: Dataset, horizon: int, min_hours: int, min_events: int = 10) -> None:

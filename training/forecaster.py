@@ -23,7 +23,7 @@ from marketdata.schema import BAR, KEY_COLUMNS
 from models.applicability import bar_problem, history_problem, unknown_symbol
 from models.bundle import Bundle
 from training.config import TrainingConfig, load
-from training.dataset import Dataset, make_dataset
+from training.dataset import Dataset, make_dataset, select_features
 from training.labels import LabelSpec, label_named
 
 
@@ -91,7 +91,9 @@ class FlushForecaster:
 
     def dataset(self, market: pd.DataFrame, bar: pd.Timedelta | None = None) -> Dataset:
         """The training table (features and labels) this forecaster would learn from."""
-        return make_dataset(market, self.resolved_config().label, bar=bar or market_bar(market))
+        config = self.resolved_config()
+        dataset = make_dataset(market, config.label, bar=bar or market_bar(market))
+        return select_features(dataset, config)
 
     def fit(
         self, market: pd.DataFrame, y: Any = None, *, bar: pd.Timedelta | None = None

@@ -45,6 +45,8 @@ def synthetic_frame(
                     "liq_short_usd": rng.exponential(1e5, bars) * (rng.random(bars) < 0.7),
                 }
             )
+            part["taker_buy_volume_usd"] = part["volume_usd"] * rng.uniform(0.3, 0.7, bars)
+            part["long_short_ratio"] = np.exp(np.cumsum(rng.normal(0, 0.02, bars)))
             if drop:
                 keep = rng.random(bars) >= drop
                 keep[[0, -1]] = True

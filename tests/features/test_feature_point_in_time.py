@@ -30,11 +30,12 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @SETTINGS
 @given(seed=st.integers(0, 10_000), cut=st.integers(5, 395), drop=st.sampled_from([0.0, 0.1]))
 def test_future_bars_never_change_past_features(seed: int, cut: int, drop: float) -> None:
-    full = synthetic_frame(("BTCUSDT", "SOLUSDT"), ("binance", "okx"), 400, seed, drop)
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")  # BTC's and ETH's state, breadth across three
+    full = synthetic_frame(symbols, ("binance", "okx"), 400, seed, drop)
     cutoff = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(hours=cut)
     past = full[full["timestamp"] <= cutoff].reset_index(drop=True)
     # Rewrite every future bar with another random path (prices, OI, flows, funding).
-    other = synthetic_frame(("BTCUSDT", "SOLUSDT"), ("binance", "okx"), 400, seed + 1, drop)
+    other = synthetic_frame(symbols, ("binance", "okx"), 400, seed + 1, drop)
     changed = pd.concat([past, other[other["timestamp"] > cutoff]], ignore_index=True)
 
     on_past = build_features(past)
@@ -48,7 +49,8 @@ def test_future_bars_never_change_past_features(seed: int, cut: int, drop: float
 @given(seed=st.integers(0, 10_000), drop=st.sampled_from([0.0, 0.05]), extra=st.integers(0, 300))
 def test_latest_from_lookback_window_equals_batch(seed: int, drop: float, extra: int) -> None:
     lookback = max_lookback()
-    full = synthetic_frame(("BTCUSDT", "DOGEUSDT"), ("binance",), lookback + extra + 50, seed, drop)
+    symbols = ("BTCUSDT", "ETHUSDT", "DOGEUSDT")
+    full = synthetic_frame(symbols, ("binance",), lookback + extra + 50, seed, drop)
     batch = build_features(full).groupby("symbol", observed=True).tail(1).reset_index(drop=True)
     end = full["timestamp"].max()
     window = full[full["timestamp"] > end - pd.Timedelta(hours=lookback)]

@@ -38,7 +38,9 @@ def test_registry_entries_are_complete() -> None:
 
 
 def test_missing_inputs_are_nan_never_a_crash() -> None:
-    frame = synthetic_frame(bars=800).assign(**{c: np.nan for c in OPTIONAL_COLUMNS})
+    # Two symbols: features read from another series (ETH's, breadth) need one to be there.
+    frame = synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=800)
+    frame = frame.assign(**{c: np.nan for c in OPTIONAL_COLUMNS})
     table = build_features(frame)
     for spec in FEATURES.values():
         values = table[spec.name]

@@ -249,3 +249,27 @@ def test_bars_carrying_their_venue_name_it_when_the_request_does_not(
     assert refused.status_code == 400 and "bars[0].venue" in refused.text
     plain = bars(market, "BTCUSDT", lookback)
     assert PredictRequest(symbol="BTCUSDT", bars=plain).venue == "unspecified"
+
+
+def test_breadth_over_fewer_symbols_and_a_calendar_that_ended_are_warned_about(
+    predictor: Predictor, market: pd.DataFrame, lookback: int, monkeypatch
+) -> None:
+    from features import events
+    from serving import inputs
+    from serving.requests import Bar
+
+    sent = [Bar(**b) for b in bars(market, "ETHUSDT", lookback)]
+    series = [inputs.SeriesInput((), "ETHUSDT", "sim", sent)]
+    wanted = ["breadth_oi_change_24h", "event_within_24h", "return_24h"]
+    every = ("BTCUSDT", "ETHUSDT")
+    (notes,) = inputs.from_series(series, wanted, lookback, market=every).notes
+    assert any("add BTCUSDT as `context`" in note for note in notes)
+    assert not any("events calendar" in note for note in notes)  # the sandbox's bars are covered
+    last = pd.Timestamp(sent[-1].timestamp)
+    monkeypatch.setattr(events, "covered_until", lambda: last)
+    (notes,) = inputs.from_series(series, wanted, lookback, market=("ETHUSDT",)).notes
+    assert [n for n in notes if "events calendar ends at" in n] and not any(
+        "context" in n for n in notes
+    )
+    (notes,) = inputs.from_series(series, ["return_24h"], lookback, market=every).notes
+    assert not notes or not any("calendar" in n or "breadth" in n for n in notes)

@@ -37,7 +37,7 @@ def stores(tmp_path_factory) -> dict[str, object]:
     MarketStore(paths["btc_eth_4h"]).write(four[four["symbol"] != "SOLUSDT"], bar=FOUR)
     MarketStore(paths["sol_4h"]).write(four[four["symbol"] == "SOLUSDT"], bar=FOUR)
     MarketStore(paths["btc_1h"]).write(market[market["symbol"] == "BTCUSDT"])
-    return {"paths": paths, "four": four}
+    return {"paths": paths, "four": four, "market": market}
 
 
 def test_a_horizon_must_be_whole_bars(stores):
@@ -172,3 +172,25 @@ def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stor
         load_dataset(
             stores["paths"]["sol_4h"], label=LabelSpec(horizons=(4,)), train_stores=[daily]
         )
+
+
+def test_a_daily_model_learns_without_the_families_switched_off(stores):
+    from training.forecaster import FlushForecaster
+
+    daily = _aggregate(stores["market"], pd.Timedelta("1D"))
+    forecaster = FlushForecaster(
+        horizons=[24],
+        overrides={
+            "features.exclude_families": ["events", "clock"],
+            "evaluation.n_boot": 0,
+            "fit.candidates": ["lightgbm"],
+            "fit.lightgbm.rounds": 20,
+            "walk_forward.min_train_hours": 24 * 60,
+        },
+    ).fit(daily)
+    features = forecaster.fitted.features
+    assert "ls_ratio_log" in features and "breadth_oi_change_24h" in features
+    assert not [f for f in features if f.startswith("event_") or f == "day_of_week"]
+    assert forecaster.fitted.bar == pd.Timedelta("1D")
+    out = forecaster.predict(daily.tail(200))
+    assert out["p_flush_24h"].between(0, 1).all()

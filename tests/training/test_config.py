@@ -39,3 +39,10 @@ def test_a_bad_file_is_named(tmp_path):
     path.write_text("selection:\n  metric: accuracy\n")
     with pytest.raises(DataError, match=r"selection\.metric"):
         load(path)
+
+
+def test_feature_families_are_checked_by_name():
+    config = TrainingConfig().with_overrides({"features.exclude_families": ["events"]})
+    assert config.features.exclude_families == ("events",)
+    with pytest.raises(DataError, match="unknown feature families \\['calendar'\\]"):
+        TrainingConfig().with_overrides({"features.exclude_families": ["calendar"]})

@@ -1,0 +1,57 @@
+"""The clock: the day of the week and the time left to the next funding settlement.
+
+Perpetual funding is settled at 00:00, 08:00 and 16:00 UTC on the large venues; positions are
+closed or hedged into it, and a crowded side pays at that moment. Both features are measured
+from the bar's close (when its forecast is made), so they mean the same at every bar size; at
+bars of 8 hours or more the time to funding is the same at every bar and is left missing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.grid import SeriesGrid
+from features.spec import Feature
+
+FAMILY = "clock"
+FUNDING_EVERY_HOURS = 8
+"""Funding settles every 8 hours from 00:00 UTC (00/08/16)."""
+
+SPECS: tuple[Feature, ...] = (
+    Feature(
+        "day_of_week",
+        FAMILY,
+        "0 = Monday … 6 = Sunday",
+        1,
+        "Day of the week (UTC) on which the bar opened.",
+        (),
+    ),
+    Feature(
+        "hours_to_funding",
+        FAMILY,
+        "hours",
+        1,
+        "Hours from the bar's close to the next funding settlement (00:00, 08:00 or 16:00 "
+        "UTC), in (0, 8]; missing at bars of 8 hours or more, where it never changes.",
+        (),
+    ),
+)
+
+
+def hours_to_funding(closes: pd.DatetimeIndex) -> np.ndarray:
+    """Hours from each close to the next settlement strictly after it (a close at 08:00 is 8
+    hours before the 16:00 one: the 08:00 payment is already made)."""
+    since_midnight = (closes - closes.normalize()) / pd.Timedelta(hours=1)
+    past = np.asarray(since_midnight, dtype="float64") % FUNDING_EVERY_HOURS
+    return FUNDING_EVERY_HOURS - past
+
+
+def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
+    ts = g.timestamps
+    out = {"day_of_week": ts.day_of_week.to_numpy(dtype="float64")}
+    if g.bar >= pd.Timedelta(hours=FUNDING_EVERY_HOURS):
+        out["hours_to_funding"] = np.full(len(ts), np.nan)
+    else:
+        out["hours_to_funding"] = hours_to_funding(ts + g.bar)
+    return out
