@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from common.engine import CLUSTER_ENV, IN_PROCESS
+
+# Tests run their walk-forwards in process unless one asks for a cluster: a LocalCluster per
+# test would cost seconds each (tests/training/test_engine.py starts the clusters it compares).
+os.environ.setdefault(CLUSTER_ENV, IN_PROCESS)
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 

@@ -80,6 +80,14 @@ Sets = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override one configuration key: --set fit.lightgbm.num_leaves=7."),
 ]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the walk-forward's tasks run: 'local' (a Dask LocalCluster, one worker per "
+        "core; the default), 'inprocess', or a Dask scheduler's address such as "
+        "tcp://127.0.0.1:8786 (default: $FLUSHCAST_CLUSTER, else local)."
+    ),
+]
 Schema = Annotated[
     bool, typer.Option("--schema", help="Print the configuration's JSON schema and exit.")
 ]
@@ -145,12 +153,19 @@ def _parse_horizons(text: str) -> list[int]:
     return horizons
 
 
-def _dataset(stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config):
+def _dataset(
+    stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config, runner=None
+):
     from training.dataset import load_dataset
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     return load_dataset(
-        stores, wanted, config.label, train_stores=train_stores or (), show_progress=True
+        stores,
+        wanted,
+        config.label,
+        train_stores=train_stores or (),
+        show_progress=True,
+        runner=runner,
     )
 
 
@@ -245,12 +260,14 @@ def evaluate(
     min_train: MinTrain = None,
     config_file: ConfigFile = None,
     sets: Sets = None,
+    cluster: Cluster = None,
     schema: Schema = False,
 ) -> None:
     """Walk-forward evaluation of the candidates, the champion and every baseline."""
     if schema:
         _print_schema()
         return
+    from common.engine import engine
     from training.evaluate import count_folds
     from training.tracking import run_evaluate, write_json, write_predictions
 
@@ -266,10 +283,16 @@ def evaluate(
             test_block,
             min_train,
         )
-        dataset = _dataset(store, train_store, symbols, config)
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
-                dataset, config, experiment=experiment, uri=tracking_uri, on_fold=tick
+                dataset,
+                config,
+                experiment=experiment,
+                uri=tracking_uri,
+                on_fold=tick,
+                runner=runner,
             )
     except DataError as exc:
         raise fail(exc) from None
@@ -297,6 +320,7 @@ def train(
     min_train: MinTrain = None,
     config_file: ConfigFile = None,
     sets: Sets = None,
+    cluster: Cluster = None,
     schema: Schema = False,
     evaluate_first: Annotated[
         bool,
@@ -310,6 +334,7 @@ def train(
     if schema:
         _print_schema()
         return
+    from common.engine import engine
     from training.evaluate import count_folds
     from training.tracking import run_train
 
@@ -325,7 +350,8 @@ def train(
             test_block,
             min_train,
         )
-        dataset = _dataset(store, train_store, symbols, config)
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
         total = count_folds(dataset, config) if evaluate_first else 0
         with ticker("walk-forward folds", total) as tick:
             identity, evaluation = run_train(
@@ -335,6 +361,7 @@ def train(
                 uri=tracking_uri,
                 evaluate_first=evaluate_first,
                 on_fold=tick,
+                runner=runner,
             )
     except DataError as exc:
         raise fail(exc) from None

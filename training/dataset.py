@@ -28,6 +28,7 @@ from marketdata.store import MarketStore
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
 if TYPE_CHECKING:
+    from common.engine import Engine
     from training.config import TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
@@ -103,8 +104,10 @@ def make_dataset(
     bar: pd.Timedelta = BAR,
     tested: Sequence[str] | None = None,
     show_progress: bool = False,
+    runner: Engine | None = None,
 ) -> Dataset:
-    """Features and labels of a canonical market frame of `bar`-sized bars.
+    """Features and labels of a canonical market frame of `bar`-sized bars (each series' features
+    a task on `runner`; default: in this process).
 
     `tested` names the series (`SYMBOL@VENUE`) the walk-forward scores; the others only
     train (None: every series is tested).
@@ -113,7 +116,7 @@ def make_dataset(
     if frame.empty:
         raise DataError("no market data to train on (the store is empty or no symbol matched)")
     labels = make_labels(frame, label, bar=bar)
-    features = build_features(frame, bar=bar, show_progress=show_progress)
+    features = build_features(frame, bar=bar, show_progress=show_progress, runner=runner)
     label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
     keyed = labels[KEYS + label_cols].astype({"symbol": "str", "venue": "str"})
     table = features.astype({"symbol": "str", "venue": "str"}).merge(
@@ -168,6 +171,7 @@ def load_dataset(
     *,
     train_stores: Sequence[str | Path] = (),
     show_progress: bool = False,
+    runner: Engine | None = None,
 ) -> Dataset:
     """Every chosen series of `stores` (pooled; symbol and venue kept apart), sources recorded.
 
@@ -212,6 +216,7 @@ def load_dataset(
         bar=next(iter(bars.values())),
         tested=tested if train_stores else None,
         show_progress=show_progress,
+        runner=runner,
     )
 
 

@@ -1,25 +1,22 @@
 """Walk-forward evaluation: every candidate, the champion and every baseline on the same folds.
 
 `evaluate` runs the two passes of `training.walkforward` for every horizon (pass 1, the refits,
-in worker processes: folds are independent), then measures each model on the scored test rows,
-pooled and within folds, and names the strongest baseline and the champion's edge over it with
-block-bootstrap intervals: cascades hit every symbol at once and last hours, so rows are far
-from independent and intervals must resample whole blocks of time.
+one task per fold on `common.engine`: folds are independent), then measures each model on the
+scored test rows, pooled and within folds, and names the strongest baseline and the champion's
+edge over it with block-bootstrap intervals: cascades hit every symbol at once and last hours,
+so rows are far from independent and intervals must resample whole blocks of time.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from common.engine import Engine, engine
 from common.errors import DataError
 from training.config import TrainingConfig
 from training.dataset import Dataset, require_enough
@@ -237,54 +234,76 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-# --- pass 1 in worker processes ------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
+# --- pass 1 as tasks on the engine ---------------------------------------------------------
 
 
-def _init_worker(dataset: Dataset, config: TrainingConfig) -> None:
-    _WORKER.update(dataset=dataset, config=config, data={})
+def _score_fold(
+    data: HorizonData, fold: Fold, config: TrainingConfig, names: list[str] | None
+) -> tuple[np.ndarray, OutOfFold]:
+    """Pass 1 on one fold: its test rows' positions and their out-of-fold scores only (a
+    task's answer travels back, so it carries no full-length arrays)."""
+    oof = out_of_fold(data, [fold], config, names=names)
+    rows = np.flatnonzero(oof.fold_of >= 0)
+    oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
+    oof.p_long, oof.fold_of = oof.p_long[rows], oof.fold_of[rows]
+    return rows, oof
 
 
-def _worker_data(horizon: int) -> tuple[HorizonData, list[Fold]]:
-    cache = _WORKER["data"]
-    if horizon not in cache:
-        dataset, config = _WORKER["dataset"], _WORKER["config"]
-        data = horizon_data(dataset, horizon)
-        cache[horizon] = (
-            data,
-            data.folds(config),
-        )
-    return cache[horizon]
-
-
-def _score_folds(horizon: int, numbers: list[int]) -> tuple[int, list[int], OutOfFold]:
-    """Pass 1 on some folds of one horizon, single-threaded (workers share the cores)."""
-    data, folds = _worker_data(horizon)
-    with threadpool_limits(limits=1):
-        oof = out_of_fold(data, [folds[i] for i in numbers], _WORKER["config"])
-    return horizon, numbers, oof
-
-
-def _merge(parts: Sequence[OutOfFold], n: int) -> OutOfFold:
-    """One OutOfFold from several covering disjoint folds of the same horizon."""
-    names = list(parts[0].raw)
+def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
+    """One horizon's OutOfFold from its folds' parts, taken in fold order (so the gains add up
+    in the order a single pass adds them)."""
+    names = list(parts[0][1].raw)
     merged = OutOfFold(
         raw={name: np.full(n, np.nan) for name in names},
         p_long=np.full(n, np.nan),
         fold_of=np.full(n, -1, dtype=np.int64),
     )
-    gains = [p.gain for p in parts if p.gain is not None]
-    for part in parts:
-        rows = part.fold_of >= 0
-        merged.fold_of[rows] = part.fold_of[rows]
-        merged.p_long[rows] = part.p_long[rows]
+    gains = [p.gain for _, p in parts if p.gain is not None]
+    for rows, part in parts:
+        merged.fold_of[rows] = part.fold_of
+        merged.p_long[rows] = part.p_long
         for name in names:
-            merged.raw[name][rows] = part.raw[name][rows]
+            merged.raw[name][rows] = part.raw[name]
         merged.excluded.update(part.excluded)
         merged.calibrated.update(part.calibrated)
     merged.gain = sum(gains[1:], gains[0]) if gains else None
     return merged
+
+
+def out_of_fold_all(
+    plans: dict[int, tuple[HorizonData, list[Fold]]],
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    names: list[str] | None = None,
+    on_fold: Callable[[], None] | None = None,
+) -> dict[int, OutOfFold]:
+    """Pass 1 of every horizon, one task per fold: each horizon's rows are shared once."""
+    shared_config = runner.share(config)
+    calls = []
+    for data, folds in plans.values():
+        shared = runner.share(data)
+        calls += [(shared, fold, shared_config, names) for fold in folds]
+    results = iter(runner.run(_score_fold, calls, on_fold))
+    return {
+        h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
+    }
+
+
+def walk_forward_plans(
+    dataset: Dataset, config: TrainingConfig
+) -> dict[int, tuple[HorizonData, list[Fold]]]:
+    """Every horizon's rows and folds, refusing a horizon too short to evaluate."""
+    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
+    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
+    for h in dataset.label.horizons:
+        require_enough(dataset, h, min_hours)
+        data = horizon_data(dataset, h)
+        folds = data.folds(config)
+        if not folds:
+            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
+        plans[h] = (data, folds)
+    return plans
 
 
 def evaluate(
@@ -292,51 +311,20 @@ def evaluate(
     config: TrainingConfig | None = None,
     *,
     on_fold: Callable[[], None] | None = None,
-    workers: int | None = None,
+    runner: Engine | None = None,
 ) -> Evaluation:
     """Walk-forward evaluation of every horizon of the label (symbols pooled).
 
-    The refits of pass 1 run in `workers` processes (default: one per core), each with one
-    LightGBM and BLAS thread: two OpenMP threads on a busy core spin rather than work.
+    The refits of pass 1 are tasks on `runner` (default: `common.engine.engine()`, a local
+    cluster unless `$FLUSHCAST_CLUSTER` says otherwise); the record is the same wherever they
+    ran.
     """
     config = config or TrainingConfig(label=dataset.label)
-    horizons = list(dataset.label.horizons)
-    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
-    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
-    for h in horizons:
-        require_enough(dataset, h, min_hours)
-        data = horizon_data(dataset, h)
-        folds = data.folds(config)
-        if not folds:
-            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
-        plans[h] = (data, folds)
-    workers = max(1, min(workers or os.cpu_count() or 1, sum(len(f) for _, f in plans.values())))
-    parts: dict[int, list[OutOfFold]] = {h: [] for h in horizons}
-    if workers == 1:
-        with threadpool_limits(limits=1):
-            for h, (data, folds) in plans.items():
-                parts[h].append(out_of_fold(data, folds, config, on_fold=on_fold))
-    else:
-        context = multiprocessing.get_context("spawn")  # fork is unsafe once OpenMP has run
-        tasks = [
-            (h, list(range(len(folds)))[c::workers])
-            for h, (_, folds) in plans.items()
-            for c in range(workers)
-        ]
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(dataset, config)
-        ) as pool:
-            futures = [pool.submit(_score_folds, h, numbers) for h, numbers in tasks if numbers]
-            for future in futures:
-                h, numbers, oof = future.result()
-                parts[h].append(oof)
-                for _ in numbers:
-                    if on_fold:
-                        on_fold()
-    results = {}
-    for h, (data, folds) in plans.items():
-        oof = _merge(parts[h], len(data.y))
-        results[h] = calibrate_and_choose(data, folds, oof, config)
+    plans = walk_forward_plans(dataset, config)
+    oofs = out_of_fold_all(plans, config, runner or engine(), on_fold=on_fold)
+    results = {
+        h: calibrate_and_choose(data, folds, oofs[h], config) for h, (data, folds) in plans.items()
+    }
     record = EvaluationRecord(
         horizons={h: horizon_record(r, h, config) for h, r in results.items()},
         meta=dataset.meta(config),

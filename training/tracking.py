@@ -26,6 +26,7 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from common.atomic import write_atomic
+from common.engine import Engine
 from models.bundle import Bundle
 from models.pyfunc import ARTIFACT, ENTRY
 from training import plots
@@ -44,11 +45,22 @@ DEFAULT_EXPERIMENT = "flushcast"
 RELIABILITY_MIN_ROWS = 30
 SYMBOL_METRICS = ("pr_auc", "roc_auc", "roc_auc_within_fold", "brier_skill", "event_recall")
 PREDICTIONS = "predictions.parquet"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_DRIVER = "postgresql+psycopg://"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """The tracking URI: the option, else MLFLOW_TRACKING_URI, else SQLite in the working dir."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The tracking URI: the option, else MLFLOW_TRACKING_URI, else SQLite in the working dir.
+
+    Every command resolves its URI here, so this is the one place where the PostgreSQL URI a
+    user writes (`postgresql://user:pw@host/db`, as `psql` takes it) becomes the one SQLAlchemy
+    can open with the installed driver, psycopg 3 (`postgresql+psycopg://`).
+    """
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    for scheme in POSTGRES_SCHEMES:
+        if uri.startswith(scheme):
+            return POSTGRES_DRIVER + uri.removeprefix(scheme)
+    return uri
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> Path:
@@ -163,9 +175,10 @@ def _evaluate_and_log(
     config: TrainingConfig,
     folder: Path,
     on_fold: Callable[[], None] | None,
+    runner: Engine | None,
 ) -> Evaluation:
     """Walk-forward evaluation logged into the active run (metrics, artefacts)."""
-    evaluation = evaluate(dataset, config, on_fold=on_fold)
+    evaluation = evaluate(dataset, config, on_fold=on_fold, runner=runner)
     mlflow.log_metrics(_metrics(evaluation))
     _log_evaluation_artifacts(evaluation, config, folder)
     return evaluation
@@ -183,13 +196,14 @@ def run_evaluate(
     experiment: str = DEFAULT_EXPERIMENT,
     uri: str | None = None,
     on_fold: Callable[[], None] | None = None,
+    runner: Engine | None = None,
 ) -> tuple[Evaluation, str]:
     """Walk-forward evaluation in its own MLflow run; returns the evaluation and the run id."""
     _experiment(experiment, uri)
     with mlflow.start_run(run_name="evaluate", tags={"flushcast.command": "evaluate"}) as run:
         _start(dataset, config)
         with tempfile.TemporaryDirectory() as tmp:
-            evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold)
+            evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold, runner)
         return evaluation, run.info.run_id
 
 
@@ -201,6 +215,7 @@ def run_train(
     uri: str | None = None,
     evaluate_first: bool = True,
     on_fold: Callable[[], None] | None = None,
+    runner: Engine | None = None,
 ) -> tuple[ModelIdentity, Evaluation | None]:
     """Evaluate (walk-forward), fit the bundle on everything, log and register it.
 
@@ -214,8 +229,10 @@ def run_train(
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if evaluate_first:
-                evaluation = _evaluate_and_log(dataset, config, folder / "evaluation", on_fold)
-            bundle = fit_bundle(dataset, config, evaluation)
+                evaluation = _evaluate_and_log(
+                    dataset, config, folder / "evaluation", on_fold, runner
+                )
+            bundle = fit_bundle(dataset, config, evaluation, runner)
             bundle_dir = bundle.save(folder / ARTIFACT)
             (folder / "plots").mkdir()
             _shap_artifacts(bundle, dataset, folder / "plots")
