@@ -23,6 +23,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from common.atomic import write_atomic
@@ -166,8 +167,17 @@ def _experiment(name: str, uri: str | None) -> None:
     mlflow.set_tracking_uri(resolved)
     if mlflow.get_experiment_by_name(name) is None and resolved.startswith("sqlite:///"):
         database = Path(resolved.removeprefix("sqlite:///")).resolve()
-        mlflow.create_experiment(name, artifact_location=(database.parent / "mlartifacts").as_uri())
-    mlflow.set_experiment(name)
+        try:
+            mlflow.create_experiment(
+                name, artifact_location=(database.parent / "mlartifacts").as_uri()
+            )
+        except MlflowException as exc:  # created by another process meanwhile
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    experiment = mlflow.set_experiment(name)
+    # When another process created the experiment in the same instant (two trainings on one new
+    # registry), MLflow returns it without selecting it: select it by id.
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
 def _evaluate_and_log(
