@@ -34,8 +34,10 @@ GATE_TOLERANCE = 0.005
 """Brier skill a candidate may lose against the champion while winning on PR-AUC."""
 GATE_MIN_EPISODES = 30
 """Flush episodes at a horizon from which the edge over the best baseline must be significant."""
-LOCK_KEY = 0x666C7573
+PROMOTION_LOCK = 0x666C7573
 """The PostgreSQL advisory lock promotions and rollbacks take ("flus")."""
+SCHEMA_LOCK = PROMOTION_LOCK + 1
+"""The one a new database's tables are created under."""
 
 
 class RegistryError(RuntimeError):
@@ -182,14 +184,16 @@ def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision
 
 
 @contextmanager
-def _one_at_a_time(uri: str) -> Iterator[None]:
-    """Promotions and rollbacks on one registry, one after the other.
+def one_at_a_time(uri: str, key: int = PROMOTION_LOCK) -> Iterator[None]:
+    """Work on one registry database that must not interleave with another process's.
 
-    Each reads the aliases, decides, then moves them; two interleaved would lose one's move
-    (a version promoted over a champion it was never compared with, a `rollback` alias pointing
-    past the real previous champion). On PostgreSQL the lock is a session advisory lock (held by
-    a connection, so a killed process releases it), on SQLite an flock beside the database file;
-    an MLflow server (`http://`) serves its clients one request at a time and takes no lock here.
+    Promotions and rollbacks each read the aliases, decide, then move them; two interleaved
+    would lose one's move (a version promoted over a champion it was never compared with, a
+    `rollback` alias pointing past the real previous champion). MLflow's first use of an empty
+    database creates its tables, which two processes starting at once would both try
+    (`SCHEMA_LOCK`). On PostgreSQL the lock is a session advisory lock (held by a connection,
+    so a killed process releases it), on SQLite an flock beside the database file; an MLflow
+    server (`http://`) takes no lock here.
     """
     if uri.startswith("postgresql"):
         from sqlalchemy import create_engine, text
@@ -198,11 +202,11 @@ def _one_at_a_time(uri: str) -> Iterator[None]:
         engine = create_engine(uri, poolclass=NullPool)
         try:
             with engine.connect() as connection:
-                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
                 try:
                     yield
                 finally:
-                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         finally:
             engine.dispose()
     elif uri.startswith("sqlite:///"):
@@ -225,7 +229,7 @@ def promote(
     Only a fully registered version (status READY) can be promoted, and promotions and rollbacks
     of one registry run one at a time."""
     c = client(tracking_uri)
-    with _one_at_a_time(mlflow.get_tracking_uri()):
+    with one_at_a_time(mlflow.get_tracking_uri()):
         return _promote(c, version, force, name)
 
 
@@ -260,7 +264,7 @@ def _promote(c: MlflowClient, version: str, force: bool, name: str) -> Decision:
 def rollback(*, name: str = MODEL_NAME, tracking_uri: str | None = None) -> tuple[str, str]:
     """Swap `champion` and `rollback`; returns (new champion, new rollback) versions."""
     c = client(tracking_uri)
-    with _one_at_a_time(mlflow.get_tracking_uri()):
+    with one_at_a_time(mlflow.get_tracking_uri()):
         previous = _version(c, name, ROLLBACK)
         current = _version(c, name, CHAMPION)
         c.set_registered_model_alias(name, CHAMPION, previous.version)

@@ -35,7 +35,7 @@ from training.config import TrainingConfig
 from training.dataset import Dataset
 from training.evaluate import Evaluation, evaluate, model_names
 from training.metrics import reliability_table
-from training.registry import MODEL_NAME, ModelIdentity, client
+from training.registry import MODEL_NAME, SCHEMA_LOCK, ModelIdentity, client, one_at_a_time
 from training.train import fit_bundle
 
 # Logging a model validates its input example by downloading it again; no progress bar for that.
@@ -165,7 +165,9 @@ def _experiment(name: str, uri: str | None) -> None:
     """Select (or create) the experiment; with SQLite, artefacts live beside the database file."""
     resolved = tracking_uri(uri)
     mlflow.set_tracking_uri(resolved)
-    if mlflow.get_experiment_by_name(name) is None and resolved.startswith("sqlite:///"):
+    with one_at_a_time(resolved, SCHEMA_LOCK):  # the first use of a new database creates it
+        missing = mlflow.get_experiment_by_name(name) is None
+    if missing and resolved.startswith("sqlite:///"):
         database = Path(resolved.removeprefix("sqlite:///")).resolve()
         try:
             mlflow.create_experiment(
