@@ -137,26 +137,32 @@ def _intervals(
     reference = frame["p_climatology"].to_numpy() if "p_climatology" in frame else None
     blocks = frame["block"].to_numpy()
     columns = {c.removeprefix("p_"): frame[c].to_numpy() for c in frame if c.startswith("p_")}
+    lgbm = columns.get("lightgbm")
+    logit = columns.get("logistic") if lgbm is not None else None
+    needed = ["champion", best, "lightgbm" if lgbm is not None else None]
+    needed.append("logistic" if logit is not None else None)
+    ranked = {name: columns[name] for name in needed if name is not None}
+    # Each model's PR-AUC once per resample (the sort is the cost), then every figure from them.
+    memo: dict[str, Any] = {"rows": None}
+
+    def pr(name: str, i: np.ndarray) -> float:
+        if memo["rows"] is not i:
+            memo.update(rows=i, values={m: pr_auc(y[i], p[i]) for m, p in ranked.items()})
+        return memo["values"][name]
+
     stats: dict[str, Callable[[np.ndarray], float]] = {
-        "champion_pr_auc": lambda i: pr_auc(y[i], champion[i]),
+        "champion_pr_auc": lambda i: pr("champion", i),
     }
     if reference is not None:
         stats["champion_brier_skill"] = lambda i: brier_skill(y[i], champion[i], reference[i])
     if best is not None:
-        other = columns[best]
-        stats["edge_over_best_baseline"] = lambda i: (
-            pr_auc(y[i], champion[i]) - pr_auc(y[i], other[i])
-        )
-    if "lightgbm" in columns:
-        lgbm = columns["lightgbm"]
-        stats["lightgbm_pr_auc"] = lambda i: pr_auc(y[i], lgbm[i])
+        stats["edge_over_best_baseline"] = lambda i: pr("champion", i) - pr(best, i)
+    if lgbm is not None:
+        stats["lightgbm_pr_auc"] = lambda i: pr("lightgbm", i)
         if reference is not None:
             stats["lightgbm_brier_skill"] = lambda i: brier_skill(y[i], lgbm[i], reference[i])
-        if "logistic" in columns:
-            logit = columns["logistic"]
-            stats["pr_auc_minus_logistic"] = lambda i: (
-                pr_auc(y[i], lgbm[i]) - pr_auc(y[i], logit[i])
-            )
+        if logit is not None:
+            stats["pr_auc_minus_logistic"] = lambda i: pr("lightgbm", i) - pr("logistic", i)
     names = list(stats)
     resampled = block_bootstrap_cis(
         lambda i: [stats[n](i) for n in names],
@@ -277,17 +283,27 @@ def out_of_fold_all(
     *,
     names: list[str] | None = None,
     on_fold: Callable[[], None] | None = None,
+    shared: dict[int, Any] | None = None,
 ) -> dict[int, OutOfFold]:
-    """Pass 1 of every horizon, one task per fold: each horizon's rows are shared once."""
+    """Pass 1 of every horizon, one task per fold: each horizon's rows are shared once (or
+    were: `shared` holds `runner.share(data)` per horizon)."""
+    shared = shared or {h: runner.share(data) for h, (data, _) in plans.items()}
     shared_config = runner.share(config)
-    calls = []
-    for data, folds in plans.values():
-        shared = runner.share(data)
-        calls += [(shared, fold, shared_config, names) for fold in folds]
+    calls = [
+        (shared[h], fold, shared_config, names) for h, (_, folds) in plans.items() for fold in folds
+    ]
     results = iter(runner.run(_score_fold, calls, on_fold))
     return {
         h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
     }
+
+
+def _pass_two(
+    data: HorizonData, folds: list[Fold], oof: OutOfFold, config: TrainingConfig
+) -> tuple[HorizonPredictions, HorizonRecord]:
+    """Pass 2 of one horizon and its record (a task: horizons are independent)."""
+    result = calibrate_and_choose(data, folds, oof, config)
+    return result, horizon_record(result, data.horizon, config)
 
 
 def walk_forward_plans(
@@ -315,21 +331,21 @@ def evaluate(
 ) -> Evaluation:
     """Walk-forward evaluation of every horizon of the label (symbols pooled).
 
-    The refits of pass 1 are tasks on `runner` (default: `common.engine.engine()`, a local
-    cluster unless `$FLUSHCAST_CLUSTER` says otherwise); the record is the same wherever they
-    ran.
+    The refits of pass 1 (one per fold) and then pass 2 with the metrics (one per horizon) are
+    tasks on `runner` (default: `common.engine.engine()`, a local cluster unless
+    `$FLUSHCAST_CLUSTER` says otherwise); the record is the same wherever they ran.
     """
     config = config or TrainingConfig(label=dataset.label)
+    runner = runner or engine()
     plans = walk_forward_plans(dataset, config)
-    oofs = out_of_fold_all(plans, config, runner or engine(), on_fold=on_fold)
-    results = {
-        h: calibrate_and_choose(data, folds, oofs[h], config) for h, (data, folds) in plans.items()
-    }
+    shared = {h: runner.share(data) for h, (data, _) in plans.items()}
+    oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
+    calls = [(shared[h], folds, oofs[h], config) for h, (_, folds) in plans.items()]
+    done = dict(zip(plans, runner.run(_pass_two, calls), strict=True))
     record = EvaluationRecord(
-        horizons={h: horizon_record(r, h, config) for h, r in results.items()},
-        meta=dataset.meta(config),
+        horizons={h: entry for h, (_, entry) in done.items()}, meta=dataset.meta(config)
     )
-    return Evaluation(results, record)
+    return Evaluation({h: result for h, (result, _) in done.items()}, record)
 
 
 def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
