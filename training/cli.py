@@ -405,3 +405,60 @@ def rollback(tracking_uri: TrackingUri = None) -> None:
     except RegistryError as exc:
         raise fail(DataError(str(exc))) from None
     console.print(f"champion is version {champion} again; version {previous} kept as rollback")
+
+
+def tune(
+    store: Store,
+    out: Annotated[
+        Path, typer.Option("--out", help="Write the tuned configuration (YAML) here.")
+    ] = Path("tuned.yaml"),
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials (the first: --config).")] = 20,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Tune on rows whose labels close by this time (default: mid-span)."),
+    ] = None,
+    train_store: TrainStore = None,
+    symbols: Symbols = None,
+    horizons: Horizons = None,
+    label_name: LabelName = None,
+    experiment: Experiment = "flushcast",
+    tracking_uri: TrackingUri = None,
+    label_source: LabelSource = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    cluster: Cluster = None,
+) -> None:
+    """Tune the LightGBM and logistic settings on the inner walk-forward of a training span."""
+    import pandas as pd
+
+    from common.engine import engine
+    from training.tracking import run_tune
+
+    try:
+        config = _config(
+            config_file, sets, label_name, horizons, label_source, None, None, None, None
+        )
+        try:
+            when = pd.Timestamp(cutoff, tz="UTC") if cutoff else None
+        except ValueError:
+            raise DataError(f"--cutoff: not a time: {cutoff!r}", column="cutoff") from None
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
+        tuned, run_id = run_tune(
+            dataset,
+            config,
+            runner,
+            trials=trials,
+            cutoff=when,
+            out=out,
+            experiment=experiment,
+            uri=tracking_uri,
+        )
+    except DataError as exc:
+        raise fail(exc) from None
+    metric = config.selection.metric
+    console.print(
+        f"inner walk-forward before {tuned.cutoff.isoformat()}: champion within-block {metric} "
+        f"{tuned.best:.4f} tuned, {tuned.default:.4f} as configured ({trials} trials)"
+    )
+    console.print(f"tuned configuration: {out}  (train --config {out}; MLflow run {run_id})")

@@ -37,6 +37,7 @@ from training.evaluate import Evaluation, evaluate, model_names
 from training.metrics import reliability_table
 from training.registry import MODEL_NAME, SCHEMA_LOCK, ModelIdentity, client, one_at_a_time
 from training.train import fit_bundle
+from training.tune import Tuned, tune
 
 # Logging a model validates its input example by downloading it again; no progress bar for that.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -217,6 +218,37 @@ def run_evaluate(
         with tempfile.TemporaryDirectory() as tmp:
             evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold, runner)
         return evaluation, run.info.run_id
+
+
+def run_tune(
+    dataset: Dataset,
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    trials: int,
+    cutoff: pd.Timestamp | None,
+    out: Path,
+    experiment: str = DEFAULT_EXPERIMENT,
+    uri: str | None = None,
+) -> tuple[Tuned, str]:
+    """An Optuna study in its own MLflow run: the study (SQLite), its trials and the tuned
+    configuration are the run's artefacts; the configuration is also written to `out`."""
+    _experiment(experiment, uri)
+    with mlflow.start_run(run_name="tune", tags={"flushcast.command": "tune"}) as run:
+        _start(dataset, config)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            tuned = tune(
+                dataset, config, runner, trials=trials, storage=folder / "study.db", cutoff=cutoff
+            )
+            tuned.trials.to_csv(folder / "trials.csv", index=False)
+            text = tuned.yaml()
+            (folder / "tuned.yaml").write_text(text)
+            mlflow.log_artifacts(str(folder), "tuning")
+        write_atomic(Path(out), lambda tmp: tmp.write_text(text))
+        mlflow.log_params({"tune.cutoff": tuned.cutoff.isoformat(), "tune.trials": trials})
+        mlflow.log_metrics({"tune.inner_best": tuned.best, "tune.inner_default": tuned.default})
+        return tuned, run.info.run_id
 
 
 def run_train(
