@@ -146,9 +146,9 @@ def _binned(
         digest.update(np.ascontiguousarray(part).view(np.uint8))
     digest.update(repr((columns, categorical, sorted(params.items()))).encode())
     key = digest.hexdigest()
-    if key not in _BINNED:
-        _BINNED.clear()
-        _BINNED[key] = lgb.Dataset(
+    found = _BINNED.get(key)
+    if found is None:
+        found = lgb.Dataset(
             X,
             y,
             weight=w,
@@ -157,7 +157,9 @@ def _binned(
             params=params,
             free_raw_data=True,
         ).construct()
-    return _BINNED[key]
+        _BINNED.clear()  # (a worker with threads may clear another's entry: it holds its own)
+        _BINNED[key] = found
+    return found
 
 
 class GradientBoosting:
