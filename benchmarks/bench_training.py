@@ -15,7 +15,7 @@ import sys
 
 import pandas as pd
 
-from benchmarks.measure import timed
+from benchmarks.measure import timed, worker_peaks_mb
 from common.engine import CLUSTER_ENV, LOCAL, engine
 from simulator import simulate
 from training.config import TrainingConfig
@@ -45,6 +45,9 @@ def main(days: int = DAYS) -> None:
         lambda: evaluate(dataset, config, runner=runner),
         120,
     )
+    peaks = worker_peaks_mb(runner)
+    if peaks:
+        print(f"peak RSS per worker: {', '.join(f'{mb:.0f}' for mb in peaks)} MB")
     folds = result.folds.groupby("horizon").agg(
         folds=("fold", "size"), scored=("status", lambda s: (s == "scored").sum())
     )

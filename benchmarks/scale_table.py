@@ -5,14 +5,14 @@
 Ten simulated symbols × two years of hourly bars (the `bench_training` market, simulated once
 and cached in `--cache`); 30 or 100 symbols repeat those ten under new names (each copy its own
 series: same cost per row as new markets, without simulating for an hour). Prints the time of
-the features and of the walk-forward evaluation (three horizons, the default recipe) and the
+the features and of the walk-forward evaluation (the default recipe; three horizons unless
+`--horizons` says fewer) and the
 peak memory of the client and of each worker (fresh workers: start the cluster per run).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -20,15 +20,13 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.bench_training import DAYS, SYMBOLS
-from common.engine import Distributed, engine
+from benchmarks.measure import peak_rss_mb, worker_peaks_mb
+from common.engine import engine
 from simulator import simulate
 from training.config import TrainingConfig
 from training.dataset import make_dataset
 from training.evaluate import evaluate
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from training.labels import LabelSpec
 
 
 def market(symbols: int, cache: Path) -> pd.DataFrame:
@@ -52,6 +50,7 @@ def market(symbols: int, cache: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--horizons", default="4,12,24", help="comma-separated hours")
     parser.add_argument("--cluster", help="as `flushcast evaluate --cluster` (default: local)")
     parser.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "flushcast-scale-market.parquet"
@@ -60,22 +59,21 @@ def main() -> None:
     frame = market(args.symbols, args.cache)
     runner = engine(args.cluster)
     began = time.perf_counter()
-    dataset = make_dataset(frame, runner=runner)
+    horizons = tuple(int(h) for h in args.horizons.split(","))
+    dataset = make_dataset(frame, LabelSpec(horizons=horizons), runner=runner)
     features_s = time.perf_counter() - began
     config = TrainingConfig(label=dataset.label)
     began = time.perf_counter()
     result = evaluate(dataset, config, runner=runner)
     evaluate_s = time.perf_counter() - began
-    workers = ""
-    if isinstance(runner, Distributed):
-        peaks = runner.client.run(_peak_mb)
-        workers = ", ".join(f"{mb:.0f}" for mb in sorted(peaks.values()))
+    workers = ", ".join(f"{mb:.0f}" for mb in worker_peaks_mb(runner)) or "none"
     folds = len(result.folds)
     print(
-        f"| {args.symbols} | {len(frame):,} | {runner.name} ({runner.workers} workers) | "
+        f"| {args.symbols} | {len(frame):,} | {args.horizons} | "
+        f"{runner.name} ({runner.workers} workers) | "
         f"{features_s:.0f} s | {evaluate_s:.0f} s ({folds} folds, "
-        f"{evaluate_s / folds * runner.workers:.2f} worker-s a fold) | client {_peak_mb():.0f} MB; "
-        f"workers {workers} MB |",
+        f"{evaluate_s / folds * runner.workers:.2f} worker-s a fold) | "
+        f"client {peak_rss_mb():.0f} MB; workers {workers} MB |",
         flush=True,
     )
 

@@ -244,10 +244,16 @@ def _nan_to_none(value: Any) -> Any:
 
 
 def _score_fold(
-    data: HorizonData, fold: Fold, config: TrainingConfig, names: list[str] | None
+    plan: tuple[HorizonData, list[Fold]],
+    number: int,
+    config: TrainingConfig,
+    names: list[str] | None,
 ) -> tuple[np.ndarray, OutOfFold]:
-    """Pass 1 on one fold: its test rows' positions and their out-of-fold scores only (a
-    task's answer travels back, so it carries no full-length arrays)."""
+    """Pass 1 on fold `number` of a horizon's plan: its test rows' positions and their
+    out-of-fold scores only (a task's answer travels back, so it carries no full-length
+    arrays)."""
+    data, folds = plan
+    fold = folds[number]
     oof = out_of_fold(data, [fold], config, names=names)
     rows = np.flatnonzero(oof.fold_of >= 0)
     oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
@@ -285,12 +291,14 @@ def out_of_fold_all(
     on_fold: Callable[[], None] | None = None,
     shared: dict[int, Any] | None = None,
 ) -> dict[int, OutOfFold]:
-    """Pass 1 of every horizon, one task per fold: each horizon's rows are shared once (or
-    were: `shared` holds `runner.share(data)` per horizon)."""
-    shared = shared or {h: runner.share(data) for h, (data, _) in plans.items()}
+    """Pass 1 of every horizon, one task per fold: each horizon's rows and folds are shared
+    once (or were: `shared` holds `runner.share(plan)` per horizon)."""
+    shared = shared or {h: runner.share(plan) for h, plan in plans.items()}
     shared_config = runner.share(config)
     calls = [
-        (shared[h], fold, shared_config, names) for h, (_, folds) in plans.items() for fold in folds
+        (shared[h], i, shared_config, names)
+        for h, (_, folds) in plans.items()
+        for i in range(len(folds))
     ]
     results = iter(runner.run(_score_fold, calls, on_fold))
     return {
@@ -299,9 +307,10 @@ def out_of_fold_all(
 
 
 def _pass_two(
-    data: HorizonData, folds: list[Fold], oof: OutOfFold, config: TrainingConfig
+    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, config: TrainingConfig
 ) -> tuple[HorizonPredictions, HorizonRecord]:
     """Pass 2 of one horizon and its record (a task: horizons are independent)."""
+    data, folds = plan
     result = calibrate_and_choose(data, folds, oof, config)
     return result, horizon_record(result, data.horizon, config)
 
@@ -338,9 +347,9 @@ def evaluate(
     config = config or TrainingConfig(label=dataset.label)
     runner = runner or engine()
     plans = walk_forward_plans(dataset, config)
-    shared = {h: runner.share(data) for h, (data, _) in plans.items()}
+    shared = {h: runner.share(plan) for h, plan in plans.items()}
     oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
-    calls = [(shared[h], folds, oofs[h], config) for h, (_, folds) in plans.items()]
+    calls = [(shared[h], oofs[h], config) for h in plans]
     done = dict(zip(plans, runner.run(_pass_two, calls), strict=True))
     record = EvaluationRecord(
         horizons={h: entry for h, (_, entry) in done.items()}, meta=dataset.meta(config)
