@@ -121,6 +121,9 @@ def _local() -> Distributed:
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # No dashboard; the scheduler's HTTP routes (health) on a free port, not 8787 (taken
+        # by the first of two clusters on one machine, with a warning).
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     )
     return Distributed(Client(cluster), LOCAL)
 
