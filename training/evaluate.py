@@ -349,7 +349,7 @@ def evaluate(
     plans = walk_forward_plans(dataset, config)
     shared = {h: runner.share(plan) for h, plan in plans.items()}
     oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
-    calls = [(shared[h], oofs[h], config) for h in plans]
+    calls = [(shared[h], runner.share(oofs[h]), config) for h in plans]
     done = dict(zip(plans, runner.run(_pass_two, calls), strict=True))
     record = EvaluationRecord(
         horizons={h: entry for h, (_, entry) in done.items()}, meta=dataset.meta(config)
