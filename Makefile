@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= demo-store
 
-.PHONY: demo test test-slow test-all lint bench lock clean browser
+.PHONY: demo test test-slow test-all lint bench lock clean browser postgres
 
 # The venv is rebuilt from the lock file whenever the lock or pyproject changes.
 $(BIN)/flushcast: export PIP_CONFIG_FILE = /dev/null
@@ -22,13 +22,19 @@ demo: $(BIN)/flushcast
 test: $(BIN)/flushcast
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The slow tier: real servers, subprocess trainings, notebooks, the browser, fault injection.
-test-slow: $(BIN)/flushcast browser
-	$(BIN)/python -m pytest -q -m slow
+# The slow tier: real servers, subprocess trainings, notebooks, the browser, fault injection,
+# the registry on PostgreSQL.
+test-slow: $(BIN)/flushcast browser postgres
+	FLUSHCAST_TEST_POSTGRES=$(POSTGRES_URI) $(BIN)/python -m pytest -q -m slow
 
 # Everything, once.
-test-all: $(BIN)/flushcast browser
-	$(BIN)/python -m pytest -q
+test-all: $(BIN)/flushcast browser postgres
+	FLUSHCAST_TEST_POSTGRES=$(POSTGRES_URI) $(BIN)/python -m pytest -q
+
+# The registry tests' PostgreSQL: Debian's server, installed and started when we may (root).
+POSTGRES_URI ?= postgresql://flushcast:flushcast@127.0.0.1:5432/flushcast
+postgres:
+	@.ci/postgres
 
 # The report's browser test needs Debian's chromium; installed here when we may (root).
 browser:

@@ -4,16 +4,19 @@ The market is the built-in simulator (realistic OI, funding and liquidation colu
 feature family is live); its cost is reported but is not part of the target. The target covers
 the full walk-forward evaluation of all horizons with weekly refits of every candidate and
 baseline, the champion's combination per fold, calibration, the metrics and the block bootstrap:
-under 120 s and 4 GB on the 2-core machine.
+under 120 s and 4 GB on the 2-core machine. It runs on `common.engine`'s default (a LocalCluster
+of one worker per core) or wherever `$FLUSHCAST_CLUSTER` says.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pandas as pd
 
-from benchmarks.measure import timed
+from benchmarks.measure import timed, worker_peaks_mb
+from common.engine import CLUSTER_ENV, LOCAL, engine
 from simulator import simulate
 from training.config import TrainingConfig
 from training.dataset import make_dataset
@@ -29,15 +32,22 @@ def main(days: int = DAYS) -> None:
         f"simulate {len(SYMBOLS)} symbols × {days} days (setup, not in the target)",
         lambda: simulate("default", SYMBOLS, days=days, seed=11).frame,
     )
-    dataset = timed(f"features + labels for {len(market):,} rows", lambda: make_dataset(market))
+    runner = timed(f"start the engine ({CLUSTER_ENV}={os.environ.get(CLUSTER_ENV, LOCAL)})", engine)
+    dataset = timed(
+        f"features + labels for {len(market):,} rows",
+        lambda: make_dataset(market, runner=runner),
+    )
     config = TrainingConfig(label=dataset.label)
     result = timed(
         f"walk-forward evaluation, H in {dataset.label.horizons}, refit every "
         f"{config.walk_forward.retrain_every_hours} h, candidates {config.fit.candidates}, "
         f"{len(config.evaluation.baselines)} baselines, {config.evaluation.n_boot} resamples",
-        lambda: evaluate(dataset, config),
+        lambda: evaluate(dataset, config, runner=runner),
         120,
     )
+    peaks = worker_peaks_mb(runner)
+    if peaks:
+        print(f"peak RSS per worker: {', '.join(f'{mb:.0f}' for mb in peaks)} MB")
     folds = result.folds.groupby("horizon").agg(
         folds=("fold", "size"), scored=("status", lambda s: (s == "scored").sum())
     )

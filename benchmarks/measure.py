@@ -34,3 +34,9 @@ def timed(label: str, fn: Callable[[], T], target_s: float | None = None) -> T:
         f"{label}: {elapsed:.3f} s, peak RSS {peak_rss_mb():.0f} MB{workers}{verdict}", flush=True
     )
     return result
+
+
+def worker_peaks_mb(runner: object) -> list[float]:
+    """Peak resident memory of each worker of a Dask engine (none in process), sorted."""
+    client = getattr(runner, "client", None)
+    return sorted(client.run(peak_rss_mb).values()) if client is not None else []

@@ -20,15 +20,14 @@ nothing of `training`; this module imports both.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from common.engine import Engine, engine
 from simulator.config import ScenarioConfig
 from simulator.drivers import draw
 from simulator.market import Market
@@ -222,15 +221,13 @@ def _oracle_part(spec: BoundSpec, starts: np.ndarray, frame: pd.DataFrame) -> pd
 
 
 def oracle_probabilities(
-    spec: BoundSpec, starts: np.ndarray, frame: pd.DataFrame, workers: int = 2
+    spec: BoundSpec, starts: np.ndarray, frame: pd.DataFrame, runner: Engine
 ) -> pd.DataFrame:
-    """Columns `hour, symbol, mode, horizon, p`: oracle probabilities at the given starts."""
-    if workers <= 1:
-        return _oracle_part(spec, starts, frame)
-    shares = [starts[i::workers] for i in range(workers)]
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        parts = list(pool.map(_oracle_part, [spec] * workers, shares, [frame] * workers))
+    """Columns `hour, symbol, mode, horizon, p`: oracle probabilities at the given starts,
+    one share of the starts per worker of `runner`."""
+    shares = [starts[i :: runner.workers] for i in range(runner.workers)]
+    shared = runner.share(frame)
+    parts = runner.run(_oracle_part, [(spec, share, shared) for share in shares])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -312,11 +309,11 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def bound(spec: BoundSpec, workers: int = 2) -> pd.DataFrame:
+def bound(spec: BoundSpec, runner: Engine) -> pd.DataFrame:
     """The bound table of `spec` (see the module docstring)."""
     truth = realised(spec)
     weights = sample_starts(spec, truth)
-    oracle = oracle_probabilities(spec, weights.index.to_numpy(), truth.frame, workers)
+    oracle = oracle_probabilities(spec, weights.index.to_numpy(), truth.frame, runner)
     return bound_table(oracle, truth, weights)
 
 
@@ -328,7 +325,7 @@ def main() -> None:
     parser.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS))
     parser.add_argument("--starts", type=int, default=300)
     parser.add_argument("--paths", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cluster", help="as `flushcast evaluate --cluster` (default: local)")
     args = parser.parse_args()
     spec = BoundSpec(
         config=ScenarioConfig.preset(args.preset),
@@ -339,12 +336,13 @@ def main() -> None:
         paths=args.paths,
     )
     began = time.perf_counter()
-    table = bound(spec, args.workers)
+    runner = engine(args.cluster)
+    table = bound(spec, runner)
     print(markdown(table))
     print(
         f"oracle bound: {spec.starts} start hours x {len(spec.symbols)} symbols x "
         f"{spec.paths} paths x 2 modes in {time.perf_counter() - began:.0f} s "
-        f"({args.workers} workers)",
+        f"({runner.workers} workers)",
         flush=True,
     )
 

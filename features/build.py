@@ -8,16 +8,22 @@ window, returning only each series' last bar, so serving cannot drift from train
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from common.errors import DataError
-from common.progress import progress
+from common.progress import ticker
 from features import breadth, context, funding, heatmap
 from features.grid import to_grid
 from features.registry import FAMILIES, names
 from marketdata.schema import BAR, COLUMNS, conform
 from marketdata.validate import validate
+
+if TYPE_CHECKING:
+    from common.engine import Engine
 
 SORT_KEYS = ["symbol", "venue", "timestamp"]
 """Feature tables are sorted series by series (the store's order), not by time."""
@@ -44,20 +50,28 @@ def build_features(
     bar: pd.Timedelta = BAR,
     config: heatmap.HeatmapConfig = heatmap.DEFAULT_CONFIG,
     show_progress: bool = False,
+    runner: Engine | None = None,
 ) -> pd.DataFrame:
     """Feature table: one row per (symbol, venue, timestamp) of `frame`, sorted that way.
 
-    `frame` is a canonical market frame (any number of symbols and venues, gaps allowed).
+    `frame` is a canonical market frame (any number of symbols and venues, gaps allowed). Each
+    series is one task on `runner` (default: in this process; the service's windows are small).
     Columns: `timestamp`, `symbol` and `venue` (category), then `registry.names()` (float64;
     NaN where inputs are missing or the window is too short). Raises DataError on a frame that
     fails validation.
     """
     frame = _canonical(frame, bar)
-    series = list(frame.groupby(["symbol", "venue"], observed=True, sort=True))
-    parts = []
-    items = progress(series, "building features") if show_progress else series
-    for _, part in items:
-        parts.append(_series_features(part, bar, config))
+    series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
+    calls = [(part, bar, config) for part in series]
+    with ticker("building features", len(calls)) if show_progress else nullcontext() as tick:
+        if runner is not None:
+            parts = runner.run(_series_features, calls, tick)
+        else:  # the service's path: no engine, no thread-limit switching per request
+            parts = []
+            for call in calls:
+                parts.append(_series_features(*call))
+                if tick:
+                    tick()
     columns = names()
     values = np.concatenate(parts) if parts else np.empty((0, len(columns)))
     table = pd.DataFrame(values, columns=columns)

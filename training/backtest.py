@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
+from common.engine import engine
 from training import plots
 from training.evaluate import Evaluation, evaluate, model_names
 from training.forecaster import FlushForecaster
@@ -81,11 +82,12 @@ def backtest(
     cv: WalkForward | None = None,
     *,
     bar: pd.Timedelta | None = None,
-    workers: int | None = None,
+    cluster: str | None = None,
 ) -> Backtest:
-    """Walk-forward evaluation of `forecaster`'s recipe on `market` (its own `cv` if given)."""
+    """Walk-forward evaluation of `forecaster`'s recipe on `market` (its own `cv` if given);
+    `cluster` as `flushcast evaluate --cluster` (default: $FLUSHCAST_CLUSTER, else local)."""
     config = forecaster.resolved_config()
     if cv is not None:
         config = config.model_copy(update={"walk_forward": cv})
-    evaluation = evaluate(forecaster.dataset(market, bar), config, workers=workers)
+    evaluation = evaluate(forecaster.dataset(market, bar), config, runner=engine(cluster))
     return Backtest(evaluation, model_names(config))

@@ -81,6 +81,14 @@ Sets = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override one configuration key: --set fit.lightgbm.num_leaves=7."),
 ]
+Cluster = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the walk-forward's tasks run: 'local' (a Dask LocalCluster, one worker per "
+        "core; the default), 'inprocess', or a Dask scheduler's address such as "
+        "tcp://127.0.0.1:8786 (default: $FLUSHCAST_CLUSTER, else local)."
+    ),
+]
 Schema = Annotated[
     bool, typer.Option("--schema", help="Print the configuration's JSON schema and exit.")
 ]
@@ -174,12 +182,19 @@ def _parse_horizons(text: str) -> list[int]:
     return horizons
 
 
-def _dataset(stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config):
+def _dataset(
+    stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config, runner=None
+):
     from training.dataset import load_dataset, select_features
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     dataset = load_dataset(
-        stores, wanted, config.label, train_stores=train_stores or (), show_progress=True
+        stores,
+        wanted,
+        config.label,
+        train_stores=train_stores or (),
+        show_progress=True,
+        runner=runner,
     )
     return select_features(dataset, config)
 
@@ -313,12 +328,14 @@ def evaluate(
     min_train: MinTrain = None,
     config_file: ConfigFile = None,
     sets: Sets = None,
+    cluster: Cluster = None,
     schema: Schema = False,
 ) -> None:
     """Walk-forward evaluation of the candidates, the champion and every baseline."""
     if schema:
         _print_schema()
         return
+    from common.engine import engine
     from training.evaluate import count_folds
     from training.tracking import run_evaluate, write_json, write_predictions
 
@@ -334,7 +351,8 @@ def evaluate(
             test_block,
             min_train,
         )
-        dataset = _dataset(store, train_store, symbols, config)
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
                 dataset,
@@ -343,6 +361,7 @@ def evaluate(
                 uri=tracking_uri,
                 on_fold=tick,
                 name=run_name("evaluate", store, config),
+                runner=runner,
             )
     except DataError as exc:
         raise fail(_as_option(exc)) from None
@@ -372,6 +391,7 @@ def train(
     min_train: MinTrain = None,
     config_file: ConfigFile = None,
     sets: Sets = None,
+    cluster: Cluster = None,
     schema: Schema = False,
     evaluate_first: Annotated[
         bool,
@@ -385,6 +405,7 @@ def train(
     if schema:
         _print_schema()
         return
+    from common.engine import engine
     from training.evaluate import count_folds
     from training.tracking import run_train
 
@@ -400,7 +421,8 @@ def train(
             test_block,
             min_train,
         )
-        dataset = _dataset(store, train_store, symbols, config)
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
         total = count_folds(dataset, config) if evaluate_first else 0
         with ticker("walk-forward folds", total) as tick:
             identity, evaluation = run_train(
@@ -411,6 +433,7 @@ def train(
                 evaluate_first=evaluate_first,
                 on_fold=tick,
                 name=run_name("train", store, config),
+                runner=runner,
             )
     except DataError as exc:
         raise fail(_as_option(exc)) from None
@@ -454,3 +477,60 @@ def rollback(tracking_uri: TrackingUri = None) -> None:
     except RegistryError as exc:
         raise fail(DataError(str(exc))) from None
     console.print(f"champion is version {champion} again; version {previous} kept as rollback")
+
+
+def tune(
+    store: Store,
+    out: Annotated[
+        Path, typer.Option("--out", help="Write the tuned configuration (YAML) here.")
+    ] = Path("tuned.yaml"),
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials (the first: --config).")] = 20,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Tune on rows whose labels close by this time (default: mid-span)."),
+    ] = None,
+    train_store: TrainStore = None,
+    symbols: Symbols = None,
+    horizons: Horizons = None,
+    label_name: LabelName = None,
+    experiment: Experiment = "flushcast",
+    tracking_uri: TrackingUri = None,
+    label_source: LabelSource = None,
+    config_file: ConfigFile = None,
+    sets: Sets = None,
+    cluster: Cluster = None,
+) -> None:
+    """Tune the LightGBM and logistic settings on the inner walk-forward of a training span."""
+    import pandas as pd
+
+    from common.engine import engine
+    from training.tracking import run_tune
+
+    try:
+        config = _config(
+            config_file, sets, label_name, horizons, label_source, None, None, None, None
+        )
+        try:
+            when = pd.Timestamp(cutoff, tz="UTC") if cutoff else None
+        except ValueError:
+            raise DataError(f"--cutoff: not a time: {cutoff!r}", column="cutoff") from None
+        runner = engine(cluster)
+        dataset = _dataset(store, train_store, symbols, config, runner)
+        tuned, run_id = run_tune(
+            dataset,
+            config,
+            runner,
+            trials=trials,
+            cutoff=when,
+            out=out,
+            experiment=experiment,
+            uri=tracking_uri,
+        )
+    except DataError as exc:
+        raise fail(exc) from None
+    metric = config.selection.metric
+    console.print(
+        f"inner walk-forward before {tuned.cutoff.isoformat()}: champion within-block {metric} "
+        f"{tuned.best:.4f} tuned, {tuned.default:.4f} as configured ({trials} trials)"
+    )
+    console.print(f"tuned configuration: {out}  (train --config {out}; MLflow run {run_id})")

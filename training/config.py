@@ -205,15 +205,22 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise DataError(f"--set {key}: value is not valid YAML ({exc})", column=key) from None
 
 
+def config_yaml(config: TrainingConfig, comment: str | None = None) -> str:
+    """A configuration as the YAML `--config` reads, under a comment."""
+    body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    lines = [f"# {line}" if line else "#" for line in (comment or "").splitlines()]
+    return "".join(f"{line}\n" for line in lines) + body
+
+
 def default_yaml() -> str:
     """The text of `conf/default.yaml`: the code's defaults, which a test holds it equal to."""
-    body = yaml.safe_dump(TrainingConfig().model_dump(mode="json"), sort_keys=False)
-    return (
-        "# flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
-        "# selection, combination, evaluation, features). Copy and edit, then `flushcast train\n"
-        "# --config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`;\n"
-        "# `--schema` documents every key. Regenerate after changing a default:\n"
-        "#   python -m training.config > conf/default.yaml\n" + body
+    return config_yaml(
+        TrainingConfig(),
+        "flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
+        "selection, combination, evaluation, features). Copy and edit, then `flushcast train\n"
+        "--config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`; `--schema`\n"
+        "documents every key. Regenerate after changing a default:\n"
+        "  python -m training.config > conf/default.yaml",
     )
 
 

@@ -29,6 +29,7 @@ from models.matrix import BAR_HOURS
 from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
 
 if TYPE_CHECKING:
+    from common.engine import Engine
     from training.config import TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
@@ -116,8 +117,10 @@ def make_dataset(
     bar: pd.Timedelta = BAR,
     tested: Sequence[str] | None = None,
     show_progress: bool = False,
+    runner: Engine | None = None,
 ) -> Dataset:
-    """Features and labels of a canonical market frame of `bar`-sized bars.
+    """Features and labels of a canonical market frame of `bar`-sized bars (each series' features
+    a task on `runner`; default: in this process).
 
     `tested` names the series (`SYMBOL@VENUE`) the walk-forward scores; the others only
     train (None: every series is tested).
@@ -126,7 +129,7 @@ def make_dataset(
     if frame.empty:
         raise DataError("no market data to train on (the store is empty or no symbol matched)")
     labels = make_labels(frame, label, bar=bar)
-    features = build_features(frame, bar=bar, show_progress=show_progress)
+    features = build_features(frame, bar=bar, show_progress=show_progress, runner=runner)
     label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
     keyed = labels[KEYS + label_cols].astype({"symbol": "str", "venue": "str"})
     table = features.astype({"symbol": "str", "venue": "str"}).merge(
@@ -181,6 +184,7 @@ def load_dataset(
     *,
     train_stores: Sequence[str | Path] = (),
     show_progress: bool = False,
+    runner: Engine | None = None,
 ) -> Dataset:
     """Every chosen series of `stores` (pooled; symbol and venue kept apart), sources recorded.
 
@@ -231,12 +235,15 @@ def load_dataset(
             bar=next(iter(bars.values())),
             tested=tested if train_stores else None,
             show_progress=show_progress,
+            runner=runner,
         )
     by_bar: dict[pd.Timedelta, list[pd.DataFrame]] = {}
     for _, frame, _, bar in loaded:
         by_bar.setdefault(bar, []).append(frame)
     parts = [
-        _at_bar(conform(pd.concat(group, ignore_index=True)), bar, label, provenance, tested)
+        _at_bar(
+            conform(pd.concat(group, ignore_index=True)), bar, label, provenance, tested, runner
+        )
         for bar, group in sorted(by_bar.items())
     ]
     return mixed(parts, next(iter(tested_bars)))
@@ -248,6 +255,7 @@ def _at_bar(
     label: LabelSpec | None,
     provenance: dict[str, dict],
     tested: Sequence[str],
+    runner: Engine | None = None,
 ) -> Dataset:
     """One bar size's series: features and labels at their own bar (horizons in hours; a
     horizon that is not a whole number of these bars is left unlabelled here)."""
@@ -259,7 +267,7 @@ def _at_bar(
             column="store",
         )
     own = label.model_copy(update={"horizons": whole})
-    data = make_dataset(frame, own, provenance, bar=bar)
+    data = make_dataset(frame, own, provenance, bar=bar, runner=runner)
     for key, info in data.series.items():
         info["tested"] = key in tested
     for h in label.horizons:

@@ -1,25 +1,22 @@
 """Walk-forward evaluation: every candidate, the champion and every baseline on the same folds.
 
 `evaluate` runs the two passes of `training.walkforward` for every horizon (pass 1, the refits,
-in worker processes: folds are independent), then measures each model on the scored test rows,
-pooled and within folds, and names the strongest baseline and the champion's edge over it with
-block-bootstrap intervals: cascades hit every symbol at once and last hours, so rows are far
-from independent and intervals must resample whole blocks of time.
+one task per fold on `common.engine`: folds are independent), then measures each model on the
+scored test rows, pooled and within folds, and names the strongest baseline and the champion's
+edge over it with block-bootstrap intervals: cascades hit every symbol at once and last hours,
+so rows are far from independent and intervals must resample whole blocks of time.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
+from common.engine import Engine, engine
 from common.errors import DataError
 from training.config import TrainingConfig
 from training.dataset import Dataset, require_enough
@@ -148,26 +145,32 @@ def _intervals(
     reference = frame["p_climatology"].to_numpy() if "p_climatology" in frame else None
     blocks = frame["block"].to_numpy()
     columns = {c.removeprefix("p_"): frame[c].to_numpy() for c in frame if c.startswith("p_")}
+    lgbm = columns.get("lightgbm")
+    logit = columns.get("logistic") if lgbm is not None else None
+    needed = ["champion", best, "lightgbm" if lgbm is not None else None]
+    needed.append("logistic" if logit is not None else None)
+    ranked = {name: columns[name] for name in needed if name is not None}
+    # Each model's PR-AUC once per resample (the sort is the cost), then every figure from them.
+    memo: dict[str, Any] = {"rows": None}
+
+    def pr(name: str, i: np.ndarray) -> float:
+        if memo["rows"] is not i:
+            memo.update(rows=i, values={m: pr_auc(y[i], p[i]) for m, p in ranked.items()})
+        return memo["values"][name]
+
     stats: dict[str, Callable[[np.ndarray], float]] = {
-        "champion_pr_auc": lambda i: pr_auc(y[i], champion[i]),
+        "champion_pr_auc": lambda i: pr("champion", i),
     }
     if reference is not None:
         stats["champion_brier_skill"] = lambda i: brier_skill(y[i], champion[i], reference[i])
     if best is not None:
-        other = columns[best]
-        stats["edge_over_best_baseline"] = lambda i: (
-            pr_auc(y[i], champion[i]) - pr_auc(y[i], other[i])
-        )
-    if "lightgbm" in columns:
-        lgbm = columns["lightgbm"]
-        stats["lightgbm_pr_auc"] = lambda i: pr_auc(y[i], lgbm[i])
+        stats["edge_over_best_baseline"] = lambda i: pr("champion", i) - pr(best, i)
+    if lgbm is not None:
+        stats["lightgbm_pr_auc"] = lambda i: pr("lightgbm", i)
         if reference is not None:
             stats["lightgbm_brier_skill"] = lambda i: brier_skill(y[i], lgbm[i], reference[i])
-        if "logistic" in columns:
-            logit = columns["logistic"]
-            stats["pr_auc_minus_logistic"] = lambda i: (
-                pr_auc(y[i], lgbm[i]) - pr_auc(y[i], logit[i])
-            )
+        if logit is not None:
+            stats["pr_auc_minus_logistic"] = lambda i: pr("lightgbm", i) - pr("logistic", i)
     names = list(stats)
     resampled = block_bootstrap_cis(
         lambda i: [stats[n](i) for n in names],
@@ -304,54 +307,95 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-# --- pass 1 in worker processes ------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
+# --- pass 1 as tasks on the engine ---------------------------------------------------------
 
 
-def _init_worker(dataset: Dataset, config: TrainingConfig) -> None:
-    _WORKER.update(dataset=dataset, config=config, data={})
+def _score_fold(
+    plan: tuple[HorizonData, list[Fold]],
+    number: int,
+    config: TrainingConfig,
+    names: list[str] | None,
+) -> tuple[np.ndarray, OutOfFold]:
+    """Pass 1 on fold `number` of a horizon's plan: its test rows' positions and their
+    out-of-fold scores only (a task's answer travels back, so it carries no full-length
+    arrays)."""
+    data, folds = plan
+    fold = folds[number]
+    oof = out_of_fold(data, [fold], config, names=names)
+    rows = np.flatnonzero(oof.fold_of >= 0)
+    oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
+    oof.p_long, oof.fold_of = oof.p_long[rows], oof.fold_of[rows]
+    return rows, oof
 
 
-def _worker_data(horizon: int) -> tuple[HorizonData, list[Fold]]:
-    cache = _WORKER["data"]
-    if horizon not in cache:
-        dataset, config = _WORKER["dataset"], _WORKER["config"]
-        data = horizon_data(dataset, horizon)
-        cache[horizon] = (
-            data,
-            data.folds(config),
-        )
-    return cache[horizon]
-
-
-def _score_folds(horizon: int, numbers: list[int]) -> tuple[int, list[int], OutOfFold]:
-    """Pass 1 on some folds of one horizon, single-threaded (workers share the cores)."""
-    data, folds = _worker_data(horizon)
-    with threadpool_limits(limits=1):
-        oof = out_of_fold(data, [folds[i] for i in numbers], _WORKER["config"])
-    return horizon, numbers, oof
-
-
-def _merge(parts: Sequence[OutOfFold], n: int) -> OutOfFold:
-    """One OutOfFold from several covering disjoint folds of the same horizon."""
-    names = list(parts[0].raw)
+def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
+    """One horizon's OutOfFold from its folds' parts, taken in fold order (so the gains add up
+    in the order a single pass adds them)."""
+    names = list(parts[0][1].raw)
     merged = OutOfFold(
         raw={name: np.full(n, np.nan) for name in names},
         p_long=np.full(n, np.nan),
         fold_of=np.full(n, -1, dtype=np.int64),
     )
-    gains = [p.gain for p in parts if p.gain is not None]
-    for part in parts:
-        rows = part.fold_of >= 0
-        merged.fold_of[rows] = part.fold_of[rows]
-        merged.p_long[rows] = part.p_long[rows]
+    gains = [p.gain for _, p in parts if p.gain is not None]
+    for rows, part in parts:
+        merged.fold_of[rows] = part.fold_of
+        merged.p_long[rows] = part.p_long
         for name in names:
-            merged.raw[name][rows] = part.raw[name][rows]
+            merged.raw[name][rows] = part.raw[name]
         merged.excluded.update(part.excluded)
         merged.calibrated.update(part.calibrated)
     merged.gain = sum(gains[1:], gains[0]) if gains else None
     return merged
+
+
+def out_of_fold_all(
+    plans: dict[int, tuple[HorizonData, list[Fold]]],
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    names: list[str] | None = None,
+    on_fold: Callable[[], None] | None = None,
+    shared: dict[int, Any] | None = None,
+) -> dict[int, OutOfFold]:
+    """Pass 1 of every horizon, one task per fold: each horizon's rows and folds are shared
+    once (or were: `shared` holds `runner.share(plan)` per horizon)."""
+    shared = shared or {h: runner.share(plan) for h, plan in plans.items()}
+    shared_config = runner.share(config)
+    calls = [
+        (shared[h], i, shared_config, names)
+        for h, (_, folds) in plans.items()
+        for i in range(len(folds))
+    ]
+    results = iter(runner.run(_score_fold, calls, on_fold))
+    return {
+        h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
+    }
+
+
+def _pass_two(
+    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, config: TrainingConfig
+) -> tuple[HorizonPredictions, HorizonRecord]:
+    """Pass 2 of one horizon and its record (a task: horizons are independent)."""
+    data, folds = plan
+    result = calibrate_and_choose(data, folds, oof, config)
+    return result, horizon_record(result, data.horizon, config)
+
+
+def walk_forward_plans(
+    dataset: Dataset, config: TrainingConfig
+) -> dict[int, tuple[HorizonData, list[Fold]]]:
+    """Every horizon's rows and folds, refusing a horizon too short to evaluate."""
+    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
+    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
+    for h in dataset.label.horizons:
+        require_enough(dataset, h, min_hours)
+        data = horizon_data(dataset, h)
+        folds = data.folds(config)
+        if not folds:
+            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
+        plans[h] = (data, folds)
+    return plans
 
 
 def evaluate(
@@ -359,56 +403,25 @@ def evaluate(
     config: TrainingConfig | None = None,
     *,
     on_fold: Callable[[], None] | None = None,
-    workers: int | None = None,
+    runner: Engine | None = None,
 ) -> Evaluation:
     """Walk-forward evaluation of every horizon of the label (symbols pooled).
 
-    The refits of pass 1 run in `workers` processes (default: one per core), each with one
-    LightGBM and BLAS thread: two OpenMP threads on a busy core spin rather than work.
+    The refits of pass 1 (one per fold) and then pass 2 with the metrics (one per horizon) are
+    tasks on `runner` (default: `common.engine.engine()`, a local cluster unless
+    `$FLUSHCAST_CLUSTER` says otherwise); the record is the same wherever they ran.
     """
     config = config or TrainingConfig(label=dataset.label)
-    horizons = list(dataset.label.horizons)
-    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
-    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
-    for h in horizons:
-        require_enough(dataset, h, min_hours)
-        data = horizon_data(dataset, h)
-        folds = data.folds(config)
-        if not folds:
-            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
-        plans[h] = (data, folds)
-    workers = max(1, min(workers or os.cpu_count() or 1, sum(len(f) for _, f in plans.values())))
-    parts: dict[int, list[OutOfFold]] = {h: [] for h in horizons}
-    if workers == 1:
-        with threadpool_limits(limits=1):
-            for h, (data, folds) in plans.items():
-                parts[h].append(out_of_fold(data, folds, config, on_fold=on_fold))
-    else:
-        context = multiprocessing.get_context("spawn")  # fork is unsafe once OpenMP has run
-        tasks = [
-            (h, list(range(len(folds)))[c::workers])
-            for h, (_, folds) in plans.items()
-            for c in range(workers)
-        ]
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(dataset, config)
-        ) as pool:
-            futures = [pool.submit(_score_folds, h, numbers) for h, numbers in tasks if numbers]
-            for future in futures:
-                h, numbers, oof = future.result()
-                parts[h].append(oof)
-                for _ in numbers:
-                    if on_fold:
-                        on_fold()
-    results = {}
-    for h, (data, folds) in plans.items():
-        oof = _merge(parts[h], len(data.y))
-        results[h] = calibrate_and_choose(data, folds, oof, config)
+    runner = runner or engine()
+    plans = walk_forward_plans(dataset, config)
+    shared = {h: runner.share(plan) for h, plan in plans.items()}
+    oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
+    calls = [(shared[h], runner.share(oofs[h]), config) for h in plans]
+    done = dict(zip(plans, runner.run(_pass_two, calls), strict=True))
     record = EvaluationRecord(
-        horizons={h: horizon_record(r, h, config) for h, r in results.items()},
-        meta=dataset.meta(config),
+        horizons={h: entry for h, (_, entry) in done.items()}, meta=dataset.meta(config)
     )
-    return Evaluation(results, record)
+    return Evaluation({h: result for h, (result, _) in done.items()}, record)
 
 
 def count_folds(dataset: Dataset, config: TrainingConfig) -> int:

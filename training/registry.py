@@ -10,8 +10,11 @@ promotion says so in the version's tags.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,10 @@ GATE_TOLERANCE = 0.005
 """Brier skill a candidate may lose against the champion while winning on PR-AUC."""
 GATE_MIN_EPISODES = 30
 """Flush episodes at a horizon from which the edge over the best baseline must be significant."""
+PROMOTION_LOCK = 0x666C7573
+"""The PostgreSQL advisory lock promotions and rollbacks take ("flus")."""
+SCHEMA_LOCK = PROMOTION_LOCK + 1
+"""The one a new database's tables are created under."""
 
 
 class RegistryError(RuntimeError):
@@ -188,12 +195,62 @@ def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision
     return Decision(True, f"beats the champion ({figures}) and {baseline.reason}")
 
 
+@contextmanager
+def one_at_a_time(uri: str, key: int = PROMOTION_LOCK) -> Iterator[None]:
+    """Work on one registry database that must not interleave with another process's.
+
+    Promotions and rollbacks each read the aliases, decide, then move them; two interleaved
+    would lose one's move (a version promoted over a champion it was never compared with, a
+    `rollback` alias pointing past the real previous champion). MLflow's first use of an empty
+    database creates its tables, which two processes starting at once would both try
+    (`SCHEMA_LOCK`). On PostgreSQL the lock is a session advisory lock (held by a connection,
+    so a killed process releases it), on SQLite an flock beside the database file; an MLflow
+    server (`http://`) takes no lock here.
+    """
+    if uri.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_engine(uri, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        finally:
+            engine.dispose()
+    elif uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        with open(database.with_name(database.name + ".lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        yield
+
+
 def promote(
     version: str, *, force: bool = False, name: str = MODEL_NAME, tracking_uri: str | None = None
 ) -> Decision:
-    """Move `champion` to `version` if the gate allows (or `force`); old champion → `rollback`."""
+    """Move `champion` to `version` if the gate allows (or `force`); old champion → `rollback`.
+
+    Only a fully registered version (status READY) can be promoted, and promotions and rollbacks
+    of one registry run one at a time."""
     c = client(tracking_uri)
+    with one_at_a_time(mlflow.get_tracking_uri()):
+        return _promote(c, version, force, name)
+
+
+def _promote(c: MlflowClient, version: str, force: bool, name: str) -> Decision:
     candidate = _version(c, name, version)
+    if candidate.status != "READY":
+        return Decision(
+            False, f"version {candidate.version} is not fully registered ({candidate.status})"
+        )
     try:
         current = c.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -219,9 +276,12 @@ def promote(
 def rollback(*, name: str = MODEL_NAME, tracking_uri: str | None = None) -> tuple[str, str]:
     """Swap `champion` and `rollback`; returns (new champion, new rollback) versions."""
     c = client(tracking_uri)
-    previous = _version(c, name, ROLLBACK)
-    current = _version(c, name, CHAMPION)
-    c.set_registered_model_alias(name, CHAMPION, previous.version)
-    c.set_registered_model_alias(name, ROLLBACK, current.version)
-    c.set_model_version_tag(name, previous.version, "promotion", f"rollback from {current.version}")
+    with one_at_a_time(mlflow.get_tracking_uri()):
+        previous = _version(c, name, ROLLBACK)
+        current = _version(c, name, CHAMPION)
+        c.set_registered_model_alias(name, CHAMPION, previous.version)
+        c.set_registered_model_alias(name, ROLLBACK, current.version)
+        c.set_model_version_tag(
+            name, previous.version, "promotion", f"rollback from {current.version}"
+        )
     return str(previous.version), str(current.version)

@@ -24,9 +24,11 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from common.atomic import write_atomic
+from common.engine import Engine
 from models.bundle import Bundle
 from models.pyfunc import ARTIFACT, ENTRY
 from training import plots
@@ -34,8 +36,9 @@ from training.config import TrainingConfig
 from training.dataset import Dataset
 from training.evaluate import Evaluation, evaluate, model_names
 from training.metrics import reliability_table
-from training.registry import MODEL_NAME, ModelIdentity, client
+from training.registry import MODEL_NAME, SCHEMA_LOCK, ModelIdentity, client, one_at_a_time
 from training.train import fit_bundle
+from training.tune import Tuned, tune
 
 # Logging a model validates its input example by downloading it again; no progress bar for that.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -45,11 +48,22 @@ DEFAULT_EXPERIMENT = "flushcast"
 RELIABILITY_MIN_ROWS = 30
 SYMBOL_METRICS = ("pr_auc", "roc_auc", "roc_auc_within_fold", "brier_skill", "event_recall")
 PREDICTIONS = "predictions.parquet"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_DRIVER = "postgresql+psycopg://"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """The tracking URI: the option, else MLFLOW_TRACKING_URI, else SQLite in the working dir."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The tracking URI: the option, else MLFLOW_TRACKING_URI, else SQLite in the working dir.
+
+    Every command resolves its URI here, so this is the one place where the PostgreSQL URI a
+    user writes (`postgresql://user:pw@host/db`, as `psql` takes it) becomes the one SQLAlchemy
+    can open with the installed driver, psycopg 3 (`postgresql+psycopg://`).
+    """
+    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    for scheme in POSTGRES_SCHEMES:
+        if uri.startswith(scheme):
+            return POSTGRES_DRIVER + uri.removeprefix(scheme)
+    return uri
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> Path:
@@ -159,10 +173,21 @@ def _experiment(name: str, uri: str | None) -> None:
     """Select (or create) the experiment; with SQLite, artefacts live beside the database file."""
     resolved = tracking_uri(uri)
     mlflow.set_tracking_uri(resolved)
-    if mlflow.get_experiment_by_name(name) is None and resolved.startswith("sqlite:///"):
+    with one_at_a_time(resolved, SCHEMA_LOCK):  # the first use of a new database creates it
+        missing = mlflow.get_experiment_by_name(name) is None
+    if missing and resolved.startswith("sqlite:///"):
         database = Path(resolved.removeprefix("sqlite:///")).resolve()
-        mlflow.create_experiment(name, artifact_location=(database.parent / "mlartifacts").as_uri())
-    mlflow.set_experiment(name)
+        try:
+            mlflow.create_experiment(
+                name, artifact_location=(database.parent / "mlartifacts").as_uri()
+            )
+        except MlflowException as exc:  # created by another process meanwhile
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+    experiment = mlflow.set_experiment(name)
+    # When another process created the experiment in the same instant (two trainings on one new
+    # registry), MLflow returns it without selecting it: select it by id.
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
 
 
 def _evaluate_and_log(
@@ -170,9 +195,10 @@ def _evaluate_and_log(
     config: TrainingConfig,
     folder: Path,
     on_fold: Callable[[], None] | None,
+    runner: Engine | None,
 ) -> Evaluation:
     """Walk-forward evaluation logged into the active run (metrics, artefacts)."""
-    evaluation = evaluate(dataset, config, on_fold=on_fold)
+    evaluation = evaluate(dataset, config, on_fold=on_fold, runner=runner)
     mlflow.log_metrics(_metrics(evaluation))
     _log_evaluation_artifacts(evaluation, config, folder)
     return evaluation
@@ -191,14 +217,46 @@ def run_evaluate(
     uri: str | None = None,
     on_fold: Callable[[], None] | None = None,
     name: str = "evaluate",
+    runner: Engine | None = None,
 ) -> tuple[Evaluation, str]:
     """Walk-forward evaluation in its own MLflow run (`name`); the evaluation and the run id."""
     _experiment(experiment, uri)
     with mlflow.start_run(run_name=name, tags={"flushcast.command": "evaluate"}) as run:
         _start(dataset, config)
         with tempfile.TemporaryDirectory() as tmp:
-            evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold)
+            evaluation = _evaluate_and_log(dataset, config, Path(tmp), on_fold, runner)
         return evaluation, run.info.run_id
+
+
+def run_tune(
+    dataset: Dataset,
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    trials: int,
+    cutoff: pd.Timestamp | None,
+    out: Path,
+    experiment: str = DEFAULT_EXPERIMENT,
+    uri: str | None = None,
+) -> tuple[Tuned, str]:
+    """An Optuna study in its own MLflow run: the study (SQLite), its trials and the tuned
+    configuration are the run's artefacts; the configuration is also written to `out`."""
+    _experiment(experiment, uri)
+    with mlflow.start_run(run_name="tune", tags={"flushcast.command": "tune"}) as run:
+        _start(dataset, config)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            tuned = tune(
+                dataset, config, runner, trials=trials, storage=folder / "study.db", cutoff=cutoff
+            )
+            tuned.trials.to_csv(folder / "trials.csv", index=False)
+            text = tuned.yaml()
+            (folder / "tuned.yaml").write_text(text)
+            mlflow.log_artifacts(str(folder), "tuning")
+        write_atomic(Path(out), lambda tmp: tmp.write_text(text))
+        mlflow.log_params({"tune.cutoff": tuned.cutoff.isoformat(), "tune.trials": trials})
+        mlflow.log_metrics({"tune.inner_best": tuned.best, "tune.inner_default": tuned.default})
+        return tuned, run.info.run_id
 
 
 def run_train(
@@ -210,6 +268,7 @@ def run_train(
     evaluate_first: bool = True,
     on_fold: Callable[[], None] | None = None,
     name: str = "train",
+    runner: Engine | None = None,
 ) -> tuple[ModelIdentity, Evaluation | None]:
     """Evaluate (walk-forward), fit the bundle on everything, log and register it.
 
@@ -223,8 +282,10 @@ def run_train(
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             if evaluate_first:
-                evaluation = _evaluate_and_log(dataset, config, folder / "evaluation", on_fold)
-            bundle = fit_bundle(dataset, config, evaluation)
+                evaluation = _evaluate_and_log(
+                    dataset, config, folder / "evaluation", on_fold, runner
+                )
+            bundle = fit_bundle(dataset, config, evaluation, runner)
             bundle_dir = bundle.save(folder / ARTIFACT)
             (folder / "plots").mkdir()
             _shap_artifacts(bundle, dataset, folder / "plots")

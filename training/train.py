@@ -10,8 +10,8 @@ recipe that produced this bundle.
 from __future__ import annotations
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from common.engine import Engine, engine
 from common.errors import DataError
 from features.registry import max_lookback
 from models.bundle import Bundle, HorizonModel
@@ -22,7 +22,7 @@ from training.baselines import BASELINES
 from training.combine import combine, inputs
 from training.config import TrainingConfig
 from training.dataset import Dataset, feature_lookbacks
-from training.evaluate import Evaluation
+from training.evaluate import Evaluation, out_of_fold_all
 from training.walkforward import (
     HOUR,
     HorizonData,
@@ -31,7 +31,6 @@ from training.walkforward import (
     dropout_groups,
     fit_calibrator,
     horizon_data,
-    out_of_fold,
     score_scale,
 )
 
@@ -113,28 +112,36 @@ def _final(data: HorizonData, oof: OutOfFold, frame, config: TrainingConfig) -> 
 
 
 def fit_bundle(
-    dataset: Dataset, config: TrainingConfig, evaluation: Evaluation | None = None
+    dataset: Dataset,
+    config: TrainingConfig,
+    evaluation: Evaluation | None = None,
+    runner: Engine | None = None,
 ) -> Bundle:
     """One flush model (and direction model) per horizon, from the walk-forward's evidence.
 
     Without an `evaluation`, the walk-forward of the candidates alone is run first (no
-    baselines, no metrics): the choice and the calibration need its out-of-fold scores.
+    baselines, no metrics): the choice and the calibration need its out-of-fold scores. The
+    refits and the horizons' final fits are tasks on `runner` (default: `common.engine`'s).
     """
-    horizons = {}
-    rows_used = {}
-    with threadpool_limits(limits=1):
-        for h in dataset.label.horizons:
-            data = horizon_data(dataset, h)
-            if evaluation is not None and h in evaluation.horizons:
-                result = evaluation.horizons[h]
-            else:
-                folds = data.folds(config)
-                names = [*config.fit.candidates]
-                names += [n for n in inputs(config) if n not in names]
-                oof = out_of_fold(data, folds, config, names=names)
-                result = calibrate_and_choose(data, folds, oof, config)
-            horizons[h] = _final(data, result.oof, result.frame, config)
-            rows_used[f"rows_{h}h"] = len(data.y)
+    runner = runner or engine()
+    evaluated = evaluation.horizons if evaluation is not None else {}
+    plans = {h: (horizon_data(dataset, h), []) for h in dataset.label.horizons}
+    missing = {
+        h: (data, data.folds(config)) for h, (data, _) in plans.items() if h not in evaluated
+    }
+    names = [*config.fit.candidates]
+    names += [n for n in inputs(config) if n not in names]
+    oofs = out_of_fold_all(missing, config, runner, names=names)
+    results = {
+        h: evaluated[h] if h in evaluated else calibrate_and_choose(data, folds, oofs[h], config)
+        for h, (data, folds) in {**plans, **missing}.items()
+    }
+    calls = [
+        (runner.share(data), results[h].oof, results[h].frame, config)
+        for h, (data, _) in plans.items()
+    ]
+    horizons = dict(zip(plans, runner.run(_final, calls), strict=True))
+    rows_used = {f"rows_{h}h": len(data.y) for h, (data, _) in plans.items()}
     return Bundle(
         horizons=horizons,
         features=list(dataset.features),

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.engine import InProcess
 from models.bundle import Bundle
 from reporting.card import WalkForward
 from serving.predictor import Predictor
@@ -37,7 +38,7 @@ def dataset(market: pd.DataFrame) -> Dataset:
 
 @pytest.fixture(scope="session")
 def evaluation(dataset: Dataset) -> Evaluation:
-    return evaluate(dataset, CONFIG, workers=1)
+    return evaluate(dataset, CONFIG, runner=InProcess())
 
 
 @pytest.fixture(scope="session")

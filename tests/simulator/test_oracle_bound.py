@@ -16,6 +16,7 @@ from benchmarks.oracle_bound import (
     realised,
     sample_starts,
 )
+from common.engine import InProcess
 from simulator import engine
 from simulator.book import LONG, SHORT, notional_within
 from simulator.config import ScenarioConfig
@@ -108,7 +109,7 @@ def test_a_small_bound_runs_end_to_end() -> None:
     )
     truth = realised(spec)
     weights = sample_starts(spec, truth)
-    oracle = oracle_probabilities(spec, weights.index.to_numpy(), truth.frame, workers=1)
+    oracle = oracle_probabilities(spec, weights.index.to_numpy(), truth.frame, InProcess())
     assert set(oracle["mode"]) == {"oracle", "no_buildup"}
     assert len(oracle) == len(weights) * 2 * len(spec.label.horizons)
     assert oracle["p"].between(0, 1).all()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from common.engine import InProcess
 from simulator import simulate
 from training.dataset import Dataset, make_dataset
 from training.labels import LabelSpec
@@ -44,4 +45,4 @@ def small_evaluation(small_dataset, small_config):
     """The walk-forward of the small market (one process: the tests share the cores)."""
     from training.evaluate import evaluate
 
-    return evaluate(small_dataset, small_config, workers=1)
+    return evaluate(small_dataset, small_config, runner=InProcess())

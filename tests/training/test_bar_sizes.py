@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.engine import InProcess
 from common.errors import DataError
 from marketdata.resample import to_bar
 from marketdata.schema import VALUE_COLUMNS, conform
@@ -66,7 +67,7 @@ def test_a_training_store_trains_but_is_never_tested(stores):
     config = TrainingConfig(label=label).with_overrides(
         {"evaluation.n_boot": 0, "fit.candidates": ["logistic"], "fit.lightgbm.rounds": 20}
     )
-    evaluation = evaluate(dataset, config, workers=1)
+    evaluation = evaluate(dataset, config, runner=InProcess())
     frame = evaluation.predictions[12]
     assert set(frame["symbol"].astype(str)) == {"SOLUSDT"}
     folds = evaluation.horizons[12].folds

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -17,6 +20,7 @@ from training.registry import (
     promote,
     rollback,
 )
+from training.tracking import tracking_uri as resolve
 
 
 def _summary(
@@ -84,9 +88,18 @@ def test_and_the_champion_on_the_same_evaluation():
     assert not other_data.promote and "different data" in other_data.reason
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def backend(request, tracking_uri) -> str:
+    """The registry's database: SQLite (the default), and PostgreSQL in the slow tier."""
+    if request.param == "sqlite":
+        return tracking_uri
+    return resolve(request.getfixturevalue("postgres_uri"))
+
+
 @pytest.fixture
-def registry(tracking_uri, request, tmp_path) -> tuple[str, str, MlflowClient]:
+def registry(backend, request, tmp_path) -> tuple[str, str, MlflowClient]:
     """A registered model of its own with three versions, registered directly (no training)."""
+    tracking_uri = backend
     name = f"{MODEL_NAME}-{request.node.name}"
     c = MlflowClient(tracking_uri)
     c.create_registered_model(name)
@@ -125,3 +138,59 @@ def test_forcing_past_the_gate_is_recorded(registry):
     forced = promote("2", force=True, name=name, tracking_uri=uri)
     assert forced.promote and "forced" in forced.reason
     assert c.get_model_version(name, "2").tags["promotion_forced"] == "true"
+
+
+def _promote_in_a_process(uri: str, name: str, version: str, go: Path) -> subprocess.Popen:
+    """A process that gets ready (imports, registry connection), says so, waits for `go`, then
+    promotes: two of them start their promotions within milliseconds of each other."""
+    code = (
+        "import sys, time, pathlib; from training.registry import client, promote; "
+        "client(sys.argv[3]).get_registered_model(sys.argv[2]); print('ready', flush=True); "
+        "go = pathlib.Path(sys.argv[4])\n"
+        "while not go.exists(): time.sleep(0.001)\n"
+        "d = promote(sys.argv[1], name=sys.argv[2], tracking_uri=sys.argv[3]); "
+        "print(d.promote, d.reason)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, version, name, uri, str(go)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_promotions_at_once_are_taken_one_after_the_other(registry, tmp_path):
+    """Two promotions racing on one registry: each sees the champion the other left, so the
+    better version ends as champion and `rollback` names a real previous champion."""
+    uri, name, c = registry
+    c.set_model_version_tag(name, "2", "evaluation", json.dumps(_summary(pr=0.12)))
+    assert promote("1", name=name, tracking_uri=uri).promote
+    for _ in range(3):
+        racing = [_promote_in_a_process(uri, name, v, tmp_path / "go") for v in ("2", "3")]
+        assert [p.stdout.readline().strip() for p in racing] == ["ready", "ready"]
+        (tmp_path / "go").touch()
+        said = [p.communicate(timeout=120)[0].strip() for p in racing]
+        assert all(p.returncode == 0 for p in racing), said
+        assert _alias(c, name, CHAMPION) == "3", said
+        # 2 then 3: 3 beats 2 and 2 is kept for rollback; 3 then 2: 2 is refused, 1 is kept.
+        expected_rollback = "2" if said[0].startswith("True") else "1"
+        assert _alias(c, name, ROLLBACK) == expected_rollback, said
+        # Again from the same start.
+        (tmp_path / "go").unlink()
+        c.set_registered_model_alias(name, CHAMPION, "1")
+        c.delete_registered_model_alias(name, ROLLBACK)
+
+
+def test_a_version_still_being_registered_is_not_promoted(registry):
+    uri, name, c = registry
+    pending = c.create_model_version(name, source="file:///nowhere", await_creation_for=0)
+    # A database store registers at once; put the version back mid-registration, as an
+    # asynchronous registry (or a training killed between the two steps) leaves it.
+    from mlflow.store.model_registry.dbmodels.models import SqlModelVersion
+
+    with c._get_registry_client().store.ManagedSessionMaker() as session:
+        session.query(SqlModelVersion).filter_by(name=name, version=int(pending.version)).update(
+            {"status": "PENDING_REGISTRATION"}
+        )
+    decision = promote(str(pending.version), force=True, name=name, tracking_uri=uri)
+    assert not decision.promote and "not fully registered" in decision.reason

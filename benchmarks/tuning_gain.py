@@ -1,0 +1,125 @@
+"""What bounded tuning gains, judged only where it could not have looked.
+
+`flushcast tune`'s study runs on the inner walk-forward before the cutoff (the middle of the
+span); this evaluates the configuration it chose and the defaults on the same walk-forward of
+the whole data and compares their champions on the test blocks that start after the cutoff:
+within blocks (PR-AUC and ROC-AUC) with a bootstrap over blocks, and pooled PR-AUC with the
+72-hour block bootstrap. Run on a shared set, e.g.
+
+    python -m benchmarks.tuning_gain --store store-1d --horizons 24,72 --trials 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from common.engine import engine
+from training.config import TrainingConfig
+from training.dataset import load_dataset
+from training.evaluate import evaluate
+from training.labels import LabelSpec
+from training.metrics import block_bootstrap_cis, per_block, pr_auc, time_blocks
+from training.tune import tune
+
+
+def _after(frame: pd.DataFrame, folds: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    late = folds.loc[(folds["status"] == "scored") & (folds["test_start"] >= cutoff), "fold"]
+    return frame[frame["fold"].isin(late)].set_index(["timestamp", "symbol", "venue"])
+
+
+def _edge(value: float, interval: tuple[float, float]) -> str:
+    return f"{value:+.4f} [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
+def compare(default, tuned, cutoff: pd.Timestamp, n_boot: int = 500) -> pd.DataFrame:
+    """Per horizon: the champions after the cutoff, tuned minus default, with 95 % intervals."""
+    rows = []
+    for h in default.horizons:
+        a = _after(default.horizons[h].frame, default.folds[default.folds["horizon"] == h], cutoff)
+        b = _after(tuned.horizons[h].frame, tuned.folds[tuned.folds["horizon"] == h], cutoff)
+        both = (
+            a[["y", "block"]]
+            .join(a["p_champion"].rename("old"))
+            .join(b["p_champion"].rename("new"), how="inner")
+        )
+        y, blocks = both["y"].to_numpy(), both["block"].to_numpy()
+        old, new = (
+            per_block(y, both["old"].to_numpy(), blocks),
+            per_block(y, both["new"].to_numpy(), blocks),
+        )
+        (within_pr, within_roc) = block_bootstrap_cis(
+            lambda i, old=old, new=new: [
+                new.resampled(i).pr_auc - old.resampled(i).pr_auc,
+                new.resampled(i).roc_auc - old.resampled(i).roc_auc,
+            ],
+            np.arange(len(old.events)),
+            n_boot=n_boot,
+        )
+        p_old, p_new = both["old"].to_numpy(), both["new"].to_numpy()
+        (pooled,) = block_bootstrap_cis(
+            lambda i, y=y, p_old=p_old, p_new=p_new: [
+                pr_auc(y[i], p_new[i]) - pr_auc(y[i], p_old[i])
+            ],
+            time_blocks(both.index.get_level_values("timestamp").to_series(), 72),
+            n_boot=n_boot,
+        )
+        o, n = old.mean(), new.mean()
+        rows.append(
+            {
+                "horizon": h,
+                "blocks": len(old.events),
+                "flush_bars": int(y.sum()),
+                "within PR-AUC default": o.pr_auc,
+                "within PR-AUC tuned": n.pr_auc,
+                "edge [95 %]": _edge(n.pr_auc - o.pr_auc, within_pr),
+                "within ROC default": o.roc_auc,
+                "within ROC tuned": n.roc_auc,
+                "ROC edge [95 %]": _edge(n.roc_auc - o.roc_auc, within_roc),
+                "pooled PR-AUC edge [95 %]": _edge(pr_auc(y, p_new) - pr_auc(y, p_old), pooled),
+            }
+        )
+    return pd.DataFrame(rows).set_index("horizon")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", required=True, type=Path)
+    parser.add_argument("--horizons", default="4,12,24")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--cluster", help="as `flushcast evaluate --cluster`")
+    args = parser.parse_args()
+    horizons = tuple(int(h) for h in args.horizons.split(","))
+    runner = engine(args.cluster)
+    label = LabelSpec(horizons=horizons)
+    dataset = load_dataset(args.store, label=label, runner=runner)
+    config = TrainingConfig(label=label)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        tuned = tune(dataset, config, runner, trials=args.trials, storage=Path(tmp) / "study.db")
+    print(
+        f"tuning: {args.trials} trials in {time.perf_counter() - began:.0f} s; inner champion "
+        f"within-block {config.selection.metric} {tuned.default:.4f} -> {tuned.best:.4f} "
+        f"(before {tuned.cutoff.date()})"
+    )
+    changed = {
+        k: (v, tuned.config.flat()[k])
+        for k, v in config.flat().items()
+        if tuned.config.flat()[k] != v
+    }
+    print("settings changed:", changed or "none")
+    if not changed:
+        return
+    default = evaluate(dataset, config, runner=runner)
+    chosen = evaluate(dataset, tuned.config, runner=runner)
+    with pd.option_context("display.width", 250, "display.max_columns", 20):
+        print(compare(default, chosen, tuned.cutoff).round(4).to_string())
+
+
+if __name__ == "__main__":
+    main()

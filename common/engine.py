@@ -1,0 +1,167 @@
+"""Where independent tasks run: in this process, or on a `dask.distributed` cluster.
+
+The walk-forward's refits, the per-series feature builds and the per-horizon final fits are
+independent tasks; this module is the one place that decides where they run, so the code that
+builds a record has no pool in it. `engine(cluster)` resolves, in order, the `cluster`
+argument (the CLI's `--cluster`), `$FLUSHCAST_CLUSTER`, then `local`:
+
+- `local`: a `LocalCluster` of one single-threaded worker process per core, started on first
+  use (nothing to start by hand) and closed when the process exits;
+- `tcp://HOST:PORT` (any Dask scheduler address): a running scheduler and its workers, on this
+  machine or others (`dask scheduler`, then `dask worker ADDRESS --nthreads 1`);
+- `inprocess`: every task in this process, in order (tests, debugging, profiling).
+
+Every task runs with one LightGBM/BLAS thread: the parallelism is processes, and two OpenMP
+threads on one busy core spin rather than work. Large inputs are `share`d once (scattered to
+the cluster, fetched once per worker) rather than sent with each task. Results come back in
+the order the tasks were given, whatever order they finish in, so a computation gives the same
+numbers wherever it ran.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from common.errors import DataError
+
+CLUSTER_ENV = "FLUSHCAST_CLUSTER"
+LOCAL = "local"
+IN_PROCESS = "inprocess"
+SCHEMES = ("tcp://", "tls://", "ws://", "wss://", "ucx://")
+CONNECT_TIMEOUT_S = 15
+
+
+def _single_threaded(fn: Callable[..., Any], *args: Any) -> Any:
+    with threadpool_limits(limits=1):
+        return fn(*args)
+
+
+class InProcess:
+    """Runs every task here, one after the other."""
+
+    name = IN_PROCESS
+    workers = 1
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[], None] | None = None,
+    ) -> list[Any]:
+        """`[fn(*args) for args in calls]`, calling `on_done` after each."""
+        results = []
+        for args in calls:
+            results.append(_single_threaded(fn, *args))
+            if on_done:
+                on_done()
+        return results
+
+
+class Distributed:
+    """Runs tasks on a `dask.distributed` client's workers."""
+
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    @property
+    def workers(self) -> int:
+        return max(1, len(self.client.scheduler_info()["workers"]))
+
+    def share(self, value: Any) -> Any:
+        """A handle to `value` on the cluster: sent once, fetched once by each worker using it."""
+        return self.client.scatter(value, hash=False)
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        on_done: Callable[[], None] | None = None,
+    ) -> list[Any]:
+        """`fn(*args)` for each of `calls` on the workers; results in the order of `calls`."""
+        from distributed import as_completed
+
+        futures = [self.client.submit(_single_threaded, fn, *args, pure=False) for args in calls]
+        try:
+            for future in as_completed(futures):
+                if future.status == "error":
+                    future.result()  # raises the task's own exception
+                if on_done:
+                    on_done()
+            return self.client.gather(futures)
+        finally:
+            for future in futures:
+                future.release()
+
+
+Engine = InProcess | Distributed
+
+_ENGINES: dict[str, Distributed] = {}
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _local() -> Distributed:
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=_cores(),
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        # No dashboard; the scheduler's HTTP routes (health) on a free port, not 8787 (taken
+        # by the first of two clusters on one machine, with a warning).
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+    )
+    return Distributed(Client(cluster), LOCAL)
+
+
+def _remote(address: str) -> Distributed:
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise DataError(
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_TIMEOUT_S} s "
+            f"({type(exc).__name__}): start one with `dask scheduler`, or use --cluster local"
+        ) from None
+    return Distributed(client, address)
+
+
+def engine(cluster: str | None = None) -> Engine:
+    """The engine for `cluster` (see the module docstring); a cluster is started or connected
+    once per process and reused."""
+    spec = (cluster or os.environ.get(CLUSTER_ENV) or LOCAL).strip()
+    if spec == IN_PROCESS:
+        return InProcess()
+    if spec != LOCAL and not spec.startswith(SCHEMES):
+        raise DataError(
+            f"--cluster (or ${CLUSTER_ENV}) must be '{LOCAL}', '{IN_PROCESS}' or a Dask "
+            f"scheduler address such as tcp://127.0.0.1:8786, not {spec!r}"
+        )
+    if spec not in _ENGINES or _ENGINES[spec].client.status != "running":
+        _ENGINES[spec] = _local() if spec == LOCAL else _remote(spec)
+    return _ENGINES[spec]
+
+
+def close() -> None:
+    """Close the clients (and the local cluster) this process opened."""
+    while _ENGINES:
+        _, found = _ENGINES.popitem()
+        cluster = found.client.cluster
+        found.client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,167 @@
+"""The execution engine: the walk-forward gives the same record wherever its tasks run.
+
+In process, on a Dask cluster of threads (fast tier), on a LocalCluster of worker processes and
+on a scheduler with two `dask worker` processes over loopback, driven through the CLI (slow
+tier): every metric, every fold's champion, every prediction equal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_info
+
+from common import engine as engine_module
+from common.engine import CLUSTER_ENV, IN_PROCESS, Distributed, InProcess, engine
+from common.errors import DataError
+
+BIN = Path(sys.executable).parent
+
+
+def _threads_and_square(x: int) -> tuple[int, int]:
+    limits = [lib["num_threads"] for lib in threadpool_info()]
+    return max(limits, default=1), x * x
+
+
+def test_in_process_runs_in_order_with_one_thread_per_task():
+    done = []
+    results = InProcess().run(_threads_and_square, [(3,), (1,), (2,)], lambda: done.append(1))
+    assert results == [(1, 9), (1, 1), (1, 4)]
+    assert len(done) == 3
+
+
+def test_cluster_is_chosen_by_option_then_environment(monkeypatch):
+    monkeypatch.setenv(CLUSTER_ENV, IN_PROCESS)
+    assert isinstance(engine(), InProcess)
+    monkeypatch.setenv(CLUSTER_ENV, "somewhere")
+    with pytest.raises(DataError, match="'somewhere'"):
+        engine()
+    assert isinstance(engine(IN_PROCESS), InProcess)  # the option wins
+    with pytest.raises(DataError, match=r"tcp://127\.0\.0\.1:8786"):
+        engine("127.0.0.1:8786")  # an address needs its scheme
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_scheduler_is_one_clear_error(monkeypatch):
+    monkeypatch.setattr(engine_module, "CONNECT_TIMEOUT_S", 1)
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(DataError, match=f"cannot reach the Dask scheduler at {address}"):
+        engine(address)
+
+
+def _same_evaluation(a, b) -> None:
+    assert a.record.to_document() == b.record.to_document()
+    pd.testing.assert_frame_equal(a.folds, b.folds)
+    for h in a.horizons:
+        pd.testing.assert_frame_equal(a.predictions[h], b.predictions[h])
+        pd.testing.assert_series_equal(a.importance[h], b.importance[h])
+
+
+def test_record_is_identical_on_a_cluster_and_in_process(small_dataset, small_config):
+    """Tasks finish in any order on two workers; the record must not notice. (A lighter recipe
+    keeps this fast; the slow tier compares the default one through the CLI.)"""
+    from distributed import Client
+
+    from training.evaluate import evaluate
+
+    config = small_config.with_overrides(
+        {
+            "fit.lightgbm.rounds": 30,
+            "fit.direction.rounds": 20,
+            "evaluation.baselines": ["climatology", "placebo", "heuristic"],
+        }
+    )
+    here = evaluate(small_dataset, config, runner=InProcess())
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+        there = evaluate(small_dataset, config, runner=Distributed(c, "threads"))
+    _same_evaluation(here, there)
+    assert here.record.horizons[4].champion_choices  # there was a choice to compare
+
+
+def test_features_are_identical_built_on_a_cluster(sim_store):
+    from distributed import Client
+
+    from features.build import build_features
+    from marketdata.store import MarketStore
+
+    market = MarketStore(sim_store).read()
+    here = build_features(market)
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+        there = build_features(market, runner=Distributed(c, "threads"))
+    pd.testing.assert_frame_equal(here, there)
+
+
+# --- slow: worker processes, through the CLI ------------------------------------------------
+
+
+@contextmanager
+def _loopback_cluster(tmp_path: Path):
+    """A `dask scheduler` and two single-threaded `dask worker` processes on 127.0.0.1."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    logs = [open(tmp_path / f"dask-{i}.log", "w") for i in range(3)]  # noqa: SIM115
+    scheduler = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+    worker = [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard"]
+    procs = [subprocess.Popen([*scheduler, "--no-dashboard"], stdout=logs[0], stderr=logs[0])]
+    procs += [
+        subprocess.Popen(worker, stdout=log, stderr=log, env=env, cwd=tmp_path) for log in logs[1:]
+    ]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+def _cli_evaluate(store: Path, out: Path, cluster: str, uri: str) -> dict:
+    command = [str(BIN / "flushcast"), "evaluate", "--store", str(store), "--json", str(out)]
+    command += ["--horizons", "4,12", "--n-boot", "20", "--tracking-uri", uri]
+    command += ["--cluster", cluster]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    print(f"{cluster}: {time.perf_counter() - started:.1f} s")
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_cli_record_is_identical_in_process_local_cluster_and_loopback_workers(
+    sim_store, tmp_path, tracking_uri
+):
+    records = {
+        "inprocess": _cli_evaluate(sim_store, tmp_path / "a.json", "inprocess", tracking_uri),
+        "local": _cli_evaluate(sim_store, tmp_path / "b.json", "local", tracking_uri),
+    }
+    with _loopback_cluster(tmp_path) as address:
+        records["loopback"] = _cli_evaluate(sim_store, tmp_path / "c.json", address, tracking_uri)
+    assert records["inprocess"]["4"]["champion_choices"]
+    assert records["local"] == records["inprocess"]
+    assert records["loopback"] == records["inprocess"]
+    assert np.isfinite(records["loopback"]["12"]["models"]["champion"]["pr_auc"])
