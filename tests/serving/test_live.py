@@ -260,9 +260,11 @@ def test_an_admin_token_guards_alerts_and_reload(setup, monkeypatch: pytest.Monk
     assert client.get("/risk/BTCUSDT").status_code == 200  # reading the risk needs no token
 
 
-def test_the_monitor_reads_only_its_window_of_the_log(setup, market) -> None:
+def test_the_monitor_reads_only_its_window_of_the_log(setup, market, monkeypatch) -> None:
     """A day long past the calibration window is never opened (here: it could not be read)."""
     client, state, _ = setup
+    # Retention (by the wall clock) must not delete the day first: then nothing would be proved.
+    monkeypatch.setattr(state.log, "keep_days", 100_000.0)
     old = state.folder / PREDICTIONS / "date=2000-01-01"
     old.mkdir(parents=True)
     (old / "part-unreadable.parquet").write_bytes(b"not parquet")
