@@ -143,7 +143,7 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
     assert [f.test_start for f in mine] == [f.test_start for f in theirs]
     assert all(len(a.test) == len(b.test) for a, b in zip(mine, theirs, strict=True))
     assert all(len(b.train) > len(a.train) for a, b in zip(mine, theirs, strict=True))
-    evaluation = evaluate(both, config, workers=1)
+    evaluation = evaluate(both, config, runner=InProcess())
     assert set(evaluation.predictions[12]["symbol"].astype(str)) == {"SOLUSDT"}
     bundle = fit_bundle(both, config, evaluation)
     assert bundle.bar == FOUR and "bar_hours" in bundle.features
