@@ -13,6 +13,7 @@ and the live risk page both build features over every series at once).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,7 @@ _OTHERS: tuple[Feature, ...] = (
         25,
         "Average change in open interest over the last 24 hours across the other symbols.",
         ("oi_usd",),
+        (24,),
     ),
     Feature(
         "breadth_liq_surprise_max_24h",
@@ -60,6 +62,7 @@ _OTHERS: tuple[Feature, ...] = (
         "The largest liquidation surprise (last 24 hours over their 30-day median) among the "
         "other symbols.",
         ("liq_long_usd", "liq_short_usd"),
+        (24, 720),
     ),
     Feature(
         "breadth_liq_surprise_mean_24h",
@@ -69,6 +72,7 @@ _OTHERS: tuple[Feature, ...] = (
         "The average liquidation surprise (last 24 hours over their 30-day median) of the "
         "other symbols.",
         ("liq_long_usd", "liq_short_usd"),
+        (24, 720),
     ),
 )
 
@@ -89,7 +93,7 @@ def copied_specs(source: dict[str, Feature]) -> tuple[Feature, ...]:
         for base, name in copied.items():
             spec = source[base]
             text = f"{coin}: {spec.description[0].lower()}{spec.description[1:]}"
-            out.append(Feature(name, FAMILY, spec.unit, spec.lookback, text, spec.inputs))
+            out.append(replace(spec, name=name, family=FAMILY, description=text))
     return tuple(out)
 
 

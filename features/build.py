@@ -18,7 +18,7 @@ from common.errors import DataError
 from common.progress import ticker
 from features import breadth, context, funding, heatmap
 from features.grid import to_grid
-from features.registry import FAMILIES, names
+from features.registry import FAMILIES, missing_at, names
 from marketdata.schema import BAR, COLUMNS, conform
 from marketdata.validate import validate
 
@@ -57,8 +57,9 @@ def build_features(
     `frame` is a canonical market frame (any number of symbols and venues, gaps allowed). Each
     series is one task on `runner` (default: in this process; the service's windows are small).
     Columns: `timestamp`, `symbol` and `venue` (category), then `registry.names()` (float64;
-    NaN where inputs are missing or the window is too short). Raises DataError on a frame that
-    fails validation.
+    NaN where inputs are missing or the history is too short, and in every row of the features
+    that do not exist at this bar size, `registry.missing_at(bar)`). Raises DataError on a
+    frame that fails validation.
     """
     frame = _canonical(frame, bar)
     series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
@@ -81,6 +82,9 @@ def build_features(
     funding.add_cross_venue_spread(table)
     context.add_btc_context(table)
     breadth.add_breadth(table)
+    # Last: the cross-series features above read some of these (oi_change_24h on daily bars).
+    for name in missing_at(bar):
+        table[name] = np.nan
     return table
 
 

@@ -2,8 +2,9 @@
 
 Perpetual funding is settled at 00:00, 08:00 and 16:00 UTC on the large venues; positions are
 closed or hedged into it, and a crowded side pays at that moment. Both features are measured
-from the bar's close (when its forecast is made), so they mean the same at every bar size; at
-bars of 8 hours or more the time to funding is the same at every bar and is left missing.
+from the bar's close (when its forecast is made), so they mean the same at every bar size; on
+bars that are whole funding periods (8 h, daily) the time to funding is the same at every bar,
+so the registry leaves it missing there (`Feature.period`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SPECS: tuple[Feature, ...] = (
         1,
         "Day of the week (UTC) on which the bar opened.",
         (),
+        period=168,
     ),
     Feature(
         "hours_to_funding",
@@ -33,8 +35,10 @@ SPECS: tuple[Feature, ...] = (
         "hours",
         1,
         "Hours from the bar's close to the next funding settlement (00:00, 08:00 or 16:00 "
-        "UTC), in (0, 8]; missing at bars of 8 hours or more, where it never changes.",
+        "UTC), in (0, 8]; missing on bars of 8 hours or a multiple of it (daily bars), where "
+        "it never changes.",
         (),
+        period=FUNDING_EVERY_HOURS,
     ),
 )
 
@@ -49,9 +53,7 @@ def hours_to_funding(closes: pd.DatetimeIndex) -> np.ndarray:
 
 def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
     ts = g.timestamps
-    out = {"day_of_week": ts.day_of_week.to_numpy(dtype="float64")}
-    if g.bar >= pd.Timedelta(hours=FUNDING_EVERY_HOURS):
-        out["hours_to_funding"] = np.full(len(ts), np.nan)
-    else:
-        out["hours_to_funding"] = hours_to_funding(ts + g.bar)
-    return out
+    return {
+        "day_of_week": ts.day_of_week.to_numpy(dtype="float64"),
+        "hours_to_funding": hours_to_funding(ts + g.bar),
+    }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,15 @@ _BTC = re.compile(r"^(BTC|XBT)([-_/]?(USDT|USDC|USD|BUSD))?([-_.]?PERP.*)?$")
 
 SPECS: tuple[Feature, ...] = (
     *(
-        Feature(f"return_{span(h)}", FAMILY, "%", h + 1, f"Price change over {span_words(h)}.", _C)
+        Feature(
+            f"return_{span(h)}",
+            FAMILY,
+            "%",
+            h + 1,
+            f"Price change over {span_words(h)}.",
+            _C,
+            () if h == 1 else (h,),
+        )
         for h in (1, 4, 24)
     ),
     Feature(
@@ -43,6 +52,7 @@ SPECS: tuple[Feature, ...] = (
         24,
         "How far price is below the highest price of the last 24 hours.",
         _HLC,
+        (24,),
     ),
     Feature(
         "dist_low_24h",
@@ -51,6 +61,7 @@ SPECS: tuple[Feature, ...] = (
         24,
         "How far price is above the lowest price of the last 24 hours.",
         _HLC,
+        (24,),
     ),
     Feature(
         "dist_high_7d",
@@ -59,6 +70,7 @@ SPECS: tuple[Feature, ...] = (
         168,
         "How far price is below the highest price of the last 7 days.",
         _HLC,
+        (168,),
     ),
     Feature(
         "dist_low_7d",
@@ -67,6 +79,7 @@ SPECS: tuple[Feature, ...] = (
         168,
         "How far price is above the lowest price of the last 7 days.",
         _HLC,
+        (168,),
     ),
     Feature(
         "dist_round_number_pct",
@@ -77,7 +90,15 @@ SPECS: tuple[Feature, ...] = (
         "positive when price is above it.",
         _C,
     ),
-    Feature("hour_of_day", FAMILY, "hour (UTC)", 1, "Hour of the day the bar opened, UTC.", ()),
+    Feature(
+        "hour_of_day",
+        FAMILY,
+        "hour (UTC)",
+        1,
+        "Hour of the day the bar opened, UTC; missing on daily bars, where it never changes.",
+        (),
+        period=24,
+    ),
     Feature(
         "is_weekend",
         FAMILY,
@@ -85,6 +106,7 @@ SPECS: tuple[Feature, ...] = (
         1,
         "1 on Saturday and Sunday (UTC), when order books are thinner.",
         (),
+        period=168,
     ),
 )
 
@@ -114,13 +136,11 @@ def compute(g: SeriesGrid) -> dict[str, np.ndarray]:
 def btc_specs(source: dict[str, Feature]) -> tuple[Feature, ...]:
     """Registry entries for the BTC-context columns, derived from the BTC features they copy."""
     return tuple(
-        Feature(
-            name,
-            FAMILY,
-            source[base].unit,
-            source[base].lookback,
-            f"BTC: {source[base].description[0].lower()}{source[base].description[1:]}",
-            source[base].inputs,
+        replace(
+            source[base],
+            name=name,
+            family=FAMILY,
+            description=f"BTC: {source[base].description[0].lower()}{source[base].description[1:]}",
         )
         for base, name in BTC_FEATURES.items()
     )

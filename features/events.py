@@ -63,6 +63,7 @@ SPECS: tuple[Feature, ...] = (
             1,
             f"1 if a scheduled US macro release falls in the {h} hours after the bar's close.",
             (),
+            (h,),
         )
         for h in WITHIN_HOURS
     ),

@@ -43,6 +43,7 @@ SPECS: tuple[Feature, ...] = (
         25,
         "How much funding rose (or fell) over the last 24 hours.",
         _IN,
+        (24,),
     ),
     Feature(
         "funding_change_72h",
@@ -51,6 +52,7 @@ SPECS: tuple[Feature, ...] = (
         73,
         "How much funding rose (or fell) over the last 3 days.",
         _IN,
+        (72,),
     ),
     Feature(
         "funding_z_30d",
@@ -59,6 +61,7 @@ SPECS: tuple[Feature, ...] = (
         720,
         "How unusual funding is now compared with the last 30 days.",
         _IN,
+        (720,),
     ),
     Feature(
         "funding_hot_share_72h",
@@ -68,6 +71,7 @@ SPECS: tuple[Feature, ...] = (
         f"Share of the last 3 days funding stayed above {HOT_FUNDING_BP:g} bp per 8 h "
         "(longs crowded and paying).",
         _IN,
+        (72,),
     ),
     Feature(
         "funding_spread_venues_bp",

@@ -30,6 +30,7 @@ SPECS: tuple[Feature, ...] = (
             f"Positions liquidated in {span_words(h)} (longs and shorts), as a share of open "
             "interest.",
             _IN,
+            () if h == 1 else (h,),
         )
         for h in (1, 4, 24)
     ),
@@ -48,6 +49,7 @@ SPECS: tuple[Feature, ...] = (
         24,
         "Which side was liquidated over the last 24 hours: +1 only longs, -1 only shorts.",
         _SIDES,
+        (24,),
     ),
     Feature(
         "liq_z_30d",
@@ -56,6 +58,7 @@ SPECS: tuple[Feature, ...] = (
         720,
         "How unusual the last bar's liquidations are compared with the last 30 days.",
         _IN,
+        (720,),
     ),
     *(
         Feature(
@@ -67,6 +70,7 @@ SPECS: tuple[Feature, ...] = (
             "30 days: above 1 means more forced selling than usual, whatever the vendor's "
             "coverage.",
             _SIDES,
+            (h, 720),
         )
         for h in SURPRISE_HOURS
     ),
@@ -78,6 +82,7 @@ SPECS: tuple[Feature, ...] = (
         f"Hours since liquidations last spiked ({SPIKE_Z:g} std devs above their 30-day "
         "norm), capped at 720.",
         _IN,
+        (720,),
     ),
 )
 

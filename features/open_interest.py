@@ -37,6 +37,7 @@ SPECS: tuple[Feature, ...] = (
             h + 1,
             f"Change in open interest over {span_words(h)}.",
             _OI,
+            () if h == 1 else (h,),
         )
         for h in (1, 4, 24, 72)
     ),
@@ -47,6 +48,7 @@ SPECS: tuple[Feature, ...] = (
         720,
         "How high open interest is now compared with the last 30 days (log scale).",
         _OI,
+        (720,),
     ),
     Feature(
         "oi_to_volume_24h",
@@ -56,6 +58,7 @@ SPECS: tuple[Feature, ...] = (
         "Open interest divided by the last 24 hours of traded volume: leverage parked "
         "versus activity.",
         ("oi_usd", "volume_usd"),
+        (24,),
     ),
     Feature(
         "oi_quadrant_4h",
@@ -64,6 +67,7 @@ SPECS: tuple[Feature, ...] = (
         5,
         f"What OI and price did over 4 hours together: {_QUADRANT_TEXT}.",
         _OI_PX,
+        (4,),
     ),
     Feature(
         "oi_quadrant_24h",
@@ -72,6 +76,7 @@ SPECS: tuple[Feature, ...] = (
         25,
         f"What OI and price did over 24 hours together: {_QUADRANT_TEXT}.",
         _OI_PX,
+        (24,),
     ),
     Feature(
         "oi_rebuild_since_flush",
@@ -82,6 +87,7 @@ SPECS: tuple[Feature, ...] = (
         f"{-FLUSH_OI_DROP_PCT:g} % or more within one bar, an hour at 1 h bars) in the last 30 "
         "days.",
         _OI,
+        (720,),
     ),
     Feature(
         "oi_hours_since_flush",
@@ -90,6 +96,7 @@ SPECS: tuple[Feature, ...] = (
         721,
         "Hours since the last OI flush, capped at 720 (30 days).",
         _OI,
+        (720,),
     ),
 )
 

@@ -36,6 +36,7 @@ SPECS: tuple[Feature, ...] = (
         25,
         "How much the long/short ratio (log) rose or fell over the last 24 hours.",
         _LS,
+        (24,),
     ),
     Feature(
         "ls_ratio_z_30d",
@@ -44,6 +45,7 @@ SPECS: tuple[Feature, ...] = (
         720,
         "How unusual the long/short ratio (log) is now compared with the last 30 days.",
         _LS,
+        (720,),
     ),
     Feature(
         "taker_buy_share_24h",
@@ -53,6 +55,7 @@ SPECS: tuple[Feature, ...] = (
         "Share of the last 24 hours' traded volume that takers bought (0.5 = balanced); "
         "missing where the vendor's taker volume exceeds its total volume.",
         _TAKER,
+        (24,),
     ),
     Feature(
         "taker_buy_share_z_30d",
@@ -62,6 +65,7 @@ SPECS: tuple[Feature, ...] = (
         "Taker buy imbalance: how unusual the last 24 hours' taker buying over volume (log) is "
         "compared with the last 30 days of it.",
         _TAKER,
+        (24, 720),
     ),
 )
 

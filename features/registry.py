@@ -1,12 +1,21 @@
 """The feature registry: every column `build_features` produces, with what it means.
 
 Reports quote `description`, the serving layer sends `max_lookback()` bars per series, and a
-model records `names()` so training and serving agree on the columns.
+model records `names_at(bar)` so training and serving agree on the columns.
+
+Not every feature exists at every bar size (`missing_at`): a window the bars cannot hold is
+missing (`Feature.unbuilt`: `oi_change_4h` on daily bars, `hour_of_day` on daily bars), and
+where a named window is one bar, the `*_last_bar` twin is missing rather than a second column
+of the same value (on daily bars `oi_change_24h` stays and `oi_change_last_bar` goes: the
+name that states the span keeps meaning the same span at every bar size). The feature table
+keeps every column (NaN there); a model trained at that bar does not list them, so they are
+neither inputs nor "features missing" when it serves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import pandas as pd
 
@@ -22,8 +31,8 @@ from features import (
     positioning,
     volatility,
 )
-from features.spec import Feature, lookback_bars
-from marketdata.schema import BAR
+from features.spec import Feature, lookback_bars, span
+from marketdata.schema import BAR, STORED_BARS, bar_name
 
 FAMILIES = (
     funding,
@@ -48,6 +57,36 @@ FEATURES.update({spec.name: spec for spec in breadth.copied_specs(FEATURES)})
 def names() -> list[str]:
     """Feature column names in output order."""
     return list(FEATURES)
+
+
+def unbuilt(name: str, bar: pd.Timedelta) -> str | None:
+    """Why feature `name` is missing at every bar of size `bar` (None: it is built there)."""
+    spec = FEATURES[name]
+    reason = spec.unbuilt(bar)
+    hours = bar / pd.Timedelta(hours=1)
+    last = span(1)
+    if reason is None and last in name and hours > 1 and hours == int(hours):
+        twin = name.replace(last, span(int(hours)))
+        if twin in FEATURES and FEATURES[twin].unbuilt(bar) is None:
+            reason = f"its last bar is {twin}'s window: the same value"
+    return reason
+
+
+@lru_cache(maxsize=16)
+def missing_at(bar: pd.Timedelta = BAR) -> tuple[str, ...]:
+    """The features that are missing at every bar of size `bar` (see `unbuilt`)."""
+    return tuple(name for name in FEATURES if unbuilt(name, bar) is not None)
+
+
+def names_at(bar: pd.Timedelta = BAR) -> list[str]:
+    """The features built at bars of size `bar`: what a model trained at that bar learns from."""
+    absent = set(missing_at(bar))
+    return [name for name in FEATURES if name not in absent]
+
+
+def at_bar(bar: pd.Timedelta = BAR) -> dict[str, Feature]:
+    """The registry as it stands at bars of size `bar` (the features built there)."""
+    return {name: FEATURES[name] for name in names_at(bar)}
 
 
 def family_names() -> list[str]:
@@ -82,6 +121,9 @@ def as_frame() -> pd.DataFrame:
                 "lookback": f.lookback,
                 "inputs": ", ".join(f.inputs) or "timestamp",
                 "description": f.description,
+                "missing_at": ", ".join(
+                    bar_name(bar) for bar in STORED_BARS if f.name in missing_at(bar)
+                ),
             }
             for f in FEATURES.values()
         ]

@@ -1,7 +1,9 @@
 """What a feature is (its registry entry) and how time windows become bar counts.
 
 Windows are declared in hours so the same feature means the same thing on 1-minute and 1-hour
-bars; `lookback` in the registry is given in bars of the default 1-hour bar.
+bars; `lookback` in the registry is given in bars of the default 1-hour bar. A window the bars
+cannot hold (shorter than a bar, or not a whole number of them) would silently become another
+window, so the feature is missing at that bar size instead (`Feature.unbuilt`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from marketdata.schema import BAR
+from marketdata.schema import BAR, bar_name
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,29 @@ class Feature:
     """Bars (at the 1-hour bar) up to and including the current one that the value depends on."""
     description: str
     inputs: tuple[str, ...]
+    windows: tuple[int, ...] = ()
+    """The time windows (hours) the value is computed over, besides the bar itself: each must
+    be a whole number of bars, and at least `min_bars` of them, or the feature is missing."""
+    min_bars: int = 1
+    """Bars a window must hold: a spread of returns needs two."""
+    period: int | None = None
+    """Clock features: the cycle (hours) the value repeats with; at bars that are whole cycles
+    (the hour of the day on daily bars) it never changes and is missing."""
+
+    def unbuilt(self, bar: pd.Timedelta) -> str | None:
+        """Why this feature is missing at every bar of size `bar` (None: it is built)."""
+        size = bar_name(bar)
+        if self.period is not None and bar % pd.Timedelta(hours=self.period) == pd.Timedelta(0):
+            return f"it is the same at every {size} bar"
+        for hours in self.windows:
+            held = pd.Timedelta(hours=hours) / bar
+            if held < 1:
+                return f"its {hours} h window is shorter than a {size} bar"
+            if held != int(held):
+                return f"its {hours} h window is not a whole number of {size} bars"
+            if held < self.min_bars:
+                return f"its {hours} h window holds fewer than {self.min_bars} {size} bars"
+        return None
 
 
 def span(hours: int) -> str:

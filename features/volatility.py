@@ -15,7 +15,8 @@ from features.spec import Feature, bars
 
 FAMILY = "volatility"
 LARGE_MOVE_SIGMA = 3.0
-"""A 1-hour move larger than 3 std devs of the last week's 1-hour moves is a large move."""
+"""A one-bar move (an hour's at 1 h bars) larger than 3 std devs of the last week's one-bar moves
+is a large move."""
 BOLLINGER_HOURS = 20
 _C = ("close",)
 _HLC = ("high", "low", "close")
@@ -28,6 +29,8 @@ SPECS: tuple[Feature, ...] = (
         25,
         "Realised volatility over the last 24 hours (daily standard deviation of returns).",
         _C,
+        (24,),
+        2,
     ),
     *(
         Feature(
@@ -38,6 +41,8 @@ SPECS: tuple[Feature, ...] = (
             f"Realised volatility over the last {h // 24} days (daily standard deviation of "
             "returns).",
             _C,
+            (h,),
+            2,
         )
         for h in (72, 168)
     ),
@@ -49,6 +54,8 @@ SPECS: tuple[Feature, ...] = (
         "Volatility of the last day relative to the last week: below 1 means the market "
         "has gone quiet.",
         _C,
+        (24, 168),
+        2,
     ),
     Feature(
         "bb_width_pctile_30d",
@@ -58,6 +65,8 @@ SPECS: tuple[Feature, ...] = (
         "Bollinger band width now as a percentile of the last 30 days: near 0 means the "
         "bands are as tight as they have been all month.",
         _C,
+        (BOLLINGER_HOURS, 720),
+        2,
     ),
     Feature(
         "range_compression_24h_168h",
@@ -66,6 +75,7 @@ SPECS: tuple[Feature, ...] = (
         168,
         "High-low range of the last day as a share of the last week's range.",
         _HLC,
+        (24, 168),
     ),
     Feature(
         "atr_24h_pct",
@@ -75,6 +85,7 @@ SPECS: tuple[Feature, ...] = (
         "Average true range per bar (an hour at 1 h bars) over the last day, as a percent of "
         "price.",
         _HLC,
+        (24,),
     ),
     Feature(
         "atr_ratio_24h_168h",
@@ -83,6 +94,7 @@ SPECS: tuple[Feature, ...] = (
         169,
         "Average true range of the last day relative to the last week.",
         _HLC,
+        (24, 168),
     ),
     Feature(
         "hours_since_large_move",
@@ -92,6 +104,7 @@ SPECS: tuple[Feature, ...] = (
         f"Hours since price last moved more than {LARGE_MOVE_SIGMA:g} std devs within one bar "
         "(an hour at 1 h bars), capped at 720.",
         _C,
+        (168, 720),
     ),
 )
 

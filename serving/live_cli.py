@@ -59,7 +59,15 @@ def monitor(
     store: Annotated[Path, typer.Option(help="Market data store (labels and drift).")] = Path(
         "demo-store"
     ),
-    model: Annotated[str, typer.Option(help="Model version number or alias.")] = "champion",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "--version",
+            help="Model version: a number, an alias or `latest` (the version the service "
+            "serves: `latest` when it was started with `serve --version latest`).",
+        ),
+    ] = "champion",
     tracking_uri: Annotated[
         str | None, typer.Option(help="MLflow tracking URI (default as for train).")
     ] = None,
@@ -74,7 +82,7 @@ def monitor(
     from training.registry import RegistryError
 
     try:
-        predictor, walk_forward = load_predictor(model, tracking_uri)
+        predictor, walk_forward = load_predictor(model, tracking_uri, "monitor")
         market = MarketStore(store).read()
         report = monitor_report(live, market, predictor, walk_forward, drift_days=days)
     except (RegistryError, DataError) as exc:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.registry import FEATURES, max_lookback
+from features.registry import FEATURES, at_bar, max_lookback
 from models.applicability import unknown_symbol
 from models.bundle import SYMBOL, Bundle
 from serving import inputs
@@ -44,7 +44,7 @@ class Predictor:
     """Answers requests with one bundle; refuses a bundle the feature code no longer matches."""
 
     def __init__(self, bundle: Bundle, identity: ModelIdentity) -> None:
-        bundle.check_features(FEATURES, max_lookback(bundle.bar))
+        bundle.check_features(at_bar(bundle.bar), max_lookback(bundle.bar))
         self.bundle = bundle
         self.identity = ServedModel.model_validate(identity.model_dump())
         self.scorer = Scorer(bundle)
@@ -279,10 +279,11 @@ class Predictor:
 
 
 def load_predictor(
-    ref: str = "champion", tracking_uri: str | None = None
+    ref: str = "champion", tracking_uri: str | None = None, command: str = "report"
 ) -> tuple[Predictor, WalkForward | None]:
     """A registered version (number, alias or `latest`) as a Predictor, with its walk-forward
-    artefacts; a version that is not the champion is marked so (`ServedModel.promoted`)."""
+    artefacts; a version that is not the champion is marked so (`ServedModel.promoted`).
+    Without a champion the error names `command`'s own way forward (`--version latest`)."""
     from reporting.card import load_walk_forward
     from serving.versions import champion_version, no_champion, version_number
     from training.registry import CHAMPION, RegistryError, load_bundle
@@ -292,7 +293,7 @@ def load_predictor(
     try:
         bundle, identity = load_bundle(version_number(ref, uri), tracking_uri=uri)
     except RegistryError as exc:
-        raise (no_champion(exc, "report") if ref == CHAMPION else exc) from None
+        raise (no_champion(exc, command) if ref == CHAMPION else exc) from None
     promoted = identity.model_version == champion_version(uri)
     served = ServedModel(**identity.model_dump(), promoted=promoted)
     return Predictor(bundle, served), load_walk_forward(identity.run_id, uri)

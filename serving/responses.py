@@ -93,7 +93,8 @@ class FeatureInfo(BaseModel):
     family: str
     unit: str
     lookback: int = Field(
-        description="Bars (of bar_hours) the value depends on, the current included."
+        description="Hours of history the value depends on, counted in 1-hour bars with the "
+        "current one included (at any bar_hours: a request sends bars_needed bars)."
     )
     description: str
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from common.errors import DataError
 from features.build import build_features
-from features.registry import FEATURES, names, without_families
+from features.registry import FEATURES, names_at, without_families
 from marketdata.schema import BAR, KEY_COLUMNS, conform
 from marketdata.store import MarketStore
 from models.matrix import BAR_HOURS
@@ -152,7 +152,7 @@ def make_dataset(
             raise DataError(f"no data for the tested series {unknown}", column="store")
         for key in series:
             series[key]["tested"] = key in tested
-    return Dataset(table=table, features=names(), label=label, series=series, bar=bar)
+    return Dataset(table=table, features=names_at(bar), label=label, series=series, bar=bar)
 
 
 def _read_store(
@@ -284,7 +284,7 @@ def mixed(parts: Sequence[Dataset], bar: pd.Timedelta) -> Dataset:
     tables = []
     for part in parts:
         table = part.table.copy()
-        table.insert(3 + len(part.features), BAR_FEATURE, part.bar / pd.Timedelta(hours=1))
+        table.insert(3 + len(FEATURES), BAR_FEATURE, part.bar / pd.Timedelta(hours=1))
         for key in ("symbol", "venue"):
             table[key] = table[key].astype(str)
         tables.append(table)
@@ -295,9 +295,11 @@ def mixed(parts: Sequence[Dataset], bar: pd.Timedelta) -> Dataset:
     for part in parts:
         for key, info in part.series.items():
             series[key] = {**info, "bar": bar_text(part.bar)}
+    # The features of the bar it is tested (and served) at: one missing there is never known.
+    tested = next(part.features for part in parts if part.bar == bar)
     return Dataset(
         table=table,
-        features=[*parts[0].features, BAR_FEATURE],
+        features=[*tested, BAR_FEATURE],
         label=parts[0].label,
         series=series,
         bar=bar,

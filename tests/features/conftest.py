@@ -1,11 +1,16 @@
-"""Synthetic canonical frames for the feature tests: random walks with every column filled."""
+"""Synthetic canonical frames for the feature tests (random walks with every column filled), and
+the check of a table against the registry's bar-size rule."""
 
 from __future__ import annotations
+
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.context import BTC_FEATURES
+from features.registry import FEATURES, missing_at, names, names_at
 from marketdata.schema import conform
 
 
@@ -59,3 +64,23 @@ def synthetic_frame(
 @pytest.fixture
 def frame() -> pd.DataFrame:
     return synthetic_frame(("BTCUSDT", "ETHUSDT"), ("binance", "bybit"), bars=300, seed=1)
+
+
+def check_bar_size(table: pd.DataFrame, bar: pd.Timedelta) -> None:
+    """The registry's rule on a feature table built at `bar`: the features missing there are
+    missing in every row, and no two of a series' own features hold the same values (BTC's
+    copies and breadth repeat other columns by design on some rows)."""
+    absent = set(missing_at(bar))
+    assert table[sorted(absent)].isna().all().all()
+    assert names_at(bar) == [name for name in names() if name not in absent]
+    own = [
+        name
+        for name in names_at(bar)
+        if FEATURES[name].family != "breadth" and name not in BTC_FEATURES.values()
+    ]
+    for a, b in combinations(own, 2):
+        x, y = table[a].to_numpy(), table[b].to_numpy()
+        both = np.isfinite(x) & np.isfinite(y)
+        varied = len(np.unique(x[both])) > 2  # not two capped or coded columns at one value
+        if both.sum() >= 10 and varied:
+            assert not np.allclose(x[both], y[both]), f"{a} and {b} hold the same values"

@@ -13,14 +13,18 @@ import pandas as pd
 import pytest
 
 from features import build_features, build_latest, liquidation_heatmap, max_lookback
+from features.registry import missing_at
 from marketdata.adapters.funding_csv import read as read_funding
 from marketdata.ingest import read_canonical
 from marketdata.merge import funding_on_bars
 from marketdata.schema import conform
+from tests.features.conftest import check_bar_size
 
 pytestmark = pytest.mark.realdata
 
 COINALYZE = "denizyts__Coinalyze-Backtester/src/csvFolder"
+DAILY = "Le1Ma1__CoinglassAutoPull/data_1d"
+LE1MA1 = Path(__file__).resolve().parents[2] / "docs/mappings/le1ma1_coinglass_1d.yaml"
 SUPERVIK = (
     "supervik__historical-funding-rates-fetcher/data/BTC-USDT/"
     "BTC-USDT_binance_2020-01-01_2024-01-01_funding_history.csv"
@@ -140,3 +144,19 @@ def test_funding_on_real_binance_settlements(real_data: Path) -> None:
     # Every settlement from 2021-02-08 19:00 local on is above 3 bp (smallest 0.00075946).
     assert row["funding_hot_share_72h"] == 1.0
     assert row["funding_z_30d"] > 0.0
+
+
+def test_daily_coinglass_has_no_window_shorter_than_its_bar(real_data: Path) -> None:
+    day = pd.Timedelta(days=1)
+    frame = read_canonical("table", sorted((real_data / DAILY).glob("*.csv")), mapping=LE1MA1)
+    table = build_features(frame[frame["symbol"].isin(["BTCUSDT", "ETHUSDT"])], bar=day)
+    check_bar_size(table, day)
+    btc = table[table["symbol"] == "BTCUSDT"].set_index("timestamp")
+    row = btc.loc[pd.Timestamp("2021-05-19", tz="UTC")]
+    # futures_oi_agg_1d.csv, BTC oi_total_close (USD): 2021-05-18 17409454454.0,
+    # 2021-05-19 12493364737.0 → 12493364737 / 17409454454 - 1 = -28.238 % over the day.
+    assert row["oi_change_24h"] == pytest.approx(-28.2380, abs=1e-3)
+    # The 4 h change and the last bar's would be that same day's change again: missing.
+    assert {"oi_change_4h", "oi_change_last_bar", "hour_of_day"} <= set(missing_at(day))
+    assert row[["oi_change_4h", "oi_change_last_bar", "hour_of_day"]].isna().all()
+    assert btc.loc["2021":, "oi_change_24h"].notna().mean() > 0.95

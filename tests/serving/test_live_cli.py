@@ -89,3 +89,21 @@ def test_serve_refuses_bad_live_options_before_starting(sandbox: Sandbox, tmp_pa
     assert "rules.yaml: rules.0: Value error, give exactly one of" in result.stderr
     result = run(*serve, "--clock-url", "kraken=http://127.0.0.1:1")
     assert result.returncode == 2 and "VENUE=URL" in result.stderr
+
+
+@pytest.mark.slow  # two MLflow registries created (migrations): about 10 s
+def test_monitor_without_a_champion_names_its_own_way_forward(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flushcast.cli import app
+
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    live = tmp_path / "live"
+    args = ["monitor", "--live", str(live), "--store", str(tmp_path), "--tracking-uri", empty]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert "no version or alias 'champion'" in result.output
+    assert "flushcast monitor --version latest" in result.output  # not `report`'s option
+    # ... and the option named is one monitor takes: it gets past the option parser
+    named = CliRunner().invoke(app, [*args, "--version", "latest"])
+    assert named.exit_code == 2 and "has no version yet" in named.output

@@ -8,6 +8,7 @@ import pytest
 
 from common.engine import InProcess
 from common.errors import DataError
+from features.registry import missing_at, names_at
 from marketdata.resample import to_bar
 from marketdata.schema import VALUE_COLUMNS, conform
 from marketdata.store import MarketStore
@@ -92,6 +93,9 @@ def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
     )
     bundle = fit_bundle(dataset, config)
     assert bundle.bar == FOUR
+    # Not built at 4 h bars (the last bar is the 4 h window): not an input, never "missing".
+    assert set(missing_at(FOUR)).isdisjoint(bundle.features)
+    assert {"oi_change_4h", "return_4h", "liq_imbalance_last_bar"} <= set(bundle.features)
     predictor = Predictor(bundle, ModelIdentity(model_name="m", model_version="1", run_id="r"))
     four = stores["four"]
     btc = four[four["symbol"] == "BTCUSDT"].tail(bundle.max_lookback)
@@ -103,6 +107,9 @@ def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
         PredictRequest.model_validate({"symbol": "BTCUSDT", "venue": "sim", "bars": records})
     )
     assert [h.horizon_hours for h in answer.horizons] == [12, 24]
+    missing = [w for w in answer.warnings if "features missing" in w]
+    assert not any(name in w for w in missing for name in missing_at(FOUR))
+    assert all(f"of {len(bundle.features)} features missing" in w for w in missing)
     assert all(0 < h.p_flush < 1 for h in answer.horizons)
     start = pd.Timestamp(records[0]["timestamp"])
     hourly = [
@@ -125,7 +132,7 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
     alone = load_dataset(paths["sol_4h"], label=label)
     both = load_dataset(paths["sol_4h"], label=label, train_stores=[paths["btc_1h"]])
     assert both.bar == FOUR and both.split_bar == pd.Timedelta(hours=1)
-    assert both.features[-1] == "bar_hours"
+    assert both.features == [*names_at(FOUR), "bar_hours"]  # the tested bar's features
     assert set(both.table["bar_hours"]) == {1.0, 4.0}
     assert both.series["BTCUSDT@sim"]["tested"] is False
     config = TrainingConfig(label=label).with_overrides(
@@ -191,6 +198,9 @@ def test_a_daily_model_learns_without_the_families_switched_off(stores):
     ).fit(daily)
     features = forecaster.fitted.features
     assert "ls_ratio_log" in features and "breadth_oi_change_24h" in features
+    # Shorter than a day, or a day's last bar again: not learnt from, so never "missing".
+    assert set(missing_at(pd.Timedelta("1D"))).isdisjoint(features)
+    assert {"oi_change_24h", "return_24h", "liq_24h_over_oi"} <= set(features)
     assert not [f for f in features if f.startswith("event_") or f == "day_of_week"]
     assert forecaster.fitted.bar == pd.Timedelta("1D")
     out = forecaster.predict(daily.tail(200))

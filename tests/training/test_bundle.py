@@ -77,6 +77,19 @@ def test_bundle_refuses_feature_code_that_changed(fitted):
         bundle.check_features(longer, max_lookback())
 
 
+def test_a_model_listing_features_its_bar_does_not_build_is_not_served(fitted):
+    """A bundle of an older registry (a daily model that learnt `oi_change_4h` as the day's
+    change) would now get NaN there: the service refuses it rather than answer differently."""
+    from serving.predictor import Predictor
+    from serving.responses import ModelIdentity
+
+    bundle, _ = fitted
+    daily = dataclasses.replace(bundle, bar_hours=24.0)
+    identity = ModelIdentity(model_name="m", model_version="1", run_id="r")
+    with pytest.raises(BundleMismatch, match=r"no longer built: \[.*'oi_change_4h'.*Retrain"):
+        Predictor(daily, identity)
+
+
 def test_unknown_symbol_is_predicted_not_rejected(fitted, small_dataset):
     bundle, _ = fitted
     rows = small_dataset.table.tail(3).copy()
