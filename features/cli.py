@@ -23,16 +23,19 @@ def build(
         list[str] | None, typer.Option("--symbol", help="Only these symbols (repeatable).")
     ] = None,
 ) -> None:
-    """Compute every registered feature for the stored series and write one Parquet table."""
+    """Compute every registered feature for the stored series, at their bar size, and write one
+    Parquet table (features not built at that bar size are empty columns)."""
     from common.atomic import write_atomic
     from features.build import build_features
     from marketdata.store import MarketStore
 
     try:
-        frame = MarketStore(store).read(symbols=symbol or None)
+        market = MarketStore(store)
+        frame = market.read(symbols=symbol or None)
         if frame.empty:
             raise DataError("no market data found", file=store)
-        table = build_features(frame, show_progress=True)
+        bar = market.common_bar(symbol or None)
+        table = build_features(frame, bar=bar, show_progress=True)
     except DataError as exc:
         raise fail(exc) from exc
     write_atomic(out, lambda tmp: table.to_parquet(tmp, index=False))
@@ -46,15 +49,22 @@ def build(
 def list_features(
     family: Annotated[str | None, typer.Option(help="Only this family.")] = None,
 ) -> None:
-    """Print the feature registry: name, family, unit, lookback, inputs, description."""
+    """Print the feature registry: name, family, unit, lookback, inputs, description, and the
+    stored bar sizes a feature is missing at (its window does not fit their bars)."""
     from features.registry import as_frame
 
     rows = as_frame()
     if family is not None:
         rows = rows[rows["family"] == family]
-    table = Table("name", "family", "unit", "lookback (h)", "inputs", "description")
+    table = Table("name", "family", "unit", "lookback (h)", "inputs", "description", "missing at")
     for row in rows.itertuples(index=False):
         table.add_row(
-            row.name, row.family, row.unit, str(row.lookback), row.inputs, row.description
+            row.name,
+            row.family,
+            row.unit,
+            str(row.lookback),
+            row.inputs,
+            row.description,
+            row.missing_at,
         )
     Console(width=200).print(table)

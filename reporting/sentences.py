@@ -41,7 +41,8 @@ _FORMATS: dict[str, Callable[[float], str]] = {
 
 
 NO_PERCENTILE = ("hour (UTC)", "0/1", "code")
-"""Units of clock, calendar and coded features: "higher than 90 % of hours" means nothing there."""
+"""Units of clock, calendar and coded features: "higher than 90 % of training bars" means nothing
+there."""
 
 
 def ranked(feature: Feature) -> bool:
