@@ -110,23 +110,27 @@ class Placebo:
 class Heuristic:
     """The mean percentile of three stress gauges against the training rows; no label is used.
 
-    A missing gauge ranks in the middle. The rule's direction is fixed: calibration can only
-    say how much it is worth, never turn it into its opposite.
+    A missing gauge ranks in the middle. A gauge the bar size does not build (the 24 h / 168 h
+    volatility ratio on daily bars, `features.registry.missing_at`) is left out, which ranks
+    the rows as a gauge missing everywhere would. The rule's direction is fixed: calibration
+    can only say how much it is worth, never turn it into its opposite.
     """
 
     kind = "heuristic"
 
     def __init__(self, columns: Sequence[str], gauges: dict[str, str] = HEURISTIC_GAUGES) -> None:
-        missing = [c for c in gauges.values() if c not in columns]
-        if missing:
-            raise KeyError(f"heuristic needs feature columns {missing}")
-        self.index = {name: list(columns).index(col) for name, col in gauges.items()}
+        present = {name: col for name, col in gauges.items() if col in columns}
+        if not present:
+            raise KeyError(f"heuristic needs one of the feature columns {list(gauges.values())}")
+        self.index = {name: list(columns).index(col) for name, col in present.items()}
         self.reference: dict[str, np.ndarray] = {}
 
     def _gauges(self, X: np.ndarray) -> dict[str, np.ndarray]:
         values = {name: X[:, i] for name, i in self.index.items()}
-        values["funding"] = np.abs(values["funding"])
-        values["calm"] = -values["calm"]
+        if "funding" in values:
+            values["funding"] = np.abs(values["funding"])
+        if "calm" in values:
+            values["calm"] = -values["calm"]
         return values
 
     def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> Heuristic:

@@ -70,7 +70,22 @@ def test_heuristic_ranks_by_its_gauges_against_training_rows_only():
     # A test row's score does not depend on which other rows are scored with it.
     np.testing.assert_allclose(heuristic.score(X[test][:10]), heuristic.score(X[test])[:10])
     with pytest.raises(KeyError, match="oi_z_30d"):
-        Heuristic(["funding_z_30d", "rv_ratio_24h_168h", SYMBOL])
+        Heuristic(["return_24h", SYMBOL])
+
+
+def test_a_gauge_the_bar_does_not_build_ranks_as_one_missing_everywhere():
+    """On daily bars the volatility ratio is not a model column (`missing_at`): the heuristic
+    ranks on the other two gauges exactly as if that one were missing in every row."""
+    X, y = _stress(2000, 2)
+    calm = [*GAUGES].index("rv_ratio_24h_168h")
+    unknown = X.copy()
+    unknown[:, calm] = np.nan
+    full = Heuristic([*GAUGES, SYMBOL]).fit(unknown, y)
+    columns = [c for c in [*GAUGES, SYMBOL] if c != "rv_ratio_24h_168h"]
+    without = Heuristic(columns).fit(np.delete(X, calm, axis=1), y)
+    a, b = full.score(unknown), without.score(np.delete(X, calm, axis=1))
+    np.testing.assert_array_equal(np.argsort(a, kind="stable"), np.argsort(b, kind="stable"))
+    assert roc_auc(y, b) > 0.6
 
 
 def test_an_inverted_market_scores_the_heuristic_as_the_rule_it_states():
