@@ -34,9 +34,19 @@ def version_number(ref: str, uri: str | None = None) -> str:
 
 
 def no_champion(exc: RegistryError, command: str) -> RegistryError:
-    """The registry's "no alias 'champion'" with the way forward for `command` (serve, report)."""
+    """The registry's "no alias 'champion'" with the way forward for `command` (serve, report,
+    monitor: each takes `--version latest`)."""
+    if command == "monitor":  # it reads what a service logged: name the version that served
+        way = (
+            "Monitor the newest one anyway with `flushcast monitor --version latest` (the "
+            "version `flushcast serve --version latest` answers with)"
+        )
+    else:
+        way = (
+            f"Use the newest one anyway with `flushcast {command} --version latest`: it is then "
+            "marked not promoted wherever it answers"
+        )
     return RegistryError(
         f"{exc}: no version has passed the promotion gate yet (`flushcast promote N` says why). "
-        f"Use the newest one anyway with `flushcast {command} --version latest`: it is then "
-        "marked not promoted wherever it answers"
+        + way
     )
