@@ -8,8 +8,11 @@ warm-up is at the model's own bar), the report (heatmap drawn, no hourly words o
 and the notebook API on the same store giving the same probability /risk served.
 
 One trained store per bar size is shared by the module (the costly part is training). The
-walk-forward is cut short (`--retrain-every`, few rounds, no bootstrap): these journeys test
-that every step works and agrees, not the model's skill.
+walk-forward is cut short (`--retrain-every`, few rounds, two learners, no bootstrap; the
+`evaluate` step scores one horizon): these journeys test that every step works and agrees, not
+the model's skill. Steps that only read run beside the ones that wait: the refused `serve` while
+the real one starts, the second training while the live steps run, the report and the notebook
+while the service reloads.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from features.registry import missing_at
 from marketdata.store import MarketStore
 from reporting.browser import check_page, executable
 from simulator.simulate import BARS
@@ -52,8 +57,8 @@ class Journey:
 
 JOURNEYS = {
     "1h": Journey("1h", 110, "4,12", 720),
-    "4h": Journey("4h", 150, "4,12", 720),
-    "1d": Journey("1d", 500, "24,48", 1440),
+    "4h": Journey("4h", 120, "4,12", 720),
+    "1d": Journey("1d", 500, "24,48", 2880),  # 500 days: ten 48 h flushes to learn from
 }
 
 
@@ -64,6 +69,8 @@ class Trained:
     store: Path
     promoted: bool
     evaluation: dict
+    started: list[subprocess.Popen] = field(default_factory=list)
+    """Commands started for the journey (stopped with it if a step fails first)."""
 
     @property
     def uri(self) -> str:
@@ -76,31 +83,51 @@ class Trained:
             "OMP_NUM_THREADS": "1",
         }
 
-    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        """`flushcast ARGS` in the journey's folder, with its registry and BentoML home."""
-        done = subprocess.run(
-            [FLUSHCAST, *args],
+    def start(self, *args: str, program: tuple[str, ...] = (FLUSHCAST,)) -> subprocess.Popen:
+        """`flushcast ARGS` (or `program ARGS`) started in the journey's folder, with its
+        registry and BentoML home; `finish` waits for it."""
+        process = subprocess.Popen(
+            [*program, *args],
             cwd=self.folder,
             env={**os.environ, **self.env()},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=600,
         )
-        if ok:
-            assert done.returncode == 0, f"flushcast {' '.join(args)}:\n{done.stderr[-3000:]}"
-        return done
+        self.started.append(process)
+        return process
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        """`flushcast ARGS` run to its end (`ok`: it must succeed)."""
+        return finish(self.start(*args), ok)
 
 
-def _walk_forward(journey: Journey) -> list[str]:
+def finish(process: subprocess.Popen, ok: bool = True) -> subprocess.CompletedProcess:
+    """Wait for a started command; with `ok`, fail the test on its error with its stderr."""
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    if ok:
+        assert done.returncode == 0, f"{' '.join(map(str, process.args))}:\n{stderr[-3000:]}"
+    return done
+
+
+def _walk_forward(journey: Journey, horizons: str | None = None) -> list[str]:
     return [
-        *("--horizons", journey.horizons, "--n-boot", "0"),
+        *("--horizons", horizons or journey.horizons, "--n-boot", "0"),
         *("--retrain-every", str(journey.retrain_every), "--set", "fit.lightgbm.rounds=30"),
         *("--set", "fit.candidates=[logistic,lightgbm]"),
+        *("--set", "combination.inputs=[logistic,lightgbm]", "--set", "fit.direction.rounds=20"),
     ]
 
 
 @pytest.fixture(scope="module", params=list(JOURNEYS))
-def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Trained]:
     """simulate → evaluate → train → promote, each by the CLI, for one bar size."""
     journey = JOURNEYS[request.param]
     folder = tmp_path_factory.mktemp(f"journey-{journey.bar}")
@@ -109,18 +136,24 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     box.run("simulate", "--symbols", symbols, "--days", str(journey.days), "--seed", "3",
             "--store", "store", "--bar", journey.bar)  # fmt: skip
     assert MarketStore(box.store).common_bar() == BARS[journey.bar]
+    first = _walk_forward(journey, journey.horizons.split(",")[0])
     if journey.bar == "1h":  # the JSON is optional: the run keeps it
-        shown = box.run("evaluate", "--store", "store", *_walk_forward(journey)).stdout
+        shown = box.run("evaluate", "--store", "store", *first).stdout
         assert "evaluation JSON: in the run's artefacts" in shown
         evaluation = {}
     else:
-        box.run("evaluate", "--store", "store", *_walk_forward(journey), "--json", "eval.json")
+        box.run("evaluate", "--store", "store", *first, "--json", "eval.json")
         evaluation = json.loads((folder / "eval.json").read_text())
         assert evaluation["meta"]["bar"] == bar_text(BARS[journey.bar])
     box.run("train", "--store", "store", *_walk_forward(journey))
     decision = box.run("promote", "1", ok=False)
     assert decision.returncode in (0, 1, 2), decision.stderr
-    return Trained(journey, folder, box.store, decision.returncode == 0, evaluation)
+    done = Trained(journey, folder, box.store, decision.returncode == 0, evaluation)
+    yield done
+    for process in done.started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -170,13 +203,20 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
         serve = [FLUSHCAST, "serve", "--store", str(live_store), "--live", str(tmp_path / "live")]
         serve += ["--alerts", str(rules), "--workers", "1", "--stale-after", YEARS]
         serve += ["--stale-limit", YEARS, "--tracking-uri", trained.uri]
+        refusal = None
         if not trained.promoted:
-            refused = trained.run("serve", "--tracking-uri", trained.uri, ok=False)
-            assert refused.returncode == 2 and "--version latest" in refused.stderr
+            refusal = trained.start("serve", "--tracking-uri", trained.uri)
             serve += ["--version", "latest"]
         env = {**trained.env(), "FLUSHCAST_WEBHOOK_SECRET": "journey"}
         with running_server(serve, env, tmp_path / "serve.log") as (port, _):
+            if refusal is not None:  # the champion alone: refused, with the way forward named
+                refused = finish(refusal, ok=False)
+                assert refused.returncode == 2 and "--version latest" in refused.stderr
             status, first = until(lambda: _risk(port), 60, "the first /risk")
+            # the second version trains while the live steps run (the service resolved its
+            # version at start, so a new registration changes nothing it answers)
+            second = trained.start("train", "--store", "store", "--no-evaluate",
+                                   *_walk_forward(journey))  # fmt: skip
             assert pd.Timestamp(first["as_of"]) == last - bar
             assert first["model"]["promoted"] is trained.promoted
             marked = any("is not promoted" in w for w in first["warnings"])
@@ -202,10 +242,18 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
             alert = json.loads(hook.received[0][1])
             assert alert["symbol"] == "BTCUSDT"
 
-            # a second version, promoted (forced: the gate's verdict is not what is tested),
+            _docs_page(f"http://127.0.0.1:{port}", journey)
+
+            # the second version, promoted (forced: the gate's verdict is not what is tested),
             # and reloaded: its warm-up runs at the model's own bar
-            trained.run("train", "--store", "store", "--no-evaluate", *_walk_forward(journey))
+            finish(second)
             trained.run("promote", "2", "--force")
+            # the report and the notebook read the new champion while the service reloads
+            report = tmp_path / "report.html"
+            reporting = trained.start("report", "--symbol", "BTCUSDT", "--store", "store",
+                                      "--out", str(report))  # fmt: skip
+            notebook = trained.start(str(trained.store), trained.uri, str(tmp_path / "nb"),
+                                     program=(sys.executable, "-c", NOTEBOOK))  # fmt: skip
             status, reloaded = call(port, "POST", "/reload")
             assert status == 200, reloaded
             assert reloaded["changed"] and reloaded["current"]["model_version"] == "2"
@@ -217,10 +265,18 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
             )
             assert not any("is not promoted" in w for w in risk["warnings"])
             served_p = risk["horizons"][0]["p_flush"]
-            _docs_page(f"http://127.0.0.1:{port}", journey)
+            # Features the bar cannot hold (a 4 h window on daily bars) are not the model's
+            # inputs, so no answer counts them as missing data.
+            status, info = call(port, "GET", "/model")
+            inputs = {feature["name"] for feature in info["features"]}
+            absent = set(missing_at(bar))
+            assert status == 200 and inputs and inputs.isdisjoint(absent)
+            for warning in risk["warnings"]:
+                if "features missing: " in warning:
+                    named = set(warning.split("features missing: ")[1].split(", "))
+                    assert named <= inputs and f" of {len(inputs)} features" in warning
 
-    report = tmp_path / "report.html"
-    trained.run("report", "--symbol", "BTCUSDT", "--store", "store", "--out", str(report))
+    finish(reporting)
     page = report.read_text()
     assert warm_pixels(heatmap_png(page)) > 200, "the heatmap is blank"
     if journey.bar != "1h":
@@ -231,15 +287,7 @@ def test_the_whole_journey(trained: Trained, tmp_path: Path) -> None:
         assert check.errors == [] and check.broken_images == []
         _keep(check.screenshot, f"report-{journey.bar}.png")
 
-    notebook = subprocess.run(
-        [sys.executable, "-c", NOTEBOOK, str(trained.store), trained.uri, str(tmp_path / "nb")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **trained.env()},
-    )
-    assert notebook.returncode == 0, notebook.stderr[-3000:]
-    answer = json.loads(notebook.stdout.strip().splitlines()[-1])
+    answer = json.loads(finish(notebook).stdout.strip().splitlines()[-1])
     assert answer["p_flush"] == pytest.approx(served_p, rel=1e-9)
     assert answer["heat"] > 0
 
