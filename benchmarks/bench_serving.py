@@ -7,7 +7,9 @@ open-ended load). Each workload runs at concurrency 1, 8 and 32; beside it, the 
 in-process without HTTP (parse the JSON body as the service does, predict, serialise the answer)
 on one thread: the floor the server is measured against, and the server's figures as multiples
 of it. `GET /healthz` (a route without access log, metrics or trace) is the HTTP stack alone.
-Client and server share the machine's cores.
+Client and server share the machine's cores. The server's CPU time per request (all its
+processes) is printed too: unlike latency and throughput, it barely moves when other work loads
+the machine, so it compares runs on a shared one.
 
 Where one /predict of a feature row went (issue 23, the ASGI app driven in process, cProfile):
 BentoML's route machinery around the handler (its parse of the body, the context, the
@@ -20,6 +22,7 @@ horizons: score, direction, TreeSHAP), the response, BentoML's access log and me
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import http.client
@@ -56,6 +59,7 @@ class Figures:
     p50_ms: float
     p99_ms: float
     per_s: float
+    count: int = 0
 
     def __str__(self) -> str:
         return f"{self.p50_ms:8.2f} {self.p99_ms:8.2f} {self.per_s:8.0f}"
@@ -63,7 +67,9 @@ class Figures:
 
 def _figures(latencies: list[float], elapsed: float) -> Figures:
     ms = np.array(latencies) * 1000
-    return Figures(float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / elapsed)
+    return Figures(
+        float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / elapsed, len(ms)
+    )
 
 
 def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
@@ -193,6 +199,18 @@ def drive(port: int, workload: Workload, concurrency: int) -> Figures:
     return _figures([x for mine in latencies for x in mine], elapsed)
 
 
+def server_cpu_s() -> float:
+    """CPU seconds used so far by this process's children: the server and its workers."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _timed(label: str, fn: Callable[[], object]) -> object:
     start = time.perf_counter()
     result = fn()
@@ -223,14 +241,16 @@ def main() -> None:
             )
             header = f"{'workload':26} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}"
             floor_header = f"{'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50':>6} {'req/s':>6}"
-            print(f"{'':45} | in-process floor (1 thread), server / floor")
-            print(f"{header} | {floor_header} | target")
+            print(f"{'':45} | server CPU | in-process floor (1 thread), server / floor")
+            print(f"{header} | {'ms/req':>10} | {floor_header} | target")
             for workload in loads:
                 drive(port, dataclasses.replace(workload, requests=4), 2)  # both workers warm
                 for concurrency in CONCURRENCY:
+                    cpu = server_cpu_s()
                     figures = drive(port, workload, concurrency)
+                    cpu_ms = (server_cpu_s() - cpu) / figures.count * 1000
                     print(
-                        f"{workload.name:26} {concurrency:4d} {figures} | "
+                        f"{workload.name:26} {concurrency:4d} {figures} | {cpu_ms:10.3f} | "
                         f"{beside(figures, floors[workload.name])} | {workload.target}",
                         flush=True,
                     )
