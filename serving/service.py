@@ -217,10 +217,19 @@ class PredictAnswer:
     body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other)."""
 
     def __init__(self, app: ASGIApp) -> None:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
         self.app = app
+        self.ahead = not BentoMLContainer.http.cors.enabled.get()
+        """With CORS configured, /predict is routed: BentoML's CORS middleware is behind this."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
+        if (
+            not self.ahead
+            or scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != "/predict"
+        ):
             await self.app(scope, receive, send)
             return
         message = await receive()  # the guard's replay: the whole body in one message

@@ -117,3 +117,27 @@ def test_predict_is_traced_only_when_tracing_samples() -> None:
         assert not ExcludeList(service._untraced()).url_disabled("http://127.0.0.1:3000/predict")
     finally:
         rate.set(saved)
+
+
+def test_predict_is_routed_when_cors_is_configured() -> None:
+    """BentoML's CORS middleware sits behind the service's own: with CORS on, /predict is left
+    to the route, so its answers carry the CORS headers."""
+    import asyncio
+
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    routed: list[str] = []
+
+    async def route(scope, receive, send) -> None:
+        routed.append(scope["path"])
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+    cors = BentoMLContainer.http.cors.enabled
+    saved = cors.get()
+    cors.set(True)
+    try:
+        asyncio.run(PredictAnswer(route)(scope, None, None))
+    finally:
+        cors.set(saved)
+    assert routed == ["/predict"]
+    assert PredictAnswer(route).ahead
