@@ -15,9 +15,11 @@ per worker, so health checks stay answered meanwhile. Model calls are single-thr
 parallelism comes from the workers (default 2, one per core).
 
 `POST /predict` is answered ahead of BentoML's routing (`PredictAnswer`), like `GET /risk`:
-BentoML's per-request machinery (OpenTelemetry spans, access log, request metrics, its own parse
-of the body) cost several times the prediction of a feature row (profile in
-`benchmarks/bench_serving.py`). The route stays, for the spec; the answer is the route's.
+BentoML's route machinery (its own parse of the body, the request context, routing, the response
+build) and the unsampled OpenTelemetry spans (`_untraced`) cost more than the prediction of a
+feature row (profile in `benchmarks/bench_serving.py`). BentoML's access log and request metrics,
+which wrap the service's middlewares, stay. The route stays, for the spec; the answer is the
+route's.
 """
 
 from __future__ import annotations
@@ -213,7 +215,7 @@ class Flushcast:
 
 class PredictAnswer:
     """Answers POST /predict ahead of routing, as the route would (see the module doc): the
-    request validated from the guard's parse, `Flushcast.predict`, the response's JSON; a refused
+    request validated from the guard's parse, `Flushcast.answer_predict`, its JSON; a refused
     body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other)."""
 
     def __init__(self, app: ASGIApp) -> None:
