@@ -4,12 +4,25 @@ A small champion is trained on simulated data (`tests/serving/sandbox.py`), serv
 `bentoml serve` with its default two workers, and driven from this process by threads that
 each keep one HTTP/1.1 connection and send a fixed number of requests (bounded loops, no
 open-ended load). Each workload runs at concurrency 1, 8 and 32; beside it, the same work
-in-process without HTTP (parse the JSON body, predict, serialise the answer) on one thread: the
-floor the server is measured against. Client and server share the machine's cores.
+in-process without HTTP (parse the JSON body as the service does, predict, serialise the answer)
+on one thread: the floor the server is measured against, and the server's figures as multiples
+of it. `GET /healthz` (a route without access log, metrics or trace) is the HTTP stack alone.
+Client and server share the machine's cores. The server's CPU time per request (all its
+processes) is printed too: unlike latency and throughput, it barely moves when other work loads
+the machine, so it compares runs on a shared one.
+
+Where one /predict of a feature row went (issue 23, the ASGI app driven in process, cProfile):
+BentoML's route machinery around the handler (its parse of the body, the context, the
+routing, serialisation) and the OpenTelemetry middleware, whose unsampled spans record nothing
+under BentoML's default sample rate of 0, cost more than the prediction itself;
+`serving.service.PredictAnswer` answers /predict ahead of routing, from the body guard's one
+parse, untraced unless tracing samples. What remains is the model (six LightGBM calls for two
+horizons: score, direction, TreeSHAP), the response, BentoML's access log and metrics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import http.client
@@ -46,6 +59,7 @@ class Figures:
     p50_ms: float
     p99_ms: float
     per_s: float
+    count: int = 0
 
     def __str__(self) -> str:
         return f"{self.p50_ms:8.2f} {self.p99_ms:8.2f} {self.per_s:8.0f}"
@@ -53,7 +67,9 @@ class Figures:
 
 def _figures(latencies: list[float], elapsed: float) -> Figures:
     ms = np.array(latencies) * 1000
-    return Figures(float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / elapsed)
+    return Figures(
+        float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms) / elapsed, len(ms)
+    )
 
 
 def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
@@ -80,12 +96,13 @@ def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
         return json.dumps(value).encode()
 
     return [
+        Workload("HTTP stack (GET /healthz)", "/healthz", b"", 300, "-", "GET"),
         Workload(
             "feature row + SHAP",
             "/predict",
             body({"symbol": str(last["symbol"]), "venue": "sim", "features": row}),
             300,
-            "c=8: p50 <= 5 ms, p99 <= 20 ms, >= 300/s",
+            "c=8: p50 <= 4 ms, >= 2000/s",
         ),
         Workload(
             f"raw bars ({lookback})",
@@ -105,17 +122,26 @@ def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
     ]
 
 
-def floor(workload: Workload, predictor) -> Figures:
-    """The same request handled in-process: parse, predict, serialise; one thread."""
+def floor(workload: Workload, predictor) -> Figures | None:
+    """The same request handled in-process as the service does: the guard's parse (which finds
+    repeated keys), validation, predict, serialise; one thread. None for the bare stack."""
+    from serving.guard import PARSED, parse, validated
     from serving.requests import PredictBatchRequest, PredictRequest
 
     if workload.path == "/predict":
         request_type, handle = PredictRequest, predictor.predict
-    else:
+    elif workload.path == "/predict_batch":
         request_type, handle = PredictBatchRequest, predictor.predict_batch
+    else:
+        return None
 
     def once() -> None:
-        handle(request_type.model_validate_json(workload.body)).model_dump_json()
+        parsed = parse(workload.body)
+        if workload.path == "/predict":  # from the guard's parse (serving.service.PredictAnswer)
+            request = validated(request_type, {PARSED: parsed}, workload.body)
+        else:  # BentoML's route parses the text again
+            request = request_type.model_validate_json(workload.body)
+        handle(request).model_dump_json()
 
     once()
     latencies = []
@@ -125,6 +151,14 @@ def floor(workload: Workload, predictor) -> Figures:
         once()
         latencies.append(time.perf_counter() - t)
     return _figures(latencies, time.perf_counter() - start)
+
+
+def beside(figures: Figures, base: Figures | None) -> str:
+    """The in-process floor and the server's p50 and throughput as multiples of it."""
+    if base is None:
+        return f"{'-':>8} {'-':>8} {'-':>8} {'-':>6} {'-':>6}"
+    p50 = figures.p50_ms / base.p50_ms
+    return f"{base} {p50:5.1f}x {figures.per_s / base.per_s:5.2f}x"
 
 
 def drive(port: int, workload: Workload, concurrency: int) -> Figures:
@@ -165,6 +199,18 @@ def drive(port: int, workload: Workload, concurrency: int) -> Figures:
     return _figures([x for mine in latencies for x in mine], elapsed)
 
 
+def server_cpu_s() -> float:
+    """CPU seconds used so far by this process's children: the server and its workers."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def _timed(label: str, fn: Callable[[], object]) -> object:
     start = time.perf_counter()
     result = fn()
@@ -194,14 +240,18 @@ def main() -> None:
                 f"load average before driving: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
             )
             header = f"{'workload':26} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8}"
-            print(f"{header} | in-process floor: p50 ms, p99 ms, req/s (1 thread) | target")
+            floor_header = f"{'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p50':>6} {'req/s':>6}"
+            print(f"{'':45} | server CPU | in-process floor (1 thread), server / floor")
+            print(f"{header} | {'ms/req':>10} | {floor_header} | target")
             for workload in loads:
                 drive(port, dataclasses.replace(workload, requests=4), 2)  # both workers warm
                 for concurrency in CONCURRENCY:
+                    cpu = server_cpu_s()
                     figures = drive(port, workload, concurrency)
+                    cpu_ms = (server_cpu_s() - cpu) / figures.count * 1000
                     print(
-                        f"{workload.name:26} {concurrency:4d} {figures} | "
-                        f"{floors[workload.name]} | {workload.target}",
+                        f"{workload.name:26} {concurrency:4d} {figures} | {cpu_ms:10.3f} | "
+                        f"{beside(figures, floors[workload.name])} | {workload.target}",
                         flush=True,
                     )
 

@@ -6,14 +6,17 @@ its pickle check covers one content type only. The gate reads the body itself, a
 claims; a body that has not arrived within `timeout` seconds is refused and its connection
 closed (the headers' deadline is `serving.timeouts`'). A JSON object naming one key twice is
 refused (400): parsers keep the last (or the first) value, so the sender and the service could
-read two different requests from one body.
+read two different requests from one body. The parse that finds repeated keys is the only one:
+the gate leaves its result in the scope (`PARSED`) and the API validates it (`validated`).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any, TypeVar
 
 import anyio
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,6 +28,10 @@ from serving.timeouts import read_timeout
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """About 30 series of a full lookback with every column, or 10,000 feature-table rows."""
 JSON = "application/json"
+PARSED = "flushcast.json"
+"""Scope key of the body as the gate parsed it (`NOT_JSON` if it is not JSON)."""
+NOT_JSON = object()
+M = TypeVar("M", bound=BaseModel)
 
 
 def _error(status: int, message: str, close: bool = False) -> JSONResponse:
@@ -74,19 +81,22 @@ class BodyGuard:
             message = f"request body not received within {self.timeout:g} s"
             await _error(408, message, close=True)(scope, receive, send)
             return
-        duplicate = duplicate_key(bytes(body))
-        if duplicate is not None:
-            message = f"the key {shorten(duplicate)} appears twice in one JSON object"
+        try:
+            parsed = parse(bytes(body))
+        except DuplicateKey as exc:
+            message = f"the key {shorten(exc.key)} appears twice in one JSON object"
             await _error(400, message)(scope, receive, send)
             return
-        await self.app(scope, _replay(bytes(body), receive), send)
+        await self.app({**scope, PARSED: parsed}, _replay(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body exceeds {self.max_bytes} bytes; split it into several requests"
         await _error(413, message)(scope, receive, send)
 
 
-class _Duplicate(Exception):
+class DuplicateKey(Exception):
+    """Some object of the body names `key` twice."""
+
     def __init__(self, key: str) -> None:
         self.key = key
 
@@ -94,20 +104,34 @@ class _Duplicate(Exception):
 def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
-        raise _Duplicate(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        raise DuplicateKey(next(k for i, k in enumerate(keys) if k in keys[:i]))
     return dict(pairs)
 
 
-def duplicate_key(body: bytes) -> str | None:
-    """The first key some object of `body` repeats; None if none does, or if `body` is not JSON
-    (the schema validation behind the gate says what is wrong with it)."""
+def parse(body: bytes) -> Any:
+    """`body` as JSON, or `NOT_JSON` (the schema validation behind the gate says what is wrong
+    with it); `DuplicateKey` if some object of it repeats a key."""
     try:
-        json.loads(body, object_pairs_hook=_unique)
-    except _Duplicate as exc:
-        return exc.key
+        return json.loads(body, object_pairs_hook=_unique)
     except (ValueError, RecursionError):
-        return None
-    return None
+        return NOT_JSON
+
+
+def validated(model: type[M], scope: Scope, body: bytes) -> M:
+    """The body as `model`, validated from the gate's parse when the gate parsed an object.
+
+    Validation of parsed JSON accepts what validation of the JSON text accepts, but words a few
+    refusals differently ("a valid dictionary" for "an object"), so a refused body is validated
+    again as text: its errors are the ones the API documents (BentoML validates the text, an
+    empty body read as `{}`).
+    """
+    parsed = scope.get(PARSED, NOT_JSON)
+    if isinstance(parsed, dict):
+        try:
+            return model.model_validate(parsed)
+        except ValidationError:
+            pass
+    return model.model_validate_json(body or b"{}")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

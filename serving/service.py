@@ -13,11 +13,19 @@ finish their request are closed (`serving.timeouts`, `serving.guard`). A feature
 the worker's event loop (cheaper than a thread hand-off); raw bars and batches run in one thread
 per worker, so health checks stay answered meanwhile. Model calls are single-threaded: the
 parallelism comes from the workers (default 2, one per core).
+
+`POST /predict` is answered ahead of BentoML's routing (`PredictAnswer`), like `GET /risk`:
+BentoML's route machinery (its own parse of the body, the request context, routing, the response
+build) and the unsampled OpenTelemetry spans (`_untraced`) cost more than the prediction of a
+feature row (profile in `benchmarks/bench_serving.py`). BentoML's access log and request metrics,
+which wrap the service's middlewares, stay. The route stays, for the spec; the answer is the
+route's.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +36,12 @@ import bentoml
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
 from serving.errors import ClientErrors, InputError, configure_logging, error_body
-from serving.guard import BodyGuard
+from serving.guard import JSON, BodyGuard, validated
 from serving.live import Live
 from serving.live_routes import RiskAnswer
 from serving.live_routes import router as live_router
@@ -47,6 +57,9 @@ from serving.responses import (
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 T = TypeVar("T")
 R = TypeVar("R")
+UNEXPECTED = "An unexpected error has occurred, please check the server log."
+"""A 500's body, in BentoML's words (its routes answer so)."""
+log = logging.getLogger("flushcast.serving")
 
 timeouts.install()
 configure_logging()
@@ -55,6 +68,17 @@ routes.include_router(live_router)  # /risk, /alerts, /reload, /monitor (serving
 LOOKUP_PATHS = ["/metrics", "/healthz", "/livez", "/readyz", "/risk"]
 """Paths without per-request access log, request metrics or trace (BentoML's defaults, and
 /risk: a cached lookup polled by risk systems, which the logging would cost several times over)."""
+
+
+def _untraced() -> list[str]:
+    """Paths without traces (regexes on the URL): the lookups, and /predict while tracing is off
+    (BentoML's default sample rate, 0), when its unsampled spans record nothing and still cost
+    about a third of a feature row's answer. Traced again once `tracing.sample_rate` is set."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    if BentoMLContainer.tracing.sample_rate.get():
+        return LOOKUP_PATHS
+    return [*LOOKUP_PATHS, "/predict$"]
 
 
 @routes.exception_handler(RequestValidationError)
@@ -90,7 +114,7 @@ routes.mount(docs_page.ASSETS, docs_page.assets(), name="docs-assets")
     workers=int(os.environ.get(WORKERS_ENV, "2")),
     traffic={"timeout": 60},
     logging={"access": {"skip_paths": LOOKUP_PATHS}},
-    tracing={"excluded_urls": LOOKUP_PATHS},
+    tracing={"excluded_urls": _untraced()},
 )
 @bentoml.asgi_app(routes, path="/")
 class Flushcast:
@@ -117,6 +141,10 @@ class Flushcast:
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest, /) -> PredictResponse:
         """Flush probability, risk band, direction and top reasons per horizon for one symbol."""
+        return await self.answer_predict(request)
+
+    async def answer_predict(self, request: PredictRequest) -> PredictResponse:
+        """The answer of POST /predict, for the route and for `PredictAnswer`."""
         return await self._answer(self.predictor.predict, request, cheap=request.bars is None)
 
     @bentoml.api(route="/predict_batch")
@@ -185,9 +213,51 @@ class Flushcast:
         return HTMLResponse(page)
 
 
+class PredictAnswer:
+    """Answers POST /predict ahead of routing, as the route would (see the module doc): the
+    request validated from the guard's parse, `Flushcast.answer_predict`, its JSON; a refused
+    body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        self.app = app
+        self.ahead = not BentoMLContainer.http.cors.enabled.get()
+        """With CORS configured, /predict is routed: BentoML's CORS middleware is behind this."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.ahead
+            or scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] != "/predict"
+        ):
+            await self.app(scope, receive, send)
+            return
+        message = await receive()  # the guard's replay: the whole body in one message
+        body = message.get("body", b"")
+        try:
+            request = validated(PredictRequest, scope, body)
+            answer = await bentoml.get_current_service().answer_predict(request)
+        except ValidationError as exc:
+            detail = exc.errors(include_context=False, include_input=False)
+            answer = JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
+        except Exception:
+            log.exception("POST /predict failed")
+            answer = JSONResponse({"error": UNEXPECTED}, status_code=500)
+        if not isinstance(answer, PredictResponse):
+            await answer(scope, receive, send)
+            return
+        content = answer.model_dump_json().encode()
+        headers = [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(content))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
 Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
 Flushcast.add_asgi_middleware(RiskAnswer)  # GET /risk before routing: a lookup, not a route
 Flushcast.add_asgi_middleware(BodyGuard)
+Flushcast.add_asgi_middleware(PredictAnswer)  # behind the guard: it reads the guard's parse
 
 
 def _bento_model() -> bentoml.Model | None:
