@@ -248,6 +248,12 @@ def _verdict(entry) -> list[str]:
             entry.edge_over_best_baseline_within_fold,
             "edge_over_best_baseline_within_fold",
         ),
+        (
+            "ROC-AUC within folds",
+            entry.best_baseline_roc_within_fold,
+            entry.edge_over_best_baseline_roc_within_fold,
+            "edge_over_best_baseline_roc_within_fold",
+        ),
     ):
         interval = entry.intervals.get(key)
         ci = (
