@@ -118,12 +118,10 @@ class Bundle:
         return columns(self.features, self.bar_input)
 
     def input_descriptions(self, registry: dict[str, Any]) -> list[str]:
-        """What each model input but the symbol is, in column order (`registry`: the features')."""
-        return [
-            registry[c].description if c in registry else BAR_HOURS_DESCRIPTION
-            for c in self.columns
-            if c != SYMBOL
-        ]
+        """What each model input is, in column order (`registry`: the features')."""
+        symbol = f"The traded symbol; the model is pooled over {', '.join(self.symbols)}."
+        other = {SYMBOL: symbol, BAR_HOURS: BAR_HOURS_DESCRIPTION}
+        return [registry[c].description if c in registry else other[c] for c in self.columns]
 
     @property
     def bar(self) -> pd.Timedelta:

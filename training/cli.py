@@ -458,7 +458,8 @@ def promote(
     ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Make VERSION the `champion` if it beats the best baseline and the current champion."""
+    """Make VERSION the `champion` if it beats the best baseline (pooled and within blocks) and
+    the current champion."""
     from training.registry import RegistryError
     from training.registry import promote as promote_version
     from training.tracking import tracking_uri as resolve

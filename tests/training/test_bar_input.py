@@ -132,6 +132,7 @@ def test_the_service_explains_the_bar_size_input(mixed):
     assert by_name[BAR_HOURS].value == FOUR
     assert by_name[BAR_HOURS].description == BAR_HOURS_DESCRIPTION
     assert by_name[SYMBOL].value == "BTCUSDT"
+    assert by_name[SYMBOL].description.startswith("The traded symbol; the model is pooled over")
     assert by_name["funding_z_30d"].description == FEATURES["funding_z_30d"].description
     total = sum(c.contribution for c in horizon.contributions) + horizon.base_value
     assert total == pytest.approx(horizon.log_odds)
