@@ -108,6 +108,8 @@ class Bundle:
         # A training table of several bar sizes lists the bar size among its features; the
         # bundle keeps the features the market is built into, and the bar size as its own.
         if BAR_HOURS in self.features:
+            if self.features[-1] != BAR_HOURS:  # the learners read it just before the symbol
+                raise BundleMismatch(f"{BAR_HOURS} must be the last feature of a bundle")
             self.features = [f for f in self.features if f != BAR_HOURS]
             self.lookbacks = {k: v for k, v in self.lookbacks.items() if k != BAR_HOURS}
             self.bar_input = True

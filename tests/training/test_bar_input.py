@@ -7,6 +7,7 @@ API on that version) is `tests/test_cross_bar_journey.py` (slow).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from features.registry import FEATURES, max_lookback
-from models.bundle import Bundle, HorizonModel
+from models.bundle import Bundle, BundleMismatch, HorizonModel
 from models.calibration import Calibrator
 from models.learners import GradientBoosting
 from models.matrix import BAR_HOURS, BAR_HOURS_DESCRIPTION, SYMBOL, columns, model_matrix
@@ -111,6 +112,14 @@ def test_a_bundle_saved_with_the_bar_size_among_its_features_still_loads(mixed, 
     assert loaded.bar_input and loaded.features == bundle.features
     features = table.drop(columns=[BAR_HOURS])
     pd.testing.assert_frame_equal(loaded.predict(features), bundle.predict(features))
+    # Anywhere but last it would not be the column the learners read: refused, not misread.
+    with pytest.raises(BundleMismatch, match="must be the last feature"):
+        dataclasses.replace(bundle, features=[BAR_HOURS, *bundle.features], bar_input=False)
+    manifest["features"] = [BAR_HOURS, *manifest["features"][:-1]]
+    (folder / "bundle.json").write_text(json.dumps(manifest))
+    integrity.record(folder)
+    with pytest.raises(BundleMismatch):
+        Bundle.load(folder)
 
 
 def test_the_service_explains_the_bar_size_input(mixed):
