@@ -25,7 +25,14 @@ from common.atomic import write_atomic
 from models import integrity
 from models.calibration import Calibrator
 from models.learners import Explainer, GradientBoosting
-from models.matrix import BAR_HOURS, SYMBOL, columns, from_values, model_matrix
+from models.matrix import (
+    BAR_HOURS,
+    BAR_HOURS_DESCRIPTION,
+    SYMBOL,
+    columns,
+    from_values,
+    model_matrix,
+)
 from models.stacking import Stack, load_learner
 
 FORMAT = 2
@@ -93,11 +100,30 @@ class Bundle:
     """Data span and sources per series, row counts."""
     evaluation: dict[str, Any] = field(default_factory=dict)
     """Walk-forward summary of the configuration this bundle was trained with."""
+    bar_input: bool = False
+    """Whether the bar size is a model input (trained on stores of several bar sizes): its
+    value is `bar_hours` for every row the bundle scores (`models.matrix`)."""
+
+    def __post_init__(self) -> None:
+        # A training table of several bar sizes lists the bar size among its features; the
+        # bundle keeps the features the market is built into, and the bar size as its own.
+        if BAR_HOURS in self.features:
+            if self.features[-1] != BAR_HOURS:  # the learners read it just before the symbol
+                raise BundleMismatch(f"{BAR_HOURS} must be the last feature of a bundle")
+            self.features = [f for f in self.features if f != BAR_HOURS]
+            self.lookbacks = {k: v for k, v in self.lookbacks.items() if k != BAR_HOURS}
+            self.bar_input = True
 
     @property
     def columns(self) -> list[str]:
         """Model input columns, in order."""
-        return columns(self.features)
+        return columns(self.features, self.bar_input)
+
+    def input_descriptions(self, registry: dict[str, Any]) -> list[str]:
+        """What each model input is, in column order (`registry`: the features')."""
+        symbol = f"The traded symbol; the model is pooled over {', '.join(self.symbols)}."
+        other = {SYMBOL: symbol, BAR_HOURS: BAR_HOURS_DESCRIPTION}
+        return [registry[c].description if c in registry else other[c] for c in self.columns]
 
     @property
     def bar(self) -> pd.Timedelta:
@@ -105,11 +131,15 @@ class Bundle:
 
     def matrix(self, table: pd.DataFrame) -> np.ndarray:
         """Model inputs from a feature table (see `models.matrix.model_matrix`)."""
-        return model_matrix(table, self.features, self.symbols)
+        return model_matrix(table, self.features, self.symbols, self._bar_value())
 
     def matrix_from(self, values: np.ndarray, symbols: list[str]) -> np.ndarray:
         """Model inputs from feature values in the bundle's order and the rows' symbols."""
-        return from_values(values, symbols, self.symbols)
+        return from_values(values, symbols, self.symbols, self._bar_value())
+
+    def _bar_value(self) -> float | None:
+        """The bar size input of every row scored (None: not an input of this model)."""
+        return self.bar_hours if self.bar_input else None
 
     def knows(self, symbol: str) -> bool:
         return symbol in self.symbols
@@ -150,11 +180,6 @@ class Bundle:
 
     def check_features(self, registry: dict[str, Any], max_lookback: int) -> None:
         """Raise BundleMismatch if a trained feature is gone or its lookback has changed."""
-        if BAR_HOURS in self.features:
-            raise BundleMismatch(
-                "this model was trained on stores of several bar sizes (input bar_hours); "
-                "the service does not build that input yet: train on one bar size to serve"
-            )
         gone = [name for name in self.features if name not in registry]
         changed = {
             name: (self.lookbacks[name], registry[name].lookback)
@@ -201,6 +226,7 @@ class Bundle:
             "max_lookback": self.max_lookback,
             "symbols": self.symbols,
             "bar_hours": self.bar_hours,
+            "bar_input": self.bar_input,
             "label": self.label,
             "fit": self.fit,
             "training": self.training,
@@ -225,7 +251,8 @@ class Bundle:
             raise BundleMismatch(f"bundle at {folder}: {MANIFEST}: {exc}") from None
         if manifest.get("format") != FORMAT:
             raise BundleMismatch(f"bundle format {manifest.get('format')}, expected {FORMAT}")
-        model_columns = columns(manifest["features"])
+        bar_input = bool(manifest.get("bar_input", False))
+        model_columns = columns(manifest["features"], bar_input)
         horizons = {}
         for key, entry in manifest["horizons"].items():
             try:
@@ -263,6 +290,7 @@ class Bundle:
             bar_hours=bar_hours,
             training=manifest["training"],
             evaluation=manifest["evaluation"],
+            bar_input=bar_input,
         )
 
 

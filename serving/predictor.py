@@ -53,9 +53,7 @@ class Predictor:
         self.symbol_column = self.columns.index(SYMBOL)
         self.band_words = describe()
         """The risk bands' edges in words (the report prints them)."""
-        self.descriptions = [FEATURES[f].description for f in bundle.features] + [
-            f"The traded symbol; the model is pooled over {', '.join(self.scorer.symbols)}."
-        ]
+        self.descriptions = bundle.input_descriptions(FEATURES)
 
     def rows(self, request: RowRequest) -> Rows:
         """Feature rows of a /predict or /explain request (bars are built server-side)."""

@@ -248,6 +248,12 @@ def _verdict(entry) -> list[str]:
             entry.edge_over_best_baseline_within_fold,
             "edge_over_best_baseline_within_fold",
         ),
+        (
+            "ROC-AUC within folds",
+            entry.best_baseline_roc_within_fold,
+            entry.edge_over_best_baseline_roc_within_fold,
+            "edge_over_best_baseline_roc_within_fold",
+        ),
     ):
         interval = entry.intervals.get(key)
         ci = (
@@ -452,7 +458,8 @@ def promote(
     ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Make VERSION the `champion` if it beats the best baseline and the current champion."""
+    """Make VERSION the `champion` if it beats the best baseline (pooled and within blocks) and
+    the current champion."""
     from training.registry import RegistryError
     from training.registry import promote as promote_version
     from training.tracking import tracking_uri as resolve

@@ -26,10 +26,10 @@ from training.metrics import (
     brier_skill,
     direction_accuracy,
     event_recall,
-    per_block,
     pr_auc,
     score_metrics,
     time_blocks,
+    within_block_edge_interval,
 )
 from training.record import (
     DirectionRecord,
@@ -138,6 +138,7 @@ def _intervals(
     best_within: str | None,
     n_boot: int,
     block_hours: int,
+    best_roc_within: str | None = None,
 ) -> dict[str, tuple[float, float]]:
     """95 % block-bootstrap intervals of the headline figures and edges (same resamples)."""
     y = frame["y"].to_numpy()
@@ -178,14 +179,14 @@ def _intervals(
         n_boot=n_boot,
     )
     intervals = dict(zip(names, resampled, strict=True))
-    if best_within is not None:
-        # A within-fold figure is a mean over test blocks, so its interval resamples blocks.
-        mine, theirs = (per_block(y, columns[m], blocks) for m in ("champion", best_within))
-        (intervals["edge_over_best_baseline_within_fold"],) = block_bootstrap_cis(
-            lambda i: [mine.resampled(i).pr_auc - theirs.resampled(i).pr_auc],
-            np.arange(len(mine.events)),
-            n_boot=n_boot,
-        )
+    for key, other, metric in (
+        ("edge_over_best_baseline_within_fold", best_within, "pr_auc"),
+        ("edge_over_best_baseline_roc_within_fold", best_roc_within, "roc_auc"),
+    ):
+        if other is not None:
+            intervals[key] = within_block_edge_interval(
+                y, champion, columns[other], blocks, metric, n_boot=n_boot
+            )
     return intervals
 
 
@@ -200,6 +201,7 @@ def horizon_record(
     counts, models = _entry(frame, horizon, names)
     best = _best(models, baselines, "pr_auc")
     best_within = _best(models, baselines, "pr_auc_within_fold")
+    best_roc_within = _best(models, baselines, "roc_auc_within_fold")
     folds = result.folds
     scored = folds[folds["status"] == "scored"]
     excluded = [
@@ -220,6 +222,11 @@ def horizon_record(
         - models[best_within]["pr_auc_within_fold"]
         if best_within
         else None,
+        "best_baseline_roc_within_fold": best_roc_within,
+        "edge_over_best_baseline_roc_within_fold": models[CHAMPION]["roc_auc_within_fold"]
+        - models[best_roc_within]["roc_auc_within_fold"]
+        if best_roc_within
+        else None,
         "champion_choices": {str(k): int(v) for k, v in scored["champion"].value_counts().items()}
         if "champion" in scored
         else {},
@@ -232,7 +239,12 @@ def horizon_record(
     }
     if config.evaluation.n_boot and len(frame):
         entry["intervals"] = _intervals(
-            frame, best, best_within, config.evaluation.n_boot, config.evaluation.block_hours
+            frame,
+            best,
+            best_within,
+            config.evaluation.n_boot,
+            config.evaluation.block_hours,
+            best_roc_within,
         )
     per_symbol = {}
     for symbol, part in frame.groupby("symbol", observed=True):

@@ -87,6 +87,11 @@ class HorizonRecord(_HasModels):
     best_baseline_within_fold: str | None = None
     edge_over_best_baseline_within_fold: float | None = None
     """Champion minus best baseline, PR-AUC within test blocks."""
+    best_baseline_roc_within_fold: str | None = None
+    """The baseline with the highest ROC-AUC within test blocks."""
+    edge_over_best_baseline_roc_within_fold: float | None = None
+    """Champion minus that baseline, ROC-AUC within test blocks (the promotion gate's
+    within-block test; its interval resamples test blocks)."""
     champion_choices: dict[str, int] = Field(default_factory=dict)
     """How many scored folds each label of the champion had (`stack`, or the chosen candidate)."""
     champion_shares: dict[str, float] = Field(default_factory=dict)
@@ -140,6 +145,11 @@ class EvaluationRecord(_Record):
                         "best_baseline_pr_auc": entry.metric(entry.best_baseline or "", "pr_auc"),
                         "edge_over_best_baseline": entry.edge_over_best_baseline,
                         "edge_interval": entry.intervals.get("edge_over_best_baseline"),
+                        "best_baseline_roc_within_fold": entry.best_baseline_roc_within_fold,
+                        "edge_roc_within_fold": entry.edge_over_best_baseline_roc_within_fold,
+                        "edge_roc_within_fold_interval": entry.intervals.get(
+                            "edge_over_best_baseline_roc_within_fold"
+                        ),
                         "champion_choices": entry.champion_choices,
                         "champion_shares": entry.champion_shares,
                     }

@@ -3,9 +3,9 @@
 A model version is promoted by moving the `champion` alias, never by stages. The previous
 champion keeps the `rollback` alias, so `flushcast rollback` is one alias move. Promotion is
 gated on the walk-forward evaluation recorded with each version: the candidate must beat the
-strongest simple baseline, and the champion on the same evaluation (same data, label and
-splits: equal `evaluation` fingerprints), or the promotion must be forced, and a forced
-promotion says so in the version's tags.
+strongest simple baseline, pooled and within test blocks, and the champion on the same
+evaluation (same data, label and splits: equal `evaluation` fingerprints), or the promotion
+must be forced, and a forced promotion says so in the version's tags.
 """
 
 from __future__ import annotations
@@ -118,36 +118,67 @@ class Decision:
 
 
 def beats_baselines(candidate: dict[str, Any]) -> Decision:
-    """Does the candidate beat the strongest simple baseline at every horizon?
+    """Does the candidate beat the strongest simple baseline at every horizon, pooled and
+    within test blocks?
 
-    Its pooled PR-AUC must exceed the best baseline's, and where the test span holds at least
-    GATE_MIN_EPISODES flush episodes, the 95 % block-bootstrap interval of that edge must lie
-    above zero: a model that cannot show it beats a simple recipe is not worth its complexity.
+    Pooled: its PR-AUC must exceed the best baseline's. Within blocks: its ROC-AUC within test
+    blocks (each week's flushes ranked against the same week's quiet bars) must exceed that of
+    the baseline strongest there, so a champion that only learned which weeks are busy, or
+    wins pooled on the level alone, is refused. Where the test span holds at least
+    GATE_MIN_EPISODES flush episodes, each edge's 95 % block-bootstrap interval must lie above
+    zero (pooled: 72-hour stretches resampled; within blocks: test blocks): a model that cannot
+    show it beats a simple recipe is not worth its complexity.
     """
     for key, h in sorted(candidate["horizons"].items(), key=lambda kv: int(kv[0])):
-        edge, interval, best = (
-            h.get("edge_over_best_baseline"),
-            h.get("edge_interval"),
-            h.get("best_baseline"),
+        for test in (_pooled_edge, _within_block_edge):
+            refusal = test(key, h)
+            if refusal:
+                return Decision(False, f"{key} h: {refusal} ({composition(candidate)})")
+    return Decision(
+        True,
+        "beats the best baseline at every horizon, pooled and within blocks "
+        f"({composition(candidate)})",
+    )
+
+
+def _pooled_edge(key: str, h: dict[str, Any]) -> str | None:
+    """Why one horizon's pooled PR-AUC edge fails the gate (None: it passes)."""
+    edge, best = h.get("edge_over_best_baseline"), h.get("best_baseline")
+    if edge is None or best is None:
+        return "no baseline comparison recorded"
+    if edge <= 0:
+        return f"PR-AUC {h['pr_auc']:.4f} does not beat {best} ({edge:+.4f})"
+    return _significance(f"edge over {best}", edge, h.get("edge_interval"), h["n_events"])
+
+
+def _within_block_edge(key: str, h: dict[str, Any]) -> str | None:
+    """Why one horizon's within-block ROC-AUC edge fails the gate (None: it passes)."""
+    edge, best = h.get("edge_roc_within_fold"), h.get("best_baseline_roc_within_fold")
+    if edge is None or best is None:
+        return (
+            "no within-block comparison recorded (evaluated before the gate compared ROC-AUC "
+            "within blocks: retrain, or --force)"
         )
-        if edge is None or best is None:
-            return Decision(False, f"{key} h: no baseline comparison recorded")
-        if edge <= 0:
-            return Decision(
-                False,
-                f"{key} h: PR-AUC {h['pr_auc']:.4f} does not beat {best} ({edge:+.4f}; "
-                f"{composition(candidate)})",
-            )
-        if h["n_events"] >= GATE_MIN_EPISODES and (
-            not interval or interval[0] is None or interval[0] <= 0
-        ):
-            low = "n/a" if not interval or interval[0] is None else f"{interval[0]:+.4f}"
-            return Decision(
-                False,
-                f"{key} h: edge over {best} {edge:+.4f} is not significant "
-                f"(95 % interval from {low}, {h['n_events']} episodes; {composition(candidate)})",
-            )
-    return Decision(True, f"beats the best baseline at every horizon ({composition(candidate)})")
+    if edge <= 0:
+        mine = h.get("roc_auc_within_fold")
+        shown = "n/a" if mine is None else f"{mine:.4f}"
+        return f"ROC-AUC within blocks {shown} does not beat {best} ({edge:+.4f})"
+    return _significance(
+        f"within-block ROC-AUC edge over {best}",
+        edge,
+        h.get("edge_roc_within_fold_interval"),
+        h["n_events"],
+    )
+
+
+def _significance(what: str, edge: float, interval: Any, episodes: int) -> str | None:
+    """Refusal when `episodes` are enough to ask for an interval above zero and it is not."""
+    if episodes < GATE_MIN_EPISODES:
+        return None
+    if interval and interval[0] is not None and interval[0] > 0:
+        return None
+    low = "n/a" if not interval or interval[0] is None else f"{interval[0]:+.4f}"
+    return f"{what} {edge:+.4f} is not significant (95 % interval from {low}, {episodes} episodes)"
 
 
 def composition(summary: dict[str, Any]) -> str:
@@ -163,10 +194,10 @@ def composition(summary: dict[str, Any]) -> str:
 def gate(candidate: dict[str, Any], champion: dict[str, Any] | None) -> Decision:
     """Should the candidate replace the champion? Both are `EvaluationRecord.summary()` dicts.
 
-    Beats means: it beats the strongest baseline (`beats_baselines`); and, if there is a
-    champion, it was evaluated on the same data, label and splits, has a higher mean PR-AUC
-    over the horizons, and a mean Brier skill no more than GATE_TOLERANCE lower (ranking gains
-    bought with worse probabilities are refused).
+    Beats means: it beats the strongest baseline pooled and within blocks (`beats_baselines`);
+    and, if there is a champion, it was evaluated on the same data, label and splits, has a
+    higher mean PR-AUC over the horizons, and a mean Brier skill no more than GATE_TOLERANCE
+    lower (ranking gains bought with worse probabilities are refused).
     """
     if not candidate:
         return Decision(False, "the candidate has no walk-forward evaluation")

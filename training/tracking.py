@@ -95,6 +95,9 @@ def _metrics(evaluation: Evaluation) -> dict[str, float]:
         flat[f"edge_over_best_baseline_within_fold_{h}h"] = (
             entry.edge_over_best_baseline_within_fold
         )
+        flat[f"edge_over_best_baseline_roc_within_fold_{h}h"] = (
+            entry.edge_over_best_baseline_roc_within_fold
+        )
         for name, share in entry.champion_shares.items():
             flat[f"champion_share_{name}_{h}h"] = share
         if entry.direction is not None:

@@ -153,12 +153,11 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
     evaluation = evaluate(both, config, runner=InProcess())
     assert set(evaluation.predictions[12]["symbol"].astype(str)) == {"SOLUSDT"}
     bundle = fit_bundle(both, config, evaluation)
-    assert bundle.bar == FOUR and "bar_hours" in bundle.features
+    assert bundle.bar == FOUR and "bar_hours" not in bundle.features
     from features.registry import FEATURES, max_lookback
-    from models.bundle import BundleMismatch
 
-    with pytest.raises(BundleMismatch, match="several bar sizes"):
-        bundle.check_features(FEATURES, max_lookback(FOUR))
+    assert bundle.bar_input and bundle.columns[-2:] == ["bar_hours", "symbol"]
+    bundle.check_features(FEATURES, max_lookback(FOUR))  # served like any bundle
     # Tested stores still share one bar size: the bundle serves one.
     with pytest.raises(DataError, match="tested stores have different bar sizes"):
         load_dataset([paths["sol_4h"], paths["btc_1h"]], label=label)

@@ -30,6 +30,8 @@ def _summary(
     edge: float = 0.02,
     interval: tuple[float, float] = (0.005, 0.04),
     episodes: int = 50,
+    within: float = 0.03,
+    within_interval: tuple[float, float] = (0.01, 0.05),
 ) -> dict:
     horizon = {
         "pr_auc": pr,
@@ -38,6 +40,10 @@ def _summary(
         "best_baseline": "compact_logistic",
         "edge_over_best_baseline": edge,
         "edge_interval": list(interval),
+        "roc_auc_within_fold": 0.6 + within,
+        "best_baseline_roc_within_fold": "liquidation_surprise",
+        "edge_roc_within_fold": within,
+        "edge_roc_within_fold_interval": list(within_interval),
     }
     return {"fingerprint": fingerprint, "horizons": {"4": horizon, "12": dict(horizon)}}
 
@@ -54,6 +60,32 @@ def test_a_candidate_must_beat_the_strongest_baseline():
     # Even with no champion to beat.
     assert not gate(_summary(edge=-0.01), None).promote
     assert gate(_summary(), None).promote
+
+
+def test_a_candidate_that_wins_pooled_but_loses_within_blocks_is_refused():
+    """Pooled ranking can be won on the level alone (busy weeks scored higher); within blocks
+    only the ranking of each week's flushes against its quiet bars counts."""
+    losing = _summary(within=-0.02, within_interval=(-0.05, 0.01))
+    assert beats_baselines(_summary(within=-0.02)).promote is False
+    decision = gate(losing, None)
+    assert not decision.promote
+    assert "ROC-AUC within blocks 0.5800 does not beat liquidation_surprise" in decision.reason
+    # A positive within-block edge whose interval reaches zero is not enough with 30 episodes,
+    noisy = gate(_summary(within=0.01, within_interval=(-0.01, 0.03)), None)
+    assert not noisy.promote
+    assert "within-block ROC-AUC edge over liquidation_surprise +0.0100" in noisy.reason
+    assert "not significant" in noisy.reason
+    # ... and enough below them, where no interval can be expected to clear zero.
+    few = _summary(within=0.01, within_interval=(-0.01, 0.03), episodes=GATE_MIN_EPISODES - 1)
+    assert gate(few, None).promote
+    # A version evaluated before the record held the within-block comparison is not promoted
+    # on the pooled edge alone.
+    old = _summary()
+    for h in old["horizons"].values():
+        del h["edge_roc_within_fold"], h["best_baseline_roc_within_fold"]
+    assert "no within-block comparison recorded" in gate(old, None).reason
+    passed = gate(_summary(), None)
+    assert passed.promote and "pooled and within blocks" in passed.reason
 
 
 def test_the_gate_names_what_the_champion_is_made_of():

@@ -140,6 +140,19 @@ def test_the_record_names_the_strongest_baseline_and_the_edge(evaluation, config
         )
         low, high = entry.intervals["edge_over_best_baseline"]
         assert low <= high
+        # Within blocks the gate compares ROC-AUC with the baseline strongest there.
+        within = max(baselines, key=lambda b: entry.metric(b, "roc_auc_within_fold") or -1)
+        assert entry.best_baseline_roc_within_fold == within
+        edge = entry.edge_over_best_baseline_roc_within_fold
+        assert edge == pytest.approx(
+            entry.metric("champion", "roc_auc_within_fold")
+            - entry.metric(within, "roc_auc_within_fold")
+        )
+        low, high = entry.intervals["edge_over_best_baseline_roc_within_fold"]
+        assert low <= high
+        summary = evaluation.record.summary()["horizons"][str(h)]
+        assert summary["edge_roc_within_fold"] == pytest.approx(edge)
+        assert summary["edge_roc_within_fold_interval"] == [low, high]
         assert entry.metric("placebo", "roc_auc_within_fold") == pytest.approx(0.5, abs=0.12)
         assert entry.metric("climatology", "roc_auc_within_fold") == pytest.approx(0.5)
         assert entry.metric("climatology", "brier_skill") == pytest.approx(0.0)
