@@ -54,7 +54,7 @@ def report(
     from marketdata.store import MarketStore
     from models.bundle import BundleMismatch
     from reporting.build import ReportError, render_report
-    from serving.predictor import load_predictor
+    from reporting.registered import load_predictor
     from training.registry import RegistryError
 
     frame = MarketStore(store).read()

@@ -31,12 +31,13 @@ from typing import Any
 
 from common.atomic import write_atomic
 from common.errors import DataError
+from forecast.identity import ModelIdentity
+from forecast.rows import Rows
 from marketdata.store import MarketStore
 from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
 from serving.clock import ServiceClock
-from serving.inputs import Rows
+from serving.endpoints import ServedPredictor
 from serving.predictions_log import PredictionLog, compact, log_rows, read_recent
-from serving.predictor import Predictor
 from serving.responses import Prediction, ServedModel
 from serving.risk import Limits, RiskBook, Snapshot, compute, utc_now
 
@@ -71,8 +72,8 @@ class LiveConfig:
         return cls(**json.loads((folder / CONFIG).read_text()))
 
 
-class LoggingPredictor(Predictor):
-    """The service's Predictor, logging every prediction it answers (cached predictions are
+class LoggingPredictor(ServedPredictor):
+    """The service's predictor, logging every prediction it answers (cached predictions are
     logged once per bar by the live loop instead)."""
 
     log: PredictionLog | None = None
@@ -178,7 +179,10 @@ class Live:
 
     def _logging(self, predictor: Any) -> LoggingPredictor:
         """The same model as a LoggingPredictor writing to this worker's log."""
-        logging_predictor = LoggingPredictor(predictor.bundle, predictor.identity)
+        identity = ModelIdentity.of(predictor.identity.model_dump())
+        logging_predictor = LoggingPredictor(
+            predictor.bundle, identity, predictor.identity.promoted
+        )
         logging_predictor.log = self.log
         logging_predictor.clock = self.clock.now
         return logging_predictor

@@ -69,8 +69,8 @@ def monitor(
     """Live reliability and Brier of the logged predictions beside the walk-forward's, and drift."""
     from common.atomic import write_atomic
     from marketdata.store import MarketStore
+    from reporting.registered import load_predictor
     from serving.live import monitor_report
-    from serving.predictor import load_predictor
     from training.registry import RegistryError
 
     try:

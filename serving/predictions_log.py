@@ -45,8 +45,9 @@ import pyarrow.parquet as pq
 from common.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from serving.inputs import Rows
-    from serving.responses import ModelIdentity, Prediction
+    from forecast.identity import ModelIdentity
+    from forecast.rows import Rows
+    from serving.responses import Prediction
 
 log = logging.getLogger("flushcast.predictions")
 

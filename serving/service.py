@@ -172,7 +172,7 @@ class Flushcast:
             return JSONResponse({"error": message}, status_code=503)
         try:
             page = render_report(
-                self.predictor,
+                self.predictor.model,
                 frame,
                 symbol,
                 at=at,

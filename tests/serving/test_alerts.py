@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from forecast.bands import band
 from serving import ROOT
 from serving.alerts import (
     DEAD_LETTERS,
@@ -28,8 +29,8 @@ from serving.alerts import (
     WebhookConfig,
     load_config,
 )
-from serving.bands import band
-from serving.responses import HorizonPrediction, ModelIdentity
+from serving.responses import HorizonPrediction
+from serving.responses import RegisteredModel as ModelIdentity
 from serving.risk import RiskEntry, Snapshot
 from tests.serving.receiver import receiver
 
