@@ -64,7 +64,7 @@ def report(
         predictor, walk_forward = load_predictor(model, tracking_uri)
         monitored = None
         if live is not None:
-            from serving.live import monitor_report
+            from live.engine import monitor_report
 
             monitored = monitor_report(live, frame, predictor, walk_forward).to_dict()
         html = render_report(

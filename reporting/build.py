@@ -335,7 +335,7 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything the page shows, as plain values (the template's input; handy in notebooks).
 
-    `live`: a `training.monitor` report (`MonitorReport.to_dict()`) for the section on how the
+    `live`: a `live.monitor` report (`MonitorReport.to_dict()`) for the section on how the
     live forecasts did; without it the section is left out."""
     if weeks < 1:
         raise ReportError("weeks", f"must be at least 1, got {weeks}")

@@ -1,7 +1,7 @@
 """Load, verify and warm up a served model: the one recipe for start-up and for reloads.
 
 A worker starting (`serving.service.Flushcast`) and a worker switching to a new version
-(`serving.live.Live.switch`, after `/reload` or a new champion) both call `load_served`: the
+(`live.engine.Live.switch`, after `/reload` or a new champion) both call `load_served`: the
 bundle is read only once its files match their SHA-256 record (`Bundle.load`), checked against
 the feature code (`forecast.predictor.Predictor`), its walk-forward artefacts read for the
 report's model card, and one synthetic request of the bundle's own bar size (1 h, 4 h or 1 d) is

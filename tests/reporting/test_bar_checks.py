@@ -14,10 +14,10 @@ import pytest
 import flushcast as fc
 from common.errors import DataError
 from forecast.predictor import Predictor
+from live.engine import monitor_report
 from reporting import ReportError, render_report
 from reporting.build import UNREGISTERED
 from reporting.card import WalkForward
-from serving.live import monitor_report
 from tests.reporting.common import IDENTITY
 from training.forecaster import FlushForecaster
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from forecast.bands import band
-from serving import ROOT
-from serving.alerts import (
+from live.alerts import (
     DEAD_LETTERS,
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -29,9 +28,10 @@ from serving.alerts import (
     WebhookConfig,
     load_config,
 )
+from live.risk import RiskEntry, Snapshot
+from serving import ROOT
 from serving.responses import HorizonPrediction
 from serving.responses import RegisteredModel as ModelIdentity
-from serving.risk import RiskEntry, Snapshot
 from tests.serving.receiver import receiver
 
 MODEL = ModelIdentity(model_name="flushcast", model_version="3", run_id="r")

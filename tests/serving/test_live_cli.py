@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from live.engine import PREDICTIONS
+from live.predictions_log import PredictionLog, log_rows
+from live.risk import compute
 from marketdata.schema import BAR
-from serving.live import PREDICTIONS
-from serving.predictions_log import PredictionLog, log_rows
-from serving.risk import compute
 from tests.serving.sandbox import Sandbox
 
 

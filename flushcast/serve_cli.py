@@ -14,7 +14,10 @@ from typing import Annotated
 
 import typer
 
-from serving import MODEL_ENV, PROMOTED_ENV, ROOT, SERVICE, STORE_ENV, WORKERS_ENV
+from serving import MODEL_ENV, PROMOTED_ENV, ROOT, STORE_ENV, WORKERS_ENV
+
+SERVICE = "flushcast.service:Flushcast"
+"""Import path `bentoml serve` and `bentofile.yaml` use: the service with live operation."""
 
 TrackingOption = Annotated[
     str | None,
@@ -125,7 +128,7 @@ def serve(
         PROMOTED_ENV: "1" if promoted else "0",
     }
     if live is not None:
-        from serving.live_cli import live_environment
+        from live.cli import live_environment
 
         env.update(
             live_environment(

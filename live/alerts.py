@@ -54,9 +54,9 @@ from common import yamlfile
 from common.atomic import write_atomic
 from common.errors import shorten
 from forecast.bands import EDGES, Band
+from live.risk import RiskEntry, Snapshot
 from marketdata.schema import NAME_MAX, NAME_PATTERN
 from serving.responses import RegisteredModel
-from serving.risk import RiskEntry, Snapshot
 
 log = logging.getLogger("flushcast.alerts")
 
