@@ -35,8 +35,8 @@ def floor(book, n: int = 20_000) -> Figures:
 
 
 def main() -> None:
+    from live.risk import Limits, RiskBook, compute, utc_now
     from marketdata.store import MarketStore
-    from serving.risk import Limits, RiskBook, compute, utc_now
     from tests.serving.sandbox import build, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
@@ -52,7 +52,7 @@ def main() -> None:
         book = RiskBook(Limits(never, never), utc_now)
         book.load(snapshot)
         in_process = floor(book)
-        command = [sys.executable, "-m", "serving.cli", "serve", "--model", box.tag]
+        command = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", box.tag]
         command += ["--store", str(box.store), "--live", str(Path(tmp) / "live")]
         command += ["--stale-after", "1e6", "--stale-limit", "1e6"]
         workload = Workload("GET /risk/BTCUSDT", "/risk/BTCUSDT", b"", REQUESTS, TARGET, "GET")

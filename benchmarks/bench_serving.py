@@ -233,7 +233,7 @@ def main() -> None:
         gc.collect()
         gc.freeze()  # as the service does after start-up, or full collections dominate the floor
         floors = {w.name: floor(w, predictor) for w in loads}
-        command = [sys.executable, "-m", "serving.cli", "serve", "--model", box.tag]
+        command = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", box.tag]
         with running_server(command, box.env(), Path(tmp) / "serve.log") as (port, ready_s):
             print(f"process start to ready (2 workers, warm-up included): {ready_s:.1f} s")
             print(

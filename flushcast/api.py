@@ -134,9 +134,7 @@ def render_report(
 ) -> str:
     """The trader report page (self-contained HTML) of a fitted forecaster, as `flushcast
     report` writes it for a registered model."""
+    from forecast.predictor import Predictor
     from reporting.build import render_report as render
-    from serving.predictor import Predictor
-    from serving.responses import ModelIdentity
 
-    identity = ModelIdentity(model_name="notebook", model_version="0", run_id="none")
-    return render(Predictor(forecaster.fitted, identity), market, symbol, at=at, weeks=weeks)
+    return render(Predictor(forecaster.fitted), market, symbol, at=at, weeks=weeks)

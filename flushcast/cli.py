@@ -5,13 +5,12 @@ from __future__ import annotations
 import typer
 
 from features import cli as features_cli
-from flushcast import report_cli
+from flushcast import report_cli, serve_cli
 from flushcast.demo import demo
+from live import cli as live_cli
 from marketdata import cli as marketdata_cli
 from marketdata import cli_fetch as fetch_cli
 from marketdata.collect import cli as collect_cli
-from serving import cli as serving_cli
-from serving import live_cli
 from simulator import cli as simulator_cli
 from training import cli as training_cli
 
@@ -34,7 +33,7 @@ app.command("tune")(training_cli.tune)
 app.command("promote")(training_cli.promote)
 app.command("rollback")(training_cli.rollback)
 app.command("report")(report_cli.report)
-app.command("serve")(serving_cli.serve)
-app.command("build")(serving_cli.build)
+app.command("serve")(serve_cli.serve)
+app.command("build")(serve_cli.build)
 app.command("monitor")(live_cli.monitor)
 app.command("demo")(demo)

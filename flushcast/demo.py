@@ -68,9 +68,9 @@ def _promote_latest(tracking_uri: str | None) -> str:
     Returns the version the report should show: the champion, or the new version when the gate
     refused it and there is no champion yet (the report marks it "not promoted").
     """
-    from serving.versions import LATEST, champion_version, version_number
     from training.registry import CHAMPION, promote
     from training.tracking import tracking_uri as resolve
+    from training.versions import LATEST, champion_version, version_number
 
     uri = resolve(tracking_uri)
     latest = version_number(LATEST, uri)

@@ -54,7 +54,7 @@ def report(
     from marketdata.store import MarketStore
     from models.bundle import BundleMismatch
     from reporting.build import ReportError, render_report
-    from serving.predictor import load_predictor
+    from reporting.registered import load_predictor
     from training.registry import RegistryError
 
     frame = MarketStore(store).read()
@@ -64,7 +64,7 @@ def report(
         predictor, walk_forward = load_predictor(model, tracking_uri)
         monitored = None
         if live is not None:
-            from serving.live import monitor_report
+            from live.engine import monitor_report
 
             monitored = monitor_report(live, frame, predictor, walk_forward).to_dict()
         html = render_report(

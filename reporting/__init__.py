@@ -1,7 +1,6 @@
 """Trader reports: one self-contained HTML page per symbol saying how likely a flush is and why.
 
-    from reporting import render_report
-    from serving.predictor import load_predictor
+    from reporting import load_predictor, render_report
     predictor, walk_forward = load_predictor("champion")
     html = render_report(predictor, market_frame, "BTCUSDT", walk_forward=walk_forward)
 
@@ -20,6 +19,7 @@ _EXPORTS = {
     "WalkForward": "reporting.card",
     "download_walk_forward": "reporting.card",
     "load_walk_forward": "reporting.card",
+    "load_predictor": "reporting.registered",
 }
 __all__ = sorted(_EXPORTS)
 

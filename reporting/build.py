@@ -1,11 +1,12 @@
 """The trader report: one self-contained HTML page for one symbol at one bar.
 
-`render_report` works on what is already in memory (the service's `Predictor`, a market frame,
-the version's walk-forward artefacts), so the CLI and the service's `GET /report` render the same
-page (`serving.predictor.load_predictor` gets them from the MLflow registry). Probabilities,
-risk bands, direction and the ranking of reasons come from the Predictor it is handed, so the
-page always agrees with `/predict` and `/explain`; reporting itself imports nothing of
-serving's (the service imports reporting for `GET /report`). Images are embedded as data URIs and a
+`render_report` works on what is already in memory (the forecast layer's `Predictor`, a market
+frame, the version's walk-forward artefacts), so the CLI, the notebook and the service's
+`GET /report` render the same page (`reporting.registered.load_predictor` gets them from the
+MLflow registry). Probabilities, risk bands, direction and the ranking of reasons come from the
+Predictor it is handed, the one the service answers with, so the page always agrees with
+`/predict` and `/explain`; reporting imports nothing of serving's (the service imports reporting
+for `GET /report`). Images are embedded as data URIs and a
 Content-Security-Policy forbids the page any network access.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ from features.build import build_features
 from features.context import is_btc
 from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
 from features.registry import FEATURES
+from forecast.answer import HorizonForecast
+from forecast.predictor import Predictor
 from marketdata.resample import infer_bar
 from marketdata.schema import BAR
 from models.applicability import bar_problem, duration
@@ -33,10 +36,6 @@ from reporting.card import WalkForward, model_card
 from reporting.live import live_section
 from reporting.sentences import percent, when
 from training.labels import LabelSpec, direction_column, make_labels
-
-if TYPE_CHECKING:  # reporting sits below serving: it is handed the service's Predictor
-    from serving.predictor import Predictor
-    from serving.responses import HorizonPrediction
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
@@ -168,6 +167,8 @@ def _inputs(frame: pd.DataFrame, symbol: str) -> pd.DataFrame:
     return frame[(names == symbol) | btc]
 
 
+UNREGISTERED = "a model fitted in this session (not registered)"
+"""What the page names instead of a registered version for a notebook's model."""
 MAX_MISSING_FOR_BAND = 0.5
 """Above this share of missing inputs the headline shows no risk band: a badge would claim more
 than the few inputs left can say."""
@@ -176,7 +177,7 @@ CONFIDENT_DIRECTION = 0.6
 two sides are close to a coin flip and the page says so."""
 
 
-def _direction(bundle: Bundle, prediction: HorizonPrediction) -> str:
+def _direction(bundle: Bundle, prediction: HorizonForecast) -> str:
     if bundle.horizons[prediction.horizon_hours].direction is None:
         return "no direction model (too few one-sided flushes in training): 50/50"
     longs, shorts = prediction.p_long_flush, prediction.p_short_squeeze
@@ -190,7 +191,7 @@ def _direction(bundle: Bundle, prediction: HorizonPrediction) -> str:
     return f"shorts squeezed, price up ({percent(shorts)} if a flush comes)"
 
 
-def _changes(bundle: Bundle, prediction: HorizonPrediction) -> list[float]:
+def _changes(bundle: Bundle, prediction: HorizonForecast) -> list[float]:
     """Per top reason: the calibrated probability minus what it would be without it."""
     explanation = prediction.explanation
     calibrator = bundle.horizons[prediction.horizon_hours].calibrator
@@ -212,7 +213,7 @@ def _reason(contribution: Any, change: float, symbol: str, percentile: dict[str,
 
 
 def _why(
-    bundle: Bundle, prediction: HorizonPrediction, symbol: str, pct: dict[str, float]
+    bundle: Bundle, prediction: HorizonForecast, symbol: str, pct: dict[str, float]
 ) -> dict[str, Any]:
     explanation = prediction.explanation
     steps = [(c.feature, c.contribution) for c in explanation.top]
@@ -267,10 +268,10 @@ def _timeline(
     bundle = predictor.bundle
     start = at - weeks * 7 * 24 * BAR
     table = series.table[(series.table["timestamp"] > start) & (series.table["timestamp"] <= at)]
-    X = predictor.scorer.matrix(
+    X = predictor.matrix(
         table[bundle.features].to_numpy(dtype="float64"), table["symbol"].astype(str).tolist()
     )
-    probabilities = {h: predictor.scorer.scores(X, h).p_flush for h in bundle.horizons}
+    probabilities = {h: predictor.scores(X, h).p_flush for h in bundle.horizons}
     shortest = min(bundle.horizons)
     known = series.market[series.market["timestamp"] <= at]
     market = known.set_index("timestamp").reindex(table["timestamp"])
@@ -334,7 +335,7 @@ def report_context(
 ) -> dict[str, Any]:
     """Everything the page shows, as plain values (the template's input; handy in notebooks).
 
-    `live`: a `training.monitor` report (`MonitorReport.to_dict()`) for the section on how the
+    `live`: a `live.monitor` report (`MonitorReport.to_dict()`) for the section on how the
     live forecasts did; without it the section is left out."""
     if weeks < 1:
         raise ReportError("weeks", f"must be at least 1, got {weeks}")
@@ -349,8 +350,8 @@ def report_context(
     at = resolve_at(series.table["timestamp"], at, bar)
     current = series.table[series.table["timestamp"] == at]
     (prediction,) = predictor.table_predictions(current, explain=True, top_k=top_k)
-    X = predictor.scorer.matrix(current[bundle.features].to_numpy(dtype="float64"), [symbol])
-    contributions = {h: predictor.scorer.contributions(X, h)[0] for h in sorted(bundle.horizons)}
+    X = predictor.matrix(current[bundle.features].to_numpy(dtype="float64"), [symbol])
+    contributions = {h: predictor.contributions(X, h)[0] for h in sorted(bundle.horizons)}
     reference, reference_caption = training_reference(table, bundle, symbol, venue)
     values = current[bundle.features].iloc[0]
     pct = percentiles(reference[bundle.features], values)
@@ -363,7 +364,12 @@ def report_context(
             f"{missing} of {len(values)} inputs are missing, so no risk band is shown: the "
             "probability mostly repeats what the model does without them.",
         )
-    card = model_card(bundle, predictor.identity.model_dump(), walk_forward)
+    identity = (
+        None
+        if predictor.identity is None
+        else {**predictor.identity.to_dict(), "promoted": predictor.promoted}
+    )
+    card = model_card(bundle, identity, walk_forward)
     if card["simulated"]:
         notes.insert(0, "This model was trained on simulated data: a demonstration, not advice.")
     return {
@@ -371,7 +377,8 @@ def report_context(
         "venue": venue,
         "as_of": when(at),
         "price": float(market.loc[market["timestamp"] == at, "close"].iloc[0]),
-        "identity": predictor.identity.model_dump(),
+        "identity": identity,
+        "UNREGISTERED": UNREGISTERED,
         "headline": [
             {
                 "horizon": h.horizon_hours,

@@ -210,8 +210,11 @@ def simulated(bundle: Bundle) -> bool:
     )
 
 
-def model_card(bundle: Bundle, identity: dict[str, str], walk_forward: WalkForward | None) -> dict:
-    """Everything the model card section shows, ready for the template."""
+def model_card(
+    bundle: Bundle, identity: dict[str, Any] | None, walk_forward: WalkForward | None
+) -> dict:
+    """Everything the model card section shows, ready for the template (`identity` None: a
+    model fitted in this session, not registered)."""
     series = bundle.training.get("series", {})
     card: dict[str, Any] = {
         "identity": identity,

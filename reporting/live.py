@@ -1,6 +1,6 @@
 """The report's "how the live forecasts did" section, from a monitoring report.
 
-`training.monitor` joins the service's prediction log with the labels as they mature; this turns
+`live.monitor` joins the service's prediction log with the labels as they mature; this turns
 its report into what the template shows: per horizon the matured predictions, live Brier and ECE
 beside the walk-forward's, a reliability plot of the live predictions, and the features that
 drifted most. Shown only when a log exists (the CLI's `--live`, the service's live folder).

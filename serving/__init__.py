@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SERVICE = "serving.service:Flushcast"
-"""Import path `bentoml serve` and `bentofile.yaml` use."""
 MODEL_ENV = "FLUSHCAST_MODEL"
 """BentoML model tag to serve (default `flushcast:latest`); `flushcast serve` pins the champion."""
 PROMOTED_ENV = "FLUSHCAST_PROMOTED"
@@ -22,5 +20,7 @@ READ_TIMEOUT_ENV = "FLUSHCAST_READ_TIMEOUT"
 """Seconds a client has for a request's headers, and again for its body (default 15)."""
 STORE_ENV = "FLUSHCAST_STORE"
 """Market data store `GET /report` reads (default: the demo store in the checkout)."""
+SPEC = Path(__file__).with_name("openapi.json")
+"""The committed OpenAPI spec (`serving.openapi`), held equal to the served one."""
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: `bentoml serve` imports the service from here, `bentoml build` reads it."""

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import bentoml
 
+from forecast.identity import ModelIdentity
 from models.bundle import MANIFEST, Bundle
 from models.integrity import BundleIntegrityError, recorded, verify
 from reporting.card import download_walk_forward
 from serving import WALK_FORWARD
-from training.registry import CHAMPION, MODEL_NAME, ModelIdentity, download_bundle
+from training.registry import CHAMPION, MODEL_NAME, download_bundle
 from training.tracking import tracking_uri
 
 
@@ -43,7 +44,7 @@ def store_bundle(
     """
     bundle = Bundle.load(folder)  # refuses a bundle that fails its SHA-256 record
     sums = recorded(folder)
-    wanted = identity.model_dump()
+    wanted = identity.to_dict()
     for stored in bentoml.models.list():
         same = {k: stored.info.metadata.get(k) for k in wanted} == wanted
         if stored.tag.name == MODEL_NAME and same and _intact(Path(stored.path), sums):

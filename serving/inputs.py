@@ -26,6 +26,7 @@ from features import breadth, events
 from features.build import build_features
 from features.context import BTC_FEATURES, is_btc
 from features.registry import FEATURES
+from forecast.rows import Rows
 from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
 from marketdata.validate import validate
 from models.applicability import bar_problem, duration, history_problem
@@ -37,18 +38,6 @@ MICROSECOND = timedelta(microseconds=1)
 NO_BTC = "no BTC series sent, so the btc_* features are missing: add BTC bars as `context`"
 MAX_SPAN_PER_BAR = 2
 """Bar times from a series' first bar to its last, per bar sent: half the window may be gaps."""
-
-
-@dataclass
-class Rows:
-    """Feature rows to score (bundle feature order) and what the response says about them."""
-
-    values: np.ndarray
-    symbols: list[str]
-    venues: list[str]
-    as_of: list[datetime | None]
-    notes: list[list[str]]
-    """Per row: input problems found before scoring (missing columns, gaps)."""
 
 
 @dataclass(frozen=True)
@@ -263,15 +252,4 @@ def from_feature_row(
         venues=[venue],
         as_of=[as_of],
         notes=[[]],
-    )
-
-
-def rows_of_table(table: pd.DataFrame, features: list[str]) -> Rows:
-    """Rows of a feature table (`features.build_features` output) as the scorer reads them."""
-    return Rows(
-        values=table[features].to_numpy(dtype="float64"),
-        symbols=table["symbol"].astype(str).tolist(),
-        venues=table["venue"].astype(str).tolist(),
-        as_of=[stamp.to_pydatetime() for stamp in table["timestamp"]],
-        notes=[[] for _ in range(len(table))],
     )

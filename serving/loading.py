@@ -1,12 +1,13 @@
 """Load, verify and warm up a served model: the one recipe for start-up and for reloads.
 
 A worker starting (`serving.service.Flushcast`) and a worker switching to a new version
-(`serving.live.Live.switch`, after `/reload` or a new champion) both call `load_served`: the
+(`live.engine.Live.switch`, after `/reload` or a new champion) both call `load_served`: the
 bundle is read only once its files match their SHA-256 record (`Bundle.load`), checked against
-the feature code (`Predictor`), its walk-forward artefacts read for the report's model card, and
-one synthetic request of the bundle's own bar size (1 h, 4 h or 1 d) is scored, so numba code is
-compiled and the first real request costs what later ones do. Whether the version is the
-registry's champion travels with it (`PROMOTED_ENV`), so every answer can say when it is not.
+the feature code (`forecast.predictor.Predictor`), its walk-forward artefacts read for the
+report's model card, and one synthetic request of the bundle's own bar size (1 h, 4 h or 1 d) is
+scored, so numba code is compiled and the first real request costs what later ones do. Whether
+the version is the registry's champion travels with it (`PROMOTED_ENV`), so every answer can say
+when it is not.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from forecast.identity import ModelIdentity
 from models.bundle import Bundle
 from serving import PROMOTED_ENV, WALK_FORWARD
-from serving.predictor import Predictor
+from serving.endpoints import ServedPredictor
 from serving.requests import Bar, PredictRequest
-from serving.responses import ServedModel
 
 if TYPE_CHECKING:
     from reporting.card import WalkForward
@@ -33,12 +34,12 @@ if TYPE_CHECKING:
 class Served:
     """A model ready to answer: its predictor (warmed up) and its walk-forward artefacts."""
 
-    predictor: Predictor
+    predictor: ServedPredictor
     walk_forward: WalkForward | None
 
 
 def load_served(
-    stored: Any, promoted: bool | None = None, predictor: type[Predictor] = Predictor
+    stored: Any, promoted: bool | None = None, predictor: type[ServedPredictor] = ServedPredictor
 ) -> Served:
     """Load BentoML model `stored` (a `bentoml.Model`), verify, check and warm it up.
 
@@ -46,8 +47,8 @@ def load_served(
     """
     if promoted is None:
         promoted = os.environ.get(PROMOTED_ENV, "1") != "0"
-    identity = ServedModel.model_validate({**stored.info.metadata, "promoted": promoted})
-    served = predictor(Bundle.load(stored.path), identity)
+    identity = ModelIdentity.of(stored.info.metadata)
+    served = predictor(Bundle.load(stored.path), identity, promoted)
     bundle = served.bundle
     served.predict(warm_up_request(bundle.max_lookback, bundle.bar))
     return Served(served, _walk_forward(Path(stored.path) / WALK_FORWARD))

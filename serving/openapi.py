@@ -1,5 +1,5 @@
-"""The OpenAPI spec the service serves at /docs.json; `python -m serving.openapi` rewrites the
-committed copy, `serving/openapi.json`.
+"""The OpenAPI spec the service serves at /docs.json; `python -m flushcast.service` rewrites the
+committed copy, `serving/openapi.json`, from the service as shipped (with live operation).
 
 It is BentoML's spec of the service amended to say what the service really answers. Request
 and response bodies are the pydantic models' own JSON Schemas, in OpenAPI 3.1 (BentoML's 3.0
@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from serving import SPEC
 from serving.errors import HEADER, ErrorBody
 
-SPEC = Path(__file__).with_name("openapi.json")
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
 ERROR = {JSON: {"schema": {"$ref": REF.format(model="ErrorBody")}}}
@@ -114,12 +114,11 @@ def _version() -> str:
 
 
 @functools.cache
-def spec() -> dict[str, Any]:
-    """The spec as served (needs no model: it is generated from the service definition)."""
-    from serving.service import Flushcast
-
-    bodies = {api.route: (api.input_spec, api.output_spec) for api in Flushcast.apis.values()}
-    return amend(json.loads(json.dumps(Flushcast.openapi_spec.asdict())), bodies)
+def spec(service: Any) -> dict[str, Any]:
+    """The spec of BentoML service `service` as served (needs no model: it is generated from
+    the service definition)."""
+    bodies = {api.route: (api.input_spec, api.output_spec) for api in service.apis.values()}
+    return amend(json.loads(json.dumps(service.openapi_spec.asdict())), bodies)
 
 
 def for_swagger_ui(document: dict[str, Any]) -> dict[str, Any]:
@@ -154,10 +153,6 @@ def for_swagger_ui(document: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def write(path: Path = SPEC) -> Path:
-    path.write_text(json.dumps(spec(), indent=1, sort_keys=True) + "\n")
+def write(service: Any, path: Path = SPEC) -> Path:
+    path.write_text(json.dumps(spec(service), indent=1, sort_keys=True) + "\n")
     return path
-
-
-if __name__ == "__main__":
-    print(f"wrote {write()}")

@@ -1,17 +1,31 @@
-"""Response bodies: per-horizon probabilities, risk bands, SHAP contributions, model identity."""
+"""Response bodies: per-horizon probabilities, risk bands, SHAP contributions, model identity.
+
+The HTTP schema of the answer `forecast.predictor.Predictor` gives (`forecast.answer`, the same
+fields): `serving.endpoints` fills these from it.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from serving.bands import Band
-from training.registry import ModelIdentity
+from forecast.bands import Band
+from forecast.identity import ModelIdentity
 
 
-class ServedModel(ModelIdentity):
+class RegisteredModel(BaseModel):
+    """What every prediction names: the registered model, its version and its training run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    model_version: str
+    run_id: str
+
+
+class ServedModel(RegisteredModel):
     """The registry identity of the model answering, and whether it is the champion."""
 
     promoted: bool = Field(
@@ -20,6 +34,10 @@ class ServedModel(ModelIdentity):
         "the promotion gate; false: served by request (`flushcast serve --version`), and every "
         "answer's warnings say so.",
     )
+
+    @classmethod
+    def of(cls, identity: ModelIdentity, promoted: bool = True) -> ServedModel:
+        return cls(**identity.to_dict(), promoted=promoted)
 
 
 class Contribution(BaseModel):

@@ -1,5 +1,9 @@
 """The BentoML service: the champion bundle behind /predict, /predict_batch, /explain, /model.
 
+The service as shipped (`flushcast.service`, what `flushcast serve` and the bento run) is this
+one with live operation added (`live`): its routes, its middleware, `live_operation` started in
+each worker and its metrics.
+
 The model is a class attribute, so `bentoml build` packages it and the bento needs no MLflow
 registry at run time; `serving.importer` puts the champion into the BentoML store first (with
 its MLflow name, version and run id, which every response carries). Start-up fails loudly if the
@@ -29,7 +33,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import bentoml
@@ -42,9 +46,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
 from serving.errors import ClientErrors, InputError, configure_logging, error_body
 from serving.guard import JSON, BodyGuard, validated
-from serving.live import Live
-from serving.live_routes import RiskAnswer
-from serving.live_routes import router as live_router
 from serving.loading import load_served
 from serving.requests import NAME_PATTERN, ExplainRequest, PredictBatchRequest, PredictRequest
 from serving.responses import (
@@ -64,7 +65,6 @@ log = logging.getLogger("flushcast.serving")
 timeouts.install()
 configure_logging()
 routes = FastAPI(title="flushcast", docs_url=None, redoc_url=None, openapi_url=None)
-routes.include_router(live_router)  # /risk, /alerts, /reload, /monitor (serving.live)
 LOOKUP_PATHS = ["/metrics", "/healthz", "/livez", "/readyz", "/risk"]
 """Paths without per-request access log, request metrics or trace (BentoML's defaults, and
 /risk: a cached lookup polled by risk systems, which the logging would cost several times over)."""
@@ -90,19 +90,19 @@ async def _bad_query(request: Request, exc: RequestValidationError) -> JSONRespo
 @routes.get("/docs.json", include_in_schema=False)
 def _spec() -> JSONResponse:
     """Served instead of BentoML's own spec: the amended one (`serving.openapi`)."""
-    return JSONResponse(openapi.spec())
+    return JSONResponse(openapi.spec(Flushcast))
 
 
 @routes.get(docs_page.SPEC, include_in_schema=False)
 def _ui_spec() -> JSONResponse:
     """The same spec in the dialect the docs page's Swagger UI renders (`serving.openapi`)."""
-    return JSONResponse(openapi.for_swagger_ui(openapi.spec()))
+    return JSONResponse(openapi.for_swagger_ui(openapi.spec(Flushcast)))
 
 
 @routes.get("/", include_in_schema=False)
 def _docs() -> HTMLResponse:
     """Served instead of BentoML's page (which calls outside hosts): `serving.docs_page`."""
-    info = openapi.spec()["info"]
+    info = openapi.spec(Flushcast)["info"]
     return docs_page.index(f"{info['title']} {info['version']}: API")
 
 
@@ -121,6 +121,9 @@ class Flushcast:
     """Calibrated probabilities of a leverage flush per horizon, with exact reasons."""
 
     model = bentoml.models.BentoModel(os.environ.get(MODEL_ENV, "flushcast:latest"))
+    live_operation: ClassVar[Callable[[Any], Any] | None] = None
+    """Starts a worker's live operation, or says it is off (None): `flushcast.service` sets
+    it to `live.engine.Live.start`. Its state is `self.live`."""
 
     def __init__(self) -> None:
         served = load_served(_bento_model() or self.model)
@@ -128,15 +131,14 @@ class Flushcast:
         self.walk_forward = served.walk_forward
         self.limiter = anyio.CapacityLimiter(1)
         """One heavy request at a time per worker: they are CPU-bound and share one GIL."""
-        self.live = Live.start(self)
+        start = type(self).live_operation
+        self.live = start(self) if start is not None else None
         gc.collect()
         gc.freeze()  # the start-up heap (~300k objects) is never garbage: stop rescanning it
 
     def __metrics__(self, content: str) -> str:
-        """BentoML's metrics, then live operation's (`serving.live_metrics`)."""
-        from serving.live_metrics import metrics_text
-
-        return content if self.live is None else content + metrics_text(self.live)
+        """BentoML's metrics, then live operation's (`live.metrics`)."""
+        return content if self.live is None else content + self.live.metrics_text()
 
     @bentoml.api(route="/predict")
     async def predict(self, request: PredictRequest, /) -> PredictResponse:
@@ -200,7 +202,7 @@ class Flushcast:
             return JSONResponse({"error": message}, status_code=503)
         try:
             page = render_report(
-                self.predictor,
+                self.predictor.model,
                 frame,
                 symbol,
                 at=at,
@@ -255,7 +257,6 @@ class PredictAnswer:
 
 
 Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
-Flushcast.add_asgi_middleware(RiskAnswer)  # GET /risk before routing: a lookup, not a route
 Flushcast.add_asgi_middleware(BodyGuard)
 Flushcast.add_asgi_middleware(PredictAnswer)  # behind the guard: it reads the guard's parse
 

@@ -22,8 +22,8 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from pydantic import BaseModel, ConfigDict
 
+from forecast.identity import ModelIdentity
 from models.bundle import Bundle
 from models.pyfunc import bundle_folder
 
@@ -42,17 +42,6 @@ SCHEMA_LOCK = PROMOTION_LOCK + 1
 
 class RegistryError(RuntimeError):
     """A registry request that cannot be carried out (no such version, gate refused, ...)."""
-
-
-class ModelIdentity(BaseModel):
-    """What every prediction names: the registered model, its version and its training run
-    (the same fields in the registry, the BentoML store's metadata and every response)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    model_name: str
-    model_version: str
-    run_id: str
 
 
 def client(tracking_uri: str | None = None) -> MlflowClient:

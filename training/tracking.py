@@ -29,6 +29,7 @@ from mlflow.models import infer_signature
 
 from common.atomic import write_atomic
 from common.engine import Engine
+from forecast.identity import ModelIdentity
 from models.bundle import Bundle
 from models.pyfunc import ARTIFACT, ENTRY
 from training import plots
@@ -36,7 +37,7 @@ from training.config import TrainingConfig
 from training.dataset import Dataset
 from training.evaluate import Evaluation, evaluate, model_names
 from training.metrics import reliability_table
-from training.registry import MODEL_NAME, SCHEMA_LOCK, ModelIdentity, client, one_at_a_time
+from training.registry import MODEL_NAME, SCHEMA_LOCK, client, one_at_a_time
 from training.train import fit_bundle
 from training.tune import Tuned, tune
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.responses import ModelIdentity
+from forecast.identity import ModelIdentity
 from training.config import TrainingConfig
 from training.labels import LabelSpec
 

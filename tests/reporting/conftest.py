@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from common.engine import InProcess
+from forecast.predictor import Predictor
 from models.bundle import Bundle
 from reporting.card import WalkForward
-from serving.predictor import Predictor
 from simulator import simulate
 from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
 from training import plots

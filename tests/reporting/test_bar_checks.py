@@ -13,11 +13,11 @@ import pytest
 
 import flushcast as fc
 from common.errors import DataError
+from forecast.predictor import Predictor
+from live.engine import monitor_report
 from reporting import ReportError, render_report
+from reporting.build import UNREGISTERED
 from reporting.card import WalkForward
-from serving.live import monitor_report
-from serving.predictor import Predictor
-from serving.responses import ServedModel
 from tests.reporting.common import IDENTITY
 from training.forecaster import FlushForecaster
 
@@ -117,7 +117,7 @@ def test_load_market_names_what_is_missing(tmp_path, market) -> None:
 def test_a_version_that_is_not_the_champion_says_so_everywhere(
     bundle, market: pd.DataFrame, walk_forward: WalkForward
 ) -> None:
-    served = Predictor(bundle, ServedModel(**IDENTITY.model_dump(), promoted=False))
+    served = Predictor(bundle, IDENTITY, promoted=False)
     table = fc.build_features(market).tail(3)
     for prediction in served.table_predictions(table, explain=False, top_k=1):
         assert prediction.warnings[0].startswith("model version 3 is not promoted")
@@ -129,3 +129,13 @@ def test_a_version_that_is_not_the_champion_says_so_everywhere(
         for p in promoted.table_predictions(table, explain=False, top_k=1)
         for w in p.warnings
     )
+
+
+def test_a_notebook_model_is_reported_without_a_made_up_identity(
+    forecaster: FlushForecaster, market: pd.DataFrame
+) -> None:
+    """A model fitted in a notebook has no registry identity: the page says so instead of
+    naming an invented version."""
+    page = fc.render_report(forecaster, market, "BTCUSDT", weeks=1)
+    assert page.count(UNREGISTERED) == 3  # header, model card, footer
+    assert "notebook" not in page and "MLflow run" not in page

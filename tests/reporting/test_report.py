@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
+from forecast.bands import band
+from forecast.predictor import Predictor
 from models.bundle import SYMBOL, Bundle
 from reporting import sentences
 from reporting.build import CONFIDENT_DIRECTION, ReportError, render_report, report_context
 from reporting.card import WalkForward, model_card
 from reporting.sentences import percent, when
-from serving.bands import band
-from serving.predictor import Predictor
 from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
 from training.evaluate import model_names
 from training.labels import LabelSpec
@@ -192,7 +192,7 @@ def test_without_artefacts_the_card_uses_the_bundle_summary(
 
 
 def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: WalkForward) -> None:
-    card = model_card(bundle, IDENTITY.model_dump(), walk_forward)
+    card = model_card(bundle, IDENTITY.to_dict(), walk_forward)
     assert [t["horizon"] for t in card["tables"]] == list(HORIZONS)
     for table in card["tables"]:
         assert [row["model"] for row in table["rows"]] == model_names(CONFIG)
@@ -212,7 +212,7 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
     assert not card["simulated"]
     sources = {"sources": {"source": "flushcast simulator", "seed": 1}}
     simulated = dataclasses.replace(bundle, training={"series": {"BTCUSDT@sim": sources}})
-    assert model_card(simulated, IDENTITY.model_dump(), None)["simulated"]
+    assert model_card(simulated, IDENTITY.to_dict(), None)["simulated"]
 
 
 def test_walk_forward_folder_must_hold_the_document(tmp_path: Path) -> None:

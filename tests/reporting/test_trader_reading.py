@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.answer import HorizonForecast as HorizonPrediction
+from forecast.predictor import Predictor
 from models.bundle import Bundle
 from reporting.build import _direction, report_context
-from serving.predictor import Predictor
-from serving.responses import HorizonPrediction
 
 
 def _prediction(horizon: int, p_long: float) -> HorizonPrediction:

@@ -55,7 +55,7 @@ def market(created: Sandbox) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def service(created: Sandbox):
     """The BentoML service class instantiated in this process (loads and warms the model)."""
-    from serving.service import Flushcast
+    from flushcast.service import Flushcast
 
     return Flushcast()
 
@@ -63,7 +63,7 @@ def service(created: Sandbox):
 @pytest.fixture(scope="session")
 def client(created: Sandbox) -> Iterator[TestClient]:
     """The service's ASGI app, as `bentoml serve` runs it, behind a test client."""
-    from serving.service import Flushcast
+    from flushcast.service import Flushcast
 
     with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
         yield test_client

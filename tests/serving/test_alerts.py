@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from serving import ROOT
-from serving.alerts import (
+from forecast.bands import band
+from live.alerts import (
     DEAD_LETTERS,
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -28,9 +28,10 @@ from serving.alerts import (
     WebhookConfig,
     load_config,
 )
-from serving.bands import band
-from serving.responses import HorizonPrediction, ModelIdentity
-from serving.risk import RiskEntry, Snapshot
+from live.risk import RiskEntry, Snapshot
+from serving import ROOT
+from serving.responses import HorizonPrediction
+from serving.responses import RegisteredModel as ModelIdentity
 from tests.serving.receiver import receiver
 
 MODEL = ModelIdentity(model_name="flushcast", model_version="3", run_id="r")

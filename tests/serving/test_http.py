@@ -7,7 +7,7 @@ import json
 import pandas as pd
 from starlette.testclient import TestClient
 
-from serving.openapi import SPEC
+from serving import SPEC
 from tests.serving.payloads import bars, feature_row
 from tests.serving.sandbox import Sandbox
 
@@ -53,7 +53,7 @@ def test_predict_from_bars_over_http(client: TestClient, market: pd.DataFrame) -
 
 
 def test_served_spec_is_the_committed_spec(client: TestClient) -> None:
-    """Regenerate with `python -m serving.openapi` when a request or response model changes."""
+    """Regenerate with `python -m flushcast.service` when a request or response model changes."""
     served = client.get("/docs.json").json()
     assert served == json.loads(SPEC.read_text())
     assert {"/predict", "/predict_batch", "/explain", "/model", "/healthz", "/readyz"} <= set(

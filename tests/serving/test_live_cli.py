@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from live.engine import PREDICTIONS
+from live.predictions_log import PredictionLog, log_rows
+from live.risk import compute
 from marketdata.schema import BAR
-from serving.live import PREDICTIONS
-from serving.predictions_log import PredictionLog, log_rows
-from serving.risk import compute
 from tests.serving.sandbox import Sandbox
 
 
@@ -35,12 +35,12 @@ def live_folder(
     them for the registered champion (the version `monitor` and `report` look up)."""
     import bentoml
 
-    from serving.predictor import Predictor
+    from serving.endpoints import ServedPredictor
     from training.registry import ModelIdentity
 
     metadata = bentoml.models.get(sandbox.tag).info.metadata
-    identity = ModelIdentity(**{k: metadata[k] for k in ModelIdentity.model_fields})
-    predictor = Predictor(service.predictor.bundle, identity)
+    identity = ModelIdentity.of(metadata)
+    predictor = ServedPredictor(service.predictor.bundle, identity)
     folder = tmp_path_factory.mktemp("live-cli")
     log = PredictionLog(folder / PREDICTIONS)
     last = market["timestamp"].max()

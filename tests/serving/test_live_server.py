@@ -73,7 +73,7 @@ def test_a_live_session_from_the_exchange_to_an_alert(sandbox: Sandbox, tmp_path
             f"webhook: {{url: '{hook.url}', backoff_s: 0.1}}\n"
             "rules:\n  - {symbol: BTCUSDT, horizon: 4, p_at_least: 0.0001, cooldown: 2h}\n"
         )
-        serve = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+        serve = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", sandbox.tag]
         serve += ["--store", str(store), "--live", str(live), "--alerts", str(rules)]
         serve += ["--clock-url", f"binance={exchange.url}", "--stale-after", "1.5"]
         serve += ["--stale-limit", "3"]
@@ -140,7 +140,16 @@ def test_promote_and_rollback_reach_every_worker_without_a_failed_request(
 ) -> None:
     registry = _registry_copy(sandbox, tmp_path / "registry")
     live = tmp_path / "live"
-    serve = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag, "--workers", "2"]
+    serve = [
+        sys.executable,
+        "-m",
+        "flushcast.serve_cli",
+        "serve",
+        "--model",
+        sandbox.tag,
+        "--workers",
+        "2",
+    ]
     serve += ["--store", str(sandbox.store), "--live", str(live), "--watch-champion", "1"]
     serve += [
         "--tracking-uri",

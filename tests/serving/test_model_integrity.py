@@ -117,7 +117,7 @@ def test_serve_refuses_a_tampered_model_at_start_up(sandbox: Sandbox, tmp_path: 
     shutil.copytree(sandbox.bentoml_home, home)
     _, version = sandbox.tag.split(":")
     TAMPERED["truncated model"](home / "models" / "flushcast" / version)
-    command = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+    command = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", sandbox.tag]
     result = subprocess.run(
         command,
         capture_output=True,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from models.bundle import BundleMismatch
+from serving.endpoints import ServedPredictor as Predictor
 from serving.errors import InputError
-from serving.predictor import Predictor
 from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest
 from tests.serving.payloads import bars, feature_row
 from tests.serving.sandbox import SANDBOX_IDENTITY

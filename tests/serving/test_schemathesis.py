@@ -29,7 +29,7 @@ HERE = Path(__file__).parent
 
 
 def test_schemathesis_finds_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
-    serve = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+    serve = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", sandbox.tag]
     serve += ["--workers", "1", "--store", str(sandbox.store)]
     # Live operation on, so its routes answer too; the sandbox's simulated bars are years old,
     # so /risk is told to tolerate that rather than answer 503 "too stale".

@@ -1,4 +1,5 @@
-"""The serving fast path against the bundle and against SHAP's own TreeSHAP implementation."""
+"""The forecast layer's scores (the serving fast path) against the bundle and against SHAP's
+own TreeSHAP implementation."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import pandas as pd
 import pytest
 import shap
 
+from forecast.predictor import Predictor as Scorer
 from models import integrity
 from models.bundle import Bundle, BundleMismatch
 from models.learners import GradientBoosting
-from serving.scorer import Scorer
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def rows(table: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def scorer(service) -> Scorer:
-    return service.predictor.scorer
+    return service.predictor.model
 
 
 def test_scores_equal_the_bundle(scorer: Scorer, rows: pd.DataFrame) -> None:

@@ -87,7 +87,7 @@ def _docs_page_loads_nothing_from_outside(url: str, http: httpx.Client, tmp_path
 def test_serve_answers_and_survives_bad_input(
     sandbox: Sandbox, table: pd.DataFrame, tmp_path: Path
 ) -> None:
-    command = [sys.executable, "-m", "serving.cli", "serve", "--model", sandbox.tag]
+    command = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--model", sandbox.tag]
     env = {**sandbox.env(), READ_TIMEOUT_ENV: "1"}
     with (
         running([*command, "--workers", "1"], env, tmp_path / "log") as url,
@@ -124,7 +124,14 @@ def test_build_packages_the_champion_and_the_bento_serves_it(
     import bentoml
 
     env = {k: v for k, v in os.environ.items() if k != MODEL_ENV}
-    command = [sys.executable, "-m", "serving.cli", "build", "--tracking-uri", sandbox.tracking_uri]
+    command = [
+        sys.executable,
+        "-m",
+        "flushcast.serve_cli",
+        "build",
+        "--tracking-uri",
+        sandbox.tracking_uri,
+    ]
     subprocess.run(command, env=env, check=True, capture_output=True)
     bento = bentoml.bentos.get("flushcast:latest")
     (model,) = bento.info.services[0].models
@@ -149,7 +156,7 @@ def test_build_packages_the_champion_and_the_bento_serves_it(
 
 def test_serve_without_a_champion_says_so(sandbox: Sandbox, tmp_path: Path) -> None:
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
-    command = [sys.executable, "-m", "serving.cli", "serve", "--tracking-uri", empty]
+    command = [sys.executable, "-m", "flushcast.serve_cli", "serve", "--tracking-uri", empty]
     environment = {**os.environ, **sandbox.env()}
     result = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2

@@ -125,9 +125,9 @@ def test_a_bundle_saved_with_the_bar_size_among_its_features_still_loads(mixed, 
 
 
 def test_the_service_explains_the_bar_size_input(mixed):
-    from serving.predictor import Predictor
+    from forecast.identity import ModelIdentity
+    from serving.endpoints import ServedPredictor as Predictor
     from serving.requests import ExplainRequest
-    from serving.responses import ModelIdentity
 
     bundle, table, _ = mixed
     predictor = Predictor(bundle, ModelIdentity(model_name="m", model_version="1", run_id="r"))

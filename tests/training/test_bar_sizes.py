@@ -80,10 +80,10 @@ def test_a_training_store_trains_but_is_never_tested(stores):
 
 
 def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
+    from serving.endpoints import ServedPredictor as Predictor
     from serving.errors import InputError
-    from serving.predictor import Predictor
     from serving.requests import PredictRequest
-    from serving.responses import ModelIdentity
+    from training.registry import ModelIdentity
 
     paths = stores["paths"]
     label = LabelSpec(horizons=(12, 24))

@@ -80,8 +80,8 @@ def test_bundle_refuses_feature_code_that_changed(fitted):
 def test_a_model_listing_features_its_bar_does_not_build_is_not_served(fitted):
     """A bundle of an older registry (a daily model that learnt `oi_change_4h` as the day's
     change) would now get NaN there: the service refuses it rather than answer differently."""
-    from serving.predictor import Predictor
-    from serving.responses import ModelIdentity
+    from forecast.identity import ModelIdentity
+    from forecast.predictor import Predictor
 
     bundle, _ = fitted
     daily = dataclasses.replace(bundle, bar_hours=24.0)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from live.monitor import chosen_predictions, drift_level, join_labels, psi
 from training.labels import LabelSpec, flush_column, make_labels
-from training.monitor import chosen_predictions, drift_level, join_labels, psi
 
 
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:

@@ -76,7 +76,7 @@ def test_two_trainings_and_two_promotions_at_once_on_postgresql(sim_store, tmp_p
         [sys.executable, "-c", code, postgres_uri], env=env, capture_output=True, text=True
     )
     assert imported.returncode == 0, imported.stderr[-3000:]
-    from serving.predictor import load_predictor
+    from reporting.registered import load_predictor
 
     predictor, walk_forward = load_predictor(CHAMPION, postgres_uri)
     assert predictor.identity.model_version == str(previous)

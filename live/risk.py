@@ -1,7 +1,7 @@
 """Risk by symbol: the latest closed bar's prediction per series of the server's store, cached.
 
 `compute` builds each series' features over its last `max_lookback` bars with the training code
-(`features.build_latest`) and scores them with the service's `Predictor`, the same path as
+(`features.build_latest`) and scores them with the service's `ServedPredictor`, the same path as
 /predict, so `GET /risk/{symbol}` answers exactly what /predict would for those bars. It runs
 once per closed bar (the live loop calls it when the store changes) and its result, a
 `Snapshot`, is what every worker answers from: `RiskBook` keeps each entry serialised, so a call
@@ -25,9 +25,9 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from features.build import build_latest
+from forecast.rows import Rows
 from marketdata.schema import BAR, OPTIONAL_COLUMNS
-from serving.inputs import Rows
-from serving.predictor import Predictor
+from serving.endpoints import ServedPredictor
 from serving.responses import Prediction, ServedModel
 
 TOP_K = 5
@@ -114,7 +114,7 @@ def _notes(part: pd.DataFrame, lookback: int, bar: pd.Timedelta = BAR) -> list[s
 
 
 def compute(
-    predictor: Predictor, market: pd.DataFrame, now: datetime, top_k: int = TOP_K
+    predictor: ServedPredictor, market: pd.DataFrame, now: datetime, top_k: int = TOP_K
 ) -> tuple[Snapshot, Rows]:
     """Predictions for the last bar of every series in `market` (a canonical frame)."""
     lookback, bar = predictor.bundle.max_lookback, predictor.bundle.bar
@@ -136,7 +136,7 @@ def compute(
     )
     # The base class's method: a cached prediction is logged once by the live loop, not as a
     # request (the service's Predictor logs what it answers).
-    predictions = Predictor.predictions(predictor, rows, True, top_k)
+    predictions = ServedPredictor.predictions(predictor, rows, True, top_k)
     entries = [
         RiskEntry(**p.model_dump(), bar_close=p.as_of + bar.to_pytimedelta()) for p in predictions
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.bands import band, describe, lower_edges
+from forecast.bands import band, describe, lower_edges
 
 
 @pytest.mark.parametrize(

@@ -8,17 +8,14 @@ scrape with a private registry: BentoML's multiprocess metric files are not invo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any
 
-from serving.alerts import DEAD_LETTERS
-
-if TYPE_CHECKING:
-    from serving.live import Live
+from live.alerts import DEAD_LETTERS
 
 PREFIX = "flushcast_"
 
 
-def _families(live: Live) -> Iterator:
+def _families(live: Any) -> Iterator:
     from prometheus_client.core import GaugeMetricFamily
 
     def gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
@@ -87,7 +84,8 @@ def _families(live: Live) -> Iterator:
     yield letters
 
 
-def metrics_text(live: Live) -> str:
+def metrics_text(live: Any) -> str:
+    """The figures of a worker's live state, as text (its `metrics_text` calls this)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     class Collector:

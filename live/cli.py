@@ -23,9 +23,9 @@ def live_environment(
     stale_limit_h: float,
 ) -> dict[str, str]:
     """Check the live options, write them to the live folder, and the environment to pass."""
-    from serving.alerts import AlertConfigError, load_config
-    from serving.clock import parse
-    from serving.live import LIVE_ENV, LiveConfig
+    from live.alerts import AlertConfigError, load_config
+    from live.clock import parse
+    from live.engine import LIVE_ENV, LiveConfig
     from training.tracking import tracking_uri as resolve
 
     try:
@@ -76,9 +76,9 @@ def monitor(
 ) -> None:
     """Live reliability and Brier of the logged predictions beside the walk-forward's, and drift."""
     from common.atomic import write_atomic
+    from live.engine import monitor_report
     from marketdata.store import MarketStore
-    from serving.live import monitor_report
-    from serving.predictor import load_predictor
+    from reporting.registered import load_predictor
     from training.registry import RegistryError
 
     try:

@@ -41,7 +41,7 @@ KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30
 CALIBRATION_DAYS = 30
 """Live calibration covers the predictions logged in the 30 days up to the log's latest day
-(`serving.predictions_log.read_recent`): the figures follow the model's recent record, and
+(`live.predictions_log.read_recent`): the figures follow the model's recent record, and
 reading them costs one window of the log, not its whole history."""
 PSI_BINS = 10
 PSI_FLOOR = 1e-4

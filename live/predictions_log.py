@@ -45,8 +45,9 @@ import pyarrow.parquet as pq
 from common.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from serving.inputs import Rows
-    from serving.responses import ModelIdentity, Prediction
+    from forecast.identity import ModelIdentity
+    from forecast.rows import Rows
+    from serving.responses import Prediction
 
 log = logging.getLogger("flushcast.predictions")
 
@@ -69,7 +70,7 @@ SCHEMA = pa.schema(
 FLUSH_S = 5.0
 FLUSH_ROWS = 10_000
 KEEP_DAYS = 90
-"""Days of predictions kept: the monitor reads the last `training.monitor.CALIBRATION_DAYS`."""
+"""Days of predictions kept: the monitor reads the last `live.monitor.CALIBRATION_DAYS`."""
 MAX_BYTES = 2 * 1024**3
 """The most the log holds on disk (2 GiB: some 20 million rows); the oldest files go first."""
 PRUNE_S = 60.0

@@ -14,7 +14,10 @@ from typing import Annotated
 
 import typer
 
-from serving import MODEL_ENV, PROMOTED_ENV, ROOT, SERVICE, STORE_ENV, WORKERS_ENV
+from serving import MODEL_ENV, PROMOTED_ENV, ROOT, STORE_ENV, WORKERS_ENV
+
+SERVICE = "flushcast.service:Flushcast"
+"""Import path `bentoml serve` and `bentofile.yaml` use: the service with live operation."""
 
 TrackingOption = Annotated[
     str | None,
@@ -28,8 +31,8 @@ def _champion(tracking_uri: str | None, ref: str = "champion") -> str:
     """Import registry version `ref` (default the champion) into the BentoML store; its tag."""
     from models.integrity import BundleIntegrityError
     from serving.importer import import_champion
-    from serving.versions import no_champion, version_number
     from training.registry import CHAMPION, RegistryError
+    from training.versions import no_champion, version_number
 
     try:
         return str(import_champion(tracking_uri, ref=version_number(ref, tracking_uri)))
@@ -45,7 +48,7 @@ def _promoted(tag: str, tracking_uri: str | None) -> bool:
     """Whether the imported BentoML model `tag` is the registry's champion version."""
     import bentoml
 
-    from serving.versions import champion_version
+    from training.versions import champion_version
 
     version = str(bentoml.models.get(tag).info.metadata.get("model_version"))
     return version == champion_version(tracking_uri)
@@ -125,7 +128,7 @@ def serve(
         PROMOTED_ENV: "1" if promoted else "0",
     }
     if live is not None:
-        from serving.live_cli import live_environment
+        from live.cli import live_environment
 
         env.update(
             live_environment(

@@ -1,4 +1,4 @@
-"""HTTP routes of live operation: /risk, /alerts, /reload, /monitor (see `serving.live`).
+"""HTTP routes of live operation: /risk, /alerts, /reload, /monitor (see `live.engine`).
 
 `GET /risk/{symbol}` is the hot path: it answers bytes the live loop prepared, with no model
 call and no serialisation beyond the staleness. Routing it through FastAPI would cost more than
@@ -22,11 +22,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import shorten
-from serving import live
-from serving.alerts import AlertConfigError, AlertRule
+from live import engine
+from live.alerts import AlertConfigError, AlertRule
+from live.risk import RiskError, RiskListResponse, RiskResponse
 from serving.errors import InputError
 from serving.responses import ServedModel
-from serving.risk import RiskError, RiskListResponse, RiskResponse
 
 router = APIRouter(tags=["Live operation"])
 JSON_TYPE = "application/json"
@@ -65,12 +65,12 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def _live() -> live.Live:
-    if live.CURRENT is None:
+def _live() -> engine.Live:
+    if engine.CURRENT is None:
         raise RiskError(
             503, "live operation is off: serve with --live DIR (see docs/operations.md)"
         )
-    return live.CURRENT
+    return engine.CURRENT
 
 
 ERRORS = {

@@ -1,6 +1,7 @@
 """Which registered version to serve: the champion, a number, or the newest (`latest`).
 
-Kept apart from `serving.importer` (which needs BentoML) so the report command stays light.
+Beside the registry, not in `serving.importer` (which needs BentoML), so `flushcast report`
+and `flushcast monitor` stay light.
 """
 
 from __future__ import annotations

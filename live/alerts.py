@@ -53,10 +53,10 @@ from pydantic import (
 from common import yamlfile
 from common.atomic import write_atomic
 from common.errors import shorten
+from forecast.bands import EDGES, Band
+from live.risk import RiskEntry, Snapshot
 from marketdata.schema import NAME_MAX, NAME_PATTERN
-from serving.bands import EDGES, Band
-from serving.responses import ModelIdentity
-from serving.risk import RiskEntry, Snapshot
+from serving.responses import RegisteredModel
 
 log = logging.getLogger("flushcast.alerts")
 
@@ -187,7 +187,7 @@ class Alert(BaseModel):
     relative_risk: float
     p_long_flush: float
     condition: str
-    model: ModelIdentity
+    model: RegisteredModel
     fired_at: datetime
 
 
@@ -393,7 +393,7 @@ class AlertEngine:
     def _check(
         rule: AlertRule,
         entry: RiskEntry,
-        model: ModelIdentity,
+        model: RegisteredModel,
         state: dict[str, dict[str, str]],
         now: datetime,
     ) -> Alert | None:

@@ -6,7 +6,7 @@ DIR (`FLUSHCAST_LIVE`). Each worker runs one background thread (`Live.tick` ever
 - one worker is the leader: the one holding the exclusive lock on `DIR/leader.lock` (a dead
   leader's lock is released by the kernel and another worker takes it at its next tick). When
   the store changes (a collector wrote a closed bar) or the model does, the leader computes the
-  risk of every series once (`serving.risk.compute`), writes it to `DIR/risk.json` atomically,
+  risk of every series once (`live.risk.compute`), writes it to `DIR/risk.json` atomically,
   logs those predictions once, evaluates the alert rules, and refreshes the monitoring figures
   (`DIR/monitor.json`); with `--watch-champion` it also polls the registry's champion alias;
 - every worker answers /risk from the latest `risk.json` (re-read when it changes) and follows
@@ -31,14 +31,15 @@ from typing import Any
 
 from common.atomic import write_atomic
 from common.errors import DataError
+from forecast.identity import ModelIdentity
+from forecast.rows import Rows
+from live.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
+from live.clock import ServiceClock
+from live.predictions_log import PredictionLog, compact, log_rows, read_recent
+from live.risk import Limits, RiskBook, Snapshot, compute, utc_now
 from marketdata.store import MarketStore
-from serving.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
-from serving.clock import ServiceClock
-from serving.inputs import Rows
-from serving.predictions_log import PredictionLog, compact, log_rows, read_recent
-from serving.predictor import Predictor
+from serving.endpoints import ServedPredictor
 from serving.responses import Prediction, ServedModel
-from serving.risk import Limits, RiskBook, Snapshot, compute, utc_now
 
 LIVE_ENV = "FLUSHCAST_LIVE"
 """The live folder; unset: live operation is off (/risk answers 503)."""
@@ -71,8 +72,8 @@ class LiveConfig:
         return cls(**json.loads((folder / CONFIG).read_text()))
 
 
-class LoggingPredictor(Predictor):
-    """The service's Predictor, logging every prediction it answers (cached predictions are
+class LoggingPredictor(ServedPredictor):
+    """The service's predictor, logging every prediction it answers (cached predictions are
     logged once per bar by the live loop instead)."""
 
     log: PredictionLog | None = None
@@ -94,8 +95,8 @@ def monitor_report(
     drift_days: int | None = None,
     now: Any = None,
 ) -> Any:
-    """`training.monitor` on a live folder's prediction log, for `predictor`'s model version."""
-    from training.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
+    """`live.monitor` on a live folder's prediction log, for `predictor`'s model version."""
+    from live.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
 
     return monitor(
         read_recent(folder / PREDICTIONS, CALIBRATION_DAYS),
@@ -176,9 +177,18 @@ class Live:
     def leader(self) -> bool:
         return self._lock_file is not None
 
+    def metrics_text(self) -> str:
+        """Live operation's Prometheus metrics, appended to BentoML's (`live.metrics`)."""
+        from live.metrics import metrics_text
+
+        return metrics_text(self)
+
     def _logging(self, predictor: Any) -> LoggingPredictor:
         """The same model as a LoggingPredictor writing to this worker's log."""
-        logging_predictor = LoggingPredictor(predictor.bundle, predictor.identity)
+        identity = ModelIdentity.of(predictor.identity.model_dump())
+        logging_predictor = LoggingPredictor(
+            predictor.bundle, identity, predictor.identity.promoted
+        )
         logging_predictor.log = self.log
         logging_predictor.clock = self.clock.now
         return logging_predictor
