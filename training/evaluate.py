@@ -21,12 +21,12 @@ from training.config import TrainingConfig
 from training.dataset import Dataset
 from training.labels import LONG_FLUSH, SHORT_SQUEEZE
 from training.metrics import (
+    Ranked,
     block_bootstrap_cis,
     brier_skill,
     direction_accuracy,
     event_recall,
     per_block,
-    pr_auc,
     score_metrics,
     time_blocks,
 )
@@ -139,13 +139,13 @@ def _intervals(
     logit = columns.get("logistic") if lgbm is not None else None
     needed = ["champion", best, "lightgbm" if lgbm is not None else None]
     needed.append("logistic" if logit is not None else None)
-    ranked = {name: columns[name] for name in needed if name is not None}
-    # Each model's PR-AUC once per resample (the sort is the cost), then every figure from them.
+    ranked = {name: Ranked(y, columns[name]) for name in needed if name is not None}
+    # Each model's PR-AUC once per resample, then every figure from them.
     memo: dict[str, Any] = {"rows": None}
 
     def pr(name: str, i: np.ndarray) -> float:
         if memo["rows"] is not i:
-            memo.update(rows=i, values={m: pr_auc(y[i], p[i]) for m, p in ranked.items()})
+            memo.update(rows=i, values={m: r.pr_auc(i) for m, r in ranked.items()})
         return memo["values"][name]
 
     stats: dict[str, Callable[[np.ndarray], float]] = {

@@ -1,5 +1,6 @@
 """The walk-forward as tasks on `common.engine`: pass 1 one task per fold (folds are
-independent), pass 2 one task per horizon, each horizon's rows and folds shared once.
+independent), pass 2 a task per few folds (independent there too), then one per horizon to
+assemble its predictions and build its record; each horizon's rows and folds shared once.
 
 Results come back in the order the tasks were given, so the evaluation is the same wherever
 they ran (tests/training/test_engine.py).
@@ -19,7 +20,13 @@ from training.dataset import Dataset, require_enough
 from training.horizon import HorizonData, horizon_data
 from training.recipe import OutOfFold
 from training.splits import Fold
-from training.walkforward import HorizonPredictions, calibrate_and_choose, out_of_fold
+from training.walkforward import (
+    FoldOutcome,
+    HorizonPredictions,
+    assemble,
+    calibrate_fold,
+    out_of_fold,
+)
 
 Plans = dict[int, tuple[HorizonData, list[Fold]]]
 
@@ -114,15 +121,30 @@ def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
     return total
 
 
-def _pass_two(
+FOLDS_PER_TASK = 8
+"""Pass 2 folds per task: enough work to outweigh a task's overhead, small enough that two
+workers share a horizon's folds evenly."""
+
+
+def _calibrate_folds(
+    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, numbers: range, config: TrainingConfig
+) -> list[FoldOutcome]:
+    """Pass 2 of some folds of one horizon (folds are independent in pass 2)."""
+    data, folds = plan
+    return [calibrate_fold(data, folds[i], oof, config) for i in numbers]
+
+
+def _assemble(
     plan: tuple[HorizonData, list[Fold]],
     oof: OutOfFold,
+    outcomes: list[FoldOutcome],
     config: TrainingConfig,
     then: Callable[[HorizonPredictions, int, TrainingConfig], Any] | None,
 ) -> tuple[HorizonPredictions, Any]:
-    """Pass 2 of one horizon, and `then` of its result (the record: built in the same task)."""
+    """One horizon's predictions from its folds' pass 2, and `then` of them (the record:
+    built in the same task)."""
     data, folds = plan
-    result = calibrate_and_choose(data, folds, oof, config)
+    result = assemble(data, folds, oof, outcomes)
     return result, then(result, data.horizon, config) if then is not None else None
 
 
@@ -139,5 +161,14 @@ def walk_forward(
     plans = walk_forward_plans(dataset, config)
     shared = {h: runner.share(plan) for h, plan in plans.items()}
     oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
-    calls = [(shared[h], runner.share(oofs[h]), config, then) for h in plans]
-    return dict(zip(plans, runner.run(_pass_two, calls), strict=True))
+    shared_oofs = {h: runner.share(oof) for h, oof in oofs.items()}
+    shared_config = runner.share(config)
+    chunks = {
+        h: [range(len(folds))[i : i + FOLDS_PER_TASK] for i in range(0, len(folds), FOLDS_PER_TASK)]
+        for h, (_, folds) in plans.items()
+    }
+    calls = [(shared[h], shared_oofs[h], c, shared_config) for h in plans for c in chunks[h]]
+    parts = iter(runner.run(_calibrate_folds, calls))
+    outcomes = {h: [o for _ in chunks[h] for o in next(parts)] for h in plans}
+    calls = [(shared[h], shared_oofs[h], outcomes[h], config, then) for h in plans]
+    return dict(zip(plans, runner.run(_assemble, calls), strict=True))

@@ -22,7 +22,7 @@ recipe); `flushcast train` applies the same recipe to one more refit on every ro
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -144,61 +144,82 @@ class HorizonPredictions:
     oof: OutOfFold
 
 
+@dataclass
+class FoldOutcome:
+    """Pass 2 of one fold: its row of the fold table and, when scored, each model's, the
+    champion's and the direction rules' probabilities on its test rows."""
+
+    record: dict[str, Any]
+    probability: dict[str, np.ndarray] = field(default_factory=dict)
+    rules: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def calibrate_fold(
+    data: HorizonData, fold: Fold, oof: OutOfFold, config: TrainingConfig
+) -> FoldOutcome:
+    """Pass 2 of one fold: calibrators and champion from the out-of-fold rows before its
+    cutoff (`training.recipe`). Folds are independent here, so they can run anywhere."""
+    record: dict[str, Any] = {
+        "horizon": data.horizon,
+        "fold": fold.number,
+        "block": fold.block,
+        "train_end": fold.train_end,
+        "test_start": fold.test_start,
+        "test_end": fold.test_end,
+        "n_train": len(fold.train),
+        "n_test": len(fold.test),
+        "train_events": int(data.y[fold.train].sum()),
+        "positives": int(data.y[fold.test].sum()),
+    }
+    evidence = Evidence.at(data, oof, Refit.of_fold(fold), config)
+    record["oof_episodes"] = evidence.episodes
+    record["oof_folds"] = evidence.folds
+    excluded = oof.excluded.get(fold.number) or evidence.shortfall(config)
+    if excluded:
+        return FoldOutcome({**record, "status": excluded})
+    probability = {}
+    for name, scores in oof.raw.items():
+        if oof.calibrated.get(name, True):
+            probability[name] = evidence.calibrator(scores, config).predict(scores[fold.test])
+        else:
+            probability[name] = scores[fold.test]
+    combination, calibrator = champion(evidence, oof, config)
+    z = combination.score({name: scores[fold.test] for name, scores in oof.raw.items()})
+    probability[CHAMPION] = calibrator.predict(z)
+    record |= {
+        "status": "scored",
+        "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION]),
+        "champion": combination.label,
+        "choice": combination.reason,
+        **{f"share_{c}": v for c, v in combination.shares.items()},
+        **{f"inner_{c}": v for c, v in combination.inner.items()},
+    }
+    return FoldOutcome(record, probability, direction_rules(data, fold.train, fold.test))
+
+
 def calibrate_and_choose(
     data: HorizonData, folds: Sequence[Fold], oof: OutOfFold, config: TrainingConfig
 ) -> HorizonPredictions:
     """Pass 2 over the folds in time order (see the module docstring)."""
-    names = list(oof.raw)
+    return assemble(data, folds, oof, [calibrate_fold(data, f, oof, config) for f in folds])
+
+
+def assemble(
+    data: HorizonData, folds: Sequence[Fold], oof: OutOfFold, outcomes: Sequence[FoldOutcome]
+) -> HorizonPredictions:
+    """One horizon's predictions and fold table from its folds' pass 2, in fold order."""
+    names = [*oof.raw, CHAMPION]
     n = len(data.y)
-    probability = {name: np.full(n, np.nan) for name in [*names, CHAMPION]}
+    probability = {name: np.full(n, np.nan) for name in names}
     rules = {rule: np.full(n, np.nan) for rule in DIRECTION_RULES}
     excluded = dict(oof.excluded)
-    table = []
-    for fold in folds:
-        record: dict[str, Any] = {
-            "horizon": data.horizon,
-            "fold": fold.number,
-            "block": fold.block,
-            "train_end": fold.train_end,
-            "test_start": fold.test_start,
-            "test_end": fold.test_end,
-            "n_train": len(fold.train),
-            "n_test": len(fold.test),
-            "train_events": int(data.y[fold.train].sum()),
-            "positives": int(data.y[fold.test].sum()),
-        }
-        evidence = Evidence.at(data, oof, Refit.of_fold(fold), config)
-        record["oof_episodes"] = evidence.episodes
-        record["oof_folds"] = evidence.folds
-        shortfall = evidence.shortfall(config)
-        if fold.number not in excluded and shortfall:
-            excluded[fold.number] = shortfall
-        if fold.number in excluded:
-            table.append({**record, "status": excluded[fold.number]})
-            continue
-        for name in names:
-            scores = oof.raw[name]
-            if oof.calibrated.get(name, True):
-                calibrator = evidence.calibrator(scores, config)
-                probability[name][fold.test] = calibrator.predict(scores[fold.test])
-            else:
-                probability[name][fold.test] = scores[fold.test]
-        combination, calibrator = champion(evidence, oof, config)
-        z = combination.score({name: scores[fold.test] for name, scores in oof.raw.items()})
-        probability[CHAMPION][fold.test] = calibrator.predict(z)
-        for rule, p_long in direction_rules(data, fold.train, fold.test).items():
+    for fold, outcome in zip(folds, outcomes, strict=True):
+        if outcome.record["status"] != "scored":
+            excluded[fold.number] = outcome.record["status"]
+        for name, p in outcome.probability.items():
+            probability[name][fold.test] = p
+        for rule, p_long in outcome.rules.items():
             rules[rule][fold.test] = p_long
-        table.append(
-            {
-                **record,
-                "status": "scored",
-                "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION][fold.test]),
-                "champion": combination.label,
-                "choice": combination.reason,
-                **{f"share_{c}": v for c, v in combination.shares.items()},
-                **{f"inner_{c}": v for c, v in combination.inner.items()},
-            }
-        )
     keep = np.isfinite(probability[CHAMPION])
     frame = data.keys[keep].reset_index(drop=True)
     frame["horizon"] = data.horizon
@@ -206,10 +227,11 @@ def calibrate_and_choose(
     frame["block"] = oof.block_of[keep]
     frame["y"] = data.y[keep]
     frame["direction"] = pd.Categorical(data.direction[keep])
-    for name in [*names, CHAMPION]:
+    for name in names:
         frame[f"p_{name}"] = probability[name][keep]
     frame["p_long"] = oof.p_long[keep]
     for rule, p_long in rules.items():
         frame[f"{DIRECTION_PREFIX}{rule}"] = p_long[keep]
     oof.excluded = excluded
-    return HorizonPredictions(frame, pd.DataFrame(table), oof.gain, oof)
+    table = pd.DataFrame([outcome.record for outcome in outcomes])
+    return HorizonPredictions(frame, table, oof.gain, oof)
