@@ -38,7 +38,7 @@ import pandas as pd
 from features.registry import FEATURES, MISSING_GROUPS, depending_on
 from models.calibration import Calibrator
 from models.config import make_candidate, make_direction
-from models.learners import GradientBoosting, Learner
+from models.learners import Bins, GradientBoosting, Learner
 from training.baselines import BASELINES, is_calibrated
 from training.combine import Combination, combine
 from training.config import TrainingConfig
@@ -130,12 +130,16 @@ def fit_members(
     # One copy of the refit's rows for every model (years of rows: copies add up).
     X, y, t = data.X[refit.train], data.y[refit.train], data.t[refit.train]
     fitted: dict[str, Member] = {}
+    bins: Bins = {}  # the tree candidates draw the same rows: binned once for both
     for name in names:
         model = made[name](refit.number)
-        # Trees boosted from the logistic score start from this refit's logistic fit.
-        if isinstance(model, GradientBoosting) and model.init and "logistic" in fitted:
-            model.init = fitted["logistic"].model  # type: ignore[assignment]
-        model.fit(X, y, t)
+        if isinstance(model, GradientBoosting):
+            # Trees boosted from the logistic score start from this refit's logistic fit.
+            if model.init and "logistic" in fitted:
+                model.init = fitted["logistic"].model  # type: ignore[assignment]
+            model.fit(X, y, t, bins=bins)
+        else:
+            model.fit(X, y, t)
         if is_calibrated(model):
             loc, scale = score_scale(model, X, t, refit.number)
             fitted[name] = Member(model, loc, scale)

@@ -61,3 +61,25 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dat
     X = data.X[fold.test]
     np.testing.assert_allclose(model.p_flush(X), walk.frame.loc[mine, f"p_{CHAMPION}"], rtol=1e-9)
     np.testing.assert_allclose(model.p_long(X), walk.frame.loc[mine, "p_long"], rtol=1e-9)
+
+
+def test_a_refits_tree_candidates_bin_their_rows_once_and_nothing_outlives_the_refit(
+    small_dataset, config, monkeypatch
+):
+    import lightgbm as lgb
+
+    from training.recipe import Refit, fit_members
+
+    built = []
+    init = lgb.Dataset.__init__
+    monkeypatch.setattr(lgb.Dataset, "__init__", lambda *a, **k: built.append(1) or init(*a, **k))
+    data = horizon_data(small_dataset, H)
+    fold = data.folds(config)[-1]
+    names = ["logistic", "lightgbm", "lightgbm_on_logistic"]
+    first = fit_members(names, data, Refit.of_fold(fold), config)
+    assert len(built) == 1  # one binning for both tree candidates
+    again = fit_members(names, data, Refit.of_fold(fold), config)
+    assert len(built) == 2  # a refit keeps no bins from an earlier one (no worker-global cache)
+    X = data.X[fold.test]
+    for name in names:
+        np.testing.assert_array_equal(first[name].score(X), again[name].score(X))
