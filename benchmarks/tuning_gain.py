@@ -7,6 +7,13 @@ within blocks (PR-AUC and ROC-AUC) with a bootstrap over blocks, and pooled PR-A
 72-hour block bootstrap. Run on a shared set, e.g.
 
     python -m benchmarks.tuning_gain --store store-1d --horizons 24,72 --trials 12
+
+With `--set KEY=VALUE ...` there is no study: the given settings are the other configuration,
+scored by the same inner walk-forward before the cutoff and compared the same way after it
+(how a cheaper recipe is shown to cost no skill), e.g.
+
+    python -m benchmarks.tuning_gain --store store-1d --horizons 24,72 \
+        --set fit.lightgbm.rounds=75 --set fit.lightgbm.learning_rate=0.12
 """
 
 from __future__ import annotations
@@ -20,12 +27,12 @@ import numpy as np
 import pandas as pd
 
 from common.engine import engine
-from training.config import TrainingConfig
+from training.config import TrainingConfig, parse_override
 from training.dataset import load_dataset
 from training.evaluate import evaluate
 from training.labels import LabelSpec
 from training.metrics import block_bootstrap_cis, per_block, pr_auc, time_blocks
-from training.tune import tune
+from training.tune import default_cutoff, inner_score, training_span, tune
 
 
 def _after(frame: pd.DataFrame, folds: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -93,6 +100,9 @@ def main() -> None:
     parser.add_argument("--horizons", default="4,12,24")
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--cluster", help="as `flushcast evaluate --cluster`")
+    parser.add_argument(
+        "--set", action="append", default=[], help="KEY=VALUE: compare these settings, no study"
+    )
     args = parser.parse_args()
     horizons = tuple(int(h) for h in args.horizons.split(","))
     runner = engine(args.cluster)
@@ -100,25 +110,43 @@ def main() -> None:
     dataset = load_dataset(args.store, label=label, runner=runner)
     config = TrainingConfig(label=label)
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        tuned = tune(dataset, config, runner, trials=args.trials, storage=Path(tmp) / "study.db")
-    print(
-        f"tuning: {args.trials} trials in {time.perf_counter() - began:.0f} s; inner champion "
-        f"within-block {config.selection.metric} {tuned.default:.4f} -> {tuned.best:.4f} "
-        f"(before {tuned.cutoff.date()})"
-    )
-    changed = {
-        k: (v, tuned.config.flat()[k])
-        for k, v in config.flat().items()
-        if tuned.config.flat()[k] != v
-    }
+    if args.set:
+        other = config.with_overrides(dict(parse_override(text) for text in args.set))
+        cutoff = default_cutoff(dataset)
+        span = training_span(dataset, cutoff)
+        inner = [inner_score(span, c, runner) for c in (config, other)]
+        print(
+            f"inner champion within-block {config.selection.metric} before {cutoff.date()}: "
+            f"defaults {inner[0]:.4f}, with {' '.join(args.set)} {inner[1]:.4f} "
+            f"({time.perf_counter() - began:.0f} s)"
+        )
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            tuned = tune(
+                dataset, config, runner, trials=args.trials, storage=Path(tmp) / "study.db"
+            )
+        print(
+            f"tuning: {args.trials} trials in {time.perf_counter() - began:.0f} s; inner "
+            f"champion within-block {config.selection.metric} {tuned.default:.4f} -> "
+            f"{tuned.best:.4f} (before {tuned.cutoff.date()})"
+        )
+        other, cutoff = tuned.config, tuned.cutoff
+    changed = {k: (v, other.flat()[k]) for k, v in config.flat().items() if other.flat()[k] != v}
     print("settings changed:", changed or "none")
     if not changed:
         return
     default = evaluate(dataset, config, runner=runner)
-    chosen = evaluate(dataset, tuned.config, runner=runner)
+    chosen = evaluate(dataset, other, runner=runner)
     with pd.option_context("display.width", 250, "display.max_columns", 20):
-        print(compare(default, chosen, tuned.cutoff).round(4).to_string())
+        print(compare(default, chosen, cutoff).round(4).to_string())
+    for h in default.horizons:
+        for name, ev in (("defaults", default), ("other", chosen)):
+            champion = ev.record.horizons[h].models["champion"]
+            interval = ev.record.horizons[h].intervals.get("champion_pr_auc")
+            print(
+                f"H={h} {name}: champion PR-AUC {champion.pr_auc:.4f} {interval}, "
+                f"within folds {champion.pr_auc_within_fold:.4f}"
+            )
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def with_dropout(
     )
 
 
-_BINNED: dict[str, lgb.Dataset] = {}
+Bins = dict[str, lgb.Dataset]
+"""Binned training rows by content, shared by the fits of one refit (`GradientBoosting.fit`)."""
 
 
 def _binned(
@@ -133,20 +134,22 @@ def _binned(
     columns: list[str],
     categorical: list[int],
     params: dict[str, Any],
+    bins: Bins | None,
 ) -> lgb.Dataset:
-    """LightGBM's binned copy of these exact rows, built once for consecutive fits on them.
+    """LightGBM's binned copy of these exact rows, built once for the fits of a refit on them.
 
     In a walk-forward fold the two tree candidates (plain, and boosted from the logistic score)
     draw the same sample of the same rows, so the second reuses the first's bins (binning is a
-    fifth of a fit). The key is the rows' content, not their identity, and only the last set is
-    kept: a different sample, or other binning settings, build anew.
+    fifth of a fit). The key is the rows' content and the binning settings, not their identity:
+    a different sample, or other settings, build anew. The caller owns `bins` (one per refit),
+    so nothing outlives the refit.
     """
     digest = hashlib.blake2b(digest_size=16)
     for part in (X, y, w):
         digest.update(np.ascontiguousarray(part).view(np.uint8))
     digest.update(repr((columns, categorical, sorted(params.items()))).encode())
     key = digest.hexdigest()
-    found = _BINNED.get(key)
+    found = bins.get(key) if bins is not None else None
     if found is None:
         found = lgb.Dataset(
             X,
@@ -157,8 +160,8 @@ def _binned(
             params=params,
             free_raw_data=True,
         ).construct()
-        _BINNED.clear()  # (a worker with threads may clear another's entry: it holds its own)
-        _BINNED[key] = found
+        if bins is not None:
+            bins[key] = found
     return found
 
 
@@ -204,7 +207,15 @@ class GradientBoosting:
     def _categorical(self) -> list[int]:
         return [self.columns.index(SYMBOL)] if SYMBOL in self.columns else []
 
-    def fit(self, X: np.ndarray, y: np.ndarray, t: np.ndarray | None = None) -> GradientBoosting:
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        t: np.ndarray | None = None,
+        *,
+        bins: Bins | None = None,
+    ) -> GradientBoosting:
+        """Fit on these rows; `bins` (one dict per refit) shares binned rows between fits."""
         X, y = _check(X, y)
         seed = int(self.params.get("seed", 0))
         if self.balanced:
@@ -225,7 +236,7 @@ class GradientBoosting:
         # large folds, and on two months of real data the cap alone would leave no split.
         leaf = min(int(self.params.get("min_data_in_leaf", 20)), max(20, len(yf) // 50))
         params = {**self.params, "min_data_in_leaf": leaf}
-        data = _binned(Xf, yf, wf, self.columns, self._categorical, params)
+        data = _binned(Xf, yf, wf, self.columns, self._categorical, params, bins)
         data.set_init_score(init_score)
         self.booster = lgb.train(params, data, num_boost_round=self.rounds)
         return self

@@ -342,7 +342,7 @@ def evaluate(
         _print_schema()
         return
     from common.engine import engine
-    from training.evaluate import count_folds
+    from training.tasks import count_folds
     from training.tracking import run_evaluate, write_json, write_predictions
 
     try:
@@ -412,7 +412,7 @@ def train(
         _print_schema()
         return
     from common.engine import engine
-    from training.evaluate import count_folds
+    from training.tasks import count_folds
     from training.tracking import run_train
 
     try:

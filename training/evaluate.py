@@ -1,8 +1,8 @@
 """Walk-forward evaluation: every candidate, the champion and every baseline on the same folds.
 
-`evaluate` runs the two passes of `training.walkforward` for every horizon (pass 1, the refits,
-one task per fold on `common.engine`: folds are independent), then measures each model on the
-scored test rows, pooled and within folds, and names the strongest baseline and the champion's
+`evaluate` runs the two passes of `training.walkforward` for every horizon (as tasks on
+`common.engine`: `training.tasks`), then measures each model on the scored test rows, pooled
+and within folds, and names the strongest baseline and the champion's
 edge over it with block-bootstrap intervals: cascades hit every symbol at once and last hours,
 so rows are far from independent and intervals must resample whole blocks of time.
 """
@@ -17,16 +17,15 @@ import numpy as np
 import pandas as pd
 
 from common.engine import Engine, engine
-from common.errors import DataError
 from training.config import TrainingConfig
-from training.dataset import Dataset, require_enough
+from training.dataset import Dataset
 from training.labels import LONG_FLUSH, SHORT_SQUEEZE
 from training.metrics import (
+    Ranked,
     block_bootstrap_cis,
     brier_skill,
     direction_accuracy,
     event_recall,
-    pr_auc,
     score_metrics,
     time_blocks,
     within_block_edge_interval,
@@ -38,17 +37,8 @@ from training.record import (
     HorizonRecord,
     SymbolRecord,
 )
-from training.splits import Fold
-from training.walkforward import (
-    CHAMPION,
-    DIRECTION_PREFIX,
-    HorizonData,
-    HorizonPredictions,
-    OutOfFold,
-    calibrate_and_choose,
-    horizon_data,
-    out_of_fold,
-)
+from training.tasks import walk_forward
+from training.walkforward import CHAMPION, DIRECTION_PREFIX, HorizonPredictions
 
 
 @dataclass
@@ -150,13 +140,13 @@ def _intervals(
     logit = columns.get("logistic") if lgbm is not None else None
     needed = ["champion", best, "lightgbm" if lgbm is not None else None]
     needed.append("logistic" if logit is not None else None)
-    ranked = {name: columns[name] for name in needed if name is not None}
-    # Each model's PR-AUC once per resample (the sort is the cost), then every figure from them.
+    ranked = {name: Ranked(y, columns[name]) for name in needed if name is not None}
+    # Each model's PR-AUC once per resample, then every figure from them.
     memo: dict[str, Any] = {"rows": None}
 
     def pr(name: str, i: np.ndarray) -> float:
         if memo["rows"] is not i:
-            memo.update(rows=i, values={m: pr_auc(y[i], p[i]) for m, p in ranked.items()})
+            memo.update(rows=i, values={m: r.pr_auc(i) for m, r in ranked.items()})
         return memo["values"][name]
 
     stats: dict[str, Callable[[np.ndarray], float]] = {
@@ -319,97 +309,6 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-# --- pass 1 as tasks on the engine ---------------------------------------------------------
-
-
-def _score_fold(
-    plan: tuple[HorizonData, list[Fold]],
-    number: int,
-    config: TrainingConfig,
-    names: list[str] | None,
-) -> tuple[np.ndarray, OutOfFold]:
-    """Pass 1 on fold `number` of a horizon's plan: its test rows' positions and their
-    out-of-fold scores only (a task's answer travels back, so it carries no full-length
-    arrays)."""
-    data, folds = plan
-    fold = folds[number]
-    oof = out_of_fold(data, [fold], config, names=names)
-    rows = np.flatnonzero(oof.fold_of >= 0)
-    oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
-    oof.p_long, oof.fold_of = oof.p_long[rows], oof.fold_of[rows]
-    return rows, oof
-
-
-def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
-    """One horizon's OutOfFold from its folds' parts, taken in fold order (so the gains add up
-    in the order a single pass adds them)."""
-    names = list(parts[0][1].raw)
-    merged = OutOfFold(
-        raw={name: np.full(n, np.nan) for name in names},
-        p_long=np.full(n, np.nan),
-        fold_of=np.full(n, -1, dtype=np.int64),
-    )
-    gains = [p.gain for _, p in parts if p.gain is not None]
-    for rows, part in parts:
-        merged.fold_of[rows] = part.fold_of
-        merged.p_long[rows] = part.p_long
-        for name in names:
-            merged.raw[name][rows] = part.raw[name]
-        merged.excluded.update(part.excluded)
-        merged.calibrated.update(part.calibrated)
-    merged.gain = sum(gains[1:], gains[0]) if gains else None
-    return merged
-
-
-def out_of_fold_all(
-    plans: dict[int, tuple[HorizonData, list[Fold]]],
-    config: TrainingConfig,
-    runner: Engine,
-    *,
-    names: list[str] | None = None,
-    on_fold: Callable[[], None] | None = None,
-    shared: dict[int, Any] | None = None,
-) -> dict[int, OutOfFold]:
-    """Pass 1 of every horizon, one task per fold: each horizon's rows and folds are shared
-    once (or were: `shared` holds `runner.share(plan)` per horizon)."""
-    shared = shared or {h: runner.share(plan) for h, plan in plans.items()}
-    shared_config = runner.share(config)
-    calls = [
-        (shared[h], i, shared_config, names)
-        for h, (_, folds) in plans.items()
-        for i in range(len(folds))
-    ]
-    results = iter(runner.run(_score_fold, calls, on_fold))
-    return {
-        h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
-    }
-
-
-def _pass_two(
-    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, config: TrainingConfig
-) -> tuple[HorizonPredictions, HorizonRecord]:
-    """Pass 2 of one horizon and its record (a task: horizons are independent)."""
-    data, folds = plan
-    result = calibrate_and_choose(data, folds, oof, config)
-    return result, horizon_record(result, data.horizon, config)
-
-
-def walk_forward_plans(
-    dataset: Dataset, config: TrainingConfig
-) -> dict[int, tuple[HorizonData, list[Fold]]]:
-    """Every horizon's rows and folds, refusing a horizon too short to evaluate."""
-    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
-    plans: dict[int, tuple[HorizonData, list[Fold]]] = {}
-    for h in dataset.label.horizons:
-        require_enough(dataset, h, min_hours)
-        data = horizon_data(dataset, h)
-        folds = data.folds(config)
-        if not folds:
-            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
-        plans[h] = (data, folds)
-    return plans
-
-
 def evaluate(
     dataset: Dataset,
     config: TrainingConfig | None = None,
@@ -424,24 +323,8 @@ def evaluate(
     `$FLUSHCAST_CLUSTER` says otherwise); the record is the same wherever they ran.
     """
     config = config or TrainingConfig(label=dataset.label)
-    runner = runner or engine()
-    plans = walk_forward_plans(dataset, config)
-    shared = {h: runner.share(plan) for h, plan in plans.items()}
-    oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
-    calls = [(shared[h], runner.share(oofs[h]), config) for h in plans]
-    done = dict(zip(plans, runner.run(_pass_two, calls), strict=True))
+    done = walk_forward(dataset, config, runner or engine(), on_fold=on_fold, then=horizon_record)
     record = EvaluationRecord(
         horizons={h: entry for h, (_, entry) in done.items()}, meta=dataset.meta(config)
     )
     return Evaluation({h: result for h, (result, _) in done.items()}, record)
-
-
-def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
-    """Folds over all horizons (for a progress bar)."""
-    total = 0
-    for h in dataset.label.horizons:
-        rows = dataset.labelled(h)
-        if len(rows):
-            stamps, tested = rows["timestamp"], dataset.tested(rows)
-            total += len(config.walk_forward.folds(stamps, h, dataset.split_bar, tested=tested))
-    return total

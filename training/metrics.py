@@ -48,7 +48,12 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     # sklearn's definition (steps at each distinct score), without its input checks: the
     # block bootstrap calls this hundreds of times on the pooled test rows.
     order = np.argsort(-p)  # ties need not keep their order: only tie groups' ends are read
-    p_sorted, hits = p[order], np.cumsum(y[order])
+    return _average_precision(p[order], y[order], positives)
+
+
+def _average_precision(p_sorted: np.ndarray, y_sorted: np.ndarray, positives: float) -> float:
+    """PR-AUC of rows sorted by descending score (any order within a tie)."""
+    hits = np.cumsum(y_sorted)
     last_of_tie = np.r_[p_sorted[1:] != p_sorted[:-1], True]
     tp = hits[last_of_tie]
     seen = np.flatnonzero(last_of_tie) + 1.0
@@ -56,10 +61,37 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum(recall_step * tp / seen))
 
 
+class Ranked:
+    """Rows sorted once by score, so that the PR-AUC of any resample of them needs no sort.
+
+    A resample (row positions, repeats allowed) in score order is the sorted rows, each
+    repeated as often as it was drawn; within a tie the order is never read, so
+    `Ranked(y, p).pr_auc(rows)` is exactly `pr_auc(y[rows], p[rows])`, in linear time (the
+    block bootstrap's cost was its sorts).
+    """
+
+    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        y, p = _arrays(y, p)
+        self.order = np.argsort(-p)
+        self.y, self.p = y[self.order], p[self.order]
+
+    def pr_auc(self, rows: np.ndarray) -> float:
+        drawn = np.bincount(rows, minlength=len(self.order))[self.order]
+        y = np.repeat(self.y, drawn)
+        positives = y.sum()
+        if positives == 0:
+            return float("nan")
+        return _average_precision(np.repeat(self.p, drawn), y, positives)
+
+
 def lift(y: np.ndarray, p: np.ndarray) -> float:
     """PR-AUC over the base rate: 1 is a random ranking."""
     y, p = _arrays(y, p)
-    return pr_auc(y, p) / y.mean() if y.sum() > 0 else float("nan")
+    return _over_base_rate(pr_auc(y, p), y)
+
+
+def _over_base_rate(average_precision: float, y: np.ndarray) -> float:
+    return average_precision / y.mean() if y.sum() > 0 else float("nan")
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
@@ -245,7 +277,10 @@ def precision_recall_at_top(
 ) -> tuple[float, float]:
     """Precision and recall of alerting on the top `fraction` of scores."""
     y, scores = _arrays(y, scores)
-    alerts = alert_mask(scores, fraction, seed)
+    return _precision_recall(y, alert_mask(scores, fraction, seed))
+
+
+def _precision_recall(y: np.ndarray, alerts: np.ndarray) -> tuple[float, float]:
     hits = float(y[alerts].sum())
     precision = hits / alerts.sum() if alerts.any() else float("nan")
     recall = hits / y.sum() if y.sum() > 0 else float("nan")
@@ -493,13 +528,14 @@ def score_metrics(
     the test block of each row (within-fold ranking).
     """
     y, p = _arrays(y, p)
-    alerts = alert_mask(p, fraction, seed)
-    precision, recall = precision_recall_at_top(y, p, fraction, seed)
+    alerts = alert_mask(p, fraction, seed)  # once: its seeded tie-break sort is the cost
+    precision, recall = _precision_recall(y, alerts)
     events = event_recall(y, alerts, series, timestamps, horizon)
     within = within_blocks(y, p, blocks)
+    average_precision = pr_auc(y, p)
     return {
-        "pr_auc": pr_auc(y, p),
-        "lift": lift(y, p),
+        "pr_auc": average_precision,
+        "lift": _over_base_rate(average_precision, y),
         "roc_auc": roc_auc(y, p),
         "roc_auc_within_fold": within.roc_auc,
         "pr_auc_within_fold": within.pr_auc,

@@ -24,8 +24,8 @@ from common.engine import Engine
 from common.errors import DataError
 from training.config import TrainingConfig, config_yaml
 from training.dataset import Dataset
-from training.evaluate import out_of_fold_all, walk_forward_plans
 from training.metrics import within_blocks
+from training.tasks import out_of_fold_all, walk_forward_plans
 from training.walkforward import CHAMPION, calibrate_and_choose
 
 SPACE: dict[str, tuple[str, float, float]] = {

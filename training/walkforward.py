@@ -15,8 +15,8 @@ OOF rows whose labels were known before f's training cutoff (the inner walk-forw
 
 So a test block is never used to tune, calibrate or choose anything that scores it. A fold
 with no flush to train on, or too few OOF flushes to calibrate on, is left out for every
-model alike, with the reason recorded. `flushcast train` runs the same two passes and then
-applies the final choice and calibration to a model fitted on every row.
+model alike, with the reason recorded. What one fold does is `training.recipe` (the fold
+recipe); `flushcast train` applies the same recipe to one more refit on every row.
 """
 
 from __future__ import annotations
@@ -28,146 +28,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import FEATURES, MISSING_GROUPS, depending_on
-from models.calibration import Calibrator
-from models.config import make_candidate, make_direction
-from models.learners import GradientBoosting, Learner
-from models.matrix import columns as model_columns
-from models.matrix import model_matrix
-from training.baselines import BASELINES, is_calibrated
-from training.combine import combine
+from models.learners import GradientBoosting
 from training.config import TrainingConfig
-from training.dataset import Dataset
-from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
+from training.horizon import HorizonData
 from training.metrics import pr_auc
+from training.recipe import (
+    Evidence,
+    OutOfFold,
+    Refit,
+    champion,
+    fit_direction,
+    fit_members,
+    learners,
+)
 from training.splits import Fold
 
-HOUR = np.timedelta64(1, "h")
 CHAMPION = "champion"
-
-
-@dataclass
-class HorizonData:
-    """One horizon's labelled rows in time order, their model matrix and targets."""
-
-    horizon: int
-    keys: pd.DataFrame
-    """`timestamp`, `symbol`, `venue` of each row."""
-    X: np.ndarray
-    y: np.ndarray
-    direction: np.ndarray
-    columns: list[str]
-    symbols: list[str]
-    episode_start: np.ndarray
-    """True on the first bar of each flush episode (a run of flush bars of one series)."""
-    tested: np.ndarray
-    """True on rows the walk-forward scores (False: a training-only store's series)."""
-    bar: pd.Timedelta
-    """The folds' time grid: the finest bar of any row (`Dataset.split_bar`)."""
-
-    @property
-    def t(self) -> np.ndarray:
-        return self.keys["timestamp"].to_numpy(dtype="datetime64[us]")
-
-    def sided(self) -> tuple[np.ndarray, np.ndarray]:
-        """(one-sided flush mask, 1.0 for a long flush)."""
-        sided = (self.direction == LONG_FLUSH) | (self.direction == SHORT_SQUEEZE)
-        return sided, (self.direction == LONG_FLUSH).astype("float64")
-
-    def folds(self, config: TrainingConfig) -> list[Fold]:
-        """The walk-forward folds of these rows (test rows only where `tested`)."""
-        return config.walk_forward.folds(
-            self.keys["timestamp"], self.horizon, self.bar, tested=self.tested
-        )
-
-
-def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
-    """The labelled rows at `horizon`, sorted by time then symbol and venue."""
-    rows = dataset.labelled(horizon)
-    features, symbols = dataset.features, dataset.symbols()
-    y = rows[flush_column(horizon)].to_numpy(dtype="float64")
-    return HorizonData(
-        horizon=horizon,
-        keys=rows[["timestamp", "symbol", "venue"]],
-        X=model_matrix(rows, features, symbols),
-        y=y,
-        direction=rows[direction_column(horizon)].astype(object).to_numpy(),
-        columns=model_columns(features),
-        symbols=list(symbols),
-        episode_start=episode_starts(rows, y, dataset.bar),
-        tested=dataset.tested(rows),
-        bar=dataset.split_bar,
-    )
-
-
-def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.ndarray:
-    """True where a flush bar follows a bar of the same series that was not one (or a gap)."""
-    series = keys["symbol"].astype(str) + "@" + keys["venue"].astype(str)
-    stamps = pd.DatetimeIndex(keys["timestamp"])
-    order = np.lexsort((stamps.asi8, pd.factorize(series)[0]))
-    same = np.r_[False, series.to_numpy()[order][1:] == series.to_numpy()[order][:-1]]
-    step = np.r_[0, np.diff(stamps.asi8[order])]
-    follows = same & (step == bar // pd.Timedelta("1us"))
-    positive = y[order] == 1
-    start_sorted = positive & ~(follows & np.r_[False, positive[:-1]])
-    out = np.zeros(len(y), dtype=bool)
-    out[order] = start_sorted
-    return out
-
-
-def dropout_groups(columns: Sequence[str]) -> list[list[int]]:
-    """Column positions of each input group a real source may lack as a whole."""
-    features = [c for c in columns if c in FEATURES]
-    groups = [[columns.index(f) for f in depending_on(g, features)] for g in MISSING_GROUPS]
-    return [g for g in groups if g]
-
-
-def learners(config: TrainingConfig, data: HorizonData) -> dict[str, Callable[[int], Learner]]:
-    """Every model of the evaluation by name: the candidates, then the baselines."""
-    groups = dropout_groups(data.columns)
-    made: dict[str, Callable[[int], Learner]] = {
-        name: (lambda fold, name=name: make_candidate(name, data.columns, config.fit, groups))
-        for name in config.fit.candidates
-    }
-    for name in config.evaluation.baselines:
-        if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r} (choose from {', '.join(BASELINES)})")
-        factory = BASELINES[name]
-        made[name] = lambda fold, f=factory: f(data.columns, data.horizon, fold)
-    return made
-
-
-def score_scale(
-    model: Learner, X: np.ndarray, t: np.ndarray | None = None, seed: int = 0
-) -> tuple[float, float]:
-    """Mean and spread of a fitted learner's scores on (a sample of) its training rows.
-
-    Dividing by these puts refits trained on a month and on a year on one scale, which is what
-    lets one calibrator serve scores from many refits (see `models.calibration`).
-    """
-    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 3000), replace=False)
-    scores = model.score(X[rows], None if t is None else t[rows])
-    spread = float(np.std(scores))
-    return float(np.mean(scores)), spread if spread > 1e-12 else 1.0
-
-
-@dataclass
-class OutOfFold:
-    """Pass 1: every learner's scores on every trained fold's test rows.
-
-    Scores of calibrated learners are standardised by their fold model's training-score mean
-    and spread (`score_scale`); climatology's are its probabilities.
-    """
-
-    raw: dict[str, np.ndarray]
-    p_long: np.ndarray
-    fold_of: np.ndarray
-    """Fold number of each row (-1: never tested)."""
-    excluded: dict[int, str] = field(default_factory=dict)
-    calibrated: dict[str, bool] = field(default_factory=dict)
-    """Whether each learner's score needs a calibrator (climatology's is a probability)."""
-    gain: pd.Series | None = None
-    """Total LightGBM gain per input over the folds (when a LightGBM candidate ran)."""
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -182,12 +58,12 @@ def out_of_fold(
     on_fold: Callable[[], None] | None = None,
 ) -> OutOfFold:
     """Refit each learner on each fold's training rows; score its test rows."""
-    made = learners(config, data)
-    names = list(made) if names is None else list(names)
+    names = list(learners(config, data)) if names is None else list(names)
     n = len(data.y)
     raw = {name: np.full(n, np.nan) for name in names}
     p_long = np.full(n, np.nan)
     fold_of = np.full(n, -1, dtype=np.int64)
+    block_of = np.full(n, -1, dtype=np.int64)
     excluded: dict[int, str] = {}
     calibrated: dict[str, bool] = {}
     gain = pd.Series(0.0, index=data.columns)
@@ -195,45 +71,26 @@ def out_of_fold(
     for fold in folds:
         train, test = fold.train, fold.test
         fold_of[test] = fold.number
+        block_of[test] = fold.block
         if not 0 < data.y[train].sum() < len(train):
             excluded[fold.number] = "no flush in the training span"
         else:
-            # One copy of the fold's rows for every learner (years of rows: copies add up).
-            X_train, y_train, t_train = data.X[train], data.y[train], t[train]
+            refit = Refit.of_fold(fold)
             X_test, t_test = data.X[test], t[test]
-            fitted: dict[str, Learner] = {}
-            for name in names:
-                model = made[name](fold.number)
-                # Trees boosted from the logistic score start from this fold's logistic fit.
-                if isinstance(model, GradientBoosting) and model.init and "logistic" in fitted:
-                    model.init = fitted["logistic"]  # type: ignore[assignment]
-                model.fit(X_train, y_train, t_train)
-                fitted[name] = model
-                scores = model.score(X_test, t_test)
-                calibrated[name] = is_calibrated(model)
-                if calibrated[name]:
-                    loc, scale = score_scale(model, X_train, t_train, fold.number)
-                    scores = (scores - loc) / scale
-                raw[name][test] = scores
+            for name, member in fit_members(names, data, refit, config).items():
+                raw[name][test] = member.score(X_test, t_test)
+                calibrated[name] = member.calibrated
+                model = member.model
                 if name == "lightgbm" and isinstance(model, GradientBoosting):
                     gain += model.booster.feature_importance("gain")  # type: ignore[union-attr]
-            p_long[test] = direction_probability(data, train, test, config)
+            direction = fit_direction(data, refit, config)
+            p_long[test] = 0.5 if direction is None else _sigmoid(direction.score(X_test))
         if on_fold:
             on_fold()
     has_lightgbm = "lightgbm" in names
-    return OutOfFold(raw, p_long, fold_of, excluded, calibrated, gain if has_lightgbm else None)
-
-
-def direction_probability(
-    data: HorizonData, train: np.ndarray, test: np.ndarray, config: TrainingConfig
-) -> np.ndarray:
-    """P(long flush | flush) for `test`, from the one-sided flushes among `train` (or 0.5)."""
-    sided, is_long = data.sided()
-    rows = train[sided[train]]
-    if len(rows) < config.fit.min_direction_rows or not 0 < is_long[rows].sum() < len(rows):
-        return np.full(len(test), 0.5)
-    model = make_direction(data.columns, config.fit).fit(data.X[rows], is_long[rows])
-    return _sigmoid(model.score(data.X[test]))
+    return OutOfFold(
+        raw, p_long, fold_of, block_of, excluded, calibrated, gain if has_lightgbm else None
+    )
 
 
 DIRECTION_RULES = {"majority": None, "funding_sign": "funding_bp", "return_24h_sign": "return_24h"}
@@ -272,28 +129,6 @@ def direction_rules(
     return out
 
 
-def fit_calibrator(
-    scores: np.ndarray,
-    y: np.ndarray,
-    episodes: int,
-    folds: int,
-    prior: float,
-    config: TrainingConfig,
-) -> Calibrator:
-    """The calibration recipe, one place for folds and the final model."""
-    return Calibrator.fit(
-        scores,
-        y,
-        prior=prior,
-        episodes=episodes,
-        shrinkage_episodes=config.calibration.shrinkage_episodes,
-        folds=folds,
-        shrinkage_folds=config.calibration.shrinkage_folds,
-        isotonic_min_class=config.calibration.isotonic_min_class,
-        level=config.calibration.level,
-    )
-
-
 @dataclass
 class HorizonPredictions:
     """Pass 2: calibrated out-of-sample probabilities of every model and the champion."""
@@ -309,103 +144,94 @@ class HorizonPredictions:
     oof: OutOfFold
 
 
+@dataclass
+class FoldOutcome:
+    """Pass 2 of one fold: its row of the fold table and, when scored, each model's, the
+    champion's and the direction rules' probabilities on its test rows."""
+
+    record: dict[str, Any]
+    probability: dict[str, np.ndarray] = field(default_factory=dict)
+    rules: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def calibrate_fold(
+    data: HorizonData, fold: Fold, oof: OutOfFold, config: TrainingConfig
+) -> FoldOutcome:
+    """Pass 2 of one fold: calibrators and champion from the out-of-fold rows before its
+    cutoff (`training.recipe`). Folds are independent here, so they can run anywhere."""
+    record: dict[str, Any] = {
+        "horizon": data.horizon,
+        "fold": fold.number,
+        "block": fold.block,
+        "train_end": fold.train_end,
+        "test_start": fold.test_start,
+        "test_end": fold.test_end,
+        "n_train": len(fold.train),
+        "n_test": len(fold.test),
+        "train_events": int(data.y[fold.train].sum()),
+        "positives": int(data.y[fold.test].sum()),
+    }
+    evidence = Evidence.at(data, oof, Refit.of_fold(fold), config)
+    record["oof_episodes"] = evidence.episodes
+    record["oof_folds"] = evidence.folds
+    excluded = oof.excluded.get(fold.number) or evidence.shortfall(config)
+    if excluded:
+        return FoldOutcome({**record, "status": excluded})
+    probability = {}
+    for name, scores in oof.raw.items():
+        if oof.calibrated.get(name, True):
+            probability[name] = evidence.calibrator(scores, config).predict(scores[fold.test])
+        else:
+            probability[name] = scores[fold.test]
+    combination, calibrator = champion(evidence, oof, config)
+    z = combination.score({name: scores[fold.test] for name, scores in oof.raw.items()})
+    probability[CHAMPION] = calibrator.predict(z)
+    record |= {
+        "status": "scored",
+        "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION]),
+        "champion": combination.label,
+        "choice": combination.reason,
+        **{f"share_{c}": v for c, v in combination.shares.items()},
+        **{f"inner_{c}": v for c, v in combination.inner.items()},
+    }
+    return FoldOutcome(record, probability, direction_rules(data, fold.train, fold.test))
+
+
 def calibrate_and_choose(
     data: HorizonData, folds: Sequence[Fold], oof: OutOfFold, config: TrainingConfig
 ) -> HorizonPredictions:
     """Pass 2 over the folds in time order (see the module docstring)."""
-    names = list(oof.raw)
-    t = data.t
+    return assemble(data, folds, oof, [calibrate_fold(data, f, oof, config) for f in folds])
+
+
+def assemble(
+    data: HorizonData, folds: Sequence[Fold], oof: OutOfFold, outcomes: Sequence[FoldOutcome]
+) -> HorizonPredictions:
+    """One horizon's predictions and fold table from its folds' pass 2, in fold order."""
+    names = [*oof.raw, CHAMPION]
     n = len(data.y)
-    probability = {name: np.full(n, np.nan) for name in [*names, CHAMPION]}
-    block_of = np.full(n, -1, dtype=np.int64)
-    for fold in folds:
-        block_of[fold.test] = fold.block
+    probability = {name: np.full(n, np.nan) for name in names}
     rules = {rule: np.full(n, np.nan) for rule in DIRECTION_RULES}
-    window = config.calibration.window_hours
     excluded = dict(oof.excluded)
-    table = []
-    for fold in folds:
-        record: dict[str, Any] = {
-            "horizon": data.horizon,
-            "fold": fold.number,
-            "block": fold.block,
-            "train_end": fold.train_end,
-            "test_start": fold.test_start,
-            "test_end": fold.test_end,
-            "n_train": len(fold.train),
-            "n_test": len(fold.test),
-            "train_events": int(data.y[fold.train].sum()),
-            "positives": int(data.y[fold.test].sum()),
-        }
-        cutoff = np.datetime64(fold.train_end.tz_convert(None), "us")
-        scored = np.isfinite(oof.raw[names[0]]) & (t < cutoff)
-        calibration_rows = scored & (t >= cutoff - window * HOUR) if window else scored
-        oof_episodes = int(data.episode_start[calibration_rows].sum())
-        oof_folds = len(np.unique(oof.fold_of[calibration_rows]))
-        record["oof_episodes"] = oof_episodes
-        record["oof_folds"] = oof_folds
-        if fold.number not in excluded and not (
-            oof_episodes >= config.calibration.min_episodes
-            and data.y[calibration_rows].sum() < calibration_rows.sum()
-        ):
-            excluded[fold.number] = (
-                f"{oof_episodes} out-of-fold flush episodes before the fold "
-                f"(calibration needs {config.calibration.min_episodes})"
-            )
-        if fold.number in excluded:
-            table.append({**record, "status": excluded[fold.number]})
-            continue
-        prior = float(data.y[fold.train].mean())
-        for name in names:
-            scores = oof.raw[name]
-            if oof.calibrated.get(name, True):
-                calibrator = fit_calibrator(
-                    scores[calibration_rows],
-                    data.y[calibration_rows],
-                    oof_episodes,
-                    oof_folds,
-                    prior,
-                    config,
-                )
-                probability[name][fold.test] = calibrator.predict(scores[fold.test])
-            else:
-                probability[name][fold.test] = scores[fold.test]
-        combination = combine(
-            {name: oof.raw[name][calibration_rows] for name in names},
-            data.y[calibration_rows],
-            block_of[calibration_rows],
-            oof_episodes,
-            config,
-        )
-        z = combination.score(oof.raw)
-        calibrator = fit_calibrator(
-            z[calibration_rows], data.y[calibration_rows], oof_episodes, oof_folds, prior, config
-        )
-        probability[CHAMPION][fold.test] = calibrator.predict(z[fold.test])
-        for rule, p_long in direction_rules(data, fold.train, fold.test).items():
+    for fold, outcome in zip(folds, outcomes, strict=True):
+        if outcome.record["status"] != "scored":
+            excluded[fold.number] = outcome.record["status"]
+        for name, p in outcome.probability.items():
+            probability[name][fold.test] = p
+        for rule, p_long in outcome.rules.items():
             rules[rule][fold.test] = p_long
-        table.append(
-            {
-                **record,
-                "status": "scored",
-                "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION][fold.test]),
-                "champion": combination.label,
-                "choice": combination.reason,
-                **{f"share_{c}": v for c, v in combination.shares.items()},
-                **{f"inner_{c}": v for c, v in combination.inner.items()},
-            }
-        )
     keep = np.isfinite(probability[CHAMPION])
     frame = data.keys[keep].reset_index(drop=True)
     frame["horizon"] = data.horizon
     frame["fold"] = oof.fold_of[keep]
-    frame["block"] = block_of[keep]
+    frame["block"] = oof.block_of[keep]
     frame["y"] = data.y[keep]
     frame["direction"] = pd.Categorical(data.direction[keep])
-    for name in [*names, CHAMPION]:
+    for name in names:
         frame[f"p_{name}"] = probability[name][keep]
     frame["p_long"] = oof.p_long[keep]
     for rule, p_long in rules.items():
         frame[f"{DIRECTION_PREFIX}{rule}"] = p_long[keep]
     oof.excluded = excluded
-    return HorizonPredictions(frame, pd.DataFrame(table), oof.gain, oof)
+    table = pd.DataFrame([outcome.record for outcome in outcomes])
+    return HorizonPredictions(frame, table, oof.gain, oof)

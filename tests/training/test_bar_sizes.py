@@ -144,7 +144,7 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
             "evaluation.baselines": ["climatology"],
         }
     )
-    from training.walkforward import horizon_data
+    from training.horizon import horizon_data
 
     mine, theirs = (horizon_data(d, 12).folds(config) for d in (alone, both))
     assert [f.test_start for f in mine] == [f.test_start for f in theirs]

@@ -9,7 +9,6 @@ from common.errors import DataError
 from models.learners import Logistic
 from models.rules import LiquidationSurprise
 from models.stacking import Stack, load_learner, nonnegative_logistic, shares
-from training import train, walkforward
 from training.combine import combine, inputs
 from training.config import TrainingConfig
 from training.metrics import within_blocks
@@ -66,10 +65,6 @@ def test_best_is_winner_take_all_and_stack_uses_every_input():
     stack = combine(raw, y, blocks, 100, config)
     assert set(stack.shares) == set(raw) and sum(stack.shares.values()) == pytest.approx(1.0)
     assert stack.label == "stack" and "logistic" in stack.describe()
-
-
-def test_walk_forward_and_train_use_one_combination_rule():
-    assert walkforward.combine is train.combine is combine
 
 
 def test_a_stack_scores_and_explains_as_its_weighted_parts():

@@ -194,3 +194,16 @@ def test_pr_auc_equals_sklearns_average_precision_with_ties(seed):
     y = (rng.random(3000) < 0.05).astype(float)
     p = np.round(rng.random(3000) * 0.2 + 0.3 * y * rng.random(3000), 2)  # many ties
     assert metrics.pr_auc(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+
+
+def test_a_resamples_pr_auc_from_rows_ranked_once_is_exactly_its_own():
+    """The bootstrap's shortcut (sort once, count the draws) must give the very same float as
+    sorting each resample, ties and repeated rows included."""
+    rng = np.random.default_rng(7)
+    y = (rng.random(2000) < 0.05).astype(float)
+    p = np.round(rng.random(2000) * 0.2 + 0.3 * y * rng.random(2000), 2)  # many ties
+    ranked = metrics.Ranked(y, p)
+    for _ in range(20):
+        rows = rng.integers(0, len(y), len(y))
+        assert ranked.pr_auc(rows) == metrics.pr_auc(y[rows], p[rows])
+    assert np.isnan(ranked.pr_auc(np.flatnonzero(y == 0)))

@@ -10,9 +10,10 @@ import pytest
 
 from training.config import TrainingConfig
 from training.evaluate import model_names
+from training.horizon import horizon_data
 from training.metrics import METRICS
 from training.record import EvaluationRecord
-from training.walkforward import calibrate_and_choose, horizon_data, out_of_fold
+from training.walkforward import calibrate_and_choose, out_of_fold
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,85 @@
+"""One recipe: `train` is the walk-forward's fold recipe applied to every labelled row.
+
+So `flushcast train` on data that ends at a fold's cutoff must ship exactly that fold's model:
+the same out-of-fold rows (the calibration window measured from the cutoff), the same shares,
+calibration and direction model, hence the same probabilities on the fold's test rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from common.engine import InProcess
+from training.horizon import horizon_data
+from training.train import fit_bundle
+from training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
+
+H = 4
+
+
+@pytest.fixture(scope="module")
+def config(small_config):
+    """A light recipe (the rule, not the skill, is under test) with a calibration window short
+    enough to start inside the data, so where it is measured from matters."""
+    return small_config.with_overrides(
+        {
+            "fit.lightgbm.rounds": 20,
+            "fit.direction.rounds": 10,
+            "evaluation.baselines": ["liquidation_surprise"],
+            "calibration.window_hours": 24 * 30,
+        }
+    )
+
+
+def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dataset, config):
+    data = horizon_data(small_dataset, H)
+    folds = data.folds(config)
+    names = [*config.fit.candidates, "liquidation_surprise"]
+    walk = calibrate_and_choose(data, folds, out_of_fold(data, folds, config, names), config)
+    table = walk.folds.set_index("fold")
+    scored = table.index[table["status"] == "scored"]
+    f = int(scored[-2])  # a late fold: its window starts well inside the data
+    fold = folds[f]
+    assert fold.train_end - pd.Timedelta(hours=24 * 30) > data.keys["timestamp"].min()
+
+    # Every labelled row before the cutoff, with its label: the fold's training rows exactly.
+    before = small_dataset.table["timestamp"] < fold.train_end
+    label = small_dataset.label.model_copy(update={"horizons": (H,)})
+    until = dataclasses.replace(small_dataset, table=small_dataset.table[before], label=label)
+    model = fit_bundle(until, config, runner=InProcess()).horizons[H]
+    assert model.choice["out_of_fold_episodes"] == table.loc[f, "oof_episodes"]
+    assert model.choice["calibration_window"][1] == fold.train_end.tz_convert(None).isoformat()
+    for name, share in model.choice["shares"].items():
+        assert share == pytest.approx(table.loc[f, f"share_{name}"], rel=1e-9, abs=1e-12)
+    assert model.base_rate == pytest.approx(data.y[fold.train].mean(), rel=1e-12)
+
+    mine = walk.frame["fold"] == f
+    X = data.X[fold.test]
+    np.testing.assert_allclose(model.p_flush(X), walk.frame.loc[mine, f"p_{CHAMPION}"], rtol=1e-9)
+    np.testing.assert_allclose(model.p_long(X), walk.frame.loc[mine, "p_long"], rtol=1e-9)
+
+
+def test_a_refits_tree_candidates_bin_their_rows_once_and_nothing_outlives_the_refit(
+    small_dataset, config, monkeypatch
+):
+    import lightgbm as lgb
+
+    from training.recipe import Refit, fit_members
+
+    built = []
+    init = lgb.Dataset.__init__
+    monkeypatch.setattr(lgb.Dataset, "__init__", lambda *a, **k: built.append(1) or init(*a, **k))
+    data = horizon_data(small_dataset, H)
+    fold = data.folds(config)[-1]
+    names = ["logistic", "lightgbm", "lightgbm_on_logistic"]
+    first = fit_members(names, data, Refit.of_fold(fold), config)
+    assert len(built) == 1  # one binning for both tree candidates
+    again = fit_members(names, data, Refit.of_fold(fold), config)
+    assert len(built) == 2  # a refit keeps no bins from an earlier one (no worker-global cache)
+    X = data.X[fold.test]
+    for name in names:
+        np.testing.assert_array_equal(first[name].score(X), again[name].score(X))

@@ -1,0 +1,174 @@
+"""The walk-forward as tasks on `common.engine`: pass 1 one task per fold (folds are
+independent), pass 2 a task per few folds (independent there too), then one per horizon to
+assemble its predictions and build its record; each horizon's rows and folds shared once.
+
+Results come back in the order the tasks were given, so the evaluation is the same wherever
+they ran (tests/training/test_engine.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from common.engine import Engine
+from common.errors import DataError
+from training.config import TrainingConfig
+from training.dataset import Dataset, require_enough
+from training.horizon import HorizonData, horizon_data
+from training.recipe import OutOfFold
+from training.splits import Fold
+from training.walkforward import (
+    FoldOutcome,
+    HorizonPredictions,
+    assemble,
+    calibrate_fold,
+    out_of_fold,
+)
+
+Plans = dict[int, tuple[HorizonData, list[Fold]]]
+
+
+def _score_fold(
+    plan: tuple[HorizonData, list[Fold]],
+    number: int,
+    config: TrainingConfig,
+    names: list[str] | None,
+) -> tuple[np.ndarray, OutOfFold]:
+    """Pass 1 on fold `number` of a horizon's plan: its test rows' positions and their
+    out-of-fold scores only (a task's answer travels back, so it carries no full-length
+    arrays)."""
+    data, folds = plan
+    fold = folds[number]
+    oof = out_of_fold(data, [fold], config, names=names)
+    rows = np.flatnonzero(oof.fold_of >= 0)
+    oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
+    oof.p_long, oof.fold_of, oof.block_of = oof.p_long[rows], oof.fold_of[rows], oof.block_of[rows]
+    return rows, oof
+
+
+def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
+    """One horizon's OutOfFold from its folds' parts, taken in fold order (so the gains add up
+    in the order a single pass adds them)."""
+    names = list(parts[0][1].raw)
+    merged = OutOfFold(
+        raw={name: np.full(n, np.nan) for name in names},
+        p_long=np.full(n, np.nan),
+        fold_of=np.full(n, -1, dtype=np.int64),
+        block_of=np.full(n, -1, dtype=np.int64),
+    )
+    gains = [p.gain for _, p in parts if p.gain is not None]
+    for rows, part in parts:
+        merged.fold_of[rows] = part.fold_of
+        merged.block_of[rows] = part.block_of
+        merged.p_long[rows] = part.p_long
+        for name in names:
+            merged.raw[name][rows] = part.raw[name]
+        merged.excluded.update(part.excluded)
+        merged.calibrated.update(part.calibrated)
+    merged.gain = sum(gains[1:], gains[0]) if gains else None
+    return merged
+
+
+def out_of_fold_all(
+    plans: Plans,
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    names: list[str] | None = None,
+    on_fold: Callable[[], None] | None = None,
+    shared: dict[int, Any] | None = None,
+) -> dict[int, OutOfFold]:
+    """Pass 1 of every horizon, one task per fold: each horizon's rows and folds are shared
+    once (or were: `shared` holds `runner.share(plan)` per horizon)."""
+    shared = shared or {h: runner.share(plan) for h, plan in plans.items()}
+    shared_config = runner.share(config)
+    calls = [
+        (shared[h], i, shared_config, names)
+        for h, (_, folds) in plans.items()
+        for i in range(len(folds))
+    ]
+    results = iter(runner.run(_score_fold, calls, on_fold))
+    return {
+        h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
+    }
+
+
+def walk_forward_plans(dataset: Dataset, config: TrainingConfig) -> Plans:
+    """Every horizon's rows and folds, refusing a horizon too short to evaluate."""
+    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
+    plans: Plans = {}
+    for h in dataset.label.horizons:
+        require_enough(dataset, h, min_hours)
+        data = horizon_data(dataset, h)
+        folds = data.folds(config)
+        if not folds:
+            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
+        plans[h] = (data, folds)
+    return plans
+
+
+def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
+    """Folds over all horizons (for a progress bar)."""
+    total = 0
+    for h in dataset.label.horizons:
+        rows = dataset.labelled(h)
+        if len(rows):
+            stamps, tested = rows["timestamp"], dataset.tested(rows)
+            total += len(config.walk_forward.folds(stamps, h, dataset.split_bar, tested=tested))
+    return total
+
+
+FOLDS_PER_TASK = 8
+"""Pass 2 folds per task: enough work to outweigh a task's overhead, small enough that two
+workers share a horizon's folds evenly."""
+
+
+def _calibrate_folds(
+    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, numbers: range, config: TrainingConfig
+) -> list[FoldOutcome]:
+    """Pass 2 of some folds of one horizon (folds are independent in pass 2)."""
+    data, folds = plan
+    return [calibrate_fold(data, folds[i], oof, config) for i in numbers]
+
+
+def _assemble(
+    plan: tuple[HorizonData, list[Fold]],
+    oof: OutOfFold,
+    outcomes: list[FoldOutcome],
+    config: TrainingConfig,
+    then: Callable[[HorizonPredictions, int, TrainingConfig], Any] | None,
+) -> tuple[HorizonPredictions, Any]:
+    """One horizon's predictions from its folds' pass 2, and `then` of them (the record:
+    built in the same task)."""
+    data, folds = plan
+    result = assemble(data, folds, oof, outcomes)
+    return result, then(result, data.horizon, config) if then is not None else None
+
+
+def walk_forward(
+    dataset: Dataset,
+    config: TrainingConfig,
+    runner: Engine,
+    *,
+    on_fold: Callable[[], None] | None = None,
+    then: Callable[[HorizonPredictions, int, TrainingConfig], Any] | None = None,
+) -> dict[int, tuple[HorizonPredictions, Any]]:
+    """Both passes of every horizon on `runner`: per horizon its predictions and `then`'s
+    answer for them."""
+    plans = walk_forward_plans(dataset, config)
+    shared = {h: runner.share(plan) for h, plan in plans.items()}
+    oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
+    shared_oofs = {h: runner.share(oof) for h, oof in oofs.items()}
+    shared_config = runner.share(config)
+    chunks = {
+        h: [range(len(folds))[i : i + FOLDS_PER_TASK] for i in range(0, len(folds), FOLDS_PER_TASK)]
+        for h, (_, folds) in plans.items()
+    }
+    calls = [(shared[h], shared_oofs[h], c, shared_config) for h in plans for c in chunks[h]]
+    parts = iter(runner.run(_calibrate_folds, calls))
+    outcomes = {h: [o for _ in chunks[h] for o in next(parts)] for h in plans}
+    calls = [(shared[h], shared_oofs[h], outcomes[h], config, then) for h in plans]
+    return dict(zip(plans, runner.run(_assemble, calls), strict=True))
