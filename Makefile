@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= demo-store
 
-.PHONY: demo test test-slow test-all lint bench lock clean browser postgres
+.PHONY: demo test test-slow test-all lint imports bench lock clean browser postgres
 
 # The venv is rebuilt from the lock file whenever the lock or pyproject changes.
 $(BIN)/flushcast: export PIP_CONFIG_FILE = /dev/null
@@ -12,8 +12,18 @@ $(BIN)/flushcast: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=24"
 	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet --no-deps -e . --config-settings editable_mode=lenient
+	$(BIN)/python -c "$$CHECKOUT_PTH"
 	touch $(BIN)/flushcast
+
+# The editable install maps flushcast.common to common/ and so on (setuptools' finder, the same
+# package-dir table the wheel is built from); tests/ and benchmarks/ import from the checkout,
+# which this .pth keeps on sys.path (what `editable_mode=compat` gave before the mapping).
+define CHECKOUT_PTH
+import pathlib, sysconfig
+pathlib.Path(sysconfig.get_path("purelib"), "flushcast-checkout.pth").write_text("$(CURDIR)\n")
+endef
+export CHECKOUT_PTH
 
 demo: $(BIN)/flushcast
 	$(BIN)/flushcast demo --store $(STORE)
@@ -46,7 +56,13 @@ browser:
 lint: $(BIN)/flushcast
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
+	$(MAKE) imports
+
+# The layer contract, checked on the installed layout (flushcast.common, flushcast.models, ...):
+# lint-imports walks the root package's folder, so it reads a staged copy of what the wheel holds.
+imports: $(BIN)/flushcast
+	$(BIN)/python -m flushcast.common.layout build/imports >/dev/null
+	cd build/imports && $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 bench: $(BIN)/flushcast
 	$(BIN)/python -m benchmarks
@@ -58,4 +74,4 @@ lock:
 		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) $(STORE) mlruns mlflow.db .pytest_cache
+	rm -rf $(VENV) $(STORE) mlruns mlflow.db .pytest_cache build

@@ -7,13 +7,16 @@ that exact BentoML tag, so what is served or packaged is the champion even after
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from common.layout import stage
 from serving import MODEL_ENV, PROMOTED_ENV, ROOT, STORE_ENV, WORKERS_ENV
 
 SERVICE = "flushcast.service:Flushcast"
@@ -141,10 +144,20 @@ def serve(
 
 
 def build(tracking_uri: TrackingOption = None) -> None:
-    """Package the champion into a bento (code, dependencies and model; no registry needed)."""
+    """Package the champion into a bento (code, dependencies and model; no registry needed).
+
+    `bentoml build` copies files by path, and the code imports itself as `flushcast.X`: the
+    bento is built from a copy of the checkout laid out as the wheel installs it.
+    """
     env = {**os.environ, MODEL_ENV: _champion(tracking_uri)}
-    command = [sys.executable, "-m", "bentoml", "build", str(ROOT)]
-    raise typer.Exit(code=subprocess.call(command, env=env))
+    with tempfile.TemporaryDirectory(prefix="flushcast-bento-") as tmp:
+        context = stage(Path(tmp) / "context", ROOT)
+        for name in ("bentofile.yaml", "requirements.lock"):
+            shutil.copy2(ROOT / name, context / name)
+        # bentoml reads only files under its working directory
+        command = [sys.executable, "-m", "bentoml", "build", "."]
+        code = subprocess.call(command, env=env, cwd=context)
+    raise typer.Exit(code=code)
 
 
 app = typer.Typer(help="The prediction service.", no_args_is_help=True, add_completion=False)

@@ -140,7 +140,9 @@ def test_build_packages_the_champion_and_the_bento_serves_it(
     with tarfile.open(archive) as tar:
         names = {name.removeprefix("./") for name in tar.getnames()}
     assert f"models/flushcast/{model.tag.version}/bundle.json" in names
-    assert "src/serving/service.py" in names
+    # laid out as the wheel installs it: one flushcast package, the service inside it
+    assert "src/flushcast/serving/service.py" in names
+    assert not any(name.startswith(("src/serving/", "src/common/")) for name in names)
 
     decoy = bentoml.models.get(sandbox.tag)
     metadata = {**decoy.info.metadata, "model_version": "99", "run_id": "decoy"}

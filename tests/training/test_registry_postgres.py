@@ -70,7 +70,8 @@ def test_two_trainings_and_two_promotions_at_once_on_postgresql(sim_store, tmp_p
     assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == str(previous)
 
     # What `serve` imports and what `monitor` and `report` load, from the same URI.
-    code = "import sys; from serving.importer import import_champion as i; print(i(sys.argv[1]))"
+    importer = "from serving.importer import import_champion as i"
+    code = f"import sys; {importer}; print(i(sys.argv[1]))"
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")}
     imported = subprocess.run(
         [sys.executable, "-c", code, postgres_uri], env=env, capture_output=True, text=True
