@@ -29,8 +29,8 @@ DAY_START = "2024-03-05T00:00:30Z"
 
 def _floor(recording) -> tuple[int, float]:
     """Messages of the busiest day parsed and booked on one thread: (events, events/s)."""
-    from marketdata.collect.book import LiquidationBook
-    from marketdata.collect.bybit import Bybit
+    from flushcast.marketdata.collect.book import LiquidationBook
+    from flushcast.marketdata.collect.bybit import Bybit
     from tests.exchange.server import FakeExchange
 
     messages = FakeExchange(recording, DAY_START).stream("BTCUSDT")

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import timed
-from features import build_features, build_latest, max_lookback
-from marketdata.schema import conform
+from flushcast.features import build_features, build_latest, max_lookback
+from flushcast.marketdata.schema import conform
 
 
 def market(symbols: int, bars: int, freq: str, seed: int = 0) -> pd.DataFrame:

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import timed
-from marketdata.ingest import ingest
-from marketdata.store import MarketStore
+from flushcast.marketdata.ingest import ingest
+from flushcast.marketdata.store import MarketStore
 
 KLINE_HEADER = (
     "open_time,open,high,low,close,volume,close_time,quote_volume,count,"

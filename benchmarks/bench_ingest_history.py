@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.measure import timed
-from marketdata.ingest import ingest
-from marketdata.store import MarketStore
+from flushcast.marketdata.ingest import ingest
+from flushcast.marketdata.store import MarketStore
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 MAPPINGS = Path(__file__).resolve().parents[1] / "docs" / "mappings"

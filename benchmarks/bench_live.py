@@ -35,8 +35,8 @@ def floor(book, n: int = 20_000) -> Figures:
 
 
 def main() -> None:
-    from live.risk import Limits, RiskBook, compute, utc_now
-    from marketdata.store import MarketStore
+    from flushcast.live.risk import Limits, RiskBook, compute, utc_now
+    from flushcast.marketdata.store import MarketStore
     from tests.serving.sandbox import build, running_server
 
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
@@ -44,7 +44,7 @@ def main() -> None:
             "sandbox champion (simulate, train, register, import)", lambda: build(Path(tmp))
         )
         os.environ.update(box.env())
-        from serving.service import Flushcast
+        from flushcast.serving.service import Flushcast
 
         predictor = Flushcast().predictor
         snapshot, _ = compute(predictor, MarketStore(box.store).read(), utc_now())

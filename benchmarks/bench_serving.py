@@ -73,9 +73,9 @@ def _figures(latencies: list[float], elapsed: float) -> Figures:
 
 
 def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
-    from features.build import build_features
-    from features.registry import FEATURES
-    from marketdata.schema import VALUE_COLUMNS
+    from flushcast.features.build import build_features
+    from flushcast.features.registry import FEATURES
+    from flushcast.marketdata.schema import VALUE_COLUMNS
 
     table = build_features(market)
     names = list(FEATURES)
@@ -125,8 +125,8 @@ def workloads(market: pd.DataFrame, lookback: int) -> list[Workload]:
 def floor(workload: Workload, predictor) -> Figures | None:
     """The same request handled in-process as the service does: the guard's parse (which finds
     repeated keys), validation, predict, serialise; one thread. None for the bare stack."""
-    from serving.guard import PARSED, parse, validated
-    from serving.requests import PredictBatchRequest, PredictRequest
+    from flushcast.serving.guard import PARSED, parse, validated
+    from flushcast.serving.requests import PredictBatchRequest, PredictRequest
 
     if workload.path == "/predict":
         request_type, handle = PredictRequest, predictor.predict
@@ -226,7 +226,7 @@ def main() -> None:
             "sandbox champion (simulate, train, register, import)", lambda: build(Path(tmp))
         )
         os.environ.update(box.env())
-        from serving.service import Flushcast
+        from flushcast.serving.service import Flushcast
 
         predictor = Flushcast().predictor
         loads = workloads(pd.read_parquet(box.market), predictor.bundle.max_lookback)

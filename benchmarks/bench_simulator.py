@@ -11,7 +11,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
 
 def main() -> None:
-    from simulator.simulate import BURN_IN_DAYS, simulate
+    from flushcast.simulator.simulate import BURN_IN_DAYS, simulate
 
     # Numba compiles (or loads its cache) on first call; measured apart from the run itself.
     timed("simulator: compile / load cache (1 day, 1 symbol)", lambda: simulate(days=1))

@@ -16,11 +16,11 @@ import sys
 import pandas as pd
 
 from benchmarks.measure import timed, worker_peaks_mb
-from common.engine import CLUSTER_ENV, LOCAL, engine
-from simulator import simulate
-from training.config import TrainingConfig
-from training.dataset import make_dataset
-from training.evaluate import evaluate
+from flushcast.common.engine import CLUSTER_ENV, LOCAL, engine
+from flushcast.simulator import simulate
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import make_dataset
+from flushcast.training.evaluate import evaluate
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
 SYMBOLS += ["BNBUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "LTCUSDT"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.metrics import block_bootstrap_cis, lift, per_block, roc_auc, time_blocks
+from flushcast.training.metrics import block_bootstrap_cis, lift, per_block, roc_auc, time_blocks
 
 VARIANTS = ("positioning", "clock", "events", "breadth", "all", "chosen")
 KEYS = ["horizon", "timestamp", "symbol", "venue"]

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.build import build_features
-from marketdata.schema import BAR
-from training.labels import LABELS, LabelSpec, flush_column, make_labels
-from training.metrics import within_blocks
+from flushcast.features.build import build_features
+from flushcast.marketdata.schema import BAR
+from flushcast.training.labels import LABELS, LabelSpec, flush_column, make_labels
+from flushcast.training.metrics import within_blocks
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -166,15 +166,15 @@ def study(data: DataSet, variants: dict[str, LabelSpec]) -> pd.DataFrame:
 
 
 def simulated(days: int = 730, seed: int = 7) -> DataSet:
-    from simulator import simulate
+    from flushcast.simulator import simulate
 
     result = simulate("default", ["BTCUSDT", "ETHUSDT", "SOLUSDT"], days=days, seed=seed)
     return DataSet("simulator-1h", result.frame, BAR, (4, 12, 24), result.cascades)
 
 
 def coinalyze(real: Path) -> DataSet | None:
-    from marketdata.ingest import ingest
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.ingest import ingest
+    from flushcast.marketdata.store import MarketStore
 
     folder = real / "denizyts__Coinalyze-Backtester/src/csvFolder"
     if not folder.is_dir():
@@ -190,7 +190,7 @@ def coinalyze(real: Path) -> DataSet | None:
 
 def stored(name: str, store: Path, horizons: tuple[int, ...]) -> DataSet | None:
     """A set already ingested into a store (the README's commands for the 4 h and daily sets)."""
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.store import MarketStore
 
     market = MarketStore(store)
     if not market.datasets():

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from common.engine import Engine, engine
-from simulator.config import ScenarioConfig
-from simulator.drivers import draw
-from simulator.market import Market
-from simulator.simulate import DEFAULT_SYMBOLS, hourly_values, simulate
-from training.labels import LabelSpec, flush_column, make_labels
+from flushcast.common.engine import Engine, engine
+from flushcast.simulator.config import ScenarioConfig
+from flushcast.simulator.drivers import draw
+from flushcast.simulator.market import Market
+from flushcast.simulator.simulate import DEFAULT_SYMBOLS, hourly_values, simulate
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
 
 MODES = ("oracle", "no_buildup")
 CALM_HOURS = 24

@@ -21,12 +21,12 @@ import pandas as pd
 
 from benchmarks.bench_training import DAYS, SYMBOLS
 from benchmarks.measure import peak_rss_mb, worker_peaks_mb
-from common.engine import engine
-from simulator import simulate
-from training.config import TrainingConfig
-from training.dataset import make_dataset
-from training.evaluate import evaluate
-from training.labels import LabelSpec
+from flushcast.common.engine import engine
+from flushcast.simulator import simulate
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import make_dataset
+from flushcast.training.evaluate import evaluate
+from flushcast.training.labels import LabelSpec
 
 
 def market(symbols: int, cache: Path) -> pd.DataFrame:

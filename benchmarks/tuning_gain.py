@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.engine import engine
-from training.config import TrainingConfig, parse_override
-from training.dataset import load_dataset
-from training.evaluate import evaluate
-from training.labels import LabelSpec
-from training.metrics import block_bootstrap_cis, per_block, pr_auc, time_blocks
-from training.tune import default_cutoff, inner_score, training_span, tune
+from flushcast.common.engine import engine
+from flushcast.training.config import TrainingConfig, parse_override
+from flushcast.training.dataset import load_dataset
+from flushcast.training.evaluate import evaluate
+from flushcast.training.labels import LabelSpec
+from flushcast.training.metrics import block_bootstrap_cis, per_block, pr_auc, time_blocks
+from flushcast.training.tune import default_cutoff, inner_score, training_span, tune
 
 
 def _after(frame: pd.DataFrame, folds: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:

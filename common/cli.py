@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from common.errors import DataError
+from flushcast.common.errors import DataError
 
 
 def fail(exc: DataError) -> typer.Exit:

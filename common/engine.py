@@ -26,7 +26,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from common.errors import DataError
+from flushcast.common.errors import DataError
 
 CLUSTER_ENV = "FLUSHCAST_CLUSTER"
 LOCAL = "local"

@@ -18,9 +18,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from features.context import add_series_context, is_btc
-from features.funding import HOT_FUNDING_BP
-from features.spec import Feature
+from flushcast.features.context import add_series_context, is_btc
+from flushcast.features.funding import HOT_FUNDING_BP
+from flushcast.features.spec import Feature
 
 FAMILY = "breadth"
 _ETH = re.compile(r"^ETH([-_/]?(USDT|USDC|USD|BUSD))?([-_.]?PERP.*)?$")

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from common.progress import ticker
-from features import breadth, context, funding, heatmap
-from features.grid import to_grid
-from features.registry import FAMILIES, missing_at, names
-from marketdata.schema import BAR, COLUMNS, conform
-from marketdata.validate import validate
+from flushcast.common.errors import DataError
+from flushcast.common.progress import ticker
+from flushcast.features import breadth, context, funding, heatmap
+from flushcast.features.grid import to_grid
+from flushcast.features.registry import FAMILIES, missing_at, names
+from flushcast.marketdata.schema import BAR, COLUMNS, conform
+from flushcast.marketdata.validate import validate
 
 if TYPE_CHECKING:
-    from common.engine import Engine
+    from flushcast.common.engine import Engine
 
 SORT_KEYS = ["symbol", "venue", "timestamp"]
 """Feature tables are sorted series by series (the store's order), not by time."""

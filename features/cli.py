@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from common.cli import fail
-from common.errors import DataError
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError
 
 app = typer.Typer(help="Build and describe model features.", no_args_is_help=True)
 
@@ -25,9 +25,9 @@ def build(
 ) -> None:
     """Compute every registered feature for the stored series, at their bar size, and write one
     Parquet table (features not built at that bar size are empty columns)."""
-    from common.atomic import write_atomic
-    from features.build import build_features
-    from marketdata.store import MarketStore
+    from flushcast.common.atomic import write_atomic
+    from flushcast.features.build import build_features
+    from flushcast.marketdata.store import MarketStore
 
     try:
         market = MarketStore(store)
@@ -51,7 +51,7 @@ def list_features(
 ) -> None:
     """Print the feature registry: name, family, unit, lookback, inputs, description, and the
     stored bar sizes a feature is missing at (its window does not fit their bars)."""
-    from features.registry import as_frame
+    from flushcast.features.registry import as_frame
 
     rows = as_frame()
     if family is not None:

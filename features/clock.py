@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.spec import Feature
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.spec import Feature
 
 FAMILY = "clock"
 FUNDING_EVERY_HOURS = 8

@@ -11,9 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.rolling import change_pct, rolling
-from features.spec import Feature, bars, span, span_words
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import change_pct, rolling
+from flushcast.features.spec import Feature, bars, span, span_words
 
 FAMILY = "context"
 _C = ("close",)

@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from common.errors import DataError
-from features.grid import SeriesGrid
-from features.spec import Feature
+from flushcast.common.errors import DataError
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.spec import Feature
 
 FAMILY = "events"
 PACKAGED = Path(__file__).resolve().parent / "data" / "events.yaml"

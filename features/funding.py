@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.rolling import lag, rolling, zscore
-from features.spec import Feature, bars
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import lag, rolling, zscore
+from flushcast.features.spec import Feature, bars
 
 FAMILY = "funding"
 HOT_FUNDING_BP = 3.0

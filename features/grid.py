@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from marketdata.schema import BAR, VALUE_COLUMNS
+from flushcast.marketdata.schema import BAR, VALUE_COLUMNS
 
 
 @dataclass

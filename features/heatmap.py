@@ -29,10 +29,10 @@ import numba
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from features.grid import SeriesGrid, to_grid
-from features.spec import Feature, bars
-from marketdata.schema import BAR
+from flushcast.common.errors import DataError
+from flushcast.features.grid import SeriesGrid, to_grid
+from flushcast.features.spec import Feature, bars
+from flushcast.marketdata.schema import BAR
 
 FAMILY = "heatmap"
 BANDS_PCT = (1, 2, 5)

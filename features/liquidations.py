@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.rolling import bars_since, rolling, rolling_sum_strict, safe_div, zscore
-from features.spec import Feature, bars, span, span_words
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import bars_since, rolling, rolling_sum_strict, safe_div, zscore
+from flushcast.features.spec import Feature, bars, span, span_words
 
 FAMILY = "liquidations"
 SPIKE_Z = 3.0

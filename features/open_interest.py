@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.rolling import bars_since, change_pct, rolling, safe_div, zscore
-from features.spec import Feature, bars, span, span_words
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import bars_since, change_pct, rolling, safe_div, zscore
+from flushcast.features.spec import Feature, bars, span, span_words
 
 FAMILY = "open_interest"
 FLUSH_OI_DROP_PCT = -3.0

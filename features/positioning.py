@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.grid import SeriesGrid
-from features.rolling import lag, rolling, safe_div, zscore
-from features.spec import Feature, bars
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import lag, rolling, safe_div, zscore
+from flushcast.features.spec import Feature, bars
 
 FAMILY = "positioning"
 _LS = ("long_short_ratio",)

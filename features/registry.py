@@ -19,7 +19,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from features import (
+from flushcast.features import (
     breadth,
     clock,
     context,
@@ -31,8 +31,8 @@ from features import (
     positioning,
     volatility,
 )
-from features.spec import Feature, lookback_bars, span
-from marketdata.schema import BAR, STORED_BARS, bar_name
+from flushcast.features.spec import Feature, lookback_bars, span
+from flushcast.marketdata.schema import BAR, STORED_BARS, bar_name
 
 FAMILIES = (
     funding,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from marketdata.schema import BAR, bar_name
+from flushcast.marketdata.schema import BAR, bar_name
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.grid import SeriesGrid
-from features.rolling import bars_since, lag, rolling, safe_div
-from features.spec import Feature, bars
+from flushcast.features.grid import SeriesGrid
+from flushcast.features.rolling import bars_since, lag, rolling, safe_div
+from flushcast.features.spec import Feature, bars
 
 FAMILY = "volatility"
 LARGE_MOVE_SIGMA = 3.0

@@ -26,11 +26,11 @@ if TYPE_CHECKING:
         render_report,
         simulate,
     )
-    from training.backtest import Backtest, backtest
-    from training.config import TrainingConfig
-    from training.forecaster import FlushForecaster
-    from training.labels import LabelSpec
-    from training.splits import WalkForward
+    from flushcast.training.backtest import Backtest, backtest
+    from flushcast.training.config import TrainingConfig
+    from flushcast.training.forecaster import FlushForecaster
+    from flushcast.training.labels import LabelSpec
+    from flushcast.training.splits import WalkForward
 
 _EXPORTS = {
     "simulate": "flushcast.api",
@@ -41,12 +41,12 @@ _EXPORTS = {
     "describe": "flushcast.api",
     "plot_heatmap": "flushcast.api",
     "render_report": "flushcast.api",
-    "FlushForecaster": "training.forecaster",
-    "backtest": "training.backtest",
-    "Backtest": "training.backtest",
-    "WalkForward": "training.splits",
-    "TrainingConfig": "training.config",
-    "LabelSpec": "training.labels",
+    "FlushForecaster": "flushcast.training.forecaster",
+    "backtest": "flushcast.training.backtest",
+    "Backtest": "flushcast.training.backtest",
+    "WalkForward": "flushcast.training.splits",
+    "TrainingConfig": "flushcast.training.config",
+    "LabelSpec": "flushcast.training.labels",
 }
 __all__ = [
     "Backtest",

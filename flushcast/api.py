@@ -27,7 +27,7 @@ def simulate(
 
     For the cascade log and the hourly ground truth, use `simulator.simulate` itself.
     """
-    from simulator import simulate as run
+    from flushcast.simulator import simulate as run
 
     return run(preset, list(symbols), days=days, seed=seed, start=start, bar=bar).frame
 
@@ -38,8 +38,8 @@ def load_market(store: str | Path, symbols: Sequence[str] | None = None) -> pd.D
     A folder that holds no store, or a symbol it does not hold (names are case-sensitive, as
     the exchanges write them: `BTCUSDT`), is an error naming what the store has.
     """
-    from common.errors import DataError
-    from marketdata.store import MarketStore
+    from flushcast.common.errors import DataError
+    from flushcast.marketdata.store import MarketStore
 
     stored = sorted({d.symbol for d in MarketStore(store).datasets()})
     if not stored:
@@ -69,7 +69,7 @@ def read_export(
 
     `source` and the options are `flushcast ingest`'s (`coinalyze`, `coinglass`, ...).
     """
-    from marketdata.ingest import read_canonical
+    from flushcast.marketdata.ingest import read_canonical
 
     return read_canonical(source, [Path(f) for f in files], tz=tz, symbol=symbol, venue=venue)
 
@@ -78,9 +78,9 @@ def make_labels(
     market: pd.DataFrame, label: str = "v2", horizons: Sequence[int] | None = None
 ) -> pd.DataFrame:
     """Flush and direction labels per bar (`flush_<H>h`, `direction_<H>h`) for a label by name."""
-    from training.forecaster import market_bar
-    from training.labels import label_named
-    from training.labels import make_labels as labels_of
+    from flushcast.training.forecaster import market_bar
+    from flushcast.training.labels import label_named
+    from flushcast.training.labels import make_labels as labels_of
 
     spec = label_named(label, **({"horizons": tuple(horizons)} if horizons else {}))
     return labels_of(market, spec, bar=market_bar(market))
@@ -89,16 +89,16 @@ def make_labels(
 def build_features(market: pd.DataFrame) -> pd.DataFrame:
     """The feature table the models train and serve on (`flushcast features list` says what
     each column means)."""
-    from features.build import build_features as features_of
-    from training.forecaster import market_bar
+    from flushcast.features.build import build_features as features_of
+    from flushcast.training.forecaster import market_bar
 
     return features_of(market, bar=market_bar(market))
 
 
 def describe(feature: str, value: float) -> str:
     """A feature reading in words, as the trader report writes it."""
-    from features.registry import FEATURES
-    from reporting.sentences import reading
+    from flushcast.features.registry import FEATURES
+    from flushcast.reporting.sentences import reading
 
     return reading(FEATURES[feature], value)
 
@@ -106,9 +106,9 @@ def describe(feature: str, value: float) -> str:
 def plot_heatmap(market: pd.DataFrame, symbol: str, end: str | pd.Timestamp, hours: int = 168):
     """The estimated liquidation heatmap of `symbol` up to `end`, with the price path of the
     last `hours` (the report's chart), at the bar size of the symbol's series."""
-    from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
-    from reporting import charts
-    from training.forecaster import market_bar
+    from flushcast.features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
+    from flushcast.reporting import charts
+    from flushcast.training.forecaster import market_bar
 
     end = pd.Timestamp(end)
     end = end.tz_localize("UTC") if end.tzinfo is None else end
@@ -134,7 +134,7 @@ def render_report(
 ) -> str:
     """The trader report page (self-contained HTML) of a fitted forecaster, as `flushcast
     report` writes it for a registered model."""
-    from forecast.predictor import Predictor
-    from reporting.build import render_report as render
+    from flushcast.forecast.predictor import Predictor
+    from flushcast.reporting.build import render_report as render
 
     return render(Predictor(forecaster.fitted), market, symbol, at=at, weeks=weeks)

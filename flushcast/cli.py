@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from features import cli as features_cli
 from flushcast import report_cli, serve_cli
 from flushcast.demo import demo
-from live import cli as live_cli
-from marketdata import cli as marketdata_cli
-from marketdata import cli_fetch as fetch_cli
-from marketdata.collect import cli as collect_cli
-from simulator import cli as simulator_cli
-from training import cli as training_cli
+from flushcast.features import cli as features_cli
+from flushcast.live import cli as live_cli
+from flushcast.marketdata import cli as marketdata_cli
+from flushcast.marketdata import cli_fetch as fetch_cli
+from flushcast.marketdata.collect import cli as collect_cli
+from flushcast.simulator import cli as simulator_cli
+from flushcast.training import cli as training_cli
 
 app = typer.Typer(
     name="flushcast",

@@ -13,11 +13,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from features import cli as features_cli
 from flushcast import report_cli
-from marketdata import cli as marketdata_cli
-from simulator import cli as simulator_cli
-from training import cli as training_cli
+from flushcast.features import cli as features_cli
+from flushcast.marketdata import cli as marketdata_cli
+from flushcast.simulator import cli as simulator_cli
+from flushcast.training import cli as training_cli
 
 console = Console()
 
@@ -68,9 +68,9 @@ def _promote_latest(tracking_uri: str | None) -> str:
     Returns the version the report should show: the champion, or the new version when the gate
     refused it and there is no champion yet (the report marks it "not promoted").
     """
-    from training.registry import CHAMPION, promote
-    from training.tracking import tracking_uri as resolve
-    from training.versions import LATEST, champion_version, version_number
+    from flushcast.training.registry import CHAMPION, promote
+    from flushcast.training.tracking import tracking_uri as resolve
+    from flushcast.training.versions import LATEST, champion_version, version_number
 
     uri = resolve(tracking_uri)
     latest = version_number(LATEST, uri)
@@ -89,9 +89,9 @@ def _promote_latest(tracking_uri: str | None) -> str:
 def _label_summary(store: Path) -> None:
     from rich.table import Table
 
-    from marketdata.store import MarketStore
-    from training.config import load
-    from training.labels import base_rate, flush_column, make_labels
+    from flushcast.marketdata.store import MarketStore
+    from flushcast.training.config import load
+    from flushcast.training.labels import base_rate, flush_column, make_labels
 
     spec = load().label
     market = MarketStore(store)

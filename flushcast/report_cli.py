@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from common.cli import fail
-from common.errors import DataError
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError
 
 
 def report(
@@ -50,12 +50,12 @@ def report(
     ] = None,
 ) -> None:
     """Write a self-contained HTML report: flush risk, reasons, heatmap, history, model card."""
-    from common.atomic import write_atomic
-    from marketdata.store import MarketStore
-    from models.bundle import BundleMismatch
-    from reporting.build import ReportError, render_report
-    from reporting.registered import load_predictor
-    from training.registry import RegistryError
+    from flushcast.common.atomic import write_atomic
+    from flushcast.marketdata.store import MarketStore
+    from flushcast.models.bundle import BundleMismatch
+    from flushcast.reporting.build import ReportError, render_report
+    from flushcast.reporting.registered import load_predictor
+    from flushcast.training.registry import RegistryError
 
     frame = MarketStore(store).read()
     if frame.empty:
@@ -64,7 +64,7 @@ def report(
         predictor, walk_forward = load_predictor(model, tracking_uri)
         monitored = None
         if live is not None:
-            from live.engine import monitor_report
+            from flushcast.live.engine import monitor_report
 
             monitored = monitor_report(live, frame, predictor, walk_forward).to_dict()
         html = render_report(

@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from common.layout import stage
-from serving import MODEL_ENV, PROMOTED_ENV, ROOT, STORE_ENV, WORKERS_ENV
+from flushcast.common.layout import stage
+from flushcast.serving import MODEL_ENV, PROMOTED_ENV, ROOT, STORE_ENV, WORKERS_ENV
 
 SERVICE = "flushcast.service:Flushcast"
 """Import path `bentoml serve` and `bentofile.yaml` use: the service with live operation."""
@@ -32,10 +32,10 @@ TrackingOption = Annotated[
 
 def _champion(tracking_uri: str | None, ref: str = "champion") -> str:
     """Import registry version `ref` (default the champion) into the BentoML store; its tag."""
-    from models.integrity import BundleIntegrityError
-    from serving.importer import import_champion
-    from training.registry import CHAMPION, RegistryError
-    from training.versions import no_champion, version_number
+    from flushcast.models.integrity import BundleIntegrityError
+    from flushcast.serving.importer import import_champion
+    from flushcast.training.registry import CHAMPION, RegistryError
+    from flushcast.training.versions import no_champion, version_number
 
     try:
         return str(import_champion(tracking_uri, ref=version_number(ref, tracking_uri)))
@@ -51,7 +51,7 @@ def _promoted(tag: str, tracking_uri: str | None) -> bool:
     """Whether the imported BentoML model `tag` is the registry's champion version."""
     import bentoml
 
-    from training.versions import champion_version
+    from flushcast.training.versions import champion_version
 
     version = str(bentoml.models.get(tag).info.metadata.get("model_version"))
     return version == champion_version(tracking_uri)
@@ -61,8 +61,8 @@ def _check_bundle(tag: str) -> None:
     """Refuse to start on a model whose files fail their SHA-256 record: every worker would."""
     import bentoml
 
-    from models.bundle import MANIFEST
-    from models.integrity import BundleIntegrityError, verify
+    from flushcast.models.bundle import MANIFEST
+    from flushcast.models.integrity import BundleIntegrityError, verify
 
     try:
         verify(bentoml.models.get(tag).path, MANIFEST)
@@ -131,7 +131,7 @@ def serve(
         PROMOTED_ENV: "1" if promoted else "0",
     }
     if live is not None:
-        from live.cli import live_environment
+        from flushcast.live.cli import live_environment
 
         env.update(
             live_environment(

@@ -10,10 +10,10 @@ module's `Flushcast`; `python -m flushcast.service` rewrites the committed OpenA
 
 from __future__ import annotations
 
-from live.engine import Live
-from live.routes import RiskAnswer, router
-from serving import openapi
-from serving.service import Flushcast, routes
+from flushcast.live.engine import Live
+from flushcast.live.routes import RiskAnswer, router
+from flushcast.serving import openapi
+from flushcast.serving.service import Flushcast, routes
 
 routes.include_router(router)
 Flushcast.add_asgi_middleware(RiskAnswer)  # inside ClientErrors; the body guard passes GETs on

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from forecast.bands import Band
+from flushcast.forecast.bands import Band
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.registry import FEATURES, at_bar, max_lookback
-from forecast.answer import (
+from flushcast.features.registry import FEATURES, at_bar, max_lookback
+from flushcast.forecast.answer import (
     Contribution,
     Explained,
     Explanation,
@@ -23,11 +23,11 @@ from forecast.answer import (
     HorizonExplanation,
     HorizonForecast,
 )
-from forecast.bands import band, describe
-from forecast.identity import ModelIdentity
-from forecast.rows import Rows, rows_of_table
-from models.applicability import unknown_symbol
-from models.bundle import SYMBOL, Bundle
+from flushcast.forecast.bands import band, describe
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.forecast.rows import Rows, rows_of_table
+from flushcast.models.applicability import unknown_symbol
+from flushcast.models.bundle import SYMBOL, Bundle
 
 
 @dataclass(frozen=True)

@@ -50,13 +50,13 @@ from pydantic import (
     model_validator,
 )
 
-from common import yamlfile
-from common.atomic import write_atomic
-from common.errors import shorten
-from forecast.bands import EDGES, Band
-from live.risk import RiskEntry, Snapshot
-from marketdata.schema import NAME_MAX, NAME_PATTERN
-from serving.responses import RegisteredModel
+from flushcast.common import yamlfile
+from flushcast.common.atomic import write_atomic
+from flushcast.common.errors import shorten
+from flushcast.forecast.bands import EDGES, Band
+from flushcast.live.risk import RiskEntry, Snapshot
+from flushcast.marketdata.schema import NAME_MAX, NAME_PATTERN
+from flushcast.serving.responses import RegisteredModel
 
 log = logging.getLogger("flushcast.alerts")
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from common.errors import DataError
-from marketdata.cli import console, fail
+from flushcast.common.errors import DataError
+from flushcast.marketdata.cli import console, fail
 
 
 def live_environment(
@@ -23,10 +23,10 @@ def live_environment(
     stale_limit_h: float,
 ) -> dict[str, str]:
     """Check the live options, write them to the live folder, and the environment to pass."""
-    from live.alerts import AlertConfigError, load_config
-    from live.clock import parse
-    from live.engine import LIVE_ENV, LiveConfig
-    from training.tracking import tracking_uri as resolve
+    from flushcast.live.alerts import AlertConfigError, load_config
+    from flushcast.live.clock import parse
+    from flushcast.live.engine import LIVE_ENV, LiveConfig
+    from flushcast.training.tracking import tracking_uri as resolve
 
     try:
         if alerts is not None:
@@ -75,11 +75,11 @@ def monitor(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
 ) -> None:
     """Live reliability and Brier of the logged predictions beside the walk-forward's, and drift."""
-    from common.atomic import write_atomic
-    from live.engine import monitor_report
-    from marketdata.store import MarketStore
-    from reporting.registered import load_predictor
-    from training.registry import RegistryError
+    from flushcast.common.atomic import write_atomic
+    from flushcast.live.engine import monitor_report
+    from flushcast.marketdata.store import MarketStore
+    from flushcast.reporting.registered import load_predictor
+    from flushcast.training.registry import RegistryError
 
     try:
         predictor, walk_forward = load_predictor(model, tracking_uri, "monitor")

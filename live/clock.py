@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from common.errors import shorten
-from marketdata.collect.clock import ExchangeClock
-from marketdata.collect.collector import VENUES
-from marketdata.collect.rest import Backoff, JsonClient
+from flushcast.common.errors import shorten
+from flushcast.marketdata.collect.clock import ExchangeClock
+from flushcast.marketdata.collect.collector import VENUES
+from flushcast.marketdata.collect.rest import Backoff, JsonClient
 
 SYNC_S = 30.0
 

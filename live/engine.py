@@ -29,17 +29,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from common.atomic import write_atomic
-from common.errors import DataError
-from forecast.identity import ModelIdentity
-from forecast.rows import Rows
-from live.alerts import AlertEngine, AlertsConfig, Dispatcher, load_config, locked, write_json
-from live.clock import ServiceClock
-from live.predictions_log import PredictionLog, compact, log_rows, read_recent
-from live.risk import Limits, RiskBook, Snapshot, compute, utc_now
-from marketdata.store import MarketStore
-from serving.endpoints import ServedPredictor
-from serving.responses import Prediction, ServedModel
+from flushcast.common.atomic import write_atomic
+from flushcast.common.errors import DataError
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.forecast.rows import Rows
+from flushcast.live.alerts import (
+    AlertEngine,
+    AlertsConfig,
+    Dispatcher,
+    load_config,
+    locked,
+    write_json,
+)
+from flushcast.live.clock import ServiceClock
+from flushcast.live.predictions_log import PredictionLog, compact, log_rows, read_recent
+from flushcast.live.risk import Limits, RiskBook, Snapshot, compute, utc_now
+from flushcast.marketdata.store import MarketStore
+from flushcast.serving.endpoints import ServedPredictor
+from flushcast.serving.responses import Prediction, ServedModel
 
 LIVE_ENV = "FLUSHCAST_LIVE"
 """The live folder; unset: live operation is off (/risk answers 503)."""
@@ -96,7 +103,7 @@ def monitor_report(
     now: Any = None,
 ) -> Any:
     """`live.monitor` on a live folder's prediction log, for `predictor`'s model version."""
-    from live.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
+    from flushcast.live.monitor import CALIBRATION_DAYS, DRIFT_DAYS, monitor
 
     return monitor(
         read_recent(folder / PREDICTIONS, CALIBRATION_DAYS),
@@ -179,7 +186,7 @@ class Live:
 
     def metrics_text(self) -> str:
         """Live operation's Prometheus metrics, appended to BentoML's (`live.metrics`)."""
-        from live.metrics import metrics_text
+        from flushcast.live.metrics import metrics_text
 
         return metrics_text(self)
 
@@ -299,7 +306,7 @@ class Live:
         A switch follows the registry's champion (`reload`), so the new model is promoted."""
         import bentoml
 
-        from serving.loading import load_served
+        from flushcast.serving.loading import load_served
 
         with self._reloading:
             stored = bentoml.models.get(tag)
@@ -317,7 +324,7 @@ class Live:
 
     def reload(self) -> dict[str, Any]:
         """Import the registry's champion and make every worker serve it (POST /reload)."""
-        from serving.importer import import_champion
+        from flushcast.serving.importer import import_champion
 
         previous = self.service.predictor.identity
         with locked(self.folder / "import.lock"):
@@ -333,7 +340,7 @@ class Live:
         if not every or time.monotonic() - self._watched_at < every:
             return
         self._watched_at = time.monotonic()
-        from training.registry import CHAMPION, MODEL_NAME, client
+        from flushcast.training.registry import CHAMPION, MODEL_NAME, client
 
         champion = client(self.config.tracking_uri).get_model_version_by_alias(MODEL_NAME, CHAMPION)
         if str(champion.version) != self.service.predictor.identity.model_version:

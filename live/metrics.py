@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from live.alerts import DEAD_LETTERS
+from flushcast.live.alerts import DEAD_LETTERS
 
 PREFIX = "flushcast_"
 

@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from features.build import build_features
-from marketdata.schema import BAR
-from models.bundle import Bundle
-from training.labels import LabelSpec, flush_column, make_labels
-from training.metrics import brier, ece, reliability_table
-from training.record import EvaluationRecord
+from flushcast.common.errors import DataError
+from flushcast.features.build import build_features
+from flushcast.marketdata.schema import BAR
+from flushcast.models.bundle import Bundle
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
+from flushcast.training.metrics import brier, ece, reliability_table
+from flushcast.training.record import EvaluationRecord
 
 KEYS = ["symbol", "venue", "as_of", "horizon_hours"]
 DRIFT_DAYS = 30

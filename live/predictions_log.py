@@ -42,12 +42,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.atomic import atomic_path
+from flushcast.common.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from forecast.identity import ModelIdentity
-    from forecast.rows import Rows
-    from serving.responses import Prediction
+    from flushcast.forecast.identity import ModelIdentity
+    from flushcast.forecast.rows import Rows
+    from flushcast.serving.responses import Prediction
 
 log = logging.getLogger("flushcast.predictions")
 

@@ -24,11 +24,11 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from features.build import build_latest
-from forecast.rows import Rows
-from marketdata.schema import BAR, OPTIONAL_COLUMNS
-from serving.endpoints import ServedPredictor
-from serving.responses import Prediction, ServedModel
+from flushcast.features.build import build_latest
+from flushcast.forecast.rows import Rows
+from flushcast.marketdata.schema import BAR, OPTIONAL_COLUMNS
+from flushcast.serving.endpoints import ServedPredictor
+from flushcast.serving.responses import Prediction, ServedModel
 
 TOP_K = 5
 

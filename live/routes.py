@@ -21,12 +21,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from common.errors import shorten
-from live import engine
-from live.alerts import AlertConfigError, AlertRule
-from live.risk import RiskError, RiskListResponse, RiskResponse
-from serving.errors import InputError
-from serving.responses import ServedModel
+from flushcast.common.errors import shorten
+from flushcast.live import engine
+from flushcast.live.alerts import AlertConfigError, AlertRule
+from flushcast.live.risk import RiskError, RiskListResponse, RiskResponse
+from flushcast.serving.errors import InputError
+from flushcast.serving.responses import ServedModel
 
 router = APIRouter(tags=["Live operation"])
 JSON_TYPE = "application/json"
@@ -204,7 +204,7 @@ def delete_alert(rule_id: str) -> Response:
 )
 def reload() -> Any:
     """Serve the registry's current champion in every worker, without dropping requests."""
-    from training.registry import RegistryError
+    from flushcast.training.registry import RegistryError
 
     try:
         result = _live().reload()

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from common.cli import fail
-from common.errors import DataError
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError
 
 data_app = typer.Typer(help="Inspect the local market-data store.", no_args_is_help=True)
 # Piped output (CI logs, files) gets a width that fits the tables instead of rich's default 80.
@@ -22,7 +22,7 @@ StoreOption = Annotated[Path, typer.Option("--store", help="Store folder.")]
 
 
 def _bar(text: str | None) -> pd.Timedelta | None:
-    from marketdata.schema import parse_bar
+    from flushcast.marketdata.schema import parse_bar
 
     if text is None:
         return None
@@ -76,9 +76,9 @@ def ingest(
     ] = None,
 ) -> None:
     """Read exports as they are, merge them into the store's canonical frames."""
-    from marketdata.ingest import ingest as run_ingest
-    from marketdata.schema import bar_name
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.ingest import ingest as run_ingest
+    from flushcast.marketdata.schema import bar_name
+    from flushcast.marketdata.store import MarketStore
 
     options = {"mapping": mapping, "series": series, "keep_last": keep_last, "as_of": as_of}
     try:
@@ -124,9 +124,9 @@ def ingest(
 @data_app.command("info")
 def info(store: StoreOption = Path("store")) -> None:
     """Per symbol and venue: bar size, span, bars, gaps and the coverage of every column."""
-    from marketdata.info import store_info
-    from marketdata.schema import VALUE_COLUMNS, bar_name
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.info import store_info
+    from flushcast.marketdata.schema import VALUE_COLUMNS, bar_name
+    from flushcast.marketdata.store import MarketStore
 
     try:
         infos = store_info(MarketStore(store))

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from common.cli import fail
-from common.errors import DataError, shorten
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError, shorten
 
 app = typer.Typer(help="Download public market-data archives into the store.", no_args_is_help=True)
 console = Console()
@@ -41,8 +41,8 @@ def binance(
     ] = None,
 ) -> None:
     """1 h klines, metrics (OI, long/short) and funding from data.binance.vision, verified."""
-    from marketdata.fetch import DEFAULT_BASE_URL, FetchError, fetch_binance
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.fetch import DEFAULT_BASE_URL, FetchError, fetch_binance
+    from flushcast.marketdata.store import MarketStore
 
     first, last = _date(start), _date(end)
     cache = cache or store / ".downloads" / "binance"

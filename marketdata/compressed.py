@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-from common.errors import DataError
+from flushcast.common.errors import DataError
 
 MAX_BYTES = 512 * 2**20
 """Largest uncompressed file accepted (a month of 1-second Binance klines is about 300 MB)."""

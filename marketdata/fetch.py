@@ -31,11 +31,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.atomic import write_atomic
-from common.errors import DataError, shorten
-from common.progress import progress
-from marketdata.ingest import IngestReport, ingest
-from marketdata.store import MarketStore
+from flushcast.common.atomic import write_atomic
+from flushcast.common.errors import DataError, shorten
+from flushcast.common.progress import progress
+from flushcast.marketdata.ingest import IngestReport, ingest
+from flushcast.marketdata.store import MarketStore
 
 DEFAULT_BASE_URL = "https://data.binance.vision/data/futures/um/"
 INTERVAL = "1h"

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from marketdata.schema import VALUE_COLUMNS
-from marketdata.store import MarketStore
-from marketdata.validate import validate
+from flushcast.marketdata.schema import VALUE_COLUMNS
+from flushcast.marketdata.store import MarketStore
+from flushcast.marketdata.validate import validate
 
 
 @dataclass(frozen=True)

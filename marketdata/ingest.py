@@ -19,14 +19,14 @@ from typing import Any
 
 import pandas as pd
 
-from common.errors import DataError
-from common.progress import progress
-from marketdata.merge import PART, STORED, BarMerger, Revision, Source, funding_part
-from marketdata.resample import LINE, infer_bar, to_bar
-from marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform
-from marketdata.sources import Adapter, SourceFrame
-from marketdata.store import MarketStore
-from marketdata.validate import Gap, Locate, check_values, validate
+from flushcast.common.errors import DataError
+from flushcast.common.progress import progress
+from flushcast.marketdata.merge import PART, STORED, BarMerger, Revision, Source, funding_part
+from flushcast.marketdata.resample import LINE, infer_bar, to_bar
+from flushcast.marketdata.schema import BAR, PRICE_COLUMNS, STORED_BARS, bar_name, conform
+from flushcast.marketdata.sources import Adapter, SourceFrame
+from flushcast.marketdata.store import MarketStore
+from flushcast.marketdata.validate import Gap, Locate, check_values, validate
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,18 @@ class SourceKind:
 
 
 SOURCES: dict[str, SourceKind] = {
-    "coinalyze": SourceKind("marketdata.adapters.coinalyze"),
-    "coinglass": SourceKind("marketdata.adapters.coinglass"),
+    "coinalyze": SourceKind("flushcast.marketdata.adapters.coinalyze"),
+    "coinglass": SourceKind("flushcast.marketdata.adapters.coinglass"),
     "coinglass-api": SourceKind(
-        "marketdata.adapters.coinglass_api", options=("series", "keep_last", "as_of")
+        "flushcast.marketdata.adapters.coinglass_api", options=("series", "keep_last", "as_of")
     ),
-    "binance-vision": SourceKind("marketdata.adapters.binance_vision"),
-    "liquidation-events": SourceKind("marketdata.adapters.liquidation_events"),
-    "funding-csv": SourceKind("marketdata.adapters.funding_csv"),
-    "table": SourceKind("marketdata.adapters.table", options=("mapping",), required=("mapping",)),
-    "canonical": SourceKind("marketdata.adapters.canonical"),
+    "binance-vision": SourceKind("flushcast.marketdata.adapters.binance_vision"),
+    "liquidation-events": SourceKind("flushcast.marketdata.adapters.liquidation_events"),
+    "funding-csv": SourceKind("flushcast.marketdata.adapters.funding_csv"),
+    "table": SourceKind(
+        "flushcast.marketdata.adapters.table", options=("mapping",), required=("mapping",)
+    ),
+    "canonical": SourceKind("flushcast.marketdata.adapters.canonical"),
 }
 """SOURCE names accepted by `flushcast ingest`."""
 

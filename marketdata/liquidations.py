@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
+from flushcast.common.errors import DataError, shorten
 
 LONG_LIQUIDATED_SIDE: dict[str, dict[str, bool]] = {
     # venue -> {label as written in the source: True when a LONG position was liquidated}

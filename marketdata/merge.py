@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from marketdata.resample import LINE
-from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS, PRICE_COLUMNS
-from marketdata.validate import Locate
+from flushcast.common.errors import DataError
+from flushcast.marketdata.resample import LINE
+from flushcast.marketdata.schema import BAR, FUNDING_INTERVAL_HOURS, PRICE_COLUMNS
+from flushcast.marketdata.validate import Locate
 
 PRICE_RTOL = 0.005
 """Relative disagreement allowed between two sources' prices (and other notionals) at one bar.

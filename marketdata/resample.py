@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from marketdata.schema import AGGREGATION, BAR, bar_name
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import AGGREGATION, BAR, bar_name
 
 LINE = "line"
 """Optional column of a source's rows: the 1-based line (or record) of the file it came from.

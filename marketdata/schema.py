@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from common.errors import shorten
+from flushcast.common.errors import shorten
 
 BAR = pd.Timedelta("1h")
 """Default bar size. Timestamps are bar open times, UTC."""

@@ -39,8 +39,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.errors import DataError
-from marketdata.schema import (
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import (
     BAR,
     COLUMNS,
     STORED_BARS,
@@ -50,7 +50,7 @@ from marketdata.schema import (
     name_problem,
     parse_bar,
 )
-from marketdata.validate import ValidationReport, validate
+from flushcast.marketdata.validate import ValidationReport, validate
 
 MANIFEST = "MANIFEST.json"
 FORMAT = 1

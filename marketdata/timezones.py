@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError, shorten
+from flushcast.common.errors import DataError, shorten
 
 _UTC_NAMES = {"UTC", "Etc/UTC", "Etc/GMT", "GMT", "Etc/Universal", "Universal", "Zulu"}
 _OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)

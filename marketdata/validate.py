@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from marketdata.schema import (
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import (
     BAR,
     COLUMNS,
     NON_NEGATIVE_COLUMNS,

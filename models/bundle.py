@@ -21,11 +21,11 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from common.atomic import write_atomic
-from models import integrity
-from models.calibration import Calibrator
-from models.learners import Explainer, GradientBoosting
-from models.matrix import (
+from flushcast.common.atomic import write_atomic
+from flushcast.models import integrity
+from flushcast.models.calibration import Calibrator
+from flushcast.models.learners import Explainer, GradientBoosting
+from flushcast.models.matrix import (
     BAR_HOURS,
     BAR_HOURS_DESCRIPTION,
     SYMBOL,
@@ -33,7 +33,7 @@ from models.matrix import (
     from_values,
     model_matrix,
 )
-from models.stacking import Stack, load_learner
+from flushcast.models.stacking import Stack, load_learner
 
 FORMAT = 2
 MANIFEST = "bundle.json"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.learners import GradientBoosting, Logistic
+from flushcast.models.learners import GradientBoosting, Logistic
 
 Candidate = Literal["logistic", "lightgbm", "lightgbm_on_logistic"]
 CANDIDATES: tuple[str, ...] = ("logistic", "lightgbm", "lightgbm_on_logistic")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from common.atomic import write_atomic
+from flushcast.common.atomic import write_atomic
 
 SUMS = "SHA256SUMS"
 CHUNK = 1 << 20

@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from models.matrix import SYMBOL
+from flushcast.models.matrix import SYMBOL
 
 WINSOR_SAMPLE = 5000
 """Rows the logistic model's 1st and 99th percentile bounds are taken from (a sample: the

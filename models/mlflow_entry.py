@@ -2,6 +2,6 @@
 
 from mlflow.models import set_model
 
-from models.pyfunc import FlushcastModel
+from flushcast.models.pyfunc import FlushcastModel
 
 set_model(FlushcastModel())

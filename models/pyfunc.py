@@ -18,7 +18,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from models.bundle import Bundle
+from flushcast.models.bundle import Bundle
 
 ARTIFACT = "bundle"
 ENTRY = Path(__file__).with_name("mlflow_entry.py")

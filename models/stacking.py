@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from models.learners import Explainer, from_state
-from models.rules import LiquidationSurprise
+from flushcast.models.learners import Explainer, from_state
+from flushcast.models.rules import LiquidationSurprise
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Trader reports: one self-contained HTML page per symbol saying how likely a flush is and why.
 
-    from reporting import load_predictor, render_report
+    from flushcast.reporting import load_predictor, render_report
     predictor, walk_forward = load_predictor("champion")
     html = render_report(predictor, market_frame, "BTCUSDT", walk_forward=walk_forward)
 
@@ -13,13 +13,13 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ReportError": "reporting.build",
-    "render_report": "reporting.build",
-    "report_context": "reporting.build",
-    "WalkForward": "reporting.card",
-    "download_walk_forward": "reporting.card",
-    "load_walk_forward": "reporting.card",
-    "load_predictor": "reporting.registered",
+    "ReportError": "flushcast.reporting.build",
+    "render_report": "flushcast.reporting.build",
+    "report_context": "flushcast.reporting.build",
+    "WalkForward": "flushcast.reporting.card",
+    "download_walk_forward": "flushcast.reporting.card",
+    "load_walk_forward": "flushcast.reporting.card",
+    "load_predictor": "flushcast.reporting.registered",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -27,4 +27,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'reporting' has no attribute {name!r}")
+    raise AttributeError(f"module 'flushcast.reporting' has no attribute {name!r}")

@@ -5,7 +5,7 @@ on file descriptors 3 and 4), so it needs only the standard library and Debian's
 Console errors, uncaught exceptions and browser log errors (a blocked or failed load, a
 Content-Security-Policy violation) are all collected.
 
-    python -m reporting.browser report.html docs/report.png
+    python -m flushcast.reporting.browser report.html docs/report.png
 """
 
 from __future__ import annotations
@@ -271,7 +271,8 @@ def _save_small(png: bytes, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m reporting.browser PAGE.html SHOT.png`: screenshot a page, fail on errors."""
+    """`python -m flushcast.reporting.browser PAGE.html SHOT.png`: screenshot a page, fail on
+    errors."""
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2

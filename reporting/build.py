@@ -20,22 +20,22 @@ import numpy as np
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from common.errors import DataError
-from features.build import build_features
-from features.context import is_btc
-from features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
-from features.registry import FEATURES
-from forecast.answer import HorizonForecast
-from forecast.predictor import Predictor
-from marketdata.resample import infer_bar
-from marketdata.schema import BAR
-from models.applicability import bar_problem, duration
-from models.bundle import SYMBOL, Bundle
-from reporting import charts, sentences
-from reporting.card import WalkForward, model_card
-from reporting.live import live_section
-from reporting.sentences import percent, when
-from training.labels import LabelSpec, direction_column, make_labels
+from flushcast.common.errors import DataError
+from flushcast.features.build import build_features
+from flushcast.features.context import is_btc
+from flushcast.features.heatmap import DEFAULT_CONFIG, liquidation_heatmap
+from flushcast.features.registry import FEATURES
+from flushcast.forecast.answer import HorizonForecast
+from flushcast.forecast.predictor import Predictor
+from flushcast.marketdata.resample import infer_bar
+from flushcast.marketdata.schema import BAR
+from flushcast.models.applicability import bar_problem, duration
+from flushcast.models.bundle import SYMBOL, Bundle
+from flushcast.reporting import charts, sentences
+from flushcast.reporting.card import WalkForward, model_card
+from flushcast.reporting.live import live_section
+from flushcast.reporting.sentences import percent, when
+from flushcast.training.labels import LabelSpec, direction_column, make_labels
 
 HEATMAP_HOURS = 168
 """The heatmap shows the last week: the levels built up recently are the ones price can reach."""
@@ -406,7 +406,7 @@ def report_context(
 
 def _environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("reporting", "templates"),
+        loader=PackageLoader("flushcast.reporting", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,

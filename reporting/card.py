@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.bundle import Bundle
-from reporting.charts import png_uri
-from reporting.sentences import when
-from training.labels import LabelSpec
-from training.metrics import METRICS as ALL_METRICS
-from training.record import EvaluationRecord
+from flushcast.models.bundle import Bundle
+from flushcast.reporting.charts import png_uri
+from flushcast.reporting.sentences import when
+from flushcast.training.labels import LabelSpec
+from flushcast.training.metrics import METRICS as ALL_METRICS
+from flushcast.training.record import EvaluationRecord
 
 DOCUMENT = "evaluation.json"
 RELIABILITY = re.compile(r"reliability_(\d+)h\.png")

@@ -20,8 +20,8 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from features.heatmap import Heatmap
-from reporting.sentences import effect
+from flushcast.features.heatmap import Heatmap
+from flushcast.reporting.sentences import effect
 
 DPI = 100
 RAISES = "#c0392b"

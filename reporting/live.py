@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from reporting import charts
-from training.plots import reliability_plot
+from flushcast.reporting import charts
+from flushcast.training.plots import reliability_plot
 
 DRIFT_SHOWN = 8
 

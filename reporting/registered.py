@@ -6,8 +6,8 @@ service reads its copy in the BentoML store instead, `serving.loading`).
 
 from __future__ import annotations
 
-from forecast.predictor import Predictor
-from reporting.card import WalkForward, load_walk_forward
+from flushcast.forecast.predictor import Predictor
+from flushcast.reporting.card import WalkForward, load_walk_forward
 
 
 def load_predictor(
@@ -16,9 +16,9 @@ def load_predictor(
     """A registered version (number, alias or `latest`) as a Predictor, with its walk-forward
     artefacts; a version that is not the champion is marked so (`Predictor.promoted`).
     Without a champion the error names `command`'s own way forward (`--version latest`)."""
-    from training.registry import CHAMPION, RegistryError, load_bundle
-    from training.tracking import tracking_uri as resolve
-    from training.versions import champion_version, no_champion, version_number
+    from flushcast.training.registry import CHAMPION, RegistryError, load_bundle
+    from flushcast.training.tracking import tracking_uri as resolve
+    from flushcast.training.versions import champion_version, no_champion, version_number
 
     uri = resolve(tracking_uri)
     try:

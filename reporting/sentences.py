@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from features.spec import Feature
+from flushcast.features.spec import Feature
 
 SUBJECTS = {
     "funding": ("Funding is", "its"),

@@ -9,17 +9,22 @@ exactly what the server runs.
 
 from __future__ import annotations
 
-from features.registry import FEATURES
-from forecast.bands import lower_edges
-from forecast.identity import ModelIdentity
-from forecast.predictor import Predictor
-from forecast.rows import Rows
-from models.bundle import Bundle
-from serving import inputs
-from serving.errors import InputError
-from serving.inputs import SeriesInput
-from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest, RowRequest
-from serving.responses import (
+from flushcast.features.registry import FEATURES
+from flushcast.forecast.bands import lower_edges
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.forecast.predictor import Predictor
+from flushcast.forecast.rows import Rows
+from flushcast.models.bundle import Bundle
+from flushcast.serving import inputs
+from flushcast.serving.errors import InputError
+from flushcast.serving.inputs import SeriesInput
+from flushcast.serving.requests import (
+    ExplainRequest,
+    PredictBatchRequest,
+    PredictRequest,
+    RowRequest,
+)
+from flushcast.serving.responses import (
     ExplainResponse,
     FeatureInfo,
     HorizonInfo,

@@ -168,7 +168,7 @@ class ClientErrors:
 
 @functools.cache
 def _documented() -> list[tuple[re.Pattern[str], str]]:
-    from serving import SPEC  # the committed spec, held equal to the served one
+    from flushcast.serving import SPEC  # the committed spec, held equal to the served one
 
     paths = json.loads(SPEC.read_text())["paths"]
     return [

@@ -21,9 +21,9 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.errors import shorten
-from serving.errors import error_body
-from serving.timeouts import read_timeout
+from flushcast.common.errors import shorten
+from flushcast.serving.errors import error_body
+from flushcast.serving.timeouts import read_timeout
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 """About 30 series of a full lookback with every column, or 10,000 feature-table rows."""

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import bentoml
 
-from forecast.identity import ModelIdentity
-from models.bundle import MANIFEST, Bundle
-from models.integrity import BundleIntegrityError, recorded, verify
-from reporting.card import download_walk_forward
-from serving import WALK_FORWARD
-from training.registry import CHAMPION, MODEL_NAME, download_bundle
-from training.tracking import tracking_uri
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.models.bundle import MANIFEST, Bundle
+from flushcast.models.integrity import BundleIntegrityError, recorded, verify
+from flushcast.reporting.card import download_walk_forward
+from flushcast.serving import WALK_FORWARD
+from flushcast.training.registry import CHAMPION, MODEL_NAME, download_bundle
+from flushcast.training.tracking import tracking_uri
 
 
 def import_champion(uri: str | None = None, ref: str = CHAMPION) -> bentoml.Tag:

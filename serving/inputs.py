@@ -21,17 +21,17 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from common.errors import DataError, shorten
-from features import breadth, events
-from features.build import build_features
-from features.context import BTC_FEATURES, is_btc
-from features.registry import FEATURES
-from forecast.rows import Rows
-from marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
-from marketdata.validate import validate
-from models.applicability import bar_problem, duration, history_problem
-from serving.errors import InputError, Loc, path
-from serving.requests import MAX_BARS, Bar, FeatureTable
+from flushcast.common.errors import DataError, shorten
+from flushcast.features import breadth, events
+from flushcast.features.build import build_features
+from flushcast.features.context import BTC_FEATURES, is_btc
+from flushcast.features.registry import FEATURES
+from flushcast.forecast.rows import Rows
+from flushcast.marketdata.schema import BAR, COLUMNS, OPTIONAL_COLUMNS, VALUE_COLUMNS
+from flushcast.marketdata.validate import validate
+from flushcast.models.applicability import bar_problem, duration, history_problem
+from flushcast.serving.errors import InputError, Loc, path
+from flushcast.serving.requests import MAX_BARS, Bar, FeatureTable
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)

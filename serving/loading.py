@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from forecast.identity import ModelIdentity
-from models.bundle import Bundle
-from serving import PROMOTED_ENV, WALK_FORWARD
-from serving.endpoints import ServedPredictor
-from serving.requests import Bar, PredictRequest
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.models.bundle import Bundle
+from flushcast.serving import PROMOTED_ENV, WALK_FORWARD
+from flushcast.serving.endpoints import ServedPredictor
+from flushcast.serving.requests import Bar, PredictRequest
 
 if TYPE_CHECKING:
-    from reporting.card import WalkForward
+    from flushcast.reporting.card import WalkForward
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def load_served(
 
 def _walk_forward(folder: Path) -> WalkForward | None:
     """The model's walk-forward artefacts for the report's model card, if imported with it."""
-    from reporting import WalkForward
+    from flushcast.reporting import WalkForward
 
     return WalkForward.read(folder) if folder.is_dir() else None
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from serving import SPEC
-from serving.errors import HEADER, ErrorBody
+from flushcast.serving import SPEC
+from flushcast.serving.errors import HEADER, ErrorBody
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"

@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from features.registry import FEATURES
-from marketdata.schema import COLUMN_UNITS, NAME_MAX, NAME_PATTERN
+from flushcast.features.registry import FEATURES
+from flushcast.marketdata.schema import COLUMN_UNITS, NAME_MAX, NAME_PATTERN
 
 MAX_SERIES = 64
 MAX_BARS = 50_000

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecast.bands import Band
-from forecast.identity import ModelIdentity
+from flushcast.forecast.bands import Band
+from flushcast.forecast.identity import ModelIdentity
 
 
 class RegisteredModel(BaseModel):

@@ -43,12 +43,17 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
-from serving.errors import ClientErrors, InputError, configure_logging, error_body
-from serving.guard import JSON, BodyGuard, validated
-from serving.loading import load_served
-from serving.requests import NAME_PATTERN, ExplainRequest, PredictBatchRequest, PredictRequest
-from serving.responses import (
+from flushcast.serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
+from flushcast.serving.errors import ClientErrors, InputError, configure_logging, error_body
+from flushcast.serving.guard import JSON, BodyGuard, validated
+from flushcast.serving.loading import load_served
+from flushcast.serving.requests import (
+    NAME_PATTERN,
+    ExplainRequest,
+    PredictBatchRequest,
+    PredictRequest,
+)
+from flushcast.serving.responses import (
     ExplainResponse,
     ModelInfo,
     PredictBatchResponse,
@@ -192,8 +197,8 @@ class Flushcast:
         venue: str | None = Query(None, min_length=1, max_length=64, pattern=NAME_PATTERN),
     ):
         """The trader report for `symbol` as self-contained HTML, from the market store."""
-        from marketdata.store import MarketStore
-        from reporting import ReportError, render_report
+        from flushcast.marketdata.store import MarketStore
+        from flushcast.reporting import ReportError, render_report
 
         store = Path(os.environ.get(STORE_ENV, ROOT / "demo-store"))
         frame = MarketStore(store).read()

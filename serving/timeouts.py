@@ -16,7 +16,7 @@ import os
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from serving import READ_TIMEOUT_ENV
+from flushcast.serving import READ_TIMEOUT_ENV
 
 DEFAULT_READ_TIMEOUT = 15.0
 """Seconds a client has for a request's headers, and again for its body."""

@@ -1,6 +1,6 @@
 """Mechanistic perpetual-futures market simulator: liquidation cascades emerge from leverage.
 
-    from simulator import simulate
+    from flushcast.simulator import simulate
     result = simulate("default", ["BTCUSDT", "ETHUSDT"], days=180, seed=7)
     result.frame      # canonical hourly frame, venue "sim" (bar="4h" / "1d" aggregates it)
     result.cascades   # ground-truth cascade log
@@ -16,19 +16,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.config import ScenarioConfig
-    from simulator.simulate import SimResult, simulate
+    from flushcast.simulator.config import ScenarioConfig
+    from flushcast.simulator.simulate import SimResult, simulate
 
 __all__ = ["ScenarioConfig", "SimResult", "simulate"]
 
 
 def __getattr__(name: str) -> Any:
     if name == "ScenarioConfig":
-        from simulator.config import ScenarioConfig
+        from flushcast.simulator.config import ScenarioConfig
 
         return ScenarioConfig
     if name in ("SimResult", "simulate"):
-        module = importlib.import_module("simulator.simulate")
+        module = importlib.import_module("flushcast.simulator.simulate")
         # Importing the submodule binds `simulator.simulate` to it; the function is meant.
         globals().update(SimResult=module.SimResult, simulate=module.simulate)
         return globals()[name]

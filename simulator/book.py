@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from simulator.config import maintenance_margin
+from flushcast.simulator.config import maintenance_margin
 
 BIN = 0.001
 """Width of a liquidation-price bin in log price (10 bp)."""

@@ -1,6 +1,6 @@
 """Print the side-by-side stylized-facts tables of docs/simulator_calibration.md.
 
-    python -m simulator.calibration [REAL_DATA_DIR] [--days 365] [--seed 7]
+    python -m flushcast.simulator.calibration [REAL_DATA_DIR] [--days 365] [--seed 7]
 
 Real facts come from the shared real data: Coinalyze hourly BTC/ETH/SOL (2024-06-20 -> 08-20)
 and Binance/Bybit funding histories, read by the project's own adapters; the CoinGlass API 4 h
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from simulator.simulate import simulate
-from simulator.stylized_facts import (
+from flushcast.simulator.simulate import simulate
+from flushcast.simulator.stylized_facts import (
     FLUSH_TOLERANCES,
     TOLERANCES,
     flush_facts,
@@ -37,7 +37,7 @@ COINGLASS_1D_FROM = "2020-12-23"
 
 def coinalyze_hourly(root: Path) -> pd.DataFrame:
     """Coinalyze hourly BTC, ETH, SOL perps as one canonical frame."""
-    from marketdata.ingest import read_canonical
+    from flushcast.marketdata.ingest import read_canonical
 
     folder = root / COINALYZE
     frames = [
@@ -50,7 +50,7 @@ def coinalyze_hourly(root: Path) -> pd.DataFrame:
 
 def funding_histories(root: Path) -> list[pd.Series]:
     """The five Binance/Bybit funding histories (pakchu BTC, supervik BTC and ETH)."""
-    from marketdata.ingest import read_sources
+    from flushcast.marketdata.ingest import read_sources
 
     sources = read_sources("funding-csv", [root / PAKCHU_BTC])
     # supervik's Binance and Bybit dates are naive UTC+3 (see the data README).

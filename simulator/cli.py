@@ -24,9 +24,9 @@ def simulate(
     ] = "1h",
 ) -> None:
     """Simulate perpetual-futures markets whose liquidation cascades emerge from leverage."""
-    from simulator.config import PRESETS
-    from simulator.simulate import BARS, TRUTH_LOG
-    from simulator.simulate import simulate as run
+    from flushcast.simulator.config import PRESETS
+    from flushcast.simulator.simulate import BARS, TRUTH_LOG
+    from flushcast.simulator.simulate import simulate as run
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"choose one of {', '.join(PRESETS)}", param_hint="--preset")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from simulator.engine import MINUTES_PER_HOUR
+from flushcast.simulator.engine import MINUTES_PER_HOUR
 
 
 @dataclass(frozen=True)

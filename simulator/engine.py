@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit
 
-from simulator.book import (
+from flushcast.simulator.book import (
     BIN,
     LONG,
     OFFSET,
@@ -33,7 +33,7 @@ from simulator.book import (
     place_stops,
     resolve,
 )
-from simulator.config import ScenarioConfig
+from flushcast.simulator.config import ScenarioConfig
 
 MINUTES_PER_HOUR = 60
 FUNDING_MINUTES = 8 * 60

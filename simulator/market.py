@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from simulator import engine
-from simulator.book import (
+from flushcast.simulator import engine
+from flushcast.simulator.book import (
     ORIGIN,
     SCALE_L,
     SCALE_S,
@@ -27,8 +27,8 @@ from simulator.book import (
     new_book,
     resolve,
 )
-from simulator.config import DEFAULT_PROFILES, OTHER_PROFILE, ScenarioConfig
-from simulator.drivers import Drivers
+from flushcast.simulator.config import DEFAULT_PROFILES, OTHER_PROFILE, ScenarioConfig
+from flushcast.simulator.drivers import Drivers
 
 LEADER = "BTCUSDT"
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.atomic import write_atomic
-from marketdata.resample import to_bar
-from marketdata.schema import AGGREGATION, conform
-from marketdata.store import MarketStore
-from simulator import engine
-from simulator.config import ScenarioConfig
-from simulator.drivers import draw
-from simulator.market import Market
+from flushcast.common.atomic import write_atomic
+from flushcast.marketdata.resample import to_bar
+from flushcast.marketdata.schema import AGGREGATION, conform
+from flushcast.marketdata.store import MarketStore
+from flushcast.simulator import engine
+from flushcast.simulator.config import ScenarioConfig
+from flushcast.simulator.drivers import draw
+from flushcast.simulator.market import Market
 
 VENUE = "sim"
 DEFAULT_SYMBOLS: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

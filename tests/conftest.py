@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from common.engine import CLUSTER_ENV, IN_PROCESS
+from flushcast.common.engine import CLUSTER_ENV, IN_PROCESS
 
 # Tests run their walk-forwards in process unless one asks for a cluster: a LocalCluster per
 # test would cost seconds each (tests/training/test_engine.py starts the clusters it compares).

@@ -25,8 +25,8 @@ from pathlib import Path
 
 store, uri, home, folder = sys.argv[1:]
 os.environ["BENTOML_HOME"] = home  # before BentoML resolves its home
-from serving import MODEL_ENV, PROMOTED_ENV, STORE_ENV
-from serving.importer import import_champion
+from flushcast.serving import MODEL_ENV, PROMOTED_ENV, STORE_ENV
+from flushcast.serving.importer import import_champion
 
 os.environ[MODEL_ENV] = str(import_champion(uri, "1"))
 os.environ[PROMOTED_ENV] = "0"
@@ -34,8 +34,8 @@ os.environ[STORE_ENV] = store
 from starlette.testclient import TestClient
 
 import flushcast as fc
-from serving.service import Flushcast
-from training.registry import download_bundle
+from flushcast.serving.service import Flushcast
+from flushcast.training.registry import download_bundle
 
 market = fc.load_market(store)
 btc = market[market["symbol"].astype(str) == "BTCUSDT"].drop(columns=["symbol", "venue"])

@@ -33,14 +33,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import missing_at
-from marketdata.store import MarketStore
-from reporting.browser import check_page, executable
-from simulator.simulate import BARS
+from flushcast.features.registry import missing_at
+from flushcast.marketdata.store import MarketStore
+from flushcast.reporting.browser import check_page, executable
+from flushcast.simulator.simulate import BARS
+from flushcast.training.labels import bar_text
 from tests.serving.receiver import receiver
 from tests.serving.sandbox import running_server
 from tests.serving.test_live_server import until
-from training.labels import bar_text
 
 pytestmark = pytest.mark.slow
 FLUSHCAST = str(Path(sys.executable).with_name("flushcast"))
@@ -320,7 +320,7 @@ def _risk(port: int) -> tuple[int, dict] | None:
 NOTEBOOK = """
 import json, sys
 import flushcast as fc
-from training.registry import download_bundle
+from flushcast.training.registry import download_bundle
 
 store, uri, folder = sys.argv[1:]
 market = fc.load_market(store)

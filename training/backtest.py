@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import pandas as pd
 from matplotlib.figure import Figure
 
-from common.engine import engine
-from training import plots
-from training.evaluate import Evaluation, evaluate, model_names
-from training.forecaster import FlushForecaster
-from training.metrics import METRICS, reliability_table
-from training.record import EvaluationRecord
-from training.splits import WalkForward
+from flushcast.common.engine import engine
+from flushcast.training import plots
+from flushcast.training.evaluate import Evaluation, evaluate, model_names
+from flushcast.training.forecaster import FlushForecaster
+from flushcast.training.metrics import METRICS, reliability_table
+from flushcast.training.record import EvaluationRecord
+from flushcast.training.splits import WalkForward
 
 RELIABILITY_MIN_ROWS = 30
 

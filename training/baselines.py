@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from models.learners import Learner, Logistic
-from models.matrix import SYMBOL
-from models.rules import LiquidationSurprise
+from flushcast.models.learners import Learner, Logistic
+from flushcast.models.matrix import SYMBOL
+from flushcast.models.rules import LiquidationSurprise
 
 HOUR = np.timedelta64(1, "h")
 

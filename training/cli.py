@@ -17,13 +17,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from common.cli import fail
-from common.errors import DataError
-from common.progress import ticker
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError
+from flushcast.common.progress import ticker
 
 if TYPE_CHECKING:
-    from training.config import TrainingConfig
-    from training.record import EvaluationRecord
+    from flushcast.training.config import TrainingConfig
+    from flushcast.training.record import EvaluationRecord
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 """Logs and CI are not terminals: give the metrics table room instead of rich's 80 columns."""
@@ -119,8 +119,8 @@ def _config(
     min_train: int | None,
 ) -> TrainingConfig:
     """The configuration file, then `--set`, then the named options (which win)."""
-    from training.config import load, parse_override
-    from training.labels import label_named
+    from flushcast.training.config import load, parse_override
+    from flushcast.training.labels import label_named
 
     overrides = dict(parse_override(text) for text in sets or [])
     if label_name is not None:
@@ -185,7 +185,7 @@ def _parse_horizons(text: str) -> list[int]:
 def _dataset(
     stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config, runner=None
 ):
-    from training.dataset import load_dataset, select_features
+    from flushcast.training.dataset import load_dataset, select_features
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     dataset = load_dataset(
@@ -200,14 +200,14 @@ def _dataset(
 
 
 def _print_schema() -> None:
-    from training.config import TrainingConfig
+    from flushcast.training.config import TrainingConfig
 
     console.print_json(json.dumps(TrainingConfig.model_json_schema()))
 
 
 def print_metrics(record: EvaluationRecord) -> None:
     """Per horizon: every model pooled and within folds, the best baseline and the edge."""
-    from training.metrics import METRICS, WITHIN_FOLD_NOTE
+    from flushcast.training.metrics import METRICS, WITHIN_FOLD_NOTE
 
     labels = {m.key: m.label for m in METRICS}
     for h, entry in sorted(record.horizons.items()):
@@ -296,7 +296,7 @@ def edge_words(edge: float | None) -> str:
 
 def legend(keys: tuple[str, ...]) -> str:
     """What each column heading of the printed table means (from the one metric table)."""
-    from training.metrics import METRICS
+    from flushcast.training.metrics import METRICS
 
     return "; ".join(f"{m.label}: {m.description}" for m in METRICS if m.key in keys)
 
@@ -341,9 +341,9 @@ def evaluate(
     if schema:
         _print_schema()
         return
-    from common.engine import engine
-    from training.tasks import count_folds
-    from training.tracking import run_evaluate, write_json, write_predictions
+    from flushcast.common.engine import engine
+    from flushcast.training.tasks import count_folds
+    from flushcast.training.tracking import run_evaluate, write_json, write_predictions
 
     try:
         config = _config(
@@ -411,9 +411,9 @@ def train(
     if schema:
         _print_schema()
         return
-    from common.engine import engine
-    from training.tasks import count_folds
-    from training.tracking import run_train
+    from flushcast.common.engine import engine
+    from flushcast.training.tasks import count_folds
+    from flushcast.training.tracking import run_train
 
     try:
         config = _config(
@@ -460,9 +460,9 @@ def promote(
 ) -> None:
     """Make VERSION the `champion` if it beats the best baseline (pooled and within blocks) and
     the current champion."""
-    from training.registry import RegistryError
-    from training.registry import promote as promote_version
-    from training.tracking import tracking_uri as resolve
+    from flushcast.training.registry import RegistryError
+    from flushcast.training.registry import promote as promote_version
+    from flushcast.training.tracking import tracking_uri as resolve
 
     try:
         decision = promote_version(version, force=force, tracking_uri=resolve(tracking_uri))
@@ -475,9 +475,9 @@ def promote(
 
 def rollback(tracking_uri: TrackingUri = None) -> None:
     """Give `champion` back to the previous champion (the `rollback` alias), swapping the two."""
-    from training.registry import RegistryError
-    from training.registry import rollback as roll_back
-    from training.tracking import tracking_uri as resolve
+    from flushcast.training.registry import RegistryError
+    from flushcast.training.registry import rollback as roll_back
+    from flushcast.training.tracking import tracking_uri as resolve
 
     try:
         champion, previous = roll_back(tracking_uri=resolve(tracking_uri))
@@ -510,8 +510,8 @@ def tune(
     """Tune the LightGBM and logistic settings on the inner walk-forward of a training span."""
     import pandas as pd
 
-    from common.engine import engine
-    from training.tracking import run_tune
+    from flushcast.common.engine import engine
+    from flushcast.training.tracking import run_tune
 
     try:
         config = _config(

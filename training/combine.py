@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.stacking import shares as stack_shares
-from training.config import TrainingConfig
-from training.metrics import within_blocks
+from flushcast.models.stacking import shares as stack_shares
+from flushcast.training.config import TrainingConfig
+from flushcast.training.metrics import within_blocks
 
 
 @dataclass

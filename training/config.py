@@ -14,12 +14,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from common.errors import DataError
-from features.registry import family_names
-from models.config import CANDIDATES, FitConfig
-from training.baselines import BASELINES
-from training.labels import LabelSpec
-from training.splits import WalkForward
+from flushcast.common.errors import DataError
+from flushcast.features.registry import family_names
+from flushcast.models.config import CANDIDATES, FitConfig
+from flushcast.training.baselines import BASELINES
+from flushcast.training.labels import LabelSpec
+from flushcast.training.splits import WalkForward
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "conf" / "default.yaml"
 
@@ -220,7 +220,7 @@ def default_yaml() -> str:
         "selection, combination, evaluation, features). Copy and edit, then `flushcast train\n"
         "--config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`; `--schema`\n"
         "documents every key. Regenerate after changing a default:\n"
-        "  python -m training.config > conf/default.yaml",
+        "  python -m flushcast.training.config > conf/default.yaml",
     )
 
 

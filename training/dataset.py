@@ -20,17 +20,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from features.build import build_features
-from features.registry import FEATURES, names_at, without_families
-from marketdata.schema import BAR, KEY_COLUMNS, conform
-from marketdata.store import MarketStore
-from models.matrix import BAR_HOURS
-from training.labels import LabelSpec, bar_text, direction_column, flush_column, make_labels
+from flushcast.common.errors import DataError
+from flushcast.features.build import build_features
+from flushcast.features.registry import FEATURES, names_at, without_families
+from flushcast.marketdata.schema import BAR, KEY_COLUMNS, conform
+from flushcast.marketdata.store import MarketStore
+from flushcast.models.matrix import BAR_HOURS
+from flushcast.training.labels import (
+    LabelSpec,
+    bar_text,
+    direction_column,
+    flush_column,
+    make_labels,
+)
 
 if TYPE_CHECKING:
-    from common.engine import Engine
-    from training.config import TrainingConfig
+    from flushcast.common.engine import Engine
+    from flushcast.training.config import TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
 BAR_FEATURE = BAR_HOURS

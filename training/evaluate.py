@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.engine import Engine, engine
-from training.config import TrainingConfig
-from training.dataset import Dataset
-from training.labels import LONG_FLUSH, SHORT_SQUEEZE
-from training.metrics import (
+from flushcast.common.engine import Engine, engine
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import Dataset
+from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.metrics import (
     Ranked,
     block_bootstrap_cis,
     brier_skill,
@@ -30,15 +30,15 @@ from training.metrics import (
     time_blocks,
     within_block_edge_interval,
 )
-from training.record import (
+from flushcast.training.record import (
     DirectionRecord,
     EvaluationRecord,
     FoldExclusion,
     HorizonRecord,
     SymbolRecord,
 )
-from training.tasks import walk_forward
-from training.walkforward import CHAMPION, DIRECTION_PREFIX, HorizonPredictions
+from flushcast.training.tasks import walk_forward
+from flushcast.training.walkforward import CHAMPION, DIRECTION_PREFIX, HorizonPredictions
 
 
 @dataclass

@@ -17,14 +17,14 @@ from typing import Any
 
 import pandas as pd
 
-from features.build import build_features
-from marketdata.resample import infer_bar
-from marketdata.schema import BAR, KEY_COLUMNS
-from models.applicability import bar_problem, history_problem, unknown_symbol
-from models.bundle import Bundle
-from training.config import TrainingConfig, load
-from training.dataset import Dataset, make_dataset, select_features
-from training.labels import LabelSpec, label_named
+from flushcast.features.build import build_features
+from flushcast.marketdata.resample import infer_bar
+from flushcast.marketdata.schema import BAR, KEY_COLUMNS
+from flushcast.models.applicability import bar_problem, history_problem, unknown_symbol
+from flushcast.models.bundle import Bundle
+from flushcast.training.config import TrainingConfig, load
+from flushcast.training.dataset import Dataset, make_dataset, select_features
+from flushcast.training.labels import LabelSpec, label_named
 
 
 def market_bar(market: pd.DataFrame) -> pd.Timedelta:
@@ -105,7 +105,7 @@ class FlushForecaster:
         of the hours after each bar, `fc.make_labels`), so `fit(X, y)` is refused with a
         message rather than fitting something else.
         """
-        from training.train import fit_bundle
+        from flushcast.training.train import fit_bundle
 
         if y is not None:
             raise TypeError(

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.matrix import columns as model_columns
-from models.matrix import model_matrix
-from training.config import TrainingConfig
-from training.dataset import Dataset
-from training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
-from training.splits import Fold
+from flushcast.models.matrix import columns as model_columns
+from flushcast.models.matrix import model_matrix
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import Dataset
+from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
+from flushcast.training.splits import Fold
 
 
 @dataclass

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from common.errors import DataError
-from marketdata.schema import BAR
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import BAR
 
 LONG_FLUSH = "long_flush"
 SHORT_SQUEEZE = "short_squeeze"

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from marketdata.schema import BAR
-from training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.marketdata.schema import BAR
+from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
 
 TOP_FRACTION = 0.05
 """The alert budget: the share of rows with the highest scores that raise an alert."""

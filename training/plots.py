@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import precision_recall_curve
 
-from common.atomic import write_atomic
-from training.metrics import pr_auc
+from flushcast.common.atomic import write_atomic
+from flushcast.training.metrics import pr_auc
 
 FIGSIZE = (6.0, 4.5)
 DPI = 110

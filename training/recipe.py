@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.registry import FEATURES, MISSING_GROUPS, depending_on
-from models.calibration import Calibrator
-from models.config import make_candidate, make_direction
-from models.learners import Bins, GradientBoosting, Learner
-from training.baselines import BASELINES, is_calibrated
-from training.combine import Combination, combine
-from training.config import TrainingConfig
-from training.horizon import HorizonData
-from training.splits import Fold
+from flushcast.features.registry import FEATURES, MISSING_GROUPS, depending_on
+from flushcast.models.calibration import Calibrator
+from flushcast.models.config import make_candidate, make_direction
+from flushcast.models.learners import Bins, GradientBoosting, Learner
+from flushcast.training.baselines import BASELINES, is_calibrated
+from flushcast.training.combine import Combination, combine
+from flushcast.training.config import TrainingConfig
+from flushcast.training.horizon import HorizonData
+from flushcast.training.splits import Fold
 
 HOUR = np.timedelta64(1, "h")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from training.metrics import METRICS
+from flushcast.training.metrics import METRICS
 
 Interval = tuple[float | None, float | None]
 

@@ -23,9 +23,9 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from forecast.identity import ModelIdentity
-from models.bundle import Bundle
-from models.pyfunc import bundle_folder
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.models.bundle import Bundle
+from flushcast.models.pyfunc import bundle_folder
 
 MODEL_NAME = "flushcast"
 CHAMPION = "champion"

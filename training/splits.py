@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from marketdata.schema import BAR
-from training.labels import bar_text, whole_bars
+from flushcast.marketdata.schema import BAR
+from flushcast.training.labels import bar_text, whole_bars
 
 
 class WalkForward(BaseModel):

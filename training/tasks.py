@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from common.engine import Engine
-from common.errors import DataError
-from training.config import TrainingConfig
-from training.dataset import Dataset, require_enough
-from training.horizon import HorizonData, horizon_data
-from training.recipe import OutOfFold
-from training.splits import Fold
-from training.walkforward import (
+from flushcast.common.engine import Engine
+from flushcast.common.errors import DataError
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import Dataset, require_enough
+from flushcast.training.horizon import HorizonData, horizon_data
+from flushcast.training.recipe import OutOfFold
+from flushcast.training.splits import Fold
+from flushcast.training.walkforward import (
     FoldOutcome,
     HorizonPredictions,
     assemble,

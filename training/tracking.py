@@ -27,19 +27,19 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from common.atomic import write_atomic
-from common.engine import Engine
-from forecast.identity import ModelIdentity
-from models.bundle import Bundle
-from models.pyfunc import ARTIFACT, ENTRY
-from training import plots
-from training.config import TrainingConfig
-from training.dataset import Dataset
-from training.evaluate import Evaluation, evaluate, model_names
-from training.metrics import reliability_table
-from training.registry import MODEL_NAME, SCHEMA_LOCK, client, one_at_a_time
-from training.train import fit_bundle
-from training.tune import Tuned, tune
+from flushcast.common.atomic import write_atomic
+from flushcast.common.engine import Engine
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.models.bundle import Bundle
+from flushcast.models.pyfunc import ARTIFACT, ENTRY
+from flushcast.training import plots
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import Dataset
+from flushcast.training.evaluate import Evaluation, evaluate, model_names
+from flushcast.training.metrics import reliability_table
+from flushcast.training.registry import MODEL_NAME, SCHEMA_LOCK, client, one_at_a_time
+from flushcast.training.train import fit_bundle
+from flushcast.training.tune import Tuned, tune
 
 # Logging a model validates its input example by downloading it again; no progress bar for that.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

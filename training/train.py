@@ -13,18 +13,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from common.engine import Engine, engine
-from common.errors import DataError
-from features.registry import max_lookback
-from models.bundle import Bundle, HorizonModel
-from models.stacking import Stack
-from training.combine import inputs
-from training.config import TrainingConfig
-from training.dataset import Dataset, feature_lookbacks
-from training.evaluate import Evaluation
-from training.horizon import HorizonData, horizon_data
-from training.recipe import Evidence, OutOfFold, Refit, champion, fit_direction, fit_members
-from training.tasks import out_of_fold_all
+from flushcast.common.engine import Engine, engine
+from flushcast.common.errors import DataError
+from flushcast.features.registry import max_lookback
+from flushcast.models.bundle import Bundle, HorizonModel
+from flushcast.models.stacking import Stack
+from flushcast.training.combine import inputs
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import Dataset, feature_lookbacks
+from flushcast.training.evaluate import Evaluation
+from flushcast.training.horizon import HorizonData, horizon_data
+from flushcast.training.recipe import (
+    Evidence,
+    OutOfFold,
+    Refit,
+    champion,
+    fit_direction,
+    fit_members,
+)
+from flushcast.training.tasks import out_of_fold_all
 
 
 def _final(data: HorizonData, oof: OutOfFold, config: TrainingConfig) -> HorizonModel:

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.engine import Engine
-from common.errors import DataError
-from training.config import TrainingConfig, config_yaml
-from training.dataset import Dataset
-from training.metrics import within_blocks
-from training.tasks import out_of_fold_all, walk_forward_plans
-from training.walkforward import CHAMPION, calibrate_and_choose
+from flushcast.common.engine import Engine
+from flushcast.common.errors import DataError
+from flushcast.training.config import TrainingConfig, config_yaml
+from flushcast.training.dataset import Dataset
+from flushcast.training.metrics import within_blocks
+from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
+from flushcast.training.walkforward import CHAMPION, calibrate_and_choose
 
 SPACE: dict[str, tuple[str, float, float]] = {
     "fit.lightgbm.learning_rate": ("log", 0.02, 0.2),

@@ -6,8 +6,8 @@ and `flushcast monitor` stay light.
 
 from __future__ import annotations
 
-from training.registry import CHAMPION, MODEL_NAME, RegistryError, client
-from training.tracking import tracking_uri
+from flushcast.training.registry import CHAMPION, MODEL_NAME, RegistryError, client
+from flushcast.training.tracking import tracking_uri
 
 LATEST = "latest"
 """The newest registered version, whatever the gate said of it."""

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.learners import GradientBoosting
-from training.config import TrainingConfig
-from training.horizon import HorizonData
-from training.metrics import pr_auc
-from training.recipe import (
+from flushcast.models.learners import GradientBoosting
+from flushcast.training.config import TrainingConfig
+from flushcast.training.horizon import HorizonData
+from flushcast.training.metrics import pr_auc
+from flushcast.training.recipe import (
     Evidence,
     OutOfFold,
     Refit,
@@ -41,7 +41,7 @@ from training.recipe import (
     fit_members,
     learners,
 )
-from training.splits import Fold
+from flushcast.training.splits import Fold
 
 CHAMPION = "champion"
 

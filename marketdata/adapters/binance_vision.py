@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import check_header, drop_repeated, numbers
-from marketdata.compressed import read_bytes, zip_member
-from marketdata.liquidations import events_to_bars, side_is_long
-from marketdata.resample import LINE
-from marketdata.schema import BAR, FUNDING_INTERVAL_HOURS
-from marketdata.sources import SourceFrame
-from marketdata.timezones import require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import check_header, drop_repeated, numbers
+from flushcast.marketdata.compressed import read_bytes, zip_member
+from flushcast.marketdata.liquidations import events_to_bars, side_is_long
+from flushcast.marketdata.resample import LINE
+from flushcast.marketdata.schema import BAR, FUNDING_INTERVAL_HOURS
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import require_utc
 
 VENUE = "binance"
 

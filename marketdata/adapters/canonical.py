@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import numbers, read_records
-from marketdata.resample import LINE
-from marketdata.schema import COLUMNS, VALUE_COLUMNS
-from marketdata.sources import SourceFrame
-from marketdata.timezones import require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import numbers, read_records
+from flushcast.marketdata.resample import LINE
+from flushcast.marketdata.schema import COLUMNS, VALUE_COLUMNS
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import require_utc
 
 
 def _times(raw: pd.Series, path: Path) -> pd.Series:

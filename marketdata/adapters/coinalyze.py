@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import drop_repeated, naive_times, numbers, read_fields
-from marketdata.resample import LINE, infer_bar
-from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import drop_repeated, naive_times, numbers, read_fields
+from flushcast.marketdata.resample import LINE, infer_bar
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import naive_to_utc
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlcv-history": (

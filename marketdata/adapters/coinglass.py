@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from marketdata.adapters.textcsv import (
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters.textcsv import (
     check_header,
     drop_repeated,
     epoch_ms,
     numbers,
     read_fields,
 )
-from marketdata.resample import LINE, infer_bar
-from marketdata.sources import SourceFrame
-from marketdata.timezones import require_utc
+from flushcast.marketdata.resample import LINE, infer_bar
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import require_utc
 
 VENUE = "aggregate"
 

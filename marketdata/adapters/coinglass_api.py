@@ -35,12 +35,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import epoch_ms, numbers, read_records
-from marketdata.compressed import read_bytes
-from marketdata.resample import LINE, infer_bar
-from marketdata.sources import SourceFrame
-from marketdata.timezones import require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import epoch_ms, numbers, read_records
+from flushcast.marketdata.compressed import read_bytes
+from flushcast.marketdata.resample import LINE, infer_bar
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import require_utc
 
 VENUE = "aggregate"
 PERCENT = 100.0

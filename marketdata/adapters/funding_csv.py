@@ -23,12 +23,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import drop_repeated, epoch_ms, naive_times, numbers, read_fields
-from marketdata.resample import LINE
-from marketdata.schema import FUNDING_INTERVAL_HOURS
-from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc, require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import (
+    drop_repeated,
+    epoch_ms,
+    naive_times,
+    numbers,
+    read_fields,
+)
+from flushcast.marketdata.resample import LINE
+from flushcast.marketdata.schema import FUNDING_INTERVAL_HOURS
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import naive_to_utc, require_utc
 
 Times = Callable[[pd.DataFrame, Path, str | None], pd.Series]
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.textcsv import epoch_ms, naive_times, numbers, read_fields
-from marketdata.liquidations import events_to_bars, side_is_long
-from marketdata.schema import BAR
-from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc, require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.textcsv import epoch_ms, naive_times, numbers, read_fields
+from flushcast.marketdata.liquidations import events_to_bars, side_is_long
+from flushcast.marketdata.schema import BAR
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import naive_to_utc, require_utc
 
 BYBIT_COLUMNS = ("ts_ms", "symbol", "side", "qty", "price")
 EVENT_COLUMNS = ("timestamp", "venue", "coin", "side", "size_usd")

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
-from common import yamlfile
-from common.errors import ECHO_CHARS, DataError, shorten
-from marketdata.schema import (
+from flushcast.common import yamlfile
+from flushcast.common.errors import ECHO_CHARS, DataError, shorten
+from flushcast.marketdata.schema import (
     NON_NEGATIVE_COLUMNS,
     PRICE_COLUMNS,
     VALUE_COLUMNS,

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.adapters.mapping import FUNDING_UNITS, FileSpec, Mapping, load_mapping
-from marketdata.adapters.textcsv import naive_times, numbers, read_records
-from marketdata.resample import LINE
-from marketdata.schema import FUNDING_INTERVAL_HOURS
-from marketdata.sources import SourceFrame
-from marketdata.timezones import naive_to_utc, require_utc
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.adapters.mapping import FUNDING_UNITS, FileSpec, Mapping, load_mapping
+from flushcast.marketdata.adapters.textcsv import naive_times, numbers, read_records
+from flushcast.marketdata.resample import LINE
+from flushcast.marketdata.schema import FUNDING_INTERVAL_HOURS
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.timezones import naive_to_utc, require_utc
 
 
 def _need(table: pd.DataFrame, column: str, key: str, mapping: Mapping, path: Path) -> pd.Series:

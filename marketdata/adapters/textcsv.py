@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError, shorten
-from marketdata.compressed import read_bytes
+from flushcast.common.errors import DataError, shorten
+from flushcast.marketdata.compressed import read_bytes
 
 
 def _short_line(data: bytes, width: int, skip: int) -> tuple[int, int] | None:

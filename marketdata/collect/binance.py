@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from marketdata.collect.book import HOUR_MS
-from marketdata.collect.events import Liquidation, MessageError, is_long, millis, number
-from marketdata.collect.rest import JsonClient, VenueError
-from marketdata.collect.venue import (
+from flushcast.marketdata.collect.book import HOUR_MS
+from flushcast.marketdata.collect.events import Liquidation, MessageError, is_long, millis, number
+from flushcast.marketdata.collect.rest import JsonClient, VenueError
+from flushcast.marketdata.collect.venue import (
     MAX_PAGES,
     field,
     funding_frame,

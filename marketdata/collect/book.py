@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from marketdata.collect.events import Liquidation
+from flushcast.marketdata.collect.events import Liquidation
 
 HOUR_MS = 3_600_000
 

@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from common.cli import fail
-from common.errors import DataError
+from flushcast.common.cli import fail
+from flushcast.common.errors import DataError
 
 app = typer.Typer(
     help="Keep a store current from an exchange's public API (klines, open interest, funding, "
@@ -63,7 +63,7 @@ def _run(
     import logging
     import signal
 
-    from marketdata.collect.collector import VENUES, Collector, CollectorConfig
+    from flushcast.marketdata.collect.collector import VENUES, Collector, CollectorConfig
 
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
     config = CollectorConfig(

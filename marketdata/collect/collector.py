@@ -21,20 +21,20 @@ import aiohttp
 import numpy as np
 import pandas as pd
 
-from common.errors import DataError
-from marketdata.collect.binance import BinanceUSDM
-from marketdata.collect.book import HOUR_MS, LiquidationBook
-from marketdata.collect.bybit import Bybit
-from marketdata.collect.clock import ExchangeClock
-from marketdata.collect.events import MessageError
-from marketdata.collect.rest import Backoff, JsonClient, VenueError
-from marketdata.collect.venue import KLINE_COLUMNS, Venue, millis_of, stamps
-from marketdata.ingest import ingest_frames
-from marketdata.merge import funding_on_bars
-from marketdata.schema import FUNDING_INTERVAL_HOURS
-from marketdata.sources import SourceFrame
-from marketdata.store import MarketStore
-from marketdata.validate import Gap
+from flushcast.common.errors import DataError
+from flushcast.marketdata.collect.binance import BinanceUSDM
+from flushcast.marketdata.collect.book import HOUR_MS, LiquidationBook
+from flushcast.marketdata.collect.bybit import Bybit
+from flushcast.marketdata.collect.clock import ExchangeClock
+from flushcast.marketdata.collect.events import MessageError
+from flushcast.marketdata.collect.rest import Backoff, JsonClient, VenueError
+from flushcast.marketdata.collect.venue import KLINE_COLUMNS, Venue, millis_of, stamps
+from flushcast.marketdata.ingest import ingest_frames
+from flushcast.marketdata.merge import funding_on_bars
+from flushcast.marketdata.schema import FUNDING_INTERVAL_HOURS
+from flushcast.marketdata.sources import SourceFrame
+from flushcast.marketdata.store import MarketStore
+from flushcast.marketdata.validate import Gap
 
 VENUES: dict[str, Callable[[], Venue]] = {"binance": BinanceUSDM, "bybit": Bybit}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.errors import shorten
-from marketdata.liquidations import LONG_LIQUIDATED_SIDE
+from flushcast.common.errors import shorten
+from flushcast.marketdata.liquidations import LONG_LIQUIDATED_SIDE
 
 
 class MessageError(ValueError):

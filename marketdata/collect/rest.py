@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from common.errors import shorten
+from flushcast.common.errors import shorten
 
 TIMEOUT_S = 15.0
 RETRYABLE = frozenset({408, 418, 429, 500, 502, 503, 504})

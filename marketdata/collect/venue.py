@@ -15,10 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from common.errors import shorten
-from marketdata.collect.events import Liquidation
-from marketdata.collect.rest import JsonClient, VenueError
-from marketdata.schema import FUNDING_INTERVAL_HOURS
+from flushcast.common.errors import shorten
+from flushcast.marketdata.collect.events import Liquidation
+from flushcast.marketdata.collect.rest import JsonClient, VenueError
+from flushcast.marketdata.schema import FUNDING_INTERVAL_HOURS
 
 MAX_PAGES = 200
 """Upper bound on pages per REST history call (a year of hourly klines is 6 to 9 pages)."""

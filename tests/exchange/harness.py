@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.collect.collector import VENUES, Collector, CollectorConfig, CollectReport
-from marketdata.collect.rest import Backoff
+from flushcast.marketdata.collect.collector import VENUES, Collector, CollectorConfig, CollectReport
+from flushcast.marketdata.collect.rest import Backoff
 from tests.exchange.recording import Recording
 from tests.exchange.server import FakeExchange, Faults, Stats
 
@@ -66,7 +66,7 @@ def sent_usd(qty: float, price: float) -> float:
 
 def hourly_totals(recording: Recording, symbol: str) -> pd.DataFrame:
     """Per bar open (UTC): liq_long_usd, liq_short_usd of every recorded event, as sent."""
-    from marketdata.liquidations import LONG_LIQUIDATED_SIDE
+    from flushcast.marketdata.liquidations import LONG_LIQUIDATED_SIDE
 
     events = recording.markets[symbol].liquidations
     table = LONG_LIQUIDATED_SIDE[recording.venue]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.liquidations import LONG_LIQUIDATED_SIDE
+from flushcast.marketdata.liquidations import LONG_LIQUIDATED_SIDE
 
 HOUR = pd.Timedelta("1h")
 
@@ -163,7 +163,7 @@ def simulated(
     00, 08 and 16 UTC, OI snapshots at every bar close, each bar's liquidations split into a few
     orders at random times inside the bar."""
     if market is None:
-        from simulator import simulate
+        from flushcast.simulator import simulate
 
         market = simulate("default", list(symbols), days=days, seed=seed, start=start).frame
     rng = np.random.default_rng(seed)

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.context import BTC_FEATURES
-from features.registry import FEATURES, missing_at, names, names_at
-from marketdata.schema import conform
+from flushcast.features.context import BTC_FEATURES
+from flushcast.features.registry import FEATURES, missing_at, names, names_at
+from flushcast.marketdata.schema import conform
 
 
 def synthetic_frame(

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features
-from features.registry import max_lookback, missing_at
-from marketdata.resample import to_bar
-from marketdata.schema import VALUE_COLUMNS, conform
-from simulator import simulate
+from flushcast.features.build import build_features
+from flushcast.features.registry import max_lookback, missing_at
+from flushcast.marketdata.resample import to_bar
+from flushcast.marketdata.schema import VALUE_COLUMNS, conform
+from flushcast.simulator import simulate
 from tests.features.conftest import check_bar_size
 
 FOUR = pd.Timedelta(hours=4)

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from features import HeatmapConfig, build_features, liquidation_heatmap
-from features.grid import to_grid
-from features.heatmap import compute
-from marketdata.schema import conform
+from flushcast.common.errors import DataError
+from flushcast.features import HeatmapConfig, build_features, liquidation_heatmap
+from flushcast.features.grid import to_grid
+from flushcast.features.heatmap import compute
+from flushcast.marketdata.schema import conform
 
 # 10x → liquidated 10 % away, 40x → 2.5 % away (no maintenance margin, to keep the arithmetic
 # readable); positions are forgotten after 3 bars.

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from features import build_features, build_latest, events, max_lookback
-from features.events import CAP_HOURS, PACKAGED, Calendar, event_features, read_calendar
-from features.registry import FEATURES, family_names, without_families
+from flushcast.common.errors import DataError
+from flushcast.features import build_features, build_latest, events, max_lookback
+from flushcast.features.events import CAP_HOURS, PACKAGED, Calendar, event_features, read_calendar
+from flushcast.features.registry import FEATURES, family_names, without_families
 from tests.features.conftest import synthetic_frame
 
 NEW = ("positioning", "clock", "events", "breadth")

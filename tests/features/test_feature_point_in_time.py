@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features import build_features, build_latest, max_lookback, names
+from flushcast.features import build_features, build_latest, max_lookback, names
 from tests.features.conftest import synthetic_frame
 
 SETTINGS = settings(

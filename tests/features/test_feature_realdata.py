@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import build_features, build_latest, liquidation_heatmap, max_lookback
-from features.registry import missing_at
-from marketdata.adapters.funding_csv import read as read_funding
-from marketdata.ingest import read_canonical
-from marketdata.merge import funding_on_bars
-from marketdata.schema import conform
+from flushcast.features import build_features, build_latest, liquidation_heatmap, max_lookback
+from flushcast.features.registry import missing_at
+from flushcast.marketdata.adapters.funding_csv import read as read_funding
+from flushcast.marketdata.ingest import read_canonical
+from flushcast.marketdata.merge import funding_on_bars
+from flushcast.marketdata.schema import conform
 from tests.features.conftest import check_bar_size
 
 pytestmark = pytest.mark.realdata

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from features import FEATURES, build_features, build_latest, max_lookback, names
-from features.registry import FAMILIES
-from marketdata.schema import COLUMNS, OPTIONAL_COLUMNS
+from flushcast.common.errors import DataError
+from flushcast.features import FEATURES, build_features, build_latest, max_lookback, names
+from flushcast.features.registry import FAMILIES
+from flushcast.marketdata.schema import COLUMNS, OPTIONAL_COLUMNS
 from tests.features.conftest import synthetic_frame
 
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from features import names
 from flushcast.cli import app
-from marketdata.resample import to_bar
-from marketdata.schema import VALUE_COLUMNS, conform
-from marketdata.store import MarketStore
+from flushcast.features import names
+from flushcast.marketdata.resample import to_bar
+from flushcast.marketdata.schema import VALUE_COLUMNS, conform
+from flushcast.marketdata.store import MarketStore
 from tests.features.conftest import synthetic_frame
 
 runner = CliRunner()

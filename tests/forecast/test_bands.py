@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from forecast.bands import band, describe, lower_edges
+from flushcast.forecast.bands import band, describe, lower_edges
 
 
 @pytest.mark.parametrize(

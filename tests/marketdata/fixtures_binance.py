@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from marketdata.adapters.binance_vision import (
+from flushcast.marketdata.adapters.binance_vision import (
     FUNDING_COLUMNS,
     KLINE_COLUMNS,
     LIQUIDATION_COLUMNS,

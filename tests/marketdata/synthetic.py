@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from marketdata.schema import conform
+from flushcast.marketdata.schema import conform
 
 
 def bars(

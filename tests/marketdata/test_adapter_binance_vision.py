@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import binance_vision
-from marketdata.ingest import read_canonical
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import binance_vision
+from flushcast.marketdata.ingest import read_canonical
 from tests.marketdata.fixtures_binance import (
     funding_rows,
     funding_zip,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import coinalyze
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import coinalyze
 
 HOURLY = "denizyts__Coinalyze-Backtester/src/csvFolder"
 FIVE_MIN = "denizyts__Coinalyze-Backtester/src/csvFolder2"
@@ -187,7 +187,7 @@ def test_unknown_name_and_exchange_code(tmp_path: Path) -> None:
 
 
 def test_august_5_long_liquidations_dwarf_the_month(real_data: Path) -> None:
-    from marketdata.ingest import read_canonical
+    from flushcast.marketdata.ingest import read_canonical
 
     paths = sorted((real_data / HOURLY).glob("*.csv"))
     frame = read_canonical("coinalyze", paths, tz="+06:00")

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import coinglass
-from marketdata.ingest import read_canonical
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import coinglass
+from flushcast.marketdata.ingest import read_canonical
 
 
 def coinglass_rows(start: str, n: int, step: str, *, seed: int = 0) -> pd.DataFrame:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import coinglass_api
-from marketdata.ingest import ingest, read_canonical
-from marketdata.store import MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import coinglass_api
+from flushcast.marketdata.ingest import ingest, read_canonical
+from flushcast.marketdata.store import MarketStore
 
 SNAPSHOTS = "FelipeODonnell__liquidity-report/data"
 OLD, NEW = "20250512", "20250630"

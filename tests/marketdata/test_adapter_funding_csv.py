@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import funding_csv
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import funding_csv
 
 SUPERVIK = "supervik__historical-funding-rates-fetcher/data"
 PAKCHU = "pakchu__rllm/data"

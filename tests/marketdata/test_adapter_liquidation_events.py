@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters import liquidation_events
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters import liquidation_events
 
 BYBIT = "Roflkemper__chat-bot-v2/data/historical/bybit_liquidations_2024.parquet"
 HYPERLIQUID = "0xknxwledge__group-m-finm33150-final/_git_history/fadd49d/data/liquidations.parquet"

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.adapters.mapping import load_mapping
-from marketdata.ingest import ingest, read_canonical
-from marketdata.store import MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.adapters.mapping import load_mapping
+from flushcast.marketdata.ingest import ingest, read_canonical
+from flushcast.marketdata.store import MarketStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DAILY = "Le1Ma1__CoinglassAutoPull/data_1d"

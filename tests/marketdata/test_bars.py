@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from common.errors import DataError
 from flushcast.cli import app
-from marketdata.ingest import ingest
-from marketdata.schema import BAR, STORED_BARS, bar_name, parse_bar
-from marketdata.store import MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.ingest import ingest
+from flushcast.marketdata.schema import BAR, STORED_BARS, bar_name, parse_bar
+from flushcast.marketdata.store import MarketStore
 from tests.marketdata.fixtures_binance import kline_rows, kline_zip
 
 from .synthetic import bars

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.collect.collector import CollectReport
-from marketdata.store import MarketStore
-from marketdata.validate import validate
+from flushcast.marketdata.collect.collector import CollectReport
+from flushcast.marketdata.store import MarketStore
+from flushcast.marketdata.validate import validate
 from tests.exchange.harness import collect, delayed_events, hourly_totals, run
 from tests.exchange.recording import Recording, simulated
 from tests.exchange.server import Faults
@@ -32,7 +32,7 @@ LIQUIDATIONS = ["liq_long_usd", "liq_short_usd"]
 
 @pytest.fixture(scope="module")
 def market() -> pd.DataFrame:
-    from simulator import simulate
+    from flushcast.simulator import simulate
 
     return simulate("default", ["BTCUSDT", "ETHUSDT"], days=90, seed=3).frame
 

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from marketdata.collect.collector import VENUES, Collector, CollectorConfig
-from marketdata.collect.rest import Backoff
+from flushcast.marketdata.collect.collector import VENUES, Collector, CollectorConfig
+from flushcast.marketdata.collect.rest import Backoff
 from tests.exchange.harness import run
 
 
@@ -65,7 +65,7 @@ async def _silent(tmp_path: Path) -> Collector:
 def test_a_venue_that_accepts_and_never_answers_is_reconnected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr("marketdata.collect.collector.HANDSHAKE_S", 0.2)
+    monkeypatch.setattr("flushcast.marketdata.collect.collector.HANDSHAKE_S", 0.2)
     with caplog.at_level(logging.WARNING, logger="flushcast.collect"):
         made = run(_silent(tmp_path))
     assert made.report.reconnects >= 2

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from marketdata.collect.binance import BinanceUSDM
-from marketdata.collect.book import HOUR_MS, LiquidationBook
-from marketdata.collect.bybit import Bybit
-from marketdata.collect.events import Liquidation, MessageError
+from flushcast.marketdata.collect.binance import BinanceUSDM
+from flushcast.marketdata.collect.book import HOUR_MS, LiquidationBook
+from flushcast.marketdata.collect.bybit import Bybit
+from flushcast.marketdata.collect.events import Liquidation, MessageError
 
 T = 1_709_600_000_000  # 2024-03-05 00:53:20 UTC
 

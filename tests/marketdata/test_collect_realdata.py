@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from marketdata.adapters import liquidation_events
-from marketdata.store import MarketStore
+from flushcast.marketdata.adapters import liquidation_events
+from flushcast.marketdata.store import MarketStore
 from tests.exchange.harness import collect, run
 from tests.exchange.recording import as_binance, binance_2025, bybit_2024
 from tests.exchange.server import Faults

@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from common.errors import DataError
 from flushcast.cli import app
-from marketdata.fetch import Archive, FetchError, fetch_binance, plan
-from marketdata.store import MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.fetch import Archive, FetchError, fetch_binance, plan
+from flushcast.marketdata.store import MarketStore
 from tests.marketdata.fixtures_binance import (
     checksum_line,
     funding_rows,

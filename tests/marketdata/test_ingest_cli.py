@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flushcast.cli import app
-from marketdata.store import MarketStore
+from flushcast.marketdata.store import MarketStore
 
 runner = CliRunner()
 HOURLY = "denizyts__Coinalyze-Backtester/src/csvFolder"

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flushcast.cli import app
-from marketdata import compressed
-from marketdata.store import MarketStore
+from flushcast.marketdata import compressed
+from flushcast.marketdata.store import MarketStore
 from tests.marketdata.fixtures_binance import kline_rows, kline_zip, write_zip
 from tests.marketdata.test_adapter_coinglass import coinglass_rows, write
 

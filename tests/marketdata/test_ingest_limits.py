@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from common.errors import DataError
 from flushcast.cli import app
-from marketdata.store import MarketStore
-from simulator import simulate
+from flushcast.common.errors import DataError
+from flushcast.marketdata.store import MarketStore
+from flushcast.simulator import simulate
 
 runner = CliRunner()
 HEADER = "timestamp,symbol,venue,open,high,low,close\n"
@@ -169,7 +169,7 @@ def test_a_full_disk_or_a_read_only_store_is_one_line_and_changes_nothing(
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
 
-    monkeypatch.setattr("marketdata.store.pq.write_table", refuse)
+    monkeypatch.setattr("flushcast.marketdata.store.pq.write_table", refuse)
     more = canonical(tmp_path / "more.csv", hours(3, "2024-01-02"))
     message = refused(store, "canonical", str(more))
     assert f"cannot write the store: {error.strerror}; nothing was changed" in message

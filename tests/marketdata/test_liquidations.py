@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.liquidations import events_to_bars, side_is_long
+from flushcast.common.errors import DataError
+from flushcast.marketdata.liquidations import events_to_bars, side_is_long
 
 HOUR = pd.Timedelta("1h")
 

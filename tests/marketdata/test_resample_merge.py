@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.merge import BarMerger, funding_on_bars
-from marketdata.resample import infer_bar, to_bar
+from flushcast.common.errors import DataError
+from flushcast.marketdata.merge import BarMerger, funding_on_bars
+from flushcast.marketdata.resample import infer_bar, to_bar
 
 from .synthetic import bars
 

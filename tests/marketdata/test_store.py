@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.store import MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.store import MarketStore
 
 from .synthetic import bars
 

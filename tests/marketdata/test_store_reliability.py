@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.ingest import ingest
-from marketdata.store import MANIFEST, MarketStore
+from flushcast.common.errors import DataError
+from flushcast.marketdata.ingest import ingest
+from flushcast.marketdata.store import MANIFEST, MarketStore
 from tests.marketdata.fixtures_binance import (
     funding_rows,
     funding_zip,
@@ -82,8 +82,8 @@ def counted(real):
         return real(*args, **kwargs)
     return call
 os.replace, os.rename, os.unlink = counted(os.replace), counted(os.rename), counted(os.unlink)
-from marketdata.ingest import ingest
-from marketdata.store import MarketStore
+from flushcast.marketdata.ingest import ingest
+from flushcast.marketdata.store import MarketStore
 ingest("binance-vision", files, MarketStore(store))
 print(calls[0])
 """
@@ -127,8 +127,8 @@ def test_kill_9_at_every_rename_leaves_the_store_all_old_or_all_new(tmp_path):
 CONCURRENT = """
 import sys, time
 from pathlib import Path
-import marketdata.ingest as pipeline
-from marketdata.store import MarketStore
+import flushcast.marketdata.ingest as pipeline
+from flushcast.marketdata.store import MarketStore
 store, role, signals, files = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
 build = pipeline._build
 def build_then_wait(*args, **kwargs):

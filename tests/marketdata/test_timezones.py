@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.timezones import naive_to_utc, parse_tz
+from flushcast.common.errors import DataError
+from flushcast.marketdata.timezones import naive_to_utc, parse_tz
 
 NAIVE = pd.Series(pd.to_datetime(["2024-08-05 06:00", "2024-08-05 07:00"]))
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.schema import COLUMNS, conform
-from marketdata.validate import validate
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import COLUMNS, conform
+from flushcast.marketdata.validate import validate
 
 from .synthetic import bars
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from forecast.identity import ModelIdentity
-from training.config import TrainingConfig
-from training.labels import LabelSpec
+from flushcast.forecast.identity import ModelIdentity
+from flushcast.training.config import TrainingConfig
+from flushcast.training.labels import LabelSpec
 
 HORIZONS = (4, 12)
 CONFIG = TrainingConfig(label=LabelSpec(horizons=HORIZONS)).with_overrides(

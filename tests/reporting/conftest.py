@@ -11,19 +11,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.engine import InProcess
-from forecast.predictor import Predictor
-from models.bundle import Bundle
-from reporting.card import WalkForward
-from simulator import simulate
+from flushcast.common.engine import InProcess
+from flushcast.forecast.predictor import Predictor
+from flushcast.models.bundle import Bundle
+from flushcast.reporting.card import WalkForward
+from flushcast.simulator import simulate
+from flushcast.training import plots
+from flushcast.training.dataset import Dataset, make_dataset
+from flushcast.training.evaluate import Evaluation, evaluate, model_names
+from flushcast.training.labels import LabelSpec
+from flushcast.training.metrics import reliability_table
+from flushcast.training.tracking import write_json
+from flushcast.training.train import fit_bundle
 from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
-from training import plots
-from training.dataset import Dataset, make_dataset
-from training.evaluate import Evaluation, evaluate, model_names
-from training.labels import LabelSpec
-from training.metrics import reliability_table
-from training.tracking import write_json
-from training.train import fit_bundle
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +71,7 @@ def report_file(
     walk_forward: WalkForward,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Path:
-    from reporting.build import render_report
+    from flushcast.reporting.build import render_report
 
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(render_report(predictor, market, "ETHUSDT", walk_forward=walk_forward))

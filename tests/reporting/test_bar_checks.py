@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 import flushcast as fc
-from common.errors import DataError
-from forecast.predictor import Predictor
-from live.engine import monitor_report
-from reporting import ReportError, render_report
-from reporting.build import UNREGISTERED
-from reporting.card import WalkForward
+from flushcast.common.errors import DataError
+from flushcast.forecast.predictor import Predictor
+from flushcast.live.engine import monitor_report
+from flushcast.reporting import ReportError, render_report
+from flushcast.reporting.build import UNREGISTERED
+from flushcast.reporting.card import WalkForward
+from flushcast.training.forecaster import FlushForecaster
 from tests.reporting.common import IDENTITY
-from training.forecaster import FlushForecaster
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_fit_with_a_y_says_what_to_pass(market) -> None:
 
 
 def test_load_market_names_what_is_missing(tmp_path, market) -> None:
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.store import MarketStore
 
     with pytest.raises(DataError, match="no market data in"):
         fc.load_market(tmp_path / "no-such-store")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reporting.browser import check_page, executable
+from flushcast.reporting.browser import check_page, executable
 from tests.reporting.common import HORIZONS
 
 pytestmark = pytest.mark.slow

@@ -19,11 +19,11 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A simulated store and a champion trained on it (evaluated, so it has artefacts)."""
-    from simulator import simulate
-    from training.dataset import load_dataset
-    from training.labels import LabelSpec
-    from training.registry import promote
-    from training.tracking import run_train
+    from flushcast.simulator import simulate
+    from flushcast.training.dataset import load_dataset
+    from flushcast.training.labels import LabelSpec
+    from flushcast.training.registry import promote
+    from flushcast.training.tracking import run_train
 
     folder = tmp_path_factory.mktemp("registry")
     store = folder / "store"
@@ -76,7 +76,7 @@ def test_walk_forward_artefacts_are_found_in_either_layout(
 ) -> None:
     from mlflow import MlflowClient
 
-    from reporting.card import WalkForward, download_walk_forward, load_walk_forward
+    from flushcast.reporting.card import WalkForward, download_walk_forward, load_walk_forward
 
     _, uri = registry
     client = MlflowClient(uri)

@@ -11,17 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import build_features
-from forecast.bands import band
-from forecast.predictor import Predictor
-from models.bundle import SYMBOL, Bundle
-from reporting import sentences
-from reporting.build import CONFIDENT_DIRECTION, ReportError, render_report, report_context
-from reporting.card import WalkForward, model_card
-from reporting.sentences import percent, when
+from flushcast.features.build import build_features
+from flushcast.forecast.bands import band
+from flushcast.forecast.predictor import Predictor
+from flushcast.models.bundle import SYMBOL, Bundle
+from flushcast.reporting import sentences
+from flushcast.reporting.build import (
+    CONFIDENT_DIRECTION,
+    ReportError,
+    render_report,
+    report_context,
+)
+from flushcast.reporting.card import WalkForward, model_card
+from flushcast.reporting.sentences import percent, when
+from flushcast.training.evaluate import model_names
+from flushcast.training.labels import LabelSpec
 from tests.reporting.common import CONFIG, HORIZONS, IDENTITY
-from training.evaluate import model_names
-from training.labels import LabelSpec
 
 SYMBOL_NAME = "ETHUSDT"
 

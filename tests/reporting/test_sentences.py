@@ -7,9 +7,9 @@ import math
 import pandas as pd
 import pytest
 
-from features.registry import FEATURES
-from reporting import sentences
-from reporting.build import percentiles
+from flushcast.features.registry import FEATURES
+from flushcast.reporting import sentences
+from flushcast.reporting.build import percentiles
 
 
 def test_z_score_reads_as_sigma_from_its_mean() -> None:

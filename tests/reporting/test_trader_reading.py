@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast.answer import HorizonForecast as HorizonPrediction
-from forecast.predictor import Predictor
-from models.bundle import Bundle
-from reporting.build import _direction, report_context
+from flushcast.forecast.answer import HorizonForecast as HorizonPrediction
+from flushcast.forecast.predictor import Predictor
+from flushcast.models.bundle import Bundle
+from flushcast.reporting.build import _direction, report_context
 
 
 def _prediction(horizon: int, p_long: float) -> HorizonPrediction:

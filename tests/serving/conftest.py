@@ -72,6 +72,6 @@ def client(created: Sandbox) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def table(market: pd.DataFrame) -> pd.DataFrame:
     """The training feature table of the sandbox market (every bar, both symbols)."""
-    from features.build import build_features
+    from flushcast.features.build import build_features
 
     return build_features(market)

@@ -7,8 +7,8 @@ import math
 
 import pandas as pd
 
-from features.registry import FEATURES
-from marketdata.schema import VALUE_COLUMNS
+from flushcast.features.registry import FEATURES
+from flushcast.marketdata.schema import VALUE_COLUMNS
 
 
 def bars(market: pd.DataFrame, symbol: str, n: int, skip_last: int = 0) -> list[dict]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving import MODEL_ENV, ROOT, STORE_ENV
+from flushcast.serving import MODEL_ENV, ROOT, STORE_ENV
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 HORIZONS = (4, 12)
@@ -93,14 +93,14 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     sandbox = Sandbox(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["BENTOML_HOME"] = str(sandbox.bentoml_home)
-    from marketdata.store import MarketStore
-    from serving.importer import store_bundle
-    from simulator import simulate
-    from training.config import TrainingConfig
-    from training.dataset import make_dataset
-    from training.labels import LabelSpec
-    from training.registry import ModelIdentity
-    from training.train import fit_bundle
+    from flushcast.marketdata.store import MarketStore
+    from flushcast.serving.importer import store_bundle
+    from flushcast.simulator import simulate
+    from flushcast.training.config import TrainingConfig
+    from flushcast.training.dataset import make_dataset
+    from flushcast.training.labels import LabelSpec
+    from flushcast.training.registry import ModelIdentity
+    from flushcast.training.train import fit_bundle
 
     market = simulate("default", list(SYMBOLS), days=days, seed=seed).frame
     market.to_parquet(sandbox.market)
@@ -130,10 +130,10 @@ def _register(folder: Path) -> str:
     import mlflow
     from mlflow import MlflowClient
 
-    from models.pyfunc import ARTIFACT, ENTRY
-    from serving.importer import import_champion
-    from training.registry import MODEL_NAME, promote
-    from training.tracking import DEFAULT_EXPERIMENT
+    from flushcast.models.pyfunc import ARTIFACT, ENTRY
+    from flushcast.serving.importer import import_champion
+    from flushcast.training.registry import MODEL_NAME, promote
+    from flushcast.training.tracking import DEFAULT_EXPERIMENT
 
     sandbox = Sandbox(folder)
     uri = sandbox.tracking_uri
@@ -156,8 +156,8 @@ def _register(folder: Path) -> str:
 
 
 def _example(market: pd.DataFrame) -> dict:
-    from features.build import build_features
-    from features.registry import FEATURES
+    from flushcast.features.build import build_features
+    from flushcast.features.registry import FEATURES
 
     table = build_features(market)
     row = table[table["symbol"] == "BTCUSDT"].iloc[-1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import schemathesis
 
-from serving.errors import DATA_ERROR
+from flushcast.serving.errors import DATA_ERROR
 
 
 @schemathesis.check

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from forecast.bands import band
-from live.alerts import (
+from flushcast.forecast.bands import band
+from flushcast.live.alerts import (
     DEAD_LETTERS,
     ID_HEADER,
     SIGNATURE_HEADER,
@@ -28,10 +28,10 @@ from live.alerts import (
     WebhookConfig,
     load_config,
 )
-from live.risk import RiskEntry, Snapshot
-from serving import ROOT
-from serving.responses import HorizonPrediction
-from serving.responses import RegisteredModel as ModelIdentity
+from flushcast.live.risk import RiskEntry, Snapshot
+from flushcast.serving import ROOT
+from flushcast.serving.responses import HorizonPrediction
+from flushcast.serving.responses import RegisteredModel as ModelIdentity
 from tests.serving.receiver import receiver
 
 MODEL = ModelIdentity(model_name="flushcast", model_version="3", run_id="r")

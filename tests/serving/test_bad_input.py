@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from serving.guard import MAX_BODY_BYTES
+from flushcast.serving.guard import MAX_BODY_BYTES
 from tests.serving.payloads import bars, feature_row
 
 Body = dict

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 from starlette.testclient import TestClient
 
-from serving import SPEC
+from flushcast.serving import SPEC
 from tests.serving.payloads import bars, feature_row
 from tests.serving.sandbox import Sandbox
 

@@ -23,15 +23,15 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from live import engine as live
-from live.engine import LIVE_ENV, PREDICTIONS, LiveConfig
-from live.predictions_log import inputs_hash, read_log
-from marketdata.schema import BAR
-from marketdata.store import MarketStore
-from serving.requests import PredictRequest, Series
+from flushcast.live import engine as live
+from flushcast.live.engine import LIVE_ENV, PREDICTIONS, LiveConfig
+from flushcast.live.predictions_log import inputs_hash, read_log
+from flushcast.marketdata.schema import BAR
+from flushcast.marketdata.store import MarketStore
+from flushcast.serving.requests import PredictRequest, Series
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
 from tests.serving.payloads import bars, feature_row
 from tests.serving.sandbox import SANDBOX_IDENTITY, Sandbox
-from training.labels import LabelSpec, flush_column, make_labels
 
 HELD_BACK = 6
 
@@ -42,9 +42,9 @@ def setup(
 ) -> Iterator[tuple[TestClient, live.Live, Path]]:
     from _bentoml_sdk.service import get_current_service, set_current_service
 
+    from flushcast.live.routes import RiskAnswer
     from flushcast.service import Flushcast
-    from live.routes import RiskAnswer
-    from serving.service import routes
+    from flushcast.serving.service import routes
 
     folder = tmp_path_factory.mktemp("live")
     store = folder / "store"
@@ -234,7 +234,7 @@ def test_rules_are_bounded_in_size_and_number(setup, monkeypatch: pytest.MonkeyP
     assert huge.status_code == 400 and huge.json()["detail"][0]["loc"] == ["symbol"]
     rtl = client.post("/alerts", json={"symbol": "BTC\u202eTDSU", "horizon": 4, "p_at_least": 0.2})
     assert rtl.status_code == 400
-    monkeypatch.setattr("live.alerts.MAX_API_RULES", 2)
+    monkeypatch.setattr("flushcast.live.alerts.MAX_API_RULES", 2)
     made = [
         client.post("/alerts", json={"symbol": "BTCUSDT", "horizon": 4, "p_at_least": 0.2})
         for _ in range(3)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from live.engine import PREDICTIONS
-from live.predictions_log import PredictionLog, log_rows
-from live.risk import compute
-from marketdata.schema import BAR
+from flushcast.live.engine import PREDICTIONS
+from flushcast.live.predictions_log import PredictionLog, log_rows
+from flushcast.live.risk import compute
+from flushcast.marketdata.schema import BAR
 from tests.serving.sandbox import Sandbox
 
 
@@ -35,8 +35,8 @@ def live_folder(
     them for the registered champion (the version `monitor` and `report` look up)."""
     import bentoml
 
-    from serving.endpoints import ServedPredictor
-    from training.registry import ModelIdentity
+    from flushcast.serving.endpoints import ServedPredictor
+    from flushcast.training.registry import ModelIdentity
 
     metadata = bentoml.models.get(sandbox.tag).info.metadata
     identity = ModelIdentity.of(metadata)

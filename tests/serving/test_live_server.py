@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from marketdata.store import MarketStore
+from flushcast.marketdata.store import MarketStore
 from tests.exchange.recording import simulated
 from tests.exchange.server import FakeExchange, in_thread
 from tests.serving.payloads import feature_row

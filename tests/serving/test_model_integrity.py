@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from models.integrity import SUMS, record, recorded, sha256
+from flushcast.models.integrity import SUMS, record, recorded, sha256
 from tests.serving.sandbox import Sandbox
 
 Tamper = Callable[[Path], None]
@@ -91,8 +91,8 @@ def test_tampered_bundles_fail_to_load_with_a_message_not_an_abort(
     shutil.copytree(source, tmp_path / "intact")
     code = f"""
 import json
-from models.bundle import Bundle
-from models.integrity import BundleIntegrityError
+from flushcast.models.bundle import Bundle
+from flushcast.models.integrity import BundleIntegrityError
 out = {{}}
 for case, folder in {json.dumps({k: str(v) for k, v in folders.items()})}.items():
     try:
@@ -137,7 +137,7 @@ def test_the_importer_does_not_reuse_a_tampered_copy(registered: Sandbox, tmp_pa
     home = tmp_path / "bentoml"
     shutil.copytree(sandbox.bentoml_home, home)
     code = (
-        "from serving.importer import import_champion; "
+        "from flushcast.serving.importer import import_champion; "
         f"print(import_champion({sandbox.tracking_uri!r}))"
     )
     env = {"BENTOML_HOME": str(home)}
@@ -189,7 +189,7 @@ def _recalibrated(key: str, value: object) -> Tamper:
 def test_a_bundle_with_numbers_out_of_range_is_refused_at_load(
     sandbox: Sandbox, tmp_path: Path, key: str, value: object, problem: str
 ) -> None:
-    from models.bundle import Bundle, BundleMismatch
+    from flushcast.models.bundle import Bundle, BundleMismatch
 
     folder = tmp_path / "bundle"
     shutil.copytree(_bentoml_model(sandbox), folder)

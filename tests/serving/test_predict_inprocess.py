@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bundle import BundleMismatch
-from serving.endpoints import ServedPredictor as Predictor
-from serving.errors import InputError
-from serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest
+from flushcast.models.bundle import BundleMismatch
+from flushcast.serving.endpoints import ServedPredictor as Predictor
+from flushcast.serving.errors import InputError
+from flushcast.serving.requests import ExplainRequest, PredictBatchRequest, PredictRequest
 from tests.serving.payloads import bars, feature_row
 from tests.serving.sandbox import SANDBOX_IDENTITY
 
@@ -254,9 +254,9 @@ def test_bars_carrying_their_venue_name_it_when_the_request_does_not(
 def test_breadth_over_fewer_symbols_and_a_calendar_that_ended_are_warned_about(
     predictor: Predictor, market: pd.DataFrame, lookback: int, monkeypatch
 ) -> None:
-    from features import events
-    from serving import inputs
-    from serving.requests import Bar
+    from flushcast.features import events
+    from flushcast.serving import inputs
+    from flushcast.serving.requests import Bar
 
     sent = [Bar(**b) for b in bars(market, "ETHUSDT", lookback)]
     series = [inputs.SeriesInput((), "ETHUSDT", "sim", sent)]

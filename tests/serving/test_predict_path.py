@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from serving import service
-from serving.service import PredictAnswer
+from flushcast.serving import service
+from flushcast.serving.service import PredictAnswer
 from tests.serving.payloads import bars, feature_row
 
 JSON = {"content-type": "application/json"}

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from live.predictions_log import (
+from flushcast.live.predictions_log import (
     KEEP_UNWRITTEN,
     SCHEMA,
     PredictionLog,
@@ -95,7 +95,7 @@ def test_compaction_merges_finished_days_and_a_kill_midway_duplicates_nothing(
 WRITER = """
 import sys
 from datetime import UTC, datetime
-from live.predictions_log import PredictionLog
+from flushcast.live.predictions_log import PredictionLog
 log = PredictionLog(sys.argv[1], flush_rows=2000)
 when = datetime(2024, 3, 5, tzinfo=UTC)
 row = (when, "request", "BTCUSDT", "binance", when, "flushcast", "1", 12, 0.01, 0.5, "low", "0")
@@ -153,7 +153,7 @@ def test_retention_drops_old_days_then_the_oldest_files_beyond_the_size_budget(
 
 
 def test_the_flush_thread_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("live.predictions_log.PRUNE_S", 0.0)
+    monkeypatch.setattr("flushcast.live.predictions_log.PRUNE_S", 0.0)
     old = PredictionLog(tmp_path)
     old.record([row(1, datetime.now(UTC) - timedelta(days=400))])
     old.flush()

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from serving import inputs
-from serving.errors import HEADER, MAX_DETAILS, ErrorBody
-from serving.requests import MAX_BARS
+from flushcast.serving import inputs
+from flushcast.serving.errors import HEADER, MAX_DETAILS, ErrorBody
+from flushcast.serving.requests import MAX_BARS
 from tests.serving.payloads import bars, feature_row
 
 Body = dict

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serving import ROOT
+from flushcast.serving import ROOT
 from tests.serving.sandbox import Sandbox, running_server
 
 

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import shap
 
-from forecast.predictor import Predictor as Scorer
-from models import integrity
-from models.bundle import Bundle, BundleMismatch
-from models.learners import GradientBoosting
+from flushcast.forecast.predictor import Predictor as Scorer
+from flushcast.models import integrity
+from flushcast.models.bundle import Bundle, BundleMismatch
+from flushcast.models.learners import GradientBoosting
 
 
 @pytest.fixture(scope="module")

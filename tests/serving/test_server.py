@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving import MODEL_ENV, READ_TIMEOUT_ENV
+from flushcast.serving import MODEL_ENV, READ_TIMEOUT_ENV
 from tests.serving.payloads import feature_row
 from tests.serving.sandbox import Sandbox, running_server
 
@@ -64,7 +64,7 @@ def _docs_page_loads_nothing_from_outside(url: str, http: httpx.Client, tmp_path
     goes to the service (a risk desk's browser must load nothing from outside)."""
     import json
 
-    from reporting.browser import check_page, executable
+    from flushcast.reporting.browser import check_page, executable
 
     page = http.get("/")
     assert page.status_code == 200 and "googletagmanager" not in page.text

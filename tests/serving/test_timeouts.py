@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from starlette.responses import JSONResponse
 
-from serving.guard import BodyGuard
-from serving.timeouts import HeaderTimeout
+from flushcast.serving.guard import BodyGuard
+from flushcast.serving.timeouts import HeaderTimeout
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from serving import ROOT
+from flushcast.serving import ROOT
 
 PROBE = (
     "import sys, flushcast.service; "

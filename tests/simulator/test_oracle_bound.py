@@ -16,12 +16,12 @@ from benchmarks.oracle_bound import (
     realised,
     sample_starts,
 )
-from common.engine import InProcess
-from simulator import engine
-from simulator.book import LONG, SHORT, notional_within
-from simulator.config import ScenarioConfig
-from simulator.simulate import simulate
-from training.labels import LabelSpec, flush_column, make_labels
+from flushcast.common.engine import InProcess
+from flushcast.simulator import engine
+from flushcast.simulator.book import LONG, SHORT, notional_within
+from flushcast.simulator.config import ScenarioConfig
+from flushcast.simulator.simulate import simulate
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from flushcast.cli import app
-from marketdata.store import MarketStore
+from flushcast.marketdata.store import MarketStore
 
 runner = CliRunner()
 

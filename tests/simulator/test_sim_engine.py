@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from marketdata.resample import to_bar
-from marketdata.schema import AGGREGATION, COLUMNS
-from marketdata.store import MarketStore
-from marketdata.validate import validate
-from simulator.config import ScenarioConfig
-from simulator.drivers import draw
-from simulator.simulate import (
+from flushcast.marketdata.resample import to_bar
+from flushcast.marketdata.schema import AGGREGATION, COLUMNS
+from flushcast.marketdata.store import MarketStore
+from flushcast.marketdata.validate import validate
+from flushcast.simulator.config import ScenarioConfig
+from flushcast.simulator.drivers import draw
+from flushcast.simulator.simulate import (
     BARS,
     BURN_IN_DAYS,
     CASCADE_COLUMNS,

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from simulator import engine
-from simulator.book import LiquidationBook, book_impact
-from simulator.config import ScenarioConfig
-from simulator.simulate import simulate
+from flushcast.simulator import engine
+from flushcast.simulator.book import LiquidationBook, book_impact
+from flushcast.simulator.config import ScenarioConfig
+from flushcast.simulator.simulate import simulate
 
 DEPTH_1PCT = 20e6
 SHOCK = math.log(0.972)  # -2.8 %: reaches only the top band of 20x longs by itself

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.calibration import (
+from flushcast.simulator.calibration import (
     coinalyze_hourly,
     coinglass_4h,
     coinglass_daily,
     funding_histories,
 )
-from simulator.simulate import simulate
-from simulator.stylized_facts import (
+from flushcast.simulator.simulate import simulate
+from flushcast.simulator.stylized_facts import (
     FLUSH_TOLERANCES,
     FUNDING_FACTS,
     TOLERANCES,

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import heatmap
-from features.grid import to_grid
-from simulator.simulate import TRUTH_COLUMNS, simulate
+from flushcast.features import heatmap
+from flushcast.features.grid import to_grid
+from flushcast.simulator.simulate import TRUTH_COLUMNS, simulate
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from common.engine import InProcess
-from simulator import simulate
-from training.dataset import Dataset, make_dataset
-from training.labels import LabelSpec
+from flushcast.common.engine import InProcess
+from flushcast.simulator import simulate
+from flushcast.training.dataset import Dataset, make_dataset
+from flushcast.training.labels import LabelSpec
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def sim_store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_dataset(sim_store) -> Dataset:
-    from marketdata.store import MarketStore
+    from flushcast.marketdata.store import MarketStore
 
     return make_dataset(MarketStore(sim_store).read(), LabelSpec(horizons=(4, 12)))
 
@@ -35,7 +35,7 @@ def tracking_uri(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def small_config(small_dataset):
-    from training.config import TrainingConfig
+    from flushcast.training.config import TrainingConfig
 
     return TrainingConfig(label=small_dataset.label).with_overrides({"evaluation.n_boot": 20})
 
@@ -43,6 +43,6 @@ def small_config(small_dataset):
 @pytest.fixture(scope="session")
 def small_evaluation(small_dataset, small_config):
     """The walk-forward of the small market (one process: the tests share the cores)."""
-    from training.evaluate import evaluate
+    from flushcast.training.evaluate import evaluate
 
     return evaluate(small_dataset, small_config, runner=InProcess())

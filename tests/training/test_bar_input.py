@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import FEATURES, max_lookback, names_at
-from models.bundle import Bundle, BundleMismatch, HorizonModel
-from models.calibration import Calibrator
-from models.learners import GradientBoosting
-from models.matrix import BAR_HOURS, BAR_HOURS_DESCRIPTION, SYMBOL, columns, model_matrix
-from training.labels import flush_column
+from flushcast.features.registry import FEATURES, max_lookback, names_at
+from flushcast.models.bundle import Bundle, BundleMismatch, HorizonModel
+from flushcast.models.calibration import Calibrator
+from flushcast.models.learners import GradientBoosting
+from flushcast.models.matrix import BAR_HOURS, BAR_HOURS_DESCRIPTION, SYMBOL, columns, model_matrix
+from flushcast.training.labels import flush_column
 
 FOUR = 4.0
 
@@ -107,7 +107,7 @@ def test_a_bundle_saved_with_the_bar_size_among_its_features_still_loads(mixed, 
     manifest["lookbacks"][BAR_HOURS] = 0
     del manifest["bar_input"]
     (folder / "bundle.json").write_text(json.dumps(manifest))
-    from models import integrity
+    from flushcast.models import integrity
 
     integrity.record(folder)
     loaded = Bundle.load(folder)
@@ -125,9 +125,9 @@ def test_a_bundle_saved_with_the_bar_size_among_its_features_still_loads(mixed, 
 
 
 def test_the_service_explains_the_bar_size_input(mixed):
-    from forecast.identity import ModelIdentity
-    from serving.endpoints import ServedPredictor as Predictor
-    from serving.requests import ExplainRequest
+    from flushcast.forecast.identity import ModelIdentity
+    from flushcast.serving.endpoints import ServedPredictor as Predictor
+    from flushcast.serving.requests import ExplainRequest
 
     bundle, table, _ = mixed
     predictor = Predictor(bundle, ModelIdentity(model_name="m", model_version="1", run_id="r"))

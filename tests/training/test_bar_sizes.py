@@ -6,18 +6,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.engine import InProcess
-from common.errors import DataError
-from features.registry import missing_at, names_at
-from marketdata.resample import to_bar
-from marketdata.schema import VALUE_COLUMNS, conform
-from marketdata.store import MarketStore
-from simulator import simulate
-from training.config import TrainingConfig
-from training.dataset import load_dataset
-from training.evaluate import evaluate
-from training.labels import LabelSpec, make_labels
-from training.train import fit_bundle
+from flushcast.common.engine import InProcess
+from flushcast.common.errors import DataError
+from flushcast.features.registry import missing_at, names_at
+from flushcast.marketdata.resample import to_bar
+from flushcast.marketdata.schema import VALUE_COLUMNS, conform
+from flushcast.marketdata.store import MarketStore
+from flushcast.simulator import simulate
+from flushcast.training.config import TrainingConfig
+from flushcast.training.dataset import load_dataset
+from flushcast.training.evaluate import evaluate
+from flushcast.training.labels import LabelSpec, make_labels
+from flushcast.training.train import fit_bundle
 
 FOUR = pd.Timedelta(hours=4)
 
@@ -80,10 +80,10 @@ def test_a_training_store_trains_but_is_never_tested(stores):
 
 
 def test_a_model_records_its_bar_and_refuses_bars_of_another_size(stores):
-    from serving.endpoints import ServedPredictor as Predictor
-    from serving.errors import InputError
-    from serving.requests import PredictRequest
-    from training.registry import ModelIdentity
+    from flushcast.serving.endpoints import ServedPredictor as Predictor
+    from flushcast.serving.errors import InputError
+    from flushcast.serving.requests import PredictRequest
+    from flushcast.training.registry import ModelIdentity
 
     paths = stores["paths"]
     label = LabelSpec(horizons=(12, 24))
@@ -144,7 +144,7 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
             "evaluation.baselines": ["climatology"],
         }
     )
-    from training.horizon import horizon_data
+    from flushcast.training.horizon import horizon_data
 
     mine, theirs = (horizon_data(d, 12).folds(config) for d in (alone, both))
     assert [f.test_start for f in mine] == [f.test_start for f in theirs]
@@ -154,7 +154,7 @@ def test_stores_of_other_bar_sizes_train_a_model_judged_on_the_tested_stores_own
     assert set(evaluation.predictions[12]["symbol"].astype(str)) == {"SOLUSDT"}
     bundle = fit_bundle(both, config, evaluation)
     assert bundle.bar == FOUR and "bar_hours" not in bundle.features
-    from features.registry import FEATURES, max_lookback
+    from flushcast.features.registry import FEATURES, max_lookback
 
     assert bundle.bar_input and bundle.columns[-2:] == ["bar_hours", "symbol"]
     bundle.check_features(FEATURES, max_lookback(FOUR))  # served like any bundle
@@ -182,7 +182,7 @@ def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stor
 
 
 def test_a_daily_model_learns_without_the_families_switched_off(stores):
-    from training.forecaster import FlushForecaster
+    from flushcast.training.forecaster import FlushForecaster
 
     daily = _aggregate(stores["market"], pd.Timedelta("1D"))
     forecaster = FlushForecaster(

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.calibration import Calibrator
-from models.matrix import SYMBOL
-from training.baselines import (
+from flushcast.models.calibration import Calibrator
+from flushcast.models.matrix import SYMBOL
+from flushcast.training.baselines import (
     BASELINES,
     COMPACT,
     Climatology,
@@ -16,7 +16,7 @@ from training.baselines import (
     LiquidationSurprise,
     Placebo,
 )
-from training.metrics import roc_auc, within_blocks
+from flushcast.training.metrics import roc_auc, within_blocks
 
 GAUGES = ["funding_z_30d", "oi_z_30d", "rv_ratio_24h_168h"]
 
@@ -114,7 +114,7 @@ def test_liquidation_surprise_uses_the_window_nearest_the_horizon():
 
 
 def test_compact_logistic_sees_price_volatility_and_funding_only():
-    from features.registry import names
+    from flushcast.features.registry import names
 
     columns = [*names(), SYMBOL]
     model = BASELINES["compact_logistic"](columns, 12, 0)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.registry import FEATURES, max_lookback
-from models.bundle import Bundle, BundleMismatch
-from training.config import TrainingConfig
-from training.train import fit_bundle
+from flushcast.features.registry import FEATURES, max_lookback
+from flushcast.models.bundle import Bundle, BundleMismatch
+from flushcast.training.config import TrainingConfig
+from flushcast.training.train import fit_bundle
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +80,8 @@ def test_bundle_refuses_feature_code_that_changed(fitted):
 def test_a_model_listing_features_its_bar_does_not_build_is_not_served(fitted):
     """A bundle of an older registry (a daily model that learnt `oi_change_4h` as the day's
     change) would now get NaN there: the service refuses it rather than answer differently."""
-    from forecast.identity import ModelIdentity
-    from forecast.predictor import Predictor
+    from flushcast.forecast.identity import ModelIdentity
+    from flushcast.forecast.predictor import Predictor
 
     bundle, _ = fitted
     daily = dataclasses.replace(bundle, bar_hours=24.0)

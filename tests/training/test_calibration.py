@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.calibration import Calibrator
-from training.metrics import ece, roc_auc
+from flushcast.models.calibration import Calibrator
+from flushcast.training.metrics import ece, roc_auc
 
 
 def _sample(n: int, a: float, b: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,11 @@ import re
 
 from typer.testing import CliRunner
 
-from common.progress import LINES, progress, ticker
 from flushcast.cli import app
-from simulator import simulate
-from training.cli import TABLE, edge_words, legend, run_name
-from training.config import load
+from flushcast.common.progress import LINES, progress, ticker
+from flushcast.simulator import simulate
+from flushcast.training.cli import TABLE, edge_words, legend, run_name
+from flushcast.training.config import load
 
 
 def test_the_edge_reads_true_whatever_its_sign() -> None:
@@ -41,7 +41,7 @@ def test_an_option_error_names_the_option(tmp_path) -> None:
 def test_progress_off_a_terminal_prints_lines(capsys, monkeypatch) -> None:
     assert list(progress(range(25), "building features")) == list(range(25))
     assert capsys.readouterr().err == ""  # a quick stage stays quiet: errors stay one line
-    monkeypatch.setattr("common.progress.QUIET_S", 0.0)  # as if every step were slow
+    monkeypatch.setattr("flushcast.common.progress.QUIET_S", 0.0)  # as if every step were slow
     assert list(progress(range(25), "building features")) == list(range(25))
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("building features: 3/25 done (")

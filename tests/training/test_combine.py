@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from common.errors import DataError
-from models.learners import Logistic
-from models.rules import LiquidationSurprise
-from models.stacking import Stack, load_learner, nonnegative_logistic, shares
-from training.combine import combine, inputs
-from training.config import TrainingConfig
-from training.metrics import within_blocks
+from flushcast.common.errors import DataError
+from flushcast.models.learners import Logistic
+from flushcast.models.rules import LiquidationSurprise
+from flushcast.models.stacking import Stack, load_learner, nonnegative_logistic, shares
+from flushcast.training.combine import combine, inputs
+from flushcast.training.config import TrainingConfig
+from flushcast.training.metrics import within_blocks
 
 
 def _views(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from common.errors import DataError
-from models.config import LightGBMConfig
-from training.config import DEFAULT_FILE, TrainingConfig, default_yaml, load, parse_override
+from flushcast.common.errors import DataError
+from flushcast.models.config import LightGBMConfig
+from flushcast.training.config import (
+    DEFAULT_FILE,
+    TrainingConfig,
+    default_yaml,
+    load,
+    parse_override,
+)
 
 
 def test_the_committed_defaults_are_the_code_defaults():

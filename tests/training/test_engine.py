@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_info
 
-from common import engine as engine_module
-from common.engine import CLUSTER_ENV, IN_PROCESS, Distributed, InProcess, engine
-from common.errors import DataError
+from flushcast.common import engine as engine_module
+from flushcast.common.engine import CLUSTER_ENV, IN_PROCESS, Distributed, InProcess, engine
+from flushcast.common.errors import DataError
 
 BIN = Path(sys.executable).parent
 
@@ -77,7 +77,7 @@ def test_record_is_identical_on_a_cluster_and_in_process(small_dataset, small_co
     keeps this fast; the slow tier compares the default one through the CLI.)"""
     from distributed import Client
 
-    from training.evaluate import evaluate
+    from flushcast.training.evaluate import evaluate
 
     config = small_config.with_overrides(
         {
@@ -96,8 +96,8 @@ def test_record_is_identical_on_a_cluster_and_in_process(small_dataset, small_co
 def test_features_are_identical_built_on_a_cluster(sim_store):
     from distributed import Client
 
-    from features.build import build_features
-    from marketdata.store import MarketStore
+    from flushcast.features.build import build_features
+    from flushcast.marketdata.store import MarketStore
 
     market = MarketStore(sim_store).read()
     here = build_features(market)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import metrics
+from flushcast.training import metrics
 
 Y = np.array([1, 0, 1, 0])
 P = np.array([0.9, 0.8, 0.7, 0.1])

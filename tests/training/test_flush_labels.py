@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataError
-from marketdata.schema import conform
-from training.labels import LabelSpec, flush_column, make_labels
+from flushcast.common.errors import DataError
+from flushcast.marketdata.schema import conform
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
 
 # H = 2, threshold = 2 × median of the last 4 two-bar sums (at least 3), σ over 3 returns, k = 1.
 TINY = LabelSpec(
@@ -197,7 +197,7 @@ COINALYZE = "denizyts__Coinalyze-Backtester/src/csvFolder"
 
 @pytest.mark.realdata
 def test_real_coinalyze_cascade_and_base_rate(real_data):
-    from marketdata.ingest import read_canonical
+    from flushcast.marketdata.ingest import read_canonical
 
     folder = real_data / COINALYZE
     frame = pd.concat(
@@ -225,7 +225,7 @@ def test_real_coinalyze_cascade_and_base_rate(real_data):
 
 def test_simulator_cascades_are_recovered_at_four_hours():
     """Most of the simulator's logged cascades fall inside a 4-hour flush window."""
-    from simulator.simulate import simulate
+    from flushcast.simulator.simulate import simulate
 
     result = simulate(days=120, seed=2, symbols=("BTCUSDT", "ETHUSDT"))
     h = 4

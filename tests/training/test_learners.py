@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 import shap
 
-from models.config import FitConfig, make_candidate
-from models.learners import GradientBoosting, Logistic, balanced_sample, from_state, with_dropout
-from models.matrix import SYMBOL
-from training.metrics import roc_auc
+from flushcast.models.config import FitConfig, make_candidate
+from flushcast.models.learners import (
+    GradientBoosting,
+    Logistic,
+    balanced_sample,
+    from_state,
+    with_dropout,
+)
+from flushcast.models.matrix import SYMBOL
+from flushcast.training.metrics import roc_auc
 
 COLUMNS = ["a", "b", "c", "d", SYMBOL]
 

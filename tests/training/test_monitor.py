@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from live.monitor import chosen_predictions, drift_level, join_labels, psi
-from training.labels import LabelSpec, flush_column, make_labels
+from flushcast.live.monitor import chosen_predictions, drift_level, join_labels, psi
+from flushcast.training.labels import LabelSpec, flush_column, make_labels
 
 
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
@@ -53,7 +53,7 @@ def test_the_cached_prediction_of_a_bar_is_scored_else_the_first_request() -> No
 
 
 def test_labels_are_joined_only_where_they_have_matured() -> None:
-    from simulator import simulate
+    from flushcast.simulator import simulate
 
     market = simulate("default", ["BTCUSDT"], days=40, seed=2).frame
     spec = LabelSpec(
@@ -73,7 +73,7 @@ def test_labels_are_joined_only_where_they_have_matured() -> None:
 def test_labels_are_made_at_the_models_bar_size() -> None:
     """At 4 h bars the 12 h label spans 3 bars; read as hourly it would span 12 (a wrong,
     later window: the live figures of a 4 h model were judged against it)."""
-    from simulator import simulate
+    from flushcast.simulator import simulate
 
     market = simulate("default", ["BTCUSDT"], days=60, seed=2, bar="4h").frame
     spec = LabelSpec(

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from training.metrics import pr_auc, reliability_table
-from training.plots import (
+from flushcast.training.metrics import pr_auc, reliability_table
+from flushcast.training.plots import (
     feature_importance,
     fold_timeline,
     pr_curves,

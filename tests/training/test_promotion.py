@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from training.registry import (
+from flushcast.training.registry import (
     CHAMPION,
     GATE_MIN_EPISODES,
     MODEL_NAME,
@@ -20,7 +20,7 @@ from training.registry import (
     promote,
     rollback,
 )
-from training.tracking import tracking_uri as resolve
+from flushcast.training.tracking import tracking_uri as resolve
 
 
 def _summary(
@@ -176,7 +176,7 @@ def _promote_in_a_process(uri: str, name: str, version: str, go: Path) -> subpro
     """A process that gets ready (imports, registry connection), says so, waits for `go`, then
     promotes: two of them start their promotions within milliseconds of each other."""
     code = (
-        "import sys, time, pathlib; from training.registry import client, promote; "
+        "import sys, time, pathlib; from flushcast.training.registry import client, promote; "
         "client(sys.argv[3]).get_registered_model(sys.argv[2]); print('ready', flush=True); "
         "go = pathlib.Path(sys.argv[4])\n"
         "while not go.exists(): time.sleep(0.001)\n"

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.engine import InProcess
-from training.horizon import horizon_data
-from training.train import fit_bundle
-from training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
+from flushcast.common.engine import InProcess
+from flushcast.training.horizon import horizon_data
+from flushcast.training.train import fit_bundle
+from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
 
 H = 4
 
@@ -68,7 +68,7 @@ def test_a_refits_tree_candidates_bin_their_rows_once_and_nothing_outlives_the_r
 ):
     import lightgbm as lgb
 
-    from training.recipe import Refit, fit_members
+    from flushcast.training.recipe import Refit, fit_members
 
     built = []
     init = lgb.Dataset.__init__

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from training.registry import CHAMPION, MODEL_NAME, ROLLBACK
-from training.tracking import tracking_uri as resolve
+from flushcast.training.registry import CHAMPION, MODEL_NAME, ROLLBACK
+from flushcast.training.tracking import tracking_uri as resolve
 
 pytestmark = pytest.mark.slow
 
@@ -70,14 +70,14 @@ def test_two_trainings_and_two_promotions_at_once_on_postgresql(sim_store, tmp_p
     assert str(c.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == str(previous)
 
     # What `serve` imports and what `monitor` and `report` load, from the same URI.
-    importer = "from serving.importer import import_champion as i"
+    importer = "from flushcast.serving.importer import import_champion as i"
     code = f"import sys; {importer}; print(i(sys.argv[1]))"
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")}
     imported = subprocess.run(
         [sys.executable, "-c", code, postgres_uri], env=env, capture_output=True, text=True
     )
     assert imported.returncode == 0, imported.stderr[-3000:]
-    from reporting.registered import load_predictor
+    from flushcast.reporting.registered import load_predictor
 
     predictor, walk_forward = load_predictor(CHAMPION, postgres_uri)
     assert predictor.identity.model_version == str(previous)

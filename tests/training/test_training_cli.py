@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from flushcast.cli import app
-from marketdata.store import MarketStore
-from simulator import simulate
+from flushcast.marketdata.store import MarketStore
+from flushcast.simulator import simulate
 
 pytestmark = pytest.mark.slow
 

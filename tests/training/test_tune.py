@@ -10,11 +10,11 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from common.engine import InProcess
 from flushcast.cli import app
-from training.config import load
-from training.labels import flush_column
-from training.tune import SPACE, Tuned, inner_score, training_span
+from flushcast.common.engine import InProcess
+from flushcast.training.config import load
+from flushcast.training.labels import flush_column
+from flushcast.training.tune import SPACE, Tuned, inner_score, training_span
 
 
 def test_the_span_holds_only_rows_whose_labels_close_by_the_cutoff(small_dataset):

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.config import TrainingConfig
-from training.evaluate import model_names
-from training.horizon import horizon_data
-from training.metrics import METRICS
-from training.record import EvaluationRecord
-from training.walkforward import calibrate_and_choose, out_of_fold
+from flushcast.training.config import TrainingConfig
+from flushcast.training.evaluate import model_names
+from flushcast.training.horizon import horizon_data
+from flushcast.training.metrics import METRICS
+from flushcast.training.record import EvaluationRecord
+from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.errors import DataError
-from training.splits import WalkForward
+from flushcast.common.errors import DataError
+from flushcast.training.splits import WalkForward
 
 ORIGIN = pd.Timestamp("2024-01-01", tz="UTC")
 
