@@ -8,6 +8,7 @@ window, returning only each series' last bar, so serving cannot drift from train
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from flushcast.common.errors import DataError
 from flushcast.common.progress import ticker
 from flushcast.features import breadth, context, funding, heatmap
 from flushcast.features.grid import to_grid
-from flushcast.features.registry import FAMILIES, missing_at, names
+from flushcast.features.registry import FAMILIES, FEATURES, missing_at, names
 from flushcast.marketdata.schema import BAR, COLUMNS, conform
 from flushcast.marketdata.validate import validate
 
@@ -51,6 +52,7 @@ def build_features(
     config: heatmap.HeatmapConfig = heatmap.DEFAULT_CONFIG,
     show_progress: bool = False,
     runner: Engine | None = None,
+    needed: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """Feature table: one row per (symbol, venue, timestamp) of `frame`, sorted that way.
 
@@ -60,6 +62,10 @@ def build_features(
     NaN where inputs are missing or the history is too short, and in every row of the features
     that do not exist at this bar size, `registry.missing_at(bar)`). Raises DataError on a
     frame that fails validation.
+
+    `needed` (the service passes its model's features) lets the market-breadth family be left
+    out (its columns NaN) when no needed feature is one of its own: nothing else reads those
+    columns, and on a request's window it is about a third of the whole build.
     """
     frame = _canonical(frame, bar)
     series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
@@ -81,7 +87,10 @@ def build_features(
     table.insert(2, "venue", pd.Categorical(frame["venue"].astype(str)))
     funding.add_cross_venue_spread(table)
     context.add_btc_context(table)
-    breadth.add_breadth(table)
+    if needed is None or any(
+        name in FEATURES and FEATURES[name].family == breadth.FAMILY for name in needed
+    ):
+        breadth.add_breadth(table)
     # Last: the cross-series features above read some of these (oi_change_24h on daily bars).
     for name in missing_at(bar):
         table[name] = np.nan

@@ -158,7 +158,7 @@ def from_series(
         frame, notes[(s.symbol, s.venue)] = _checked(s, needed, bar)
         frames.append(frame)
     try:
-        table = build_features(pd.concat(frames, ignore_index=True), bar=bar)
+        table = build_features(pd.concat(frames, ignore_index=True), bar=bar, needed=features)
     except DataError as exc:  # cross-series checks; per-series ones passed above
         raise InputError(str(exc)) from exc
     btc_used = set(BTC_FEATURES.values()) & set(features)

@@ -236,3 +236,18 @@ def test_families_can_be_switched_off() -> None:
     assert "ls_ratio_log" in kept and "hour_of_day" in kept
     # An input a dataset adds beside the registry (the bar size of pooled stores) stays.
     assert without_families(["clock"], ["bar_hours", "day_of_week"]) == ["bar_hours"]
+
+
+def test_breadth_is_left_out_only_when_no_needed_feature_is_its_own() -> None:
+    """The service passes its model's features: without a breadth feature among them the
+    family is skipped, and every other column is exactly the full build's."""
+    frame = synthetic_frame(("BTCUSDT", "ETHUSDT", "SOLUSDT"), ("binance",), bars=300, seed=3)
+    full = build_features(frame)
+    own = [n for n, s in FEATURES.items() if s.family == "breadth"]
+    others = [n for n in FEATURES if n not in own]
+    assert full[own].notna().any().any()  # the family does say something on this market
+    lean = build_features(frame, needed=[*others[:5], "bar_hours"])  # a non-registry input too
+    assert lean[own].isna().all().all()
+    pd.testing.assert_frame_equal(lean.drop(columns=own), full.drop(columns=own))
+    with_one = build_features(frame, needed=[others[0], own[0]])
+    pd.testing.assert_frame_equal(with_one, full)
