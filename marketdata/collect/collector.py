@@ -267,9 +267,11 @@ class Collector:
         if klines.empty:
             return [], []
         opens = millis_of(klines["timestamp"])
-        grid = list(range(opens[0], opens[-1] + HOUR_MS, HOUR_MS))
+        # Only published bars: a kline the venue skipped stays a gap in the store (a row of
+        # missing prices would be refused), whether it falls inside one request or between two.
+        grid = list(opens)
         index = pd.DatetimeIndex(stamps(grid))
-        bars = klines.set_index("timestamp").reindex(index)  # a missing kline stays a gap
+        bars = klines.set_index("timestamp").reindex(index)
         liquidations = self._liquidations(symbol, grid, live)
         pending = self._pending_oi[symbol]
         oi_from = min([*pending, grid[0]])

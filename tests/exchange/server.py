@@ -68,6 +68,10 @@ class Stats:
     messages: int = 0
     events_sent: int = 0
     disconnects: int = 0
+    connected_at: list[int] = field(default_factory=list)
+    """Virtual time (ms) of each stream connection."""
+    dropped_at: list[int] = field(default_factory=list)
+    """Virtual time (ms) of each drop of the streams."""
     held: list[str] = field(default_factory=list)
     """Messages chosen to be held back (sent late, or never if the stream ended first)."""
     delayed: int = 0
@@ -163,9 +167,15 @@ class FakeExchange:
         return task
 
     async def _disconnects(self) -> None:
+        """Drop every stream at each `disconnect_at`, or later, once a stream has run for 90
+        virtual minutes (a loaded machine may still be backfilling at that time): the moments
+        are in `stats.dropped_at`."""
         for at in sorted(self.faults.disconnect_at):
             await self.sleep_until(int(pd.Timestamp(at).value // 1_000_000))
+            while not self._sockets or self.now_ms() < self.stats.connected_at[-1] + 5_400_000:
+                await asyncio.sleep(0.005)
             self.stats.disconnects += 1
+            self.stats.dropped_at.append(self.now_ms())
             for ws in list(self._sockets):
                 await ws.close(code=1001, message=b"going away")
 
@@ -449,7 +459,8 @@ class FakeExchange:
         await ws.prepare(request)
         self._sockets.add(ws)
         self.stats.connections += 1
-        return ws, self.now_ms()
+        self.stats.connected_at.append(self.now_ms())
+        return ws, self.stats.connected_at[-1]
 
     async def _serve(
         self, ws: web.WebSocketResponse, connected_at: int, messages: list[tuple[int, str]], reader

@@ -66,7 +66,8 @@ def test_backfill_and_live_bars_equal_what_the_venue_published(
     faults = Faults(duplicate_every=3, delay_every=4, delay_s=5, malformed_every=5, rest_failures=3)
     report, stats = run(collect(rec, START, tmp_path, faults=faults))
 
-    assert report.live_bars == {"BTCUSDT": 4, "ETHUSDT": 4}
+    # At least the four asked for: a slow machine may store two closed bars in one write.
+    assert set(report.live_bars) == {"BTCUSDT", "ETHUSDT"} and min(report.live_bars.values()) >= 4
     assert report.duplicates > 0 and report.malformed > 0 and report.rest_retries >= 3
     assert report.late == 0 and stats.delayed and not report.gaps
     for symbol in ("BTCUSDT", "ETHUSDT"):
@@ -110,17 +111,23 @@ def test_a_dropped_stream_is_reconnected_and_the_bar_it_cut_is_unknown_not_zero(
     market: pd.DataFrame, tmp_path: Path
 ) -> None:
     rec = recording(market, "bybit")
-    cut = pd.Timestamp("2024-03-20T02:00Z")
-    faults = Faults(disconnect_at=[cut + pd.Timedelta("30min")])
+    faults = Faults(disconnect_at=[pd.Timestamp("2024-03-20T02:30Z")])
     report, stats = run(collect(rec, START, tmp_path, faults=faults))
 
     assert report.reconnects == 1 and stats.connections == 2
+    # Dropped at 02:30, or later on a machine slow to backfill; back after a retry whose length
+    # in virtual time depends on the machine: the bars between are unknown, no other bar is.
+    (dropped,) = stats.dropped_at
+    _, back = stats.connected_at
+    cut = pd.Timestamp(dropped, unit="ms", tz="UTC").floor("1h")
+    lost = pd.date_range(cut, pd.Timestamp(back, unit="ms", tz="UTC").floor("1h"), freq="1h")
     unknown = [(s, bar) for s, bar, _ in report.unknown_liquidations if bar >= report.stream_from]
-    assert unknown == [("BTCUSDT", cut), ("ETHUSDT", cut)]
     for symbol in ("BTCUSDT", "ETHUSDT"):
+        bars = [bar for s, bar in unknown if s == symbol]
+        assert cut in bars and set(bars) <= set(lost)
         frame = stored(tmp_path, "bybit", symbol)
-        assert frame.loc[cut, LIQUIDATIONS].isna().all()
-        whole = watched(frame, report).drop(cut)
+        assert frame.loc[bars, LIQUIDATIONS].isna().all().all()
+        whole = watched(frame, report).drop(bars)
         assert len(whole) >= 2 and whole[-1] > cut
         assert_sent_totals(frame, rec, symbol, whole)
 
@@ -171,9 +178,36 @@ def test_a_restart_resumes_from_the_last_stored_bar_and_reports_an_unpublished_b
         assert second.bars[symbol] == len(new)
         truth = rec.markets[symbol].klines.set_index("timestamp").loc[frame.index]
         np.testing.assert_allclose(frame[KLINES], truth[KLINES], rtol=1e-12)
+        # Every bar from the last stored one to the restart's (seen in part) was missed while
+        # down: stored, liquidations unknown. How many depends on how far the first run's clock
+        # got, which is the machine's speed, not the code's.
+        missed = pd.date_range(last + HOUR, pd.Timestamp(restart).floor("1h"), freq="1h")
         down = new[new < second.stream_from.floor("1h")]
-        assert len(down) >= 5 and frame.loc[down, LIQUIDATIONS].isna().all().all()
+        assert len(missed) >= 2 and missed.isin(frame.index).all()
+        assert frame.loc[missed.union(down), LIQUIDATIONS].isna().all().all()
         assert_sent_totals(
             frame, rec, symbol, watched(frame, first).intersection(frame.index[frame.index <= last])
         )
         assert_sent_totals(frame, rec, symbol, watched(frame, second))
+
+
+def test_an_unpublished_bar_inside_one_fetch_is_kept_as_a_gap_not_a_bar_without_prices(
+    market: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A restart after the 10:00 kline was skipped backfills 09:00-12:00 in one request: the
+    hole is a gap in the store, as when the bars arrive one by one (it was a row of NaN prices
+    that stopped the collector)."""
+    rec = recording(market, "bybit")
+    missing = pd.Timestamp("2024-03-20T10:00Z")
+    report, _ = run(
+        collect(
+            rec, "2024-03-20T12:40:00Z", tmp_path, faults=Faults(missing_bars=[missing]), max_bars=1
+        )
+    )
+    assert [(g.symbol, g.after, g.before) for g in report.gaps] == [
+        (s, missing - HOUR, missing + HOUR) for s in ("BTCUSDT", "ETHUSDT")
+    ]
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        frame = stored(tmp_path, "bybit", symbol)
+        assert missing not in frame.index and missing + HOUR in frame.index
+        assert frame[KLINES].notna().all().all()
