@@ -203,11 +203,13 @@ class GradientBoosting:
         """With a linear model here, trees are boosted from its score (its log-odds is the
         starting point): they only learn what the linear model misses."""
         self.booster: lgb.Booster | None = None
-        self._single: SingleRow | None = None
-        """The booster's prepared one-row calls (`models.single_row`), made at the first."""
+
+    _single: SingleRow | None = None
+    """The booster's prepared one-row calls (`models.single_row`), made at the first."""
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_single": None}  # prepared C calls do not cross processes
+        """Without the prepared calls: C handles do not cross processes (a copy makes its own)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_single"}
 
     @property
     def _categorical(self) -> list[int]:
