@@ -136,14 +136,18 @@ def _cors_headers(response) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cors_client(created) -> Iterator[TestClient]:
+def cors_client(client: TestClient) -> Iterator[TestClient]:
     """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
-    configuration); without request metrics, which the suite's first app registered already."""
+    configuration); without request metrics, which the suite's app (`client`) registered
+    already, and handing the current service back to that app when done."""
+    import bentoml
+    from _bentoml_sdk.service import set_current_service
     from bentoml._internal.configuration.containers import BentoMLContainer
     from simple_di.providers import Factory
 
     from flushcast.service import Flushcast
 
+    current = bentoml.get_current_service()
     saved = dict(Flushcast.config)
     Flushcast.config.update(http={"cors": CORS}, metrics={"enabled": False})
     options = BentoMLContainer.access_control_options  # memoised at the suite's first app
@@ -157,6 +161,7 @@ def cors_client(created) -> Iterator[TestClient]:
         Flushcast.config.clear()
         Flushcast.config.update(saved)
         Flushcast.inject_config()
+        set_current_service(current)
 
 
 def test_answers_given_ahead_of_routing_carry_the_configured_cors_headers(
