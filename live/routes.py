@@ -25,6 +25,7 @@ from flushcast.common.errors import shorten
 from flushcast.live import engine
 from flushcast.live.alerts import AlertConfigError, AlertRule
 from flushcast.live.risk import RiskError, RiskListResponse, RiskResponse
+from flushcast.serving.cors import cors_options, with_cors
 from flushcast.serving.errors import InputError
 from flushcast.serving.responses import ServedModel
 
@@ -103,24 +104,29 @@ async def risk_all() -> Response:
     return Response(body, status_code=status, media_type=JSON_TYPE)
 
 
+def _risk_path(path: str) -> bool:
+    """Whether `path` is /risk or /risk/{symbol} (a symbol has no slash)."""
+    return path in ("/risk", "/risk/") or (path.startswith("/risk/") and "/" not in path[6:])
+
+
 class RiskAnswer:
-    """Answers GET /risk and /risk/{symbol}[?venue=] ahead of routing (see the module doc)."""
+    """Answers GET /risk and /risk/{symbol}[?venue=] ahead of routing (see the module doc),
+    with BentoML's CORS headers when CORS is configured (`serving.cors`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.answer = with_cors(self._answer, cors_options())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "GET" or not path.startswith("/risk"):
-            await self.app(scope, receive, send)
-            return
-        if path in ("/risk", "/risk/"):
-            symbol = None
-        elif path.startswith("/risk/") and "/" not in path[6:]:
-            symbol = path[6:]
+        if scope["type"] == "http" and scope["method"] == "GET" and _risk_path(scope["path"]):
+            await self.answer(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-            return
+
+    @staticmethod
+    async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        symbol = None if path in ("/risk", "/risk/") else path[6:]
         venue = parse_qs(scope.get("query_string", b"").decode()).get("venue", [None])[0]
         status, body = risk_answer(symbol, venue)
         headers = [(b"content-type", JSON_TYPE.encode()), (b"content-length", b"%d" % len(body))]

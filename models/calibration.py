@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -210,11 +211,18 @@ class Calibrator:
             )
         return replace(self, loc=float(loc), scale=float(scale))
 
+    @cached_property
+    def _isotonic(self) -> tuple[np.ndarray, np.ndarray]:
+        """The isotonic thresholds as arrays, made once: `np.interp` converts tuples at every
+        call, 17 µs for 150 thresholds, more than the rest of a served row's calibration."""
+        return np.asarray(self.iso_x, dtype="float64"), np.asarray(self.iso_y, dtype="float64")
+
     def _map(self, x: np.ndarray) -> np.ndarray:
         """The fitted map f of standardised scores (before the shift and the shrinkage)."""
         f = _sigmoid(self.a * x + self.b)
         if self.kind == "blend":
-            f = (1 - ISOTONIC_SHARE) * f + ISOTONIC_SHARE * np.interp(x, self.iso_x, self.iso_y)
+            iso_x, iso_y = self._isotonic
+            f = (1 - ISOTONIC_SHARE) * f + ISOTONIC_SHARE * np.interp(x, iso_x, iso_y)
         return f
 
     def predict(self, scores: np.ndarray) -> np.ndarray:

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from flushcast.models.matrix import SYMBOL
+from flushcast.models.single_row import CONTRIB, RAW_SCORE, SingleRow
 
 WINSOR_SAMPLE = 5000
 """Rows the logistic model's 1st and 99th percentile bounds are taken from (a sample: the
@@ -203,6 +204,13 @@ class GradientBoosting:
         starting point): they only learn what the linear model misses."""
         self.booster: lgb.Booster | None = None
 
+    _single: SingleRow | None = None
+    """The booster's prepared one-row calls (`models.single_row`), made at the first."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Without the prepared calls: C handles do not cross processes (a copy makes its own)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_single"}
+
     @property
     def _categorical(self) -> list[int]:
         return [self.columns.index(SYMBOL)] if SYMBOL in self.columns else []
@@ -246,13 +254,26 @@ class GradientBoosting:
             raise RuntimeError(f"{type(self).__name__}.fit must be called first")
         return self.booster
 
+    def _predict(self, X: np.ndarray, kind: int) -> np.ndarray:
+        """The booster's raw scores or contributions; one row by LightGBM's prepared one-row
+        call, the same numbers without `Booster.predict`'s per-call cost (`models.single_row`)."""
+        booster = self._booster()
+        if X.ndim == 2 and len(X) == 1:
+            if self._single is None or self._single.booster is not booster:
+                self._single = SingleRow(booster)
+            if X.shape[1] == self._single.columns:  # otherwise LightGBM's own refusal below
+                return self._single.predict(X[0], kind)
+        if kind == RAW_SCORE:
+            return booster.predict(X, raw_score=True, num_threads=1)
+        return booster.predict(X, pred_contrib=True, num_threads=1)
+
     def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
-        raw = self._booster().predict(X, raw_score=True, num_threads=1)
+        raw = self._predict(X, RAW_SCORE)
         return raw + self.init.score(X) if self.init is not None else raw
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact TreeSHAP per column, then the base value; with an init model, its terms added."""
-        trees = self._booster().predict(X, pred_contrib=True, num_threads=1)
+        trees = self._predict(X, CONTRIB)
         return trees + self.init.contributions(X) if self.init is not None else trees
 
     def state(self) -> dict[str, Any]:

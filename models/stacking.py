@@ -118,21 +118,29 @@ class Stack:
         self.shares = np.asarray(shares, dtype="float64")
         self.loc = np.asarray(loc, dtype="float64")
         self.scale = np.asarray(scale, dtype="float64")
+        self._terms = list(
+            zip(
+                self.members,
+                self.shares.tolist(),
+                self.loc.tolist(),
+                self.scale.tolist(),
+                strict=True,
+            )
+        )
+        """Each member with its share, loc and scale as Python floats: the same double
+        arithmetic as numpy scalars, without their overhead on a served row's one-element
+        arrays."""
 
     def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         out = np.zeros(len(X))
-        for m, share, loc, scale in zip(
-            self.members, self.shares, self.loc, self.scale, strict=True
-        ):
+        for m, share, loc, scale in self._terms:
             out += share * (m.score(X) - loc) / scale
         return out
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """The members' exact contributions, weighted alike; the locs go to the base value."""
         out: np.ndarray | None = None
-        for m, share, loc, scale in zip(
-            self.members, self.shares, self.loc, self.scale, strict=True
-        ):
+        for m, share, loc, scale in self._terms:
             part = m.contributions(X) * (share / scale)
             part[:, -1] -= share * loc / scale
             out = part if out is None else out + part

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flushcast.common.errors import shorten
+from flushcast.serving.cors import cors_options, with_cors
 from flushcast.serving.errors import error_body
 from flushcast.serving.timeouts import read_timeout
 
@@ -50,6 +51,8 @@ class BodyGuard:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = read_timeout() if timeout is None else timeout
+        self.cors = cors_options()
+        """Refusals carry the CORS headers a routed answer would (`serving.cors`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -59,7 +62,7 @@ class BodyGuard:
         media_type = headers.get("content-type", JSON).split(";")[0].strip().lower()
         if media_type != JSON:
             message = f"content type {media_type!r} is not accepted; send {JSON}"
-            await _error(415, message)(scope, receive, send)
+            await self._refuse(_error(415, message), scope, receive, send)
             return
         declared = headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > self.max_bytes:
@@ -79,19 +82,22 @@ class BodyGuard:
                     break
         if deadline.cancelled_caught:
             message = f"request body not received within {self.timeout:g} s"
-            await _error(408, message, close=True)(scope, receive, send)
+            await self._refuse(_error(408, message, close=True), scope, receive, send)
             return
         try:
             parsed = parse(bytes(body))
         except DuplicateKey as exc:
             message = f"the key {shorten(exc.key)} appears twice in one JSON object"
-            await _error(400, message)(scope, receive, send)
+            await self._refuse(_error(400, message), scope, receive, send)
             return
         await self.app({**scope, PARSED: parsed}, _replay(bytes(body), receive), send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body exceeds {self.max_bytes} bytes; split it into several requests"
-        await _error(413, message)(scope, receive, send)
+        await self._refuse(_error(413, message), scope, receive, send)
+
+    async def _refuse(self, answer: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        await with_cors(answer, self.cors)(scope, receive, send)
 
 
 class DuplicateKey(Exception):
@@ -102,17 +108,23 @@ class DuplicateKey(Exception):
 
 
 def _unique(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
+    """The object of these pairs; a repeated key makes a shorter dict (then find which)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [k for k, _ in pairs]
         raise DuplicateKey(next(k for i, k in enumerate(keys) if k in keys[:i]))
-    return dict(pairs)
+    return found
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+"""`json.loads` with a hook builds a decoder per call; this one is built once."""
 
 
 def parse(body: bytes) -> Any:
-    """`body` as JSON, or `NOT_JSON` (the schema validation behind the gate says what is wrong
-    with it); `DuplicateKey` if some object of it repeats a key."""
+    """`body` as JSON (read as `json.loads` reads bytes), or `NOT_JSON` (the schema validation
+    behind the gate says what is wrong with it); `DuplicateKey` if an object repeats a key."""
     try:
-        return json.loads(body, object_pairs_hook=_unique)
+        return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, RecursionError):
         return NOT_JSON
 

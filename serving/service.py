@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flushcast.serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
+from flushcast.serving.cors import cors_options, with_cors
 from flushcast.serving.errors import ClientErrors, InputError, configure_logging, error_body
 from flushcast.serving.guard import JSON, BodyGuard, validated
 from flushcast.serving.loading import load_served
@@ -223,24 +224,21 @@ class Flushcast:
 class PredictAnswer:
     """Answers POST /predict ahead of routing, as the route would (see the module doc): the
     request validated from the guard's parse, `Flushcast.answer_predict`, its JSON; a refused
-    body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other)."""
+    body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other). With
+    CORS configured the answer carries BentoML's CORS headers (`serving.cors`)."""
 
     def __init__(self, app: ASGIApp) -> None:
-        from bentoml._internal.configuration.containers import BentoMLContainer
-
         self.app = app
-        self.ahead = not BentoMLContainer.http.cors.enabled.get()
-        """With CORS configured, /predict is routed: BentoML's CORS middleware is behind this."""
+        self.answer = with_cors(self._answer, cors_options())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            not self.ahead
-            or scope["type"] != "http"
-            or scope["method"] != "POST"
-            or scope["path"] != "/predict"
-        ):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
             await self.app(scope, receive, send)
             return
+        await self.answer(scope, receive, send)
+
+    @staticmethod
+    async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()  # the guard's replay: the whole body in one message
         body = message.get("body", b"")
         try:

@@ -4,6 +4,7 @@ answers as the route, one parse of the body, no unsampled trace spans (issue 23)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -119,25 +120,95 @@ def test_predict_is_traced_only_when_tracing_samples() -> None:
         rate.set(saved)
 
 
-def test_predict_is_routed_when_cors_is_configured() -> None:
-    """BentoML's CORS middleware sits behind the service's own: with CORS on, /predict is left
-    to the route, so its answers carry the CORS headers."""
-    import asyncio
+ORIGIN = "https://desk.example"
+CORS = {
+    "enabled": True,
+    "access_control_allow_origins": [ORIGIN],
+    "access_control_allow_methods": ["GET", "POST"],
+    "access_control_expose_headers": ["X-Request-ID"],
+}
 
+
+def _cors_headers(response) -> dict[str, str]:
+    return {
+        k: v for k, v in response.headers.items() if k.startswith("access-control") or k == "vary"
+    }
+
+
+@pytest.fixture(scope="module")
+def cors_client(client: TestClient) -> Iterator[TestClient]:
+    """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
+    configuration); without request metrics, which the suite's app (`client`) registered
+    already, and handing the current service back to that app when done."""
+    import bentoml
+    from _bentoml_sdk.service import set_current_service
     from bentoml._internal.configuration.containers import BentoMLContainer
+    from simple_di.providers import Factory
 
-    routed: list[str] = []
+    from flushcast.service import Flushcast
 
-    async def route(scope, receive, send) -> None:
-        routed.append(scope["path"])
-
-    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
-    cors = BentoMLContainer.http.cors.enabled
-    saved = cors.get()
-    cors.set(True)
+    current = bentoml.get_current_service()
+    saved = dict(Flushcast.config)
+    Flushcast.config.update(http={"cors": CORS}, metrics={"enabled": False})
+    options = BentoMLContainer.access_control_options  # memoised at the suite's first app
     try:
-        asyncio.run(PredictAnswer(route)(scope, None, None))
+        Flushcast.inject_config()
+        options.set(Factory._provide(options))
+        with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
+            yield test_client
     finally:
-        cors.set(saved)
-    assert routed == ["/predict"]
-    assert PredictAnswer(route).ahead
+        options.reset()
+        Flushcast.config.clear()
+        Flushcast.config.update(saved)
+        Flushcast.inject_config()
+        set_current_service(current)
+
+
+def test_answers_given_ahead_of_routing_carry_the_configured_cors_headers(
+    cors_client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /predict, GET /risk and the body guard's refusals answer before BentoML's CORS
+    middleware: their answers carry the CORS headers the routes' answers carry."""
+    from flushcast.live.routes import RiskAnswer
+
+    origin = {"origin": ORIGIN}
+    calls = {
+        "predict": lambda: cors_client.post(
+            "/predict", content=bodies["feature row"], headers={**JSON, **origin}
+        ),
+        "predict refused": lambda: cors_client.post(
+            "/predict", content=bodies["no symbol"], headers={**JSON, **origin}
+        ),
+        "risk": lambda: cors_client.get("/risk/BTCUSDT", headers=origin),
+        "risk of all": lambda: cors_client.get("/risk", headers=origin),
+    }
+    ahead = {name: call() for name, call in calls.items()}
+    monkeypatch.setattr(PredictAnswer, "__call__", _to_the_route)
+    monkeypatch.setattr(RiskAnswer, "__call__", _to_the_route)
+    routed = {name: call() for name, call in calls.items()}
+    for name in calls:
+        assert ahead[name].status_code == routed[name].status_code, name
+        assert _cors_headers(ahead[name]) == _cors_headers(routed[name]), name
+        assert ahead[name].headers["access-control-allow-origin"] == ORIGIN, name
+        assert ahead[name].headers["access-control-expose-headers"] == "X-Request-ID", name
+    wrong_type = cors_client.post(
+        "/predict", content=b"symbol=BTCUSDT", headers={"content-type": "text/plain", **origin}
+    )
+    assert wrong_type.status_code == 415
+    assert wrong_type.headers["access-control-allow-origin"] == ORIGIN
+    elsewhere = cors_client.get("/risk", headers={"origin": "https://other.example"})
+    assert "access-control-allow-origin" not in elsewhere.headers
+
+
+@pytest.mark.parametrize("path", ["/predict", "/risk/BTCUSDT"])
+def test_preflight_of_the_paths_answered_ahead_is_bentomls(
+    cors_client: TestClient, path: str
+) -> None:
+    asked = {"origin": ORIGIN, "access-control-request-method": "POST"}
+    preflight = cors_client.options(path, headers=asked)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+    assert preflight.headers["access-control-allow-methods"] == "GET, POST"
+    refused = cors_client.options(path, headers={**asked, "origin": "https://other.example"})
+    assert refused.status_code == 400
+    assert "access-control-allow-origin" not in refused.headers

@@ -153,3 +153,40 @@ def test_state_round_trips_through_json(isotonic_min_class):
     assert restored == fitted
     np.testing.assert_array_equal(restored.predict(grid), fitted.predict(grid))
     np.testing.assert_array_equal(Calibrator.identity().predict(p[:5]), p[:5])
+
+
+def test_the_isotonic_part_reads_its_thresholds_as_arrays_made_once(monkeypatch):
+    """`np.interp` converts tuples at every call (17 µs for 150 thresholds, issue 23): a blend
+    calibrator converts its thresholds once, and answers as with the tuples, also after
+    `for_scores` (a new calibrator: its own arrays)."""
+    import flushcast.models.calibration as calibration
+
+    p, y = _sample(20_000, 1.2, 6.0, seed=5)
+    blend = Calibrator.fit(_logit(p), y, level="prior")
+    assert blend.kind == "blend"
+    grid = np.linspace(-5.0, 5.0, 101)
+    expected = (
+        blend.weight
+        * calibration._sigmoid(
+            calibration._logit(
+                (1 - calibration.ISOTONIC_SHARE) * calibration._sigmoid(blend.a * grid + blend.b)
+                + calibration.ISOTONIC_SHARE * np.interp(grid, blend.iso_x, blend.iso_y)
+            )
+            + blend.shift
+        )
+        + (1 - blend.weight) * blend.prior
+    )
+    given: list[object] = []
+    interp = np.interp
+
+    def spy(x, xp, fp, *args, **kwargs):
+        given.extend([xp, fp])
+        return interp(x, xp, fp, *args, **kwargs)
+
+    monkeypatch.setattr(calibration.np, "interp", spy)
+    np.testing.assert_array_equal(blend.predict(grid), expected)
+    np.testing.assert_array_equal(blend.predict(grid[:1]), expected[:1])
+    assert all(isinstance(a, np.ndarray) for a in given)
+    assert given[0] is given[2]  # made once
+    moved = blend.for_scores(1.0, 2.0)
+    np.testing.assert_array_equal(moved.predict(2.0 * grid + 1.0), expected)
