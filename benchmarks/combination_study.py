@@ -81,6 +81,10 @@ def pass_two(
                     "brier_skill",
                 )
             },
+            "models": {
+                n: {k: entry.metric(n, k) for k in ("roc_auc", "roc_auc_within_fold", "lift")}
+                for n in entry.models
+            },
             "best_part": best,
             "best_part_roc_within": entry.metric(best, "roc_auc_within_fold"),
             "best_baseline_roc_within": entry.best_baseline_roc_within_fold,
