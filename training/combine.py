@@ -5,7 +5,9 @@ cutoff (pass 2: the fold's calibration rows; `train`: the recent out-of-fold row
 returns the shares of each input in the champion's score (`CombinationConfig.method`):
 
 - `stack` (default): a non-negative logistic stack, shrunk toward equal shares when episodes
-  are few (`models.stacking`);
+  are few (`models.stacking`); optionally shrunk instead toward each input's plausibility of
+  ranking within blocks as well as the best one (`combination.toward`), or with every share
+  weighed by it (`combination.weigh_by_plausibility`): measured, not the default (README);
 - `best`: winner-take-all, the candidate ranking best within blocks (`SelectionConfig`), or the
   first candidate while the episodes are too few: its share is 1.
 
