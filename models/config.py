@@ -85,6 +85,11 @@ class FitConfig(Strict):
     """Share of extra training rows with one input group (liquidations, OI, funding, volume)
     blanked, so trees learn what a missing source means instead of reading NaN as 0."""
     min_direction_rows: int = Field(30, ge=1)
+    direction_inputs: tuple[str, ...] = ()
+    """Columns of a logistic regression the direction trees are boosted from (as
+    `lightgbm_on_logistic` is from the logistic): the trivial rules' inputs (`funding_bp`,
+    `return_24h`) let the direction model start from what a sign rule knows. Empty: trees
+    alone. Columns the data lacks are skipped."""
     seed: int = 0
 
 
@@ -124,6 +129,8 @@ def _logistic(columns: Sequence[str], fit: FitConfig) -> Logistic:
 def make_direction(columns: Sequence[str], fit: FitConfig) -> GradientBoosting:
     """P(long flush | flush): LightGBM on one-sided flush rows, unweighted (its sigmoid is the
     probability; the two sides are roughly balanced)."""
+    use = [c for c in fit.direction_inputs if c in columns]
+    init = Logistic(columns, use, C=fit.logistic_C, max_rows=None, seed=fit.seed) if use else None
     return GradientBoosting(
-        columns, fit.direction.params(fit.seed), fit.direction.rounds, balanced=False
+        columns, fit.direction.params(fit.seed), fit.direction.rounds, balanced=False, init=init
     )

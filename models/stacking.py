@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.special import erfc
 
 from flushcast.models.learners import Explainer, from_state
 from flushcast.models.rules import LiquidationSurprise
@@ -80,20 +81,47 @@ def shares(
     shrinkage_episodes: float,
     ridge: float = 1.0,
     blocks: np.ndarray | None = None,
+    toward: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """(shares, fitted shares, weight on the fit): the fit shrunk toward equal shares.
+    """(shares, fitted shares, weight on the fit): the fit shrunk toward `toward` (shares
+    summing to 1; default equal shares).
 
-    With one input, or no flush, or no input with a positive weight, the fit is the equal
-    shares.
+    With one input, or no flush, or no input with a positive weight, the fit is the target.
     """
     k = S.shape[1]
-    equal = np.full(k, 1.0 / k)
+    target = np.full(k, 1.0 / k) if toward is None else np.asarray(toward, dtype="float64")
     if k == 1 or not 0 < np.sum(y) < len(y):
-        return equal, equal, 0.0
+        return target, target, 0.0
     w = nonnegative_logistic(S, y, ridge, blocks)
-    fitted = w / w.sum() if w.sum() > 1e-12 else equal
+    fitted = w / w.sum() if w.sum() > 1e-12 else target
     a = episodes / (episodes + shrinkage_episodes) if shrinkage_episodes > 0 else 1.0
-    return a * fitted + (1 - a) * equal, fitted, float(a)
+    return a * fitted + (1 - a) * target, fitted, float(a)
+
+
+def plausibility(per_block: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """How plausible it is that each input (a column of `per_block`: its ranking metric in each
+    block, rows = blocks) ranks within blocks as well as the best input: 2Φ(-z), z its
+    event-weighted mean deficit to the best over the blocks where every input is defined,
+    divided by that mean's standard error (paired: the inputs share blocks and rows).
+
+    1 for the best input; near 1 for every input when the blocks are few or the inputs tie
+    (no evidence); near 0 for an input that ranks worse block after block (ample evidence).
+    Blocks weigh by their flush count, as in `training.metrics.within_blocks`.
+    """
+    values = np.asarray(per_block, dtype="float64")
+    k = values.shape[1]
+    keep = np.isfinite(values).all(axis=1)
+    values, w = values[keep], np.asarray(events, dtype="float64")[keep]
+    if len(values) < 2 or w.sum() <= 0:
+        return np.ones(k)
+    w = w / w.sum()
+    best = int(np.argmax(w @ values))
+    deficit = values[:, [best]] - values
+    mean = w @ deficit
+    se = np.sqrt(np.sum((w[:, None] * (deficit - mean)) ** 2, axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 1e-12, mean / se, np.where(mean > 1e-12, np.inf, 0.0))
+    return np.minimum(1.0, erfc(np.maximum(z, 0.0) / np.sqrt(2.0)))
 
 
 class Stack:

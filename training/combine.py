@@ -5,7 +5,9 @@ cutoff (pass 2: the fold's calibration rows; `train`: the recent out-of-fold row
 returns the shares of each input in the champion's score (`CombinationConfig.method`):
 
 - `stack` (default): a non-negative logistic stack, shrunk toward equal shares when episodes
-  are few (`models.stacking`);
+  are few (`models.stacking`); optionally shrunk instead toward each input's plausibility of
+  ranking within blocks as well as the best one (`combination.toward`), or with every share
+  weighed by it (`combination.weigh_by_plausibility`): measured, not the default (README);
 - `best`: winner-take-all, the candidate ranking best within blocks (`SelectionConfig`), or the
   first candidate while the episodes are too few: its share is 1.
 
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flushcast.models.stacking import plausibility
 from flushcast.models.stacking import shares as stack_shares
 from flushcast.training.config import TrainingConfig
-from flushcast.training.metrics import within_blocks
+from flushcast.training.metrics import per_block, within_blocks
 
 
 @dataclass
@@ -74,6 +77,9 @@ class Combination:
     """The shares the evidence alone asked for (before shrinkage; the chosen one for `best`)."""
     inner: dict[str, float]
     """Each input's within-block ranking metric on the rows it was fitted on."""
+    plausible: dict[str, float]
+    """Each input's plausibility of ranking within blocks as well as the best input on those
+    rows (`models.stacking.plausibility`; 1 for the best)."""
 
     @property
     def inputs(self) -> list[str]:
@@ -121,23 +127,44 @@ def combine(
     if config.combination.method == "best":
         choice = choose(names, raw, y, blocks, episodes, config)
         one_hot = {n: float(n == choice.chosen) for n in names}
-        return Combination(one_hot, "best", episodes, choice.reason, one_hot, choice.scores)
-    inner = {}
+        return Combination(
+            one_hot,
+            "best",
+            episodes,
+            choice.reason,
+            one_hot,
+            choice.scores,
+            {n: 1.0 for n in names},
+        )
+    settings = config.combination
+    inner, ranked = {}, []
     for name in names:
-        value = getattr(within_blocks(y, raw[name], blocks), config.selection.metric)
+        each = per_block(y, raw[name], blocks)
+        value = getattr(each.mean(), config.selection.metric)
         inner[name] = float(value) if np.isfinite(value) else float("nan")
+        ranked.append(getattr(each, config.selection.metric))
+    events = per_block(y, raw[names[0]], blocks).events
+    plausible = plausibility(np.column_stack(ranked), events)
     S = np.column_stack([raw[n] for n in names])
     share, fitted, weight = stack_shares(
         S,
         y,
         episodes,
-        config.combination.shrinkage_episodes,
-        config.combination.ridge,
-        blocks if config.combination.within_blocks else None,
+        settings.shrinkage_episodes,
+        settings.ridge,
+        blocks if settings.within_blocks else None,
+        toward=plausible / plausible.sum() if settings.toward == "plausible" else None,
     )
+    if settings.weigh_by_plausibility:
+        kept = share * plausible
+        if kept.sum() <= 1e-12:  # every part with a share is implausible: the best alone
+            kept = (plausible >= 1.0).astype("float64")
+        share = kept / kept.sum()
+    target = "plausible shares" if settings.toward == "plausible" else "equal shares"
     reason = (
         f"non-negative logistic stack on {episodes} out-of-fold episodes, "
-        f"{weight:.0%} fitted, {1 - weight:.0%} equal shares"
+        f"{weight:.0%} fitted, {1 - weight:.0%} {target}"
+        + (", weighed by plausibility" if settings.weigh_by_plausibility else "")
     )
     return Combination(
         dict(zip(names, share.tolist(), strict=True)),
@@ -146,4 +173,5 @@ def combine(
         reason,
         dict(zip(names, fitted.tolist(), strict=True)),
         inner,
+        dict(zip(names, plausible.tolist(), strict=True)),
     )

@@ -83,6 +83,15 @@ class CombinationConfig(Strict):
     """Fit the stack with one intercept per test block: weights that rank flushes against the
     same block's quiet bars. False: one pooled intercept (weights also reward inputs that
     track which block is busy, a level the calibrator already sets)."""
+    toward: Literal["equal", "plausible"] = "equal"
+    """What the fitted shares are shrunk toward when episodes are few: equal shares, or each
+    input's plausibility of ranking within blocks as well as the best input on the same rows
+    (`models.stacking.plausibility`), as shares: the best input alone with ample evidence that
+    it dominates, equal shares with none."""
+    weigh_by_plausibility: bool = False
+    """Multiply each input's share by that plausibility and renormalise: an input that ranked
+    worse than the best within blocks, block after block of the earlier evidence, is left out;
+    inputs that tie keep their shares."""
 
     @model_validator(mode="after")
     def _inputs_known(self) -> CombinationConfig:

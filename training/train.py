@@ -68,6 +68,7 @@ def _final(data: HorizonData, oof: OutOfFold, config: TrainingConfig) -> Horizon
             "reason": combination.reason,
             "out_of_fold_episodes": combination.episodes,
             f"out_of_fold_{config.selection.metric}_within_fold": combination.inner,
+            "plausibility": combination.plausible,
             "out_of_fold_rows": int(evidence.rows.sum()),
             "calibration_window": [
                 pd.Timestamp(data.t[evidence.rows].min()).isoformat(),

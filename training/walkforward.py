@@ -193,6 +193,7 @@ def calibrate_fold(
         "choice": combination.reason,
         **{f"share_{c}": v for c, v in combination.shares.items()},
         **{f"inner_{c}": v for c, v in combination.inner.items()},
+        **{f"plausible_{c}": v for c, v in combination.plausible.items()},
     }
     return FoldOutcome(record, probability, direction_rules(data, fold.train, fold.test))
 

@@ -6,12 +6,19 @@ import numpy as np
 import pytest
 
 from flushcast.common.errors import DataError
+from flushcast.models.config import CANDIDATES
 from flushcast.models.learners import Logistic
 from flushcast.models.rules import LiquidationSurprise
-from flushcast.models.stacking import Stack, load_learner, nonnegative_logistic, shares
+from flushcast.models.stacking import (
+    Stack,
+    load_learner,
+    nonnegative_logistic,
+    plausibility,
+    shares,
+)
 from flushcast.training.combine import combine, inputs
 from flushcast.training.config import TrainingConfig
-from flushcast.training.metrics import within_blocks
+from flushcast.training.metrics import per_block, within_blocks
 
 
 def _views(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,3 +112,67 @@ def test_only_shippable_models_can_be_inputs():
         TrainingConfig().with_overrides({"combination.inputs": ["logistic", "placebo"]})
     config = TrainingConfig().with_overrides({"evaluation.baselines": ["climatology"]})
     assert inputs(config) == ["logistic", "lightgbm", "lightgbm_on_logistic"]  # not run: skipped
+
+
+def _dominant(n_blocks: int, seed: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A part that sees the risk, one that sees half of it, one at chance; weekly blocks."""
+    rng = np.random.default_rng(seed)
+    n = n_blocks * 500
+    risk = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(risk * 2.0 - 4.0)))).astype(float)
+    S = np.column_stack(
+        [
+            risk + rng.normal(scale=0.3, size=n),
+            risk + rng.normal(scale=2.0, size=n),
+            rng.normal(size=n),
+        ]
+    )
+    return S, y, np.arange(n) // 500
+
+
+def test_plausibility_is_one_for_the_best_near_zero_for_parts_worse_block_after_block():
+    S, y, blocks = _dominant(n_blocks=40)
+    each = [per_block(y, S[:, i], blocks) for i in range(3)]
+    p = plausibility(np.column_stack([e.roc_auc for e in each]), each[0].events)
+    assert p[0] == 1.0
+    assert p[1] < 0.01 and p[2] < 0.01
+    # No evidence: parts that tie, or a single block, are all plausible.
+    tie = per_block(y, S[:, 0], blocks)
+    assert (plausibility(np.column_stack([tie.roc_auc] * 3), tie.events) == 1.0).all()
+    assert (plausibility(np.column_stack([e.roc_auc[:1] for e in each]), tie.events[:1]) == 1).all()
+
+
+def test_shrunk_toward_plausible_shares_is_best_with_ample_evidence_equal_with_none():
+    """`combination.toward=plausible`: with few episodes the shares follow the evidence of which
+    part ranks best within blocks: the dominant part alone when the blocks agree on it, equal
+    shares when the parts cannot be told apart."""
+    config = TrainingConfig().with_overrides(
+        {"combination.toward": "plausible", "combination.inputs": list(CANDIDATES)}
+    )
+    S, y, blocks = _dominant(n_blocks=40)
+    raw = dict(zip(CANDIDATES, S.T, strict=True))
+    ample = combine(raw, y, blocks, 0, config)  # no episodes: the fit weighs nothing
+    assert ample.shares[CANDIDATES[0]] > 0.99
+    assert ample.inputs == [CANDIDATES[0]] or max(list(ample.shares.values())[1:]) < 0.01
+    tied = {name: S[:, 0] for name in CANDIDATES}
+    none = combine(tied, y, blocks, 0, config)
+    np.testing.assert_allclose(list(none.shares.values()), 1 / 3)
+    # With ample episodes the fit dominates, as with equal shares as the target.
+    fitted = combine(raw, y, blocks, 10**6, config)
+    assert fitted.shares == pytest.approx(fitted.fitted, abs=1e-4)
+
+
+def test_weighing_by_plausibility_leaves_out_a_part_at_chance_and_never_goes_negative():
+    S, y, blocks = _dominant(n_blocks=40, seed=5)
+    raw = {"logistic": S[:, 0], "lightgbm": S[:, 1], "liquidation_surprise": S[:, 2]}
+    config = TrainingConfig().with_overrides({"combination.shrinkage_episodes": 1e12})
+    equal = combine(raw, y, blocks, 100, config)
+    weighed = combine(
+        raw, y, blocks, 100, config.with_overrides({"combination.weigh_by_plausibility": True})
+    )
+    assert equal.shares["liquidation_surprise"] == pytest.approx(1 / 3)
+    assert weighed.shares["liquidation_surprise"] < 0.01
+    assert min(weighed.shares.values()) >= 0 and sum(weighed.shares.values()) == pytest.approx(1)
+    assert "plausibility" in weighed.reason
+    ranks = lambda c: within_blocks(y, c.score(raw), blocks).roc_auc  # noqa: E731
+    assert ranks(weighed) > ranks(equal)

@@ -55,6 +55,8 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dat
     assert model.choice["calibration_window"][1] == fold.train_end.tz_convert(None).isoformat()
     for name, share in model.choice["shares"].items():
         assert share == pytest.approx(table.loc[f, f"share_{name}"], rel=1e-9, abs=1e-12)
+    for name, plausible in model.choice["plausibility"].items():
+        assert plausible == pytest.approx(table.loc[f, f"plausible_{name}"], rel=1e-9)
     assert model.base_rate == pytest.approx(data.y[fold.train].mean(), rel=1e-12)
 
     mine = walk.frame["fold"] == f

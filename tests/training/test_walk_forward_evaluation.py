@@ -13,7 +13,7 @@ from flushcast.training.evaluate import model_names
 from flushcast.training.horizon import horizon_data
 from flushcast.training.metrics import METRICS
 from flushcast.training.record import EvaluationRecord
-from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
+from flushcast.training.walkforward import calibrate_and_choose, calibrate_fold, out_of_fold
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,42 @@ def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_
     assert row(before.folds)["champion"] == row(after.folds)["champion"]
     shares = [c for c in before.folds if c.startswith("share_")]
     assert shares and (row(before.folds)[shares] == row(after.folds)[shares]).all()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"combination.toward": "plausible"},
+        {"combination.weigh_by_plausibility": True},
+        {"combination.method": "best"},
+    ],
+)
+def test_a_folds_champion_reads_no_label_of_its_test_block_under_every_rule(
+    evaluation, small_dataset, config, settings
+):
+    """Pass 2 on the same out-of-fold scores, with every label from fold f's test block on
+    flipped: fold f's shares, plausibilities and probabilities do not move, whichever rule
+    combines (only labels known before the fold's cutoff are read)."""
+    config = config.with_overrides(settings)
+    data = horizon_data(small_dataset, 4)
+    oof = evaluation.horizons[4].oof
+    folds = data.folds(config)
+    scored = evaluation.horizons[4].folds.query("status == 'scored'")["fold"]
+    fold = folds[int(scored.iloc[len(scored) // 2])]
+    before = calibrate_fold(data, fold, oof, config)
+    flipped = horizon_data(small_dataset, 4)
+    later = flipped.t >= np.datetime64(fold.test_start.tz_convert(None), "us")
+    flipped.y = np.where(later, 1.0 - flipped.y, flipped.y)
+    after = calibrate_fold(flipped, fold, oof, config)
+    kept = [
+        k
+        for k in before.record
+        if k.startswith(("share_", "inner_", "plausible_")) or k == "choice"
+    ]
+    assert kept and {k: before.record[k] for k in kept} == {k: after.record[k] for k in kept}
+    for name, p in before.probability.items():
+        np.testing.assert_array_equal(p, after.probability[name])
 
 
 def test_folds_without_evidence_are_left_out_for_every_model_with_the_reason(evaluation):

@@ -1,0 +1,142 @@
+"""Champion rules compared on one walk-forward's out-of-fold scores (README, "Why the stack
+trails its best part within blocks").
+
+    python -m benchmarks.combination_study --store DIR [--horizons 24,72] [--min-train H]
+        --cache PASS1.pkl [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...] [--json OUT.json]
+
+Pass 1 (every candidate and baseline refitted on every fold: the expensive part) runs once and
+is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
+record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
+what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
+`flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
+pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
+test blocks: hindsight, for reference only), the champion's mean shares and the direction
+accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
+here is still chosen by its rule, not tuned on the blocks it is reported on; report each once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+from flushcast.common.engine import engine
+from flushcast.training.cli import _config, _dataset
+from flushcast.training.config import TrainingConfig, parse_override
+from flushcast.training.evaluate import horizon_record
+from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
+from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
+
+
+def direction_only(plans: Any, config: TrainingConfig) -> dict[int, Any]:
+    """Pass 1's out-of-fold P(long flush) alone under `config` (no flush model refitted: the
+    direction model is cheap, so its variants need no cached pass 1)."""
+    return {
+        h: out_of_fold(data, folds, config, names=[]).p_long for h, (data, folds) in plans.items()
+    }
+
+
+def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any]:
+    """Every horizon's plan (rows, folds) and out-of-fold scores, from the cache if there."""
+    if args.cache.exists():
+        with args.cache.open("rb") as f:
+            return pickle.load(f)
+    runner = engine(args.cluster)
+    dataset = _dataset(args.store, None, None, config, runner)
+    plans = walk_forward_plans(dataset, config)
+    oofs = out_of_fold_all(plans, config, runner)
+    with args.cache.open("wb") as f:
+        pickle.dump((plans, oofs), f)
+    return plans, oofs
+
+
+def pass_two(
+    plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
+) -> dict[int, dict[str, Any]]:
+    """The record's headline figures per horizon under `config` (with `direction`: these
+    out-of-fold P(long flush) in place of pass 1's)."""
+    out = {}
+    for h, (data, folds) in plans.items():
+        oof = oofs[h]
+        if direction is not None:
+            oof = dataclasses.replace(oof, p_long=direction[h], excluded=dict(oof.excluded))
+        outcomes = [calibrate_fold(data, fold, oof, config) for fold in folds]
+        result = assemble(data, folds, oof, outcomes)
+        entry = horizon_record(result, h, config)
+        parts = [n for n in config.combination.inputs if n in entry.models]
+        best = max(parts, key=lambda n: entry.metric(n, "roc_auc_within_fold") or 0.0)
+        out[h] = {
+            "episodes": entry.n_events,
+            "champion": {
+                k: entry.metric(CHAMPION, k)
+                for k in (
+                    "roc_auc",
+                    "roc_auc_within_fold",
+                    "lift",
+                    "lift_within_fold",
+                    "brier_skill",
+                )
+            },
+            "models": {
+                n: {k: entry.metric(n, k) for k in ("roc_auc", "roc_auc_within_fold", "lift")}
+                for n in entry.models
+            },
+            "best_part": best,
+            "best_part_roc_within": entry.metric(best, "roc_auc_within_fold"),
+            "best_baseline_roc_within": entry.best_baseline_roc_within_fold,
+            "edge_roc_within": entry.edge_over_best_baseline_roc_within_fold,
+            "shares": entry.champion_shares,
+            "direction": entry.direction.model_dump() if entry.direction else None,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", type=Path, action="append", required=True)
+    parser.add_argument("--horizons")
+    parser.add_argument("--min-train", type=int)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--cluster")
+    parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--direction-variant", action="append", default=[])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    base = _config(None, None, None, args.horizons, None, args.n_boot, None, None, args.min_train)
+    plans, oofs = pass_one(args, base)
+    variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
+    for text in args.variant + args.direction_variant:
+        name, _, sets = text.partition(":")
+        overrides = dict(parse_override(s) for s in sets.split(";") if s)
+        config = base.with_overrides(overrides)
+        direction = direction_only(plans, config) if text in args.direction_variant else None
+        variants[name] = (config, direction)
+    results = {}
+    for name, (config, direction) in variants.items():
+        results[name] = pass_two(plans, oofs, config, direction)
+        for h, r in results[name].items():
+            c = r["champion"]
+            d = r["direction"] or {}
+            acc = d.get("accuracy", {})
+            print(
+                f"{name:>24} H={h:>3} ep={r['episodes']:>4}  champion roc {c['roc_auc']:.3f} "
+                f"in-blocks {c['roc_auc_within_fold']:.3f} lift {c['lift']:.2f} "
+                f"bss {c['brier_skill']:+.3f} | best part {r['best_part']} "
+                f"{r['best_part_roc_within']:.3f} | edge vs {r['best_baseline_roc_within']} "
+                f"{r['edge_roc_within']:+.3f} | dir "
+                + " ".join(f"{k} {v:.3f}" for k, v in acc.items() if v is not None)
+                + " | "
+                + " ".join(f"{k} {v:.2f}" for k, v in r["shares"].items()),
+                flush=True,
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
