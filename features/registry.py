@@ -29,6 +29,8 @@ from flushcast.features import (
     liquidations,
     open_interest,
     positioning,
+    reach,
+    relative,
     volatility,
 )
 from flushcast.features.spec import Feature, lookback_bars, span
@@ -45,6 +47,8 @@ FAMILIES = (
     clock,
     events,
     breadth,
+    relative,
+    reach,
 )
 """Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
 
@@ -52,6 +56,7 @@ _ALL: tuple[Feature, ...] = tuple(spec for family in FAMILIES for spec in family
 FEATURES: dict[str, Feature] = {spec.name: spec for spec in _ALL}
 FEATURES.update({spec.name: spec for spec in context.btc_specs(FEATURES)})
 FEATURES.update({spec.name: spec for spec in breadth.copied_specs(FEATURES)})
+FEATURES.update({spec.name: spec for spec in relative.relative_specs(FEATURES)})
 
 
 def names() -> list[str]:
