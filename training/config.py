@@ -110,7 +110,9 @@ class FeaturesConfig(Strict):
     exclude_families: tuple[str, ...] = ("events", "breadth", "relative", "reach")
     """Families left out of every candidate (their columns are still computed). The defaults
     did not help in the ablations of docs/features.md: the scheduled-events calendar nowhere,
-    market breadth only on the 4 h set while it hurt the daily set's within-block ranking."""
+    market breadth only on the 4 h set while it hurt the daily set's within-block ranking,
+    relative (each symbol against the others) nowhere beyond noise, reach (distance to the
+    30-day extremes) a little on the daily set while it hurt the simulator at 12 h."""
 
     @field_validator("exclude_families")
     @classmethod
