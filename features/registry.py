@@ -31,6 +31,7 @@ from flushcast.features import (
     positioning,
     reach,
     relative,
+    vol_regime,
     volatility,
 )
 from flushcast.features.spec import Feature, lookback_bars, span
@@ -49,6 +50,7 @@ FAMILIES = (
     breadth,
     relative,
     reach,
+    vol_regime,
 )
 """Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
 

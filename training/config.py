@@ -107,7 +107,7 @@ class EvaluationConfig(Strict):
 class FeaturesConfig(Strict):
     """Which feature families the models learn from (`flushcast features list` names them)."""
 
-    exclude_families: tuple[str, ...] = ("events", "breadth", "relative", "reach")
+    exclude_families: tuple[str, ...] = ("events", "breadth", "relative", "reach", "vol_regime")
     """Families left out of every candidate (their columns are still computed). The defaults
     did not help in the ablations of docs/features.md: the scheduled-events calendar nowhere,
     market breadth only on the 4 h set while it hurt the daily set's within-block ranking,

@@ -1,6 +1,7 @@
-"""The relative (each symbol against the others at the same bar) and reach (distance to the
-30-day extremes in the label's σ) families: values by hand, missing inputs, every bar size,
-and point in time (a value at bar t reads no later bar, and of other symbols only bar t)."""
+"""The relative (each symbol against the others at the same bar), reach (distance to the
+30-day extremes in the label's σ) and vol_regime (that σ against the month before) families:
+values by hand, missing inputs, every bar size, and point in time (a value at bar t reads no
+later bar, and of other symbols only bar t)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.features.test_feature_new_families import at_bar
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RELATIVE_COLUMNS = [n for n, s in FEATURES.items() if s.family == "relative"]
-COLUMNS = [*RELATIVE_COLUMNS, "dist_extreme_30d_sigma"]
+COLUMNS = [*RELATIVE_COLUMNS, "dist_extreme_30d_sigma", "sigma_ratio_30d_prior_30d"]
 
 
 def test_relative_is_the_own_value_minus_the_others_mean_at_the_same_bar() -> None:
@@ -71,10 +72,27 @@ def test_reach_by_hand() -> None:
     assert build_features(top)["dist_extreme_30d_sigma"].iloc[-1] == 0.0
 
 
+def test_sigma_ratio_by_hand() -> None:
+    frame = synthetic_frame(("BTCUSDT",), bars=24 * 61, seed=6)
+    got = build_features(frame)["sigma_ratio_30d_prior_30d"].to_numpy()
+    ret = np.diff(np.log(frame["close"].to_numpy()))  # ret[k] is the return into bar k + 1
+    i = len(frame) - 1
+    now = np.std(ret[i - 720 : i], ddof=1)  # the 720 returns into bars i-719 … i
+    before = np.std(ret[i - 1438 : i - 720], ddof=1)  # the 718 into bars i-1437 … i-720
+    assert got[i] == pytest.approx(np.log(now / before))
+    # Calmer last month than the one before: below 0.
+    calm = frame.copy()
+    tail = calm.index[-700:]
+    level = calm.loc[tail[0] - 1, "close"]
+    drift = level * np.exp(np.cumsum(np.full(len(tail), 1e-4)) + 1e-4 * np.sin(np.arange(700)))
+    calm.loc[tail, ["open", "high", "low", "close"]] = np.c_[drift, drift, drift, drift]
+    assert build_features(calm)["sigma_ratio_30d_prior_30d"].iloc[-1] < -1
+
+
 @pytest.mark.parametrize("bar", ["1h", "4h", "1D"])
 def test_built_at_every_bar_size(bar: str) -> None:
     step = pd.Timedelta(bar)
-    frame = at_bar(synthetic_frame(SYMBOLS, bars=24 * 35 if bar == "1h" else 200, seed=4), bar)
+    frame = at_bar(synthetic_frame(SYMBOLS, bars=24 * 61 if bar == "1h" else 400, seed=4), bar)
     table = build_features(frame, bar=step)
     absent = set(missing_at(step))
     for name in COLUMNS:
@@ -91,8 +109,9 @@ def test_point_in_time_across_symbols(bar: str) -> None:
     another symbol's bar t moves this one's relative value at t (it reads that closed bar) and
     nothing before t; the lookback window alone gives the batch's last bar."""
     step = pd.Timedelta(bar)
-    full = at_bar(synthetic_frame(SYMBOLS, bars=24 * 35 if bar == "1h" else 220, seed=7), bar)
-    other = at_bar(synthetic_frame(SYMBOLS, bars=24 * 35 if bar == "1h" else 220, seed=8), bar)
+    size = 24 * 61 if bar == "1h" else 400
+    full = at_bar(synthetic_frame(SYMBOLS, bars=size, seed=7), bar)
+    other = at_bar(synthetic_frame(SYMBOLS, bars=size, seed=8), bar)
     cutoff = full["timestamp"].iloc[-40]
     past = full[full["timestamp"] <= cutoff]
     changed = pd.concat([past, other[other["timestamp"] > cutoff]], ignore_index=True)
