@@ -181,19 +181,24 @@ def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stor
         )
 
 
+def _small_lightgbm(excluded: list[str], min_train_days: int) -> dict[str, object]:
+    """A quick recipe (one small LightGBM, no bootstrap) with these families left out."""
+    return {
+        "features.exclude_families": excluded,
+        "evaluation.n_boot": 0,
+        "fit.candidates": ["lightgbm"],
+        "fit.lightgbm.rounds": 20,
+        "walk_forward.min_train_hours": 24 * min_train_days,
+    }
+
+
 def test_a_daily_model_learns_without_the_families_switched_off(stores):
     from flushcast.training.forecaster import FlushForecaster
 
     daily = _aggregate(stores["market"], pd.Timedelta("1D"))
     forecaster = FlushForecaster(
         horizons=[24],
-        overrides={
-            "features.exclude_families": ["events", "clock"],
-            "evaluation.n_boot": 0,
-            "fit.candidates": ["lightgbm"],
-            "fit.lightgbm.rounds": 20,
-            "walk_forward.min_train_hours": 24 * 60,
-        },
+        overrides=_small_lightgbm(["events", "clock"], min_train_days=60),
     ).fit(daily)
     features = forecaster.fitted.features
     assert "ls_ratio_log" in features and "breadth_oi_change_24h" in features
@@ -219,11 +224,7 @@ def test_a_model_learns_and_scores_the_round_4_families_at_every_bar(stores, bar
     forecaster = FlushForecaster(
         horizons=[horizon],
         overrides={
-            "features.exclude_families": ["events", "breadth"],
-            "evaluation.n_boot": 0,
-            "fit.candidates": ["lightgbm"],
-            "fit.lightgbm.rounds": 20,
-            "walk_forward.min_train_hours": 24 * 120,
+            **_small_lightgbm(["events", "breadth"], min_train_days=120),
             "walk_forward.retrain_every_hours": 24 * 40,
         },
     ).fit(market)
