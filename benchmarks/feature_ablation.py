@@ -5,8 +5,9 @@
 reads the out-of-sample predictions `PREFIX-<variant>.parquet` written by
 `flushcast evaluate --predictions` with `--set features.exclude_families=[...]` (variants
 `base`: none of the new families; `positioning`, `clock`, `events`, `breadth`: base plus that
-one; `all`: every family; `chosen`: the default, positioning and clock), and prints per horizon
-the model's pooled and within-block ROC and lift for each variant beside `base`, with 95 %
+one; `all`: every family; `chosen`: the default, positioning and clock; `relative`, `reach`,
+`vol_regime`: the default plus that one, beside a `base` that is the default), and prints per
+horizon the model's pooled and within-block ROC and lift for each variant beside `base`, with 95 %
 block-bootstrap intervals of the difference.
 The variants share their rows, labels and folds (the evaluation's fingerprint does not depend
 on the features), so the difference is paired: both sides are judged on the same resampled
@@ -23,7 +24,17 @@ import pandas as pd
 
 from flushcast.training.metrics import block_bootstrap_cis, lift, per_block, roc_auc, time_blocks
 
-VARIANTS = ("positioning", "clock", "events", "breadth", "all", "chosen")
+VARIANTS = (
+    "positioning",
+    "clock",
+    "events",
+    "breadth",
+    "all",
+    "chosen",
+    "relative",
+    "reach",
+    "vol_regime",
+)
 KEYS = ["horizon", "timestamp", "symbol", "venue"]
 
 

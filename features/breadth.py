@@ -110,10 +110,10 @@ def add_breadth(table: pd.DataFrame) -> None:
     sym = table["symbol"].cat.codes.to_numpy()
     funding = table["funding_bp"].to_numpy()
     hot = np.where(np.isnan(funding), np.nan, (funding > HOT_FUNDING_BP).astype("float64"))
-    table["breadth_hot_funding_share"] = _mean_of_others(t, sym, hot)
-    table["breadth_oi_change_24h"] = _mean_of_others(t, sym, table["oi_change_24h"].to_numpy())
+    table["breadth_hot_funding_share"] = mean_of_others(t, sym, hot)
+    table["breadth_oi_change_24h"] = mean_of_others(t, sym, table["oi_change_24h"].to_numpy())
     surprise = table["liq_surprise_24h"].to_numpy()
-    table["breadth_liq_surprise_mean_24h"] = _mean_of_others(t, sym, surprise)
+    table["breadth_liq_surprise_mean_24h"] = mean_of_others(t, sym, surprise)
     table["breadth_liq_surprise_max_24h"] = _max_of_others(t, sym, surprise)
 
 
@@ -123,7 +123,7 @@ def _per_symbol(t: np.ndarray, sym: np.ndarray, x: np.ndarray) -> pd.DataFrame:
     return frame.groupby(["t", "sym"], sort=False)["x"].mean().reset_index()
 
 
-def _mean_of_others(t: np.ndarray, sym: np.ndarray, x: np.ndarray) -> np.ndarray:
+def mean_of_others(t: np.ndarray, sym: np.ndarray, x: np.ndarray) -> np.ndarray:
     """At each row, the mean of `x` over the other symbols known at the same bar."""
     per = _per_symbol(t, sym, x)
     known = per["x"].notna()

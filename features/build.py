@@ -2,8 +2,9 @@
 
 `build_features` lays each (symbol, venue) series on its full bar grid, runs every family on
 it, keeps the rows the input had, then adds the cross-series features (funding spread across
-venues, BTC context, market breadth). `build_latest` is the same computation on a lookback
-window, returning only each series' last bar, so serving cannot drift from training.
+venues, BTC context, market breadth, each symbol against the others). `build_latest` is the
+same computation on a lookback window, returning only each series' last bar, so serving cannot
+drift from training.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from flushcast.common.errors import DataError
 from flushcast.common.progress import ticker
-from flushcast.features import breadth, context, funding, heatmap
+from flushcast.features import breadth, context, funding, heatmap, relative
 from flushcast.features.grid import to_grid
 from flushcast.features.registry import FAMILIES, FEATURES, missing_at, names
 from flushcast.marketdata.schema import BAR, COLUMNS, conform
@@ -63,9 +64,9 @@ def build_features(
     that do not exist at this bar size, `registry.missing_at(bar)`). Raises DataError on a
     frame that fails validation.
 
-    `needed` (the service passes its model's features) lets the market-breadth family be left
-    out (its columns NaN) when no needed feature is one of its own: nothing else reads those
-    columns, and on a request's window it is about a third of the whole build.
+    `needed` (the service passes its model's features) lets the market-breadth and relative
+    families be left out (their columns NaN) when no needed feature is one of their own: nothing
+    else reads those columns, and on a request's window breadth is about a third of the build.
     """
     frame = _canonical(frame, bar)
     series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
@@ -87,10 +88,14 @@ def build_features(
     table.insert(2, "venue", pd.Categorical(frame["venue"].astype(str)))
     funding.add_cross_venue_spread(table)
     context.add_btc_context(table)
-    if needed is None or any(
-        name in FEATURES and FEATURES[name].family == breadth.FAMILY for name in needed
+    for family, add in (
+        (breadth.FAMILY, breadth.add_breadth),
+        (relative.FAMILY, relative.add_relative),
     ):
-        breadth.add_breadth(table)
+        if needed is None or any(
+            name in FEATURES and FEATURES[name].family == family for name in needed
+        ):
+            add(table)
     # Last: the cross-series features above read some of these (oi_change_24h on daily bars).
     for name in missing_at(bar):
         table[name] = np.nan

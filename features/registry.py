@@ -29,6 +29,9 @@ from flushcast.features import (
     liquidations,
     open_interest,
     positioning,
+    reach,
+    relative,
+    vol_regime,
     volatility,
 )
 from flushcast.features.spec import Feature, lookback_bars, span
@@ -45,6 +48,9 @@ FAMILIES = (
     clock,
     events,
     breadth,
+    relative,
+    reach,
+    vol_regime,
 )
 """Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
 
@@ -52,6 +58,7 @@ _ALL: tuple[Feature, ...] = tuple(spec for family in FAMILIES for spec in family
 FEATURES: dict[str, Feature] = {spec.name: spec for spec in _ALL}
 FEATURES.update({spec.name: spec for spec in context.btc_specs(FEATURES)})
 FEATURES.update({spec.name: spec for spec in breadth.copied_specs(FEATURES)})
+FEATURES.update({spec.name: spec for spec in relative.relative_specs(FEATURES)})
 
 
 def names() -> list[str]:

@@ -22,7 +22,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from flushcast.common.errors import DataError, shorten
-from flushcast.features import breadth, events
+from flushcast.features import breadth, events, relative
 from flushcast.features.build import build_features
 from flushcast.features.context import BTC_FEATURES, is_btc
 from flushcast.features.registry import FEATURES
@@ -186,16 +186,18 @@ def from_series(
 
 
 def breadth_note(features: Sequence[str], market: Sequence[str], sent: set[str]) -> list[str]:
-    """A warning when breadth features are read over fewer symbols than the model learned
-    them over: they then describe a smaller market than the one in training."""
-    if not set(features) & {spec.name for spec in breadth.SPECS}:
+    """A warning when breadth or relative features are read over fewer symbols than the model
+    learned them over: they then describe a smaller market than the one in training."""
+    across = {spec.name for spec in breadth.SPECS}
+    across |= {name for name, spec in FEATURES.items() if spec.family == relative.FAMILY}
+    if not set(features) & across:
         return []
     absent = sorted(set(market) - sent)
     if not absent:
         return []
     return [
-        f"breadth features are computed over the series sent; the model learned them over "
-        f"{', '.join(market)}: add {', '.join(absent)} as `context`"
+        f"breadth and relative features are computed over the series sent; the model learned "
+        f"them over {', '.join(market)}: add {', '.join(absent)} as `context`"
     ]
 
 

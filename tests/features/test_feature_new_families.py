@@ -239,15 +239,15 @@ def test_families_can_be_switched_off() -> None:
 
 
 def test_breadth_is_left_out_only_when_no_needed_feature_is_its_own() -> None:
-    """The service passes its model's features: without a breadth feature among them the
-    family is skipped, and every other column is exactly the full build's."""
+    """The service passes its model's features: without a breadth (or relative) feature among
+    them the family is skipped, and every other column is exactly the full build's."""
     frame = synthetic_frame(("BTCUSDT", "ETHUSDT", "SOLUSDT"), ("binance",), bars=300, seed=3)
     full = build_features(frame)
-    own = [n for n, s in FEATURES.items() if s.family == "breadth"]
+    own = [n for n, s in FEATURES.items() if s.family in ("breadth", "relative")]
     others = [n for n in FEATURES if n not in own]
     assert full[own].notna().any().any()  # the family does say something on this market
     lean = build_features(frame, needed=[*others[:5], "bar_hours"])  # a non-registry input too
     assert lean[own].isna().all().all()
     pd.testing.assert_frame_equal(lean.drop(columns=own), full.drop(columns=own))
-    with_one = build_features(frame, needed=[others[0], own[0]])
+    with_one = build_features(frame, needed=[others[0], own[0], own[-1]])  # one of each
     pd.testing.assert_frame_equal(with_one, full)

@@ -39,7 +39,7 @@ def test_registry_entries_are_complete() -> None:
 
 def test_missing_inputs_are_nan_never_a_crash() -> None:
     # Two symbols: features read from another series (ETH's, breadth) need one to be there.
-    frame = synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=800)
+    frame = synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=1100)  # the 60-day σ ratio needs 45 days
     frame = frame.assign(**{c: np.nan for c in OPTIONAL_COLUMNS})
     table = build_features(frame)
     for spec in FEATURES.values():

@@ -273,3 +273,6 @@ def test_breadth_over_fewer_symbols_and_a_calendar_that_ended_are_warned_about(
     )
     (notes,) = inputs.from_series(series, ["return_24h"], lookback, market=every).notes
     assert not notes or not any("calendar" in n or "breadth" in n for n in notes)
+    # Each symbol against the others: read over the series sent too, so warned the same way.
+    (notes,) = inputs.from_series(series, ["rel_return_24h"], lookback, market=every).notes
+    assert any("add BTCUSDT as `context`" in note for note in notes)

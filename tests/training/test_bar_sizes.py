@@ -181,19 +181,24 @@ def test_a_training_store_is_labelled_at_the_horizons_whole_in_its_own_bars(stor
         )
 
 
+def _small_lightgbm(excluded: list[str], min_train_days: int) -> dict[str, object]:
+    """A quick recipe (one small LightGBM, no bootstrap) with these families left out."""
+    return {
+        "features.exclude_families": excluded,
+        "evaluation.n_boot": 0,
+        "fit.candidates": ["lightgbm"],
+        "fit.lightgbm.rounds": 20,
+        "walk_forward.min_train_hours": 24 * min_train_days,
+    }
+
+
 def test_a_daily_model_learns_without_the_families_switched_off(stores):
     from flushcast.training.forecaster import FlushForecaster
 
     daily = _aggregate(stores["market"], pd.Timedelta("1D"))
     forecaster = FlushForecaster(
         horizons=[24],
-        overrides={
-            "features.exclude_families": ["events", "clock"],
-            "evaluation.n_boot": 0,
-            "fit.candidates": ["lightgbm"],
-            "fit.lightgbm.rounds": 20,
-            "walk_forward.min_train_hours": 24 * 60,
-        },
+        overrides=_small_lightgbm(["events", "clock"], min_train_days=60),
     ).fit(daily)
     features = forecaster.fitted.features
     assert "ls_ratio_log" in features and "breadth_oi_change_24h" in features
@@ -204,3 +209,28 @@ def test_a_daily_model_learns_without_the_families_switched_off(stores):
     assert forecaster.fitted.bar == pd.Timedelta("1D")
     out = forecaster.predict(daily.tail(200))
     assert out["p_flush_24h"].between(0, 1).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bar", ["1h", "4h", "1D"])
+def test_a_model_learns_and_scores_the_round_4_families_at_every_bar(stores, bar):
+    """Switched on, each symbol against the others, the distance to the 30-day extremes and
+    the σ ratio are learnt from and scored at 1 h, 4 h and daily bars alike."""
+    from flushcast.training.forecaster import FlushForecaster
+
+    step = pd.Timedelta(bar)
+    market = stores["market"] if bar == "1h" else _aggregate(stores["market"], step)
+    horizon = 24 if bar == "1D" else 12
+    forecaster = FlushForecaster(
+        horizons=[horizon],
+        overrides={
+            **_small_lightgbm(["events", "breadth"], min_train_days=120),
+            "walk_forward.retrain_every_hours": 24 * 40,
+        },
+    ).fit(market)
+    features = forecaster.fitted.features
+    new = {"rel_liq_surprise_24h", "rel_oi_change_24h", "dist_extreme_30d_sigma"}
+    assert new | {"sigma_ratio_30d_prior_30d"} <= set(features)
+    assert ("rel_liq_surprise_4h" in features) == (bar != "1D")
+    out = forecaster.predict(market.tail(len(market) // 3))
+    assert out[f"p_flush_{horizon}h"].between(0, 1).all() and len(out) > 0
