@@ -149,7 +149,8 @@ def _intervals(
 
     def pr(name: str, i: np.ndarray) -> float:
         if memo["rows"] is not i:
-            memo.update(rows=i, values={m: r.pr_auc(i) for m, r in ranked.items()})
+            counts = np.bincount(i, minlength=len(y))
+            memo.update(rows=i, values={m: r.pr_auc_of_counts(counts) for m, r in ranked.items()})
         return memo["values"][name]
 
     stats: dict[str, Callable[[np.ndarray], float]] = {

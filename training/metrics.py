@@ -79,17 +79,22 @@ class Ranked:
         """`pr_auc(y[rows], p[rows])`: each drawn row counted as often as it was drawn, in
         place of repeating it (the counts at tie groups' ends are the same whole numbers, so
         every step and their sum are the same floats)."""
-        drawn = np.bincount(rows, minlength=len(self.order))[self.order]
+        return self.pr_auc_of_counts(np.bincount(rows, minlength=len(self.order)))
+
+    def pr_auc_of_counts(self, counts: np.ndarray) -> float:
+        """`pr_auc` of the resample that drew row i `counts[i]` times (`np.bincount(rows,
+        minlength=len(y))`: counted once for the several models a resample scores)."""
+        drawn = counts[self.order]
         kept = drawn > 0
-        counts = drawn[kept].astype("float64")
-        hits = np.cumsum(self.y[kept] * counts)
+        times = drawn[kept].astype("float64")
+        hits = np.cumsum(self.y[kept] * times)
         if len(hits) == 0 or hits[-1] == 0:
             return float("nan")
         p = self.p[kept]
         last_of_tie = np.r_[p[1:] != p[:-1], True]
         tp = hits[last_of_tie]
         recall_step = np.diff(tp, prepend=0.0) / hits[-1]
-        return float(np.sum(recall_step * tp / np.cumsum(counts)[last_of_tie]))
+        return float(np.sum(recall_step * tp / np.cumsum(times)[last_of_tie]))
 
 
 def lift(y: np.ndarray, p: np.ndarray) -> float:
