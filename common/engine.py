@@ -11,20 +11,34 @@ argument (the CLI's `--cluster`), `$FLUSHCAST_CLUSTER`, then `local`:
   machine or others (`dask scheduler`, then `dask worker ADDRESS --nthreads 1`);
 - `inprocess`: every task in this process, in order (tests, debugging, profiling).
 
-Every task runs with one LightGBM/BLAS thread: the parallelism is processes, and two OpenMP
-threads on one busy core spin rather than work. Large inputs are `share`d once (scattered to
-the cluster, fetched once per worker) rather than sent with each task. Results come back in
-the order the tasks were given, whatever order they finish in, so a computation gives the same
-numbers wherever it ran.
+Every task runs with one BLAS and OpenMP thread: the parallelism is processes, and two OpenMP
+threads on one busy core spin rather than work. One thread is also what makes the numbers the
+same everywhere: OpenBLAS splits a product's sums across its threads, so scikit-learn's
+Newton-Cholesky logistic fit (its gradient and Hessian products) differs in the last bits with
+two BLAS threads, and the record with it (LightGBM is told `num_threads=1` in every call, so its
+numbers do not depend on OpenMP's default). BLAS's limit is process-wide, and threadpoolctl
+lets one thread at a time set it: on a worker running tasks on several threads, a task that
+restored the limit on its way out raised it under a sibling task still running (a record that
+differed about one run in six), and a thread that did not hold the limit could not lower it.
+So on a cluster every task sets the limit, takes it over when another thread holds it, and
+never restores it (`_pin_one_thread`); in process, where tasks run one at a time, it is
+restored when the run ends.
+
+Large inputs are `share`d once (scattered to the cluster, fetched once per worker) rather than
+sent with each task, and a result another task reads can stay where it was made (`keep`), so no
+large graph travels. Results come back in the order the tasks were given, whatever order they
+finish in, so a computation gives the same numbers wherever it ran.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import OpenBLASController, ThreadpoolController
 
 from flushcast.common.errors import DataError
 
@@ -35,9 +49,40 @@ SCHEMES = ("tcp://", "tls://", "ws://", "wss://", "ucx://")
 CONNECT_TIMEOUT_S = 15
 
 
-def _single_threaded(fn: Callable[..., Any], *args: Any) -> Any:
-    with threadpool_limits(limits=1):
-        return fn(*args)
+_CONTROLLER: dict[str, Any] = {"modules": -1, "controller": None}
+_CONTROLLER_LOCK = threading.Lock()
+
+
+def _controller() -> ThreadpoolController:
+    """The process's BLAS and OpenMP libraries, found once (a scan costs 12 ms, a limit 20 µs)
+    and again only when an import may have loaded another."""
+    with _CONTROLLER_LOCK:
+        if _CONTROLLER["modules"] != len(sys.modules):
+            _CONTROLLER["controller"] = ThreadpoolController()
+            _CONTROLLER["modules"] = len(sys.modules)
+        return _CONTROLLER["controller"]
+
+
+def _pin_one_thread() -> None:
+    """One BLAS thread in this process and one OpenMP thread in this thread, left in place.
+
+    threadpoolctl lets a single thread at a time change OpenBLAS's process-wide limit (the
+    first to set it, until its `with` block ends); another thread's call silently does nothing.
+    Where that left more than one BLAS thread (the client's thread holds it, in a threaded
+    cluster in its process), the limit is taken over: every task wants the same single thread.
+    """
+    controller = _controller()
+    controller.limit(limits=1)
+    blas = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+    if any(lib.get_num_threads() != 1 for lib in blas):
+        OpenBLASController.clear_controlling_thread(force=True)
+        controller.limit(limits=1)
+
+
+def _pinned(fn: Callable[..., Any], *args: Any) -> Any:
+    """`fn(*args)` on one thread, the limit left in place (see the module docstring)."""
+    _pin_one_thread()
+    return fn(*args)
 
 
 class InProcess:
@@ -57,11 +102,17 @@ class InProcess:
     ) -> list[Any]:
         """`[fn(*args) for args in calls]`, calling `on_done` after each."""
         results = []
-        for args in calls:
-            results.append(_single_threaded(fn, *args))
-            if on_done:
-                on_done()
+        with _controller().limit(limits=1):
+            _pin_one_thread()  # another thread may hold BLAS's limit
+            for args in calls:
+                results.append(fn(*args))
+                if on_done:
+                    on_done()
         return results
+
+    def keep(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """`run` without progress: here the results themselves are the handles."""
+        return self.run(fn, calls)
 
 
 class Distributed:
@@ -88,7 +139,7 @@ class Distributed:
         """`fn(*args)` for each of `calls` on the workers; results in the order of `calls`."""
         from distributed import as_completed
 
-        futures = [self.client.submit(_single_threaded, fn, *args, pure=False) for args in calls]
+        futures = [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
         try:
             for future in as_completed(futures):
                 if future.status == "error":
@@ -99,6 +150,12 @@ class Distributed:
         finally:
             for future in futures:
                 future.release()
+
+    def keep(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """`fn(*args)` for each of `calls`, left on the workers: handles (futures) that later
+        tasks' arguments may hold, fetched worker to worker, never sent through the client or
+        inside a graph. A task's error is raised by the first task or gather that reads it."""
+        return [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
 
 
 Engine = InProcess | Distributed

@@ -21,6 +21,7 @@ from flushcast.training.config import TrainingConfig
 from flushcast.training.dataset import Dataset
 from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
 from flushcast.training.metrics import (
+    Episodes,
     Ranked,
     block_bootstrap_cis,
     brier_skill,
@@ -92,6 +93,7 @@ def _entry(
     stamps = frame["timestamp"]
     blocks = frame["block"].to_numpy()
     reference = frame["p_climatology"].to_numpy() if "p_climatology" in frame else y.mean()
+    episodes = Episodes.find(y, series, stamps, horizon)
     models = {}
     for name in names:
         models[name] = score_metrics(
@@ -102,6 +104,7 @@ def _entry(
             timestamps=stamps,
             horizon=horizon,
             blocks=blocks,
+            episodes=episodes,
         )
     flushes = frame[y == 1]
     accuracy = direction_accuracy(flushes["direction"], flushes["p_long"].to_numpy())
@@ -112,7 +115,7 @@ def _entry(
     counts = {
         "base_rate": float(y.mean()) if len(y) else None,
         "n_test": len(y),
-        "n_events": event_recall(y, no_alerts, series, stamps, horizon).n_events,
+        "n_events": episodes.recall(no_alerts).n_events,
     }
     return counts, models
 
@@ -146,7 +149,8 @@ def _intervals(
 
     def pr(name: str, i: np.ndarray) -> float:
         if memo["rows"] is not i:
-            memo.update(rows=i, values={m: r.pr_auc(i) for m, r in ranked.items()})
+            counts = np.bincount(i, minlength=len(y))
+            memo.update(rows=i, values={m: r.pr_auc_of_counts(counts) for m, r in ranked.items()})
         return memo["values"][name]
 
     stats: dict[str, Callable[[np.ndarray], float]] = {

@@ -76,12 +76,25 @@ class Ranked:
         self.y, self.p = y[self.order], p[self.order]
 
     def pr_auc(self, rows: np.ndarray) -> float:
-        drawn = np.bincount(rows, minlength=len(self.order))[self.order]
-        y = np.repeat(self.y, drawn)
-        positives = y.sum()
-        if positives == 0:
+        """`pr_auc(y[rows], p[rows])`: each drawn row counted as often as it was drawn, in
+        place of repeating it (the counts at tie groups' ends are the same whole numbers, so
+        every step and their sum are the same floats)."""
+        return self.pr_auc_of_counts(np.bincount(rows, minlength=len(self.order)))
+
+    def pr_auc_of_counts(self, counts: np.ndarray) -> float:
+        """`pr_auc` of the resample that drew row i `counts[i]` times (`np.bincount(rows,
+        minlength=len(y))`: counted once for the several models a resample scores)."""
+        drawn = counts[self.order]
+        kept = drawn > 0
+        times = drawn[kept].astype("float64")
+        hits = np.cumsum(self.y[kept] * times)
+        if len(hits) == 0 or hits[-1] == 0:
             return float("nan")
-        return _average_precision(np.repeat(self.p, drawn), y, positives)
+        p = self.p[kept]
+        last_of_tie = np.r_[p[1:] != p[:-1], True]
+        tp = hits[last_of_tie]
+        recall_step = np.diff(tp, prepend=0.0) / hits[-1]
+        return float(np.sum(recall_step * tp / np.cumsum(times)[last_of_tie]))
 
 
 def lift(y: np.ndarray, p: np.ndarray) -> float:
@@ -161,8 +174,8 @@ def per_block(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> PerBlock:
     starts = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
 
     # ROC: ascending scores within each block.
-    order = np.lexsort((p, codes))
-    c, s, yy = codes[order], p[order], y[order]
+    ascending = np.lexsort((p, codes))
+    c, s, yy = codes[ascending], p[ascending], y[ascending]
     pos = np.arange(n) - starts[c]
     tie = np.cumsum(np.r_[True, (c[1:] != c[:-1]) | (s[1:] != s[:-1])]) - 1
     rank = (np.bincount(tie, weights=pos + 1.0) / np.bincount(tie))[tie]
@@ -170,9 +183,10 @@ def per_block(y: np.ndarray, p: np.ndarray, blocks: np.ndarray) -> PerBlock:
     with np.errstate(divide="ignore", invalid="ignore"):
         roc = (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
-    # PR-AUC: descending scores within each block, one step per tie group's end.
-    order = np.lexsort((-p, codes))
-    c, s, yy = codes[order], p[order], y[order]
+    # PR-AUC: descending scores within each block, one step per tie group's end: the ascending
+    # order reversed within each block (tied rows come reversed, which changes no step).
+    reverse = 2 * starts[c] + counts.astype(np.int64)[c] - 1 - np.arange(n)
+    c, s, yy = c[reverse], s[reverse], yy[reverse]
     hits = np.cumsum(yy)
     hits -= np.r_[0.0, hits][starts][c]  # cumulative hits within the block
     seen = np.arange(n) - starts[c] + 1.0
@@ -267,8 +281,14 @@ def alert_mask(scores: np.ndarray, fraction: float = TOP_FRACTION, seed: int = 0
     if k == 0:
         return mask
     tiebreak = np.random.default_rng(seed).random(n)
-    order = np.lexsort((tiebreak, scores))  # ascending by score, then by tiebreak
-    mask[order[n - k :]] = True
+    # The last k of the rows ordered by score, then tiebreak: every score above the k-th
+    # highest, and the tied rows at it with the highest tiebreaks (no full sort).
+    threshold = np.partition(scores, n - k)[n - k]
+    above = scores > threshold
+    tied = np.flatnonzero(scores == threshold)
+    need = k - int(above.sum())
+    mask[above] = True
+    mask[tied[np.argsort(tiebreak[tied], kind="stable")[len(tied) - need :]]] = True
     return mask
 
 
@@ -291,6 +311,102 @@ def _series_codes(series: np.ndarray | pd.Series) -> np.ndarray:
     return pd.factorize(pd.Series(np.asarray(series, dtype=object)), sort=False)[0]
 
 
+@dataclass(frozen=True)
+class Episodes:
+    """The flush episodes of a set of rows, found once for every model's alerts on them.
+
+    Rows must be unique per (series, timestamp). An episode is a run of consecutive positive bars
+    of one series (a missing bar ends it). It is warned when an alert fell on its first bar or
+    in the `horizon` bars before it, on the same series; `lead_hours` counts from the earliest
+    such alert to the episode's first bar. The flush itself begins within H hours after that
+    first bar, so the real warning is at least this long. (Finding the episodes, with the
+    series' names, was most of a model's event recall; a metric table has a dozen models.)
+    """
+
+    key: np.ndarray
+    """One sortable key per row and (series, bar); the stride keeps a series' window from
+    reaching another."""
+    start_keys: np.ndarray
+    start_positions: np.ndarray
+    lengths: np.ndarray
+    series: np.ndarray | pd.Series
+    stamps: pd.DatetimeIndex
+    horizon: int
+
+    @classmethod
+    def find(
+        cls,
+        y: np.ndarray,
+        series: np.ndarray | pd.Series,
+        timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
+        horizon: int,
+    ) -> Episodes:
+        y = np.asarray(y, dtype="float64")
+        codes = _series_codes(series)
+        stamps = pd.DatetimeIndex(timestamps)
+        if not (len(y) == len(codes) == len(stamps)):
+            raise ValueError("labels, alerts, series and timestamps must have the same length")
+        if len(y) == 0:
+            none = np.array([], dtype=np.int64)
+            return cls(none, none, none, none, series, stamps, horizon)
+        origin = stamps.min()
+        bars = np.asarray((stamps - origin) // BAR, dtype=np.int64)
+        stride = int(bars.max()) + 2 * horizon + 2
+        key = codes.astype(np.int64) * stride + bars
+        order = np.argsort(key, kind="stable")
+        key_sorted, positive = key[order], y[order] == 1.0
+        previous_positive = np.r_[False, positive[:-1]] & (np.diff(key_sorted, prepend=-2) == 1)
+        starts = positive & ~previous_positive
+        episode = np.cumsum(starts) - 1
+        start_keys = key_sorted[starts]
+        lengths = np.bincount(episode[positive], minlength=len(start_keys))
+        return cls(key, start_keys, order[starts], lengths, series, stamps, horizon)
+
+    def warned(self, alerts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(warned, lead hours: NaN where not warned) of each episode under `alerts`."""
+        alerts = np.asarray(alerts, dtype=bool)
+        if len(alerts) != len(self.key):
+            raise ValueError("labels, alerts, series and timestamps must have the same length")
+        alert_keys = np.sort(self.key[alerts])
+        warned = np.zeros(len(self.start_keys), dtype=bool)
+        earliest = self.start_keys
+        if len(alert_keys):
+            # The first alert at or after start - H; it warns only if it is not after the start.
+            first = np.searchsorted(alert_keys, self.start_keys - self.horizon, side="left")
+            earliest = alert_keys[np.minimum(first, len(alert_keys) - 1)]
+            warned = (first < len(alert_keys)) & (earliest <= self.start_keys)
+        lead = np.where(warned, (self.start_keys - earliest) * (BAR / pd.Timedelta("1h")), np.nan)
+        return warned, lead
+
+    def table(self, alerts: np.ndarray) -> pd.DataFrame:
+        """One row per episode: its series, start, length, whether it was warned, lead time."""
+        warned, lead = self.warned(alerts)
+        if len(self.key) == 0:
+            return pd.DataFrame(
+                {"series": [], "start": pd.DatetimeIndex([], tz="UTC"), "bars": [], "warned": []}
+            ).assign(lead_hours=np.array([], dtype="float64"))
+        return pd.DataFrame(
+            {
+                "series": np.asarray(self.series, dtype=object)[self.start_positions],
+                "start": self.stamps[self.start_positions],
+                "bars": self.lengths,
+                "warned": warned,
+                "lead_hours": lead,
+            }
+        )
+
+    def recall(self, alerts: np.ndarray) -> EventRecall:
+        """Share of the episodes warned in time and their median lead time."""
+        warned, lead = self.warned(alerts)
+        n, hits = len(warned), int(warned.sum())
+        return EventRecall(
+            n_events=n,
+            warned=hits,
+            recall=hits / n if n else float("nan"),
+            median_lead_hours=float(pd.Series(lead).median()) if hits else float("nan"),
+        )
+
+
 def event_table(
     y: np.ndarray,
     alerts: np.ndarray,
@@ -298,58 +414,9 @@ def event_table(
     timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
     horizon: int,
 ) -> pd.DataFrame:
-    """One row per flush episode: its series, start, length, whether it was warned, lead time.
-
-    Rows must be unique per (series, timestamp). An episode is a run of consecutive positive bars
-    of one series (a missing bar ends it). It is
-    warned when an alert fell on its first bar or in the `horizon` bars before it, on the same
-    series; `lead_hours` counts from the earliest such alert to the episode's first bar. The
-    flush itself begins within H hours after that first bar, so the real warning is at least
-    this long.
-    """
-    y = np.asarray(y, dtype="float64")
-    alerts = np.asarray(alerts, dtype=bool)
-    codes = _series_codes(series)
-    stamps = pd.DatetimeIndex(timestamps)
-    if not (len(y) == len(alerts) == len(codes) == len(stamps)):
-        raise ValueError("labels, alerts, series and timestamps must have the same length")
-    empty = pd.DataFrame(
-        {"series": [], "start": pd.DatetimeIndex([], tz="UTC"), "bars": [], "warned": []}
-    ).assign(lead_hours=np.array([], dtype="float64"))
-    if len(y) == 0:
-        return empty
-    origin = stamps.min()
-    bars = np.asarray((stamps - origin) // BAR, dtype=np.int64)
-    # One sortable key per (series, bar); the stride keeps a series' window from reaching another.
-    stride = int(bars.max()) + 2 * horizon + 2
-    key = codes.astype(np.int64) * stride + bars
-    order = np.argsort(key, kind="stable")
-    key_sorted, positive = key[order], y[order] == 1.0
-    previous_positive = np.r_[False, positive[:-1]] & (np.diff(key_sorted, prepend=-2) == 1)
-    starts = positive & ~previous_positive
-    episode = np.cumsum(starts) - 1
-    start_keys = key_sorted[starts]
-    lengths = np.bincount(episode[positive], minlength=len(start_keys))
-
-    alert_keys = np.sort(key[alerts])
-    warned = np.zeros(len(start_keys), dtype=bool)
-    earliest = start_keys
-    if len(alert_keys):
-        # The first alert at or after start - H; it warns only if it is not after the start.
-        first = np.searchsorted(alert_keys, start_keys - horizon, side="left")
-        earliest = alert_keys[np.minimum(first, len(alert_keys) - 1)]
-        warned = (first < len(alert_keys)) & (earliest <= start_keys)
-    lead = np.where(warned, (start_keys - earliest) * (BAR / pd.Timedelta("1h")), np.nan)
-    start_positions = order[starts]
-    return pd.DataFrame(
-        {
-            "series": np.asarray(series, dtype=object)[start_positions],
-            "start": stamps[start_positions],
-            "bars": lengths,
-            "warned": warned,
-            "lead_hours": lead,
-        }
-    )
+    """One row per flush episode: its series, start, length, whether it was warned, lead time
+    (`Episodes`)."""
+    return Episodes.find(y, series, timestamps, horizon).table(alerts)
 
 
 @dataclass(frozen=True)
@@ -369,16 +436,8 @@ def event_recall(
     timestamps: np.ndarray | pd.Series | pd.DatetimeIndex,
     horizon: int,
 ) -> EventRecall:
-    """Share of flush episodes warned in time (see `event_table`) and their median lead time."""
-    table = event_table(y, alerts, series, timestamps, horizon)
-    n = len(table)
-    warned = int(table["warned"].sum())
-    return EventRecall(
-        n_events=n,
-        warned=warned,
-        recall=warned / n if n else float("nan"),
-        median_lead_hours=float(table["lead_hours"].median()) if warned else float("nan"),
-    )
+    """Share of flush episodes warned in time (see `Episodes`) and their median lead time."""
+    return Episodes.find(y, series, timestamps, horizon).recall(alerts)
 
 
 def direction_accuracy(
@@ -521,16 +580,19 @@ def score_metrics(
     blocks: np.ndarray,
     fraction: float = TOP_FRACTION,
     seed: int = 0,
+    episodes: Episodes | None = None,
 ) -> dict[str, float]:
     """Every metric of `METRICS` for one model, one horizon and one set of rows.
 
     `reference` is the climatology probability the Brier skill is measured against, `blocks`
-    the test block of each row (within-fold ranking).
+    the test block of each row (within-fold ranking); `episodes`, when given, are these rows'
+    (`Episodes.find(y, series, timestamps, horizon)`, shared by the models of a table).
     """
     y, p = _arrays(y, p)
-    alerts = alert_mask(p, fraction, seed)  # once: its seeded tie-break sort is the cost
+    alerts = alert_mask(p, fraction, seed)  # once: its seeded tie-break is the cost
     precision, recall = _precision_recall(y, alerts)
-    events = event_recall(y, alerts, series, timestamps, horizon)
+    episodes = episodes or Episodes.find(y, series, timestamps, horizon)
+    events = episodes.recall(alerts)
     within = within_blocks(y, p, blocks)
     average_precision = pr_auc(y, p)
     return {

@@ -93,16 +93,23 @@ def learners(config: TrainingConfig, data: HorizonData) -> dict[str, Callable[[i
     return made
 
 
-def score_scale(
-    model: Learner, X: np.ndarray, t: np.ndarray | None = None, seed: int = 0
-) -> tuple[float, float]:
-    """Mean and spread of a fitted learner's scores on (a sample of) its training rows.
+def scale_sample(
+    X: np.ndarray, t: np.ndarray | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (seeded) sample of training rows `score_scale` reads: drawn once per refit, the
+    same for every member."""
+    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 3000), replace=False)
+    return X[rows], None if t is None else t[rows]
+
+
+def score_scale(model: Learner, X: np.ndarray, t: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean and spread of a fitted learner's scores on a sample of its training rows
+    (`scale_sample`).
 
     Dividing by these puts refits trained on a month and on a year on one scale, which is what
     lets one calibrator serve scores from many refits (see `models.calibration`).
     """
-    rows = np.random.default_rng(seed).choice(len(X), size=min(len(X), 3000), replace=False)
-    scores = model.score(X[rows], None if t is None else t[rows])
+    scores = model.score(X, t)
     spread = float(np.std(scores))
     return float(np.mean(scores)), spread if spread > 1e-12 else 1.0
 
@@ -131,6 +138,7 @@ def fit_members(
     X, y, t = data.X[refit.train], data.y[refit.train], data.t[refit.train]
     fitted: dict[str, Member] = {}
     bins: Bins = {}  # the tree candidates draw the same rows: binned once for both
+    sample: tuple[np.ndarray, np.ndarray | None] | None = None
     for name in names:
         model = made[name](refit.number)
         if isinstance(model, GradientBoosting):
@@ -141,7 +149,8 @@ def fit_members(
         else:
             model.fit(X, y, t)
         if is_calibrated(model):
-            loc, scale = score_scale(model, X, t, refit.number)
+            sample = sample or scale_sample(X, t, refit.number)
+            loc, scale = score_scale(model, *sample)
             fitted[name] = Member(model, loc, scale)
         else:
             fitted[name] = Member(model, calibrated=False)

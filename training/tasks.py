@@ -137,14 +137,14 @@ def _calibrate_folds(
 def _assemble(
     plan: tuple[HorizonData, list[Fold]],
     oof: OutOfFold,
-    outcomes: list[FoldOutcome],
+    parts: list[list[FoldOutcome]],
     config: TrainingConfig,
     then: Callable[[HorizonPredictions, int, TrainingConfig], Any] | None,
 ) -> tuple[HorizonPredictions, Any]:
-    """One horizon's predictions from its folds' pass 2, and `then` of them (the record:
-    built in the same task)."""
+    """One horizon's predictions from its folds' pass 2 (`parts`: the pass 2 tasks' answers,
+    in fold order), and `then` of them (the record: built in the same task)."""
     data, folds = plan
-    result = assemble(data, folds, oof, outcomes)
+    result = assemble(data, folds, oof, [outcome for part in parts for outcome in part])
     return result, then(result, data.horizon, config) if then is not None else None
 
 
@@ -153,14 +153,15 @@ def walk_forward(
     config: TrainingConfig,
     runner: Engine,
     *,
+    names: list[str] | None = None,
     on_fold: Callable[[], None] | None = None,
     then: Callable[[HorizonPredictions, int, TrainingConfig], Any] | None = None,
 ) -> dict[int, tuple[HorizonPredictions, Any]]:
-    """Both passes of every horizon on `runner`: per horizon its predictions and `then`'s
-    answer for them."""
+    """Both passes of every horizon on `runner` (of the `names`d models; default: every
+    candidate and baseline): per horizon its predictions and `then`'s answer for them."""
     plans = walk_forward_plans(dataset, config)
     shared = {h: runner.share(plan) for h, plan in plans.items()}
-    oofs = out_of_fold_all(plans, config, runner, on_fold=on_fold, shared=shared)
+    oofs = out_of_fold_all(plans, config, runner, names=names, on_fold=on_fold, shared=shared)
     shared_oofs = {h: runner.share(oof) for h, oof in oofs.items()}
     shared_config = runner.share(config)
     chunks = {
@@ -168,7 +169,9 @@ def walk_forward(
         for h, (_, folds) in plans.items()
     }
     calls = [(shared[h], shared_oofs[h], c, shared_config) for h in plans for c in chunks[h]]
-    parts = iter(runner.run(_calibrate_folds, calls))
-    outcomes = {h: [o for _ in chunks[h] for o in next(parts)] for h in plans}
-    calls = [(shared[h], shared_oofs[h], outcomes[h], config, then) for h in plans]
+    # Pass 2's answers (every model's probabilities on every test row: megabytes) stay on the
+    # workers; the assembling task reads them there.
+    parts = iter(runner.keep(_calibrate_folds, calls))
+    kept = {h: [next(parts) for _ in chunks[h]] for h in plans}
+    calls = [(shared[h], shared_oofs[h], kept[h], shared_config, then) for h in plans]
     return dict(zip(plans, runner.run(_assemble, calls), strict=True))

@@ -25,8 +25,8 @@ from flushcast.common.errors import DataError
 from flushcast.training.config import TrainingConfig, config_yaml
 from flushcast.training.dataset import Dataset
 from flushcast.training.metrics import within_blocks
-from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
-from flushcast.training.walkforward import CHAMPION, calibrate_and_choose
+from flushcast.training.tasks import walk_forward, walk_forward_plans
+from flushcast.training.walkforward import CHAMPION, HorizonPredictions
 
 SPACE: dict[str, tuple[str, float, float]] = {
     "fit.lightgbm.learning_rate": ("log", 0.02, 0.2),
@@ -55,16 +55,21 @@ def default_cutoff(dataset: Dataset) -> pd.Timestamp:
     return stamps.min() + (stamps.max() - stamps.min()) / 2
 
 
+def _champion_ranking(result: HorizonPredictions, horizon: int, config: TrainingConfig) -> float:
+    """The champion's within-block ranking (`selection.metric`) on one horizon's test rows."""
+    frame = result.frame
+    ranked = within_blocks(frame["y"], frame[f"p_{CHAMPION}"], frame["block"].to_numpy())
+    return float(getattr(ranked, config.selection.metric))
+
+
 def inner_score(span: Dataset, config: TrainingConfig, runner: Engine) -> float:
     """The champion's mean within-block ranking over the horizons, from the walk-forward of
-    `span` alone (candidates only: baselines play no part in the choice)."""
-    plans = walk_forward_plans(span, config)
-    oofs = out_of_fold_all(plans, config, runner, names=list(config.fit.candidates))
-    values = []
-    for h, (data, folds) in plans.items():
-        frame = calibrate_and_choose(data, folds, oofs[h], config).frame
-        ranked = within_blocks(frame["y"], frame[f"p_{CHAMPION}"], frame["block"].to_numpy())
-        values.append(getattr(ranked, config.selection.metric))
+    `span` alone (candidates only: baselines play no part in the choice), both passes as tasks
+    on `runner`, as the evaluation runs them."""
+    done = walk_forward(
+        span, config, runner, names=list(config.fit.candidates), then=_champion_ranking
+    )
+    values = [value for _, value in done.values()]
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
 
 

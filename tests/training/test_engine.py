@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from flushcast.common import engine as engine_module
 from flushcast.common.engine import CLUSTER_ENV, IN_PROCESS, Distributed, InProcess, engine
@@ -72,9 +73,20 @@ def _same_evaluation(a, b) -> None:
         pd.testing.assert_series_equal(a.importance[h], b.importance[h])
 
 
-def test_record_is_identical_on_a_cluster_and_in_process(small_dataset, small_config):
-    """Tasks finish in any order on two workers; the record must not notice. (A lighter recipe
-    keeps this fast; the slow tier compares the default one through the CLI.)"""
+LARGE_GRAPH = "Sending large graph"
+
+
+@pytest.fixture(scope="module")
+def here_and_there(small_dataset, small_config):
+    """The small evaluation in process, and on a threaded cluster of two workers of two threads
+    each (tasks share a process's BLAS limit, as on a `dask worker --nthreads 2`), with the
+    warnings the cluster run raised. The large-graph threshold is lowered from 10 MB to 64 kB,
+    below the size of pass 2's answers here (16 MB per horizon at the benchmark's size), so
+    they would be flagged if they travelled inside a graph. (A lighter recipe keeps this fast;
+    the slow tier compares the default one through the CLI.)"""
+    import warnings
+
+    import dask
     from distributed import Client
 
     from flushcast.training.evaluate import evaluate
@@ -87,10 +99,66 @@ def test_record_is_identical_on_a_cluster_and_in_process(small_dataset, small_co
         }
     )
     here = evaluate(small_dataset, config, runner=InProcess())
-    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+    threshold = {"distributed.admin.large-graph-warning-threshold": "64kB"}
+    with (
+        threadpool_limits(limits=2),  # the default a restored limit would bring back
+        dask.config.set(threshold),
+        warnings.catch_warnings(record=True) as caught,
+        Client(processes=False, n_workers=2, threads_per_worker=2, dashboard_address=None) as c,
+    ):
+        warnings.simplefilter("always")
         there = evaluate(small_dataset, config, runner=Distributed(c, "threads"))
+    return here, there, [str(w.message) for w in caught]
+
+
+def test_record_is_identical_on_a_cluster_and_in_process(here_and_there):
+    """Tasks finish in any order on two workers and share a process with another task; the
+    record must not notice."""
+    here, there, _ = here_and_there
     _same_evaluation(here, there)
     assert here.record.horizons[4].champion_choices  # there was a choice to compare
+
+
+def test_no_large_graph_is_sent(here_and_there):
+    """Pass 2's answers stay on the workers: no task's graph carries them."""
+    _, _, caught = here_and_there
+    assert not [m for m in caught if LARGE_GRAPH in m]
+
+
+_entered = threading.Event()
+_left = threading.Event()
+
+
+def _enter_then_leave() -> int:
+    _entered.set()
+    assert _left.wait(30)
+    return 0
+
+
+def _outlive_a_sibling() -> int:
+    assert _entered.wait(30)  # the sibling task runs on the other thread
+    _left.set()
+    time.sleep(0.5)  # it returns meanwhile
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    return max(blas)
+
+
+def test_a_task_keeps_one_blas_thread_while_a_sibling_thread_finishes():
+    """BLAS's thread limit is process-wide: a task leaving must not raise it under a task still
+    running on another thread of the same worker (two BLAS threads change the logistic fit's
+    last bits)."""
+    from distributed import Client
+
+    _entered.clear()
+    _left.clear()
+    with (
+        threadpool_limits(limits=2),
+        Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as c,
+    ):
+        runner = Distributed(c, "threads")
+        first = c.submit(engine_module._pinned, _enter_then_leave, pure=False)
+        assert runner.run(_outlive_a_sibling, [()]) == [1]
+        assert first.result() == 0
 
 
 def test_features_are_identical_built_on_a_cluster(sim_store):

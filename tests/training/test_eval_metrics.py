@@ -207,3 +207,33 @@ def test_a_resamples_pr_auc_from_rows_ranked_once_is_exactly_its_own():
         rows = rng.integers(0, len(y), len(y))
         assert ranked.pr_auc(rows) == metrics.pr_auc(y[rows], p[rows])
     assert np.isnan(ranked.pr_auc(np.flatnonzero(y == 0)))
+
+
+def test_top_alerts_are_the_last_rows_ordered_by_score_then_seeded_tiebreak():
+    """The alert budget without a full sort: the same rows as sorting by (score, tiebreak)."""
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        n = int(rng.integers(1, 5000))
+        scores = rng.random(n)
+        scores = np.round(scores, (0, 1, 2, 8)[trial % 4])  # from all tied to none
+        tiebreak = np.random.default_rng(trial).random(n)
+        k = int(np.ceil(0.05 * n))
+        expected = np.zeros(n, dtype=bool)
+        expected[np.lexsort((tiebreak, scores))[n - k :]] = True
+        assert np.array_equal(metrics.alert_mask(scores, 0.05, seed=trial), expected)
+
+
+def test_a_tables_shared_episodes_give_each_model_its_own_metrics():
+    """`Episodes` found once for a metric table's models: the same figures as finding them per
+    model."""
+    rng = np.random.default_rng(2)
+    stamps = pd.DatetimeIndex(np.tile(_hours(np.arange(500)), 2))
+    series = np.repeat(["BTCUSDT@binance", "ETHUSDT@binance"], 500)
+    y = (rng.random(1000) < 0.08).astype(float)
+    blocks = np.asarray((stamps - stamps.min()) // pd.Timedelta(hours=72))
+    episodes = metrics.Episodes.find(y, series, stamps, 4)
+    for p in (rng.random(1000), np.round(rng.random(1000), 1) + 0.2 * y):
+        kwargs = dict(reference=0.08, series=series, timestamps=stamps, horizon=4, blocks=blocks)
+        alone = metrics.score_metrics(y, p, **kwargs)
+        shared = metrics.score_metrics(y, p, episodes=episodes, **kwargs)
+        assert alone == shared or str(alone) == str(shared)  # NaN != NaN

@@ -50,6 +50,46 @@ def test_rows_after_the_cutoff_cannot_move_the_inner_score(small_dataset, small_
     assert np.isfinite(before) and before == after
 
 
+def test_the_inner_score_runs_both_passes_as_engine_tasks(small_dataset, small_config, monkeypatch):
+    """Pass 2 runs on the cluster's workers like the walk-forward's, not in the client; the
+    score is the one both passes give run one fold after the other in this process."""
+    import threading
+
+    from distributed import Client
+
+    from flushcast.common.engine import Distributed
+    from flushcast.training import tasks, walkforward
+    from flushcast.training.metrics import within_blocks
+    from flushcast.training.tasks import walk_forward_plans
+    from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
+
+    span = training_span(small_dataset, pd.Timestamp("2024-03-25", tz="UTC"))
+    config = small_config.with_overrides(
+        {"fit.lightgbm.rounds": 20, "fit.candidates": ["logistic", "lightgbm"]}
+    )
+    names = list(config.fit.candidates)
+    serial = []
+    for data, folds in walk_forward_plans(span, config).values():
+        oof = out_of_fold(data, folds, config, names)
+        frame = calibrate_and_choose(data, folds, oof, config).frame
+        ranked = within_blocks(frame["y"], frame[f"p_{CHAMPION}"], frame["block"].to_numpy())
+        serial.append(getattr(ranked, config.selection.metric))
+
+    threads = []
+    calibrate_fold = walkforward.calibrate_fold
+
+    def recorded(*args):
+        threads.append(threading.current_thread())
+        return calibrate_fold(*args)
+
+    monkeypatch.setattr(walkforward, "calibrate_fold", recorded)
+    monkeypatch.setattr(tasks, "calibrate_fold", recorded)
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+        there = inner_score(span, config, Distributed(c, "threads"))
+    assert threads and threading.main_thread() not in threads
+    assert there == float(np.nanmean(serial)) == inner_score(span, config, InProcess())
+
+
 @pytest.mark.slow
 def test_tune_writes_a_configuration_and_logs_the_study(sim_store, tmp_path, tracking_uri):
     out = tmp_path / "tuned.yaml"
