@@ -84,6 +84,28 @@ def scheduler_cpu_s(runner: Any) -> float | None:
     return float(runner.client.run_on_scheduler(cpu_s))
 
 
+def progress(runner: Any, began: float, every: int = 10) -> Any:
+    """A pass-1 callback printing, every `every` folds, the wall and CPU time so far and the
+    workers' peak memory (a run stopped early still says how fast it went)."""
+    done = 0
+    client_before, workers_before = cpu_s(), worker_cpu_s(runner)
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if done % every == 0:
+            workers = sum(cpu_spent(workers_before, worker_cpu_s(runner)).values())
+            peaks = ", ".join(f"{mb:.0f}" for mb in worker_peaks_mb(runner))
+            print(
+                f"fold {done}: {time.perf_counter() - began:.0f} s, CPU client "
+                f"{cpu_s() - client_before:.0f} s, workers {workers:.0f} s; peak client "
+                f"{peak_rss_mb():.0f} MB, workers {peaks} MB",
+                flush=True,
+            )
+
+    return tick
+
+
 def row(figures: dict[str, Any]) -> str:
     """The README table's row of one run."""
     f = figures
@@ -126,10 +148,16 @@ def main() -> None:
             runner, lambda: make_dataset(frame, LabelSpec(horizons=horizons), runner=runner)
         )
         features_s = time.perf_counter() - began
+        print(
+            f"features: {features_s:.0f} s, CPU client {features_cpu:.0f} s, workers "
+            f"{sum(features_workers.values()):.0f} s, peak client {peak_rss_mb():.0f} MB",
+            flush=True,
+        )
         config = TrainingConfig(label=dataset.label)
         began = time.perf_counter()
         result, evaluate_cpu, evaluate_workers = cpu_split(
-            runner, lambda: evaluate(dataset, config, runner=runner)
+            runner,
+            lambda: evaluate(dataset, config, runner=runner, on_fold=progress(runner, began)),
         )
         evaluate_s = time.perf_counter() - began
     figures = {
