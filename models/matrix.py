@@ -57,9 +57,20 @@ def from_values(
     values = np.asarray(values, dtype="float64")
     if values.ndim != 2 or len(values) != len(symbols):
         raise ValueError(f"feature values {values.shape} do not match {len(symbols)} symbols")
-    width = values.shape[1]
-    X = np.empty((len(values), width + 1 + (bar_hours is not None)))
-    X[:, :width] = values
+    X = _inputs_after(values.shape[1], symbols, known, bar_hours)
+    X[:, : values.shape[1]] = values
+    return X
+
+
+def _inputs_after(
+    width: int,
+    symbols: Sequence[str],
+    known: Sequence[str],
+    bar_hours: float | np.ndarray | None,
+) -> np.ndarray:
+    """A model matrix with the inputs after the `width` feature columns filled in (the bar
+    size if given, the symbol code) and the feature columns left for the caller to fill."""
+    X = np.empty((len(symbols), width + 1 + (bar_hours is not None)))
     if bar_hours is not None:
         X[:, width] = bar_hours
     X[:, -1] = symbol_codes(symbols, known)
@@ -82,8 +93,11 @@ def model_matrix(
     missing = [c for c in columns(features) if c not in table.columns]
     if missing:
         raise KeyError(f"feature table lacks model input column(s) {missing}")
-    values = table[features].to_numpy(dtype="float64")
     bars: float | np.ndarray | None = bar_hours
     if bar_hours is not None and BAR_HOURS in table.columns:
         bars = table[BAR_HOURS].to_numpy(dtype="float64")
-    return from_values(values, table[SYMBOL].astype(str).to_numpy(), known, bars)
+    X = _inputs_after(len(features), table[SYMBOL].astype(str).to_numpy(), known, bars)
+    # Column by column into the matrix: no second copy of every row (a large store's peak).
+    for j, name in enumerate(features):
+        X[:, j] = table[name].to_numpy(dtype="float64")
+    return X
