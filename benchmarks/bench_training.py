@@ -19,7 +19,7 @@ from benchmarks.measure import timed, worker_peaks_mb
 from flushcast.common.engine import CLUSTER_ENV, LOCAL, engine
 from flushcast.simulator import simulate
 from flushcast.training.config import TrainingConfig
-from flushcast.training.dataset import make_dataset
+from flushcast.training.dataset import make_dataset, select_features
 from flushcast.training.evaluate import evaluate
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
@@ -38,6 +38,8 @@ def main(days: int = DAYS) -> None:
         lambda: make_dataset(market, runner=runner),
     )
     config = TrainingConfig(label=dataset.label)
+    select_features(dataset, config)  # the default recipe's families, as `flushcast evaluate`
+    print(f"model inputs (the default families): {len(dataset.features)}")
     result = timed(
         f"walk-forward evaluation, H in {dataset.label.horizons}, refit every "
         f"{config.walk_forward.retrain_every_hours} h, candidates {config.fit.candidates}, "
