@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flushcast.common.engine import engine
-from flushcast.training.cli import _config, _dataset
+from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import horizon_record
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
@@ -46,7 +46,7 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
         with args.cache.open("rb") as f:
             return pickle.load(f)
     runner = engine(args.cluster)
-    dataset = _dataset(args.store, None, None, config, runner)
+    dataset = cli_dataset(args.store, None, None, config, runner)
     plans = walk_forward_plans(dataset, config)
     oofs = out_of_fold_all(plans, config, runner)
     with args.cache.open("wb") as f:
@@ -107,7 +107,9 @@ def main() -> None:
     parser.add_argument("--direction-variant", action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    base = _config(None, None, None, args.horizons, None, args.n_boot, None, None, args.min_train)
+    base = cli_config(
+        None, None, None, args.horizons, None, args.n_boot, None, None, args.min_train
+    )
     plans, oofs = pass_one(args, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
     for text in args.variant + args.direction_variant:

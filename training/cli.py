@@ -107,7 +107,7 @@ TABLE = (
 """The columns of the printed table (all metrics are in the JSON)."""
 
 
-def _config(
+def cli_config(
     config_file: Path | None,
     sets: list[str] | None,
     label_name: str | None,
@@ -182,9 +182,11 @@ def _parse_horizons(text: str) -> list[int]:
     return horizons
 
 
-def _dataset(
+def cli_dataset(
     stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config, runner=None
 ):
+    """The stores as `evaluate`, `train` and `tune` read them (`--store`, `--train-store`,
+    `--symbols`), learning from the configuration's feature families."""
     from flushcast.training.dataset import load_dataset, select_features
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -346,7 +348,7 @@ def evaluate(
     from flushcast.training.tracking import run_evaluate, write_json, write_predictions
 
     try:
-        config = _config(
+        config = cli_config(
             config_file,
             sets,
             label_name,
@@ -358,7 +360,7 @@ def evaluate(
             min_train,
         )
         runner = engine(cluster)
-        dataset = _dataset(store, train_store, symbols, config, runner)
+        dataset = cli_dataset(store, train_store, symbols, config, runner)
         with ticker("walk-forward folds", count_folds(dataset, config)) as tick:
             evaluation, run_id = run_evaluate(
                 dataset,
@@ -416,7 +418,7 @@ def train(
     from flushcast.training.tracking import run_train
 
     try:
-        config = _config(
+        config = cli_config(
             config_file,
             sets,
             label_name,
@@ -428,7 +430,7 @@ def train(
             min_train,
         )
         runner = engine(cluster)
-        dataset = _dataset(store, train_store, symbols, config, runner)
+        dataset = cli_dataset(store, train_store, symbols, config, runner)
         total = count_folds(dataset, config) if evaluate_first else 0
         with ticker("walk-forward folds", total) as tick:
             identity, evaluation = run_train(
@@ -514,7 +516,7 @@ def tune(
     from flushcast.training.tracking import run_tune
 
     try:
-        config = _config(
+        config = cli_config(
             config_file, sets, label_name, horizons, label_source, None, None, None, None
         )
         try:
@@ -522,7 +524,7 @@ def tune(
         except ValueError:
             raise DataError(f"--cutoff: not a time: {cutoff!r}", column="cutoff") from None
         runner = engine(cluster)
-        dataset = _dataset(store, train_store, symbols, config, runner)
+        dataset = cli_dataset(store, train_store, symbols, config, runner)
         tuned, run_id = run_tune(
             dataset,
             config,

@@ -143,8 +143,8 @@ def combine(
         value = getattr(each.mean(), config.selection.metric)
         inner[name] = float(value) if np.isfinite(value) else float("nan")
         ranked.append(getattr(each, config.selection.metric))
-    events = per_block(y, raw[names[0]], blocks).events
-    plausible = plausibility(np.column_stack(ranked), events)
+    # Every input's blocks hold the same rows, so the last one's flush counts are every one's.
+    plausible = plausibility(np.column_stack(ranked), each.events)
     S = np.column_stack([raw[n] for n in names])
     share, fitted, weight = stack_shares(
         S,
