@@ -188,8 +188,8 @@ def from_series(
 def breadth_note(features: Sequence[str], market: Sequence[str], sent: set[str]) -> list[str]:
     """A warning when breadth or relative features are read over fewer symbols than the model
     learned them over: they then describe a smaller market than the one in training."""
-    across = {spec.name for spec in breadth.SPECS}
-    across |= {name for name, spec in FEATURES.items() if spec.family == relative.FAMILY}
+    families = {breadth.FAMILY, relative.FAMILY}  # breadth's ETH and BTC copies included
+    across = {name for name, spec in FEATURES.items() if spec.family in families}
     if not set(features) & across:
         return []
     absent = sorted(set(market) - sent)

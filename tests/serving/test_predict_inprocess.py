@@ -276,3 +276,6 @@ def test_breadth_over_fewer_symbols_and_a_calendar_that_ended_are_warned_about(
     # Each symbol against the others: read over the series sent too, so warned the same way.
     (notes,) = inputs.from_series(series, ["rel_return_24h"], lookback, market=every).notes
     assert any("add BTCUSDT as `context`" in note for note in notes)
+    # BTC's and ETH's copied state (`btc_liq_surprise_24h`) is read from the series sent too.
+    (notes,) = inputs.from_series(series, ["btc_liq_surprise_24h"], lookback, market=every).notes
+    assert any("add BTCUSDT as `context`" in note for note in notes)
