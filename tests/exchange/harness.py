@@ -24,10 +24,11 @@ async def collect(
     *,
     faults: Faults | None = None,
     symbols: list[str] | None = None,
+    speed: float = SPEED,
     **config,
 ) -> tuple[CollectReport, Stats]:
     """One collector run against a fake exchange: backfill, then `max_bars` (4) live bars."""
-    async with FakeExchange(recording, start, SPEED, faults) as exchange:
+    async with FakeExchange(recording, start, speed, faults) as exchange:
         settings = {
             "backfill_days": 75,
             "settle_s": 120.0,
