@@ -8,7 +8,9 @@ Pass 1 (every candidate and baseline refitted on every fold: the expensive part)
 is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
 record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
-`flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
+`flushcast evaluate`) on those same scores. `--direction-variant` also refits the direction
+trees and rules (cheap) under its configuration; so does every variant when the cache predates
+the rules' log-odds (`--direction-refit`). Printed per variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
@@ -33,10 +35,12 @@ from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, o
 
 
 def direction_only(plans: Any, config: TrainingConfig) -> dict[int, Any]:
-    """Pass 1's out-of-fold P(long flush) alone under `config` (no flush model refitted: the
-    direction model is cheap, so its variants need no cached pass 1)."""
+    """Pass 1's out-of-fold direction log-odds alone under `config` (the trees' and the rules':
+    no flush model refitted, the direction trees are cheap, so their variants and a cache made
+    before the rules shipped need no new pass 1)."""
     return {
-        h: out_of_fold(data, folds, config, names=[]).p_long for h, (data, folds) in plans.items()
+        h: out_of_fold(data, folds, config, names=[]).direction
+        for h, (data, folds) in plans.items()
     }
 
 
@@ -58,12 +62,12 @@ def pass_two(
     plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
 ) -> dict[int, dict[str, Any]]:
     """The record's headline figures per horizon under `config` (with `direction`: these
-    out-of-fold P(long flush) in place of pass 1's)."""
+    out-of-fold direction log-odds in place of pass 1's)."""
     out = {}
     for h, (data, folds) in plans.items():
         oof = oofs[h]
         if direction is not None:
-            oof = dataclasses.replace(oof, p_long=direction[h], excluded=dict(oof.excluded))
+            oof = dataclasses.replace(oof, direction=direction[h], excluded=dict(oof.excluded))
         outcomes = [calibrate_fold(data, fold, oof, config) for fold in folds]
         result = assemble(data, folds, oof, outcomes)
         entry = horizon_record(result, h, config)
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--direction-variant", action="append", default=[])
+    parser.add_argument("--direction-refit", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = cli_config(
@@ -112,11 +117,15 @@ def main() -> None:
     )
     plans, oofs = pass_one(args, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
+    refit = args.direction_refit or not hasattr(next(iter(oofs.values())), "direction")
+    if refit:
+        variants["default"] = (base, direction_only(plans, base))
     for text in args.variant + args.direction_variant:
         name, _, sets = text.partition(":")
         overrides = dict(parse_override(s) for s in sets.split(";") if s)
         config = base.with_overrides(overrides)
-        direction = direction_only(plans, config) if text in args.direction_variant else None
+        own = text in args.direction_variant and any(k.startswith("fit.") for k in overrides)
+        direction = direction_only(plans, config) if own else variants["default"][1]
         variants[name] = (config, direction)
     results = {}
     for name, (config, direction) in variants.items():
