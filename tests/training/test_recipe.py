@@ -75,7 +75,7 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
         assert weight == pytest.approx(table.loc[f, f"direction_{name}"], rel=1e-9, abs=1e-12)
     if direction == "stack":
         assert isinstance(model.direction, DirectionCall)
-        assert list(model.choice["direction"]["weights"])[0] == MODEL
+        assert next(iter(model.choice["direction"]["weights"])) == MODEL
         saved = Bundle.load(bundle.save(tmp_path / "bundle"))
         np.testing.assert_allclose(saved.horizons[H].p_long(X), model.p_long(X), rtol=1e-12)
 
