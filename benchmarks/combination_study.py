@@ -10,7 +10,9 @@ record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_rec
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
 `flushcast evaluate`) on those same scores. `--direction-variant` also refits the direction
 trees and rules (cheap) under its configuration; so does every variant when the cache predates
-the rules' log-odds (`--direction-refit`). Printed per variant and horizon: the champion's
+the rules' log-odds (`--direction-refit`). `--direction-only` reruns only pass 2's direction
+part (`direction_pass`: the call's weights and the record's direction table), for each variant
+and the default. Printed per variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
@@ -26,12 +28,22 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from flushcast.common.engine import engine
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
-from flushcast.training.evaluate import horizon_record
+from flushcast.training.evaluate import direction_record, horizon_record
+from flushcast.training.recipe import Evidence, Refit
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
-from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
+from flushcast.training.walkforward import (
+    CHAMPION,
+    assemble,
+    calibrate_fold,
+    direction_columns,
+    out_of_fold,
+)
 
 
 def direction_only(plans: Any, config: TrainingConfig) -> dict[int, Any]:
@@ -99,6 +111,63 @@ def pass_two(
     return out
 
 
+def direction_pass(
+    plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Pass 2's direction part alone under `config` (a direction setting moves nothing else):
+    on the folds pass 2 scores, the call's weights and P(long flush)
+    (`training.walkforward.direction_columns`), then the record's direction table."""
+    out = {}
+    for h, (data, folds) in plans.items():
+        oof = oofs[h]
+        if direction is not None:
+            oof = dataclasses.replace(oof, direction=direction[h], excluded=dict(oof.excluded))
+        columns: dict[str, np.ndarray] = {}
+        weights = []
+        for fold in folds:
+            evidence = Evidence.at(data, oof, Refit.of_fold(fold), config)
+            if oof.excluded.get(fold.number) or evidence.shortfall(config):
+                continue
+            call, values = direction_columns(data, fold, evidence, oof, config)
+            weights.append(call.weights)
+            for column, p in values.items():
+                columns.setdefault(column, np.full(len(data.y), np.nan))[fold.test] = p
+        keep = np.isfinite(columns["p_long"])
+        frame = data.keys[keep].reset_index(drop=True)
+        frame["y"] = data.y[keep]
+        frame["direction"] = pd.Categorical(data.direction[keep])
+        for column, p in columns.items():
+            frame[column] = p[keep]
+        made_of = pd.DataFrame(weights).fillna(0.0).mean().to_dict()
+        entry = direction_record(frame, h, config, made_of)
+        out[h] = {"direction": entry.model_dump() if entry else None}
+    return out
+
+
+def _direction_text(d: dict[str, Any] | None) -> str:
+    """The direction accuracies, their intervals and what the call is made of, on one line."""
+    if not d:
+        return "no one-sided flush"
+    ci = d.get("intervals", {})
+
+    def cell(name: str) -> str:
+        low, high = ci.get(name) or (None, None)
+        return f"{name} {d['accuracy'][name]:.3f}" + (
+            f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        )
+
+    best = d.get("best_rule")
+    gaps = [k for k in ci if "_minus_" in k]
+    return (
+        f"n {d['n_sided']} ({d['n_episodes']} ep) | "
+        + " ".join(cell(n) for n, v in d["accuracy"].items() if v is not None)
+        + f" | best rule {best} | "
+        + " ".join(f"{k} [{ci[k][0]:+.3f}, {ci[k][1]:+.3f}]" for k in gaps if None not in ci[k])
+        + " | made of "
+        + " ".join(f"{k} {v:.2f}" for k, v in d.get("made_of", {}).items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", type=Path, action="append", required=True)
@@ -110,6 +179,7 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--direction-variant", action="append", default=[])
     parser.add_argument("--direction-refit", action="store_true")
+    parser.add_argument("--direction-only", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = cli_config(
@@ -129,6 +199,11 @@ def main() -> None:
         variants[name] = (config, direction)
     results = {}
     for name, (config, direction) in variants.items():
+        if args.direction_only:
+            results[name] = direction_pass(plans, oofs, config, direction)
+            for h, r in results[name].items():
+                print(f"{name:>24} H={h:>3} dir {_direction_text(r['direction'])}", flush=True)
+            continue
         results[name] = pass_two(plans, oofs, config, direction)
         for h, r in results[name].items():
             c = r["champion"]

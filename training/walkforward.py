@@ -37,6 +37,7 @@ from flushcast.training.config import TrainingConfig
 from flushcast.training.horizon import HorizonData
 from flushcast.training.metrics import pr_auc
 from flushcast.training.recipe import (
+    DirectionWeights,
     Evidence,
     OutOfFold,
     Refit,
@@ -161,10 +162,7 @@ def calibrate_fold(
     combination, calibrator = champion(evidence, oof, config)
     z = combination.score({name: scores[fold.test] for name, scores in oof.raw.items()})
     probability[CHAMPION] = calibrator.predict(z)
-    call = direction_weights(evidence, data, oof, config)
-    scores = {name: values[fold.test] for name, values in oof.direction.items()}
-    direction = {"p_long": call.p_long(scores), "p_long_model": _sigmoid(scores[MODEL])}
-    direction |= {f"{DIRECTION_PREFIX}{r}": _sigmoid(scores[r]) for r in scores if r != MODEL}
+    call, direction = direction_columns(data, fold, evidence, oof, config)
     record |= {
         "status": "scored",
         "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION]),
@@ -176,6 +174,19 @@ def calibrate_fold(
         **{f"direction_{c}": v for c, v in call.weights.items()},
     }
     return FoldOutcome(record, probability, direction)
+
+
+def direction_columns(
+    data: HorizonData, fold: Fold, evidence: Evidence, oof: OutOfFold, config: TrainingConfig
+) -> tuple[DirectionWeights, dict[str, np.ndarray]]:
+    """Pass 2's direction part for one fold: the call's weights from the evidence before its
+    cutoff, and P(long flush) of the call, of the trees alone and of each rule on its test
+    rows (by prediction-frame column)."""
+    call = direction_weights(evidence, data, oof, config)
+    scores = {name: values[fold.test] for name, values in oof.direction.items()}
+    direction = {"p_long": call.p_long(scores), "p_long_model": _sigmoid(scores[MODEL])}
+    direction |= {f"{DIRECTION_PREFIX}{r}": _sigmoid(scores[r]) for r in scores if r != MODEL}
+    return call, direction
 
 
 def calibrate_and_choose(
