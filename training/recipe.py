@@ -316,7 +316,7 @@ def direction_weights(
     episodes = int(data.episode_start[rows].sum())
     alone = {n: float(n == MODEL) for n in names}
     if config.combination.direction == "model":
-        return DirectionWeights(alone, alone, episodes, "the direction trees alone")
+        return DirectionWeights(alone, alone, episodes, "the direction model alone")
     S = np.column_stack([oof.direction[n][rows] for n in names])
     w, fitted, a = weights(
         S, is_long[rows], episodes, config.combination.direction_shrinkage, config.combination.ridge
@@ -326,5 +326,5 @@ def direction_weights(
         dict(zip(names, fitted.tolist(), strict=True)),
         episodes,
         f"non-negative logistic stack on {episodes} one-sided out-of-fold episodes, "
-        f"{a:.0%} fitted, {1 - a:.0%} the trees alone",
+        f"{a:.0%} fitted, {1 - a:.0%} the direction model alone",
     )
