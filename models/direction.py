@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from flushcast.models.learners import GradientBoosting, from_state
 from flushcast.models.rules import DirectionRule
-from flushcast.models.stacking import nonnegative_logistic
+from flushcast.models.stacking import nonnegative_logistic, plausibility
 
 MODEL = "model"
 """The direction trees' name among the call's inputs."""
@@ -46,6 +47,30 @@ def weights(
     fitted = nonnegative_logistic(S, is_long, ridge, balanced=False, intercept=False)
     a = episodes / (episodes + shrinkage) if shrinkage > 0 else 1.0
     return a * fitted + (1 - a) * target, fitted, float(a)
+
+
+def toward_best_rule(
+    S: np.ndarray, is_long: np.ndarray, blocks: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """(weights, a): a on the model, 1 - a on the rule calling best on these one-sided
+    flushes, with a the model's plausibility of calling as well as the best input there
+    (`models.stacking.plausibility` of the accuracies in each block, blocks weighed by their
+    flushes): 1 while the model is the best or the evidence is thin, near 0 when a rule beat
+    it block after block. Mixed on the log-odds scale, a confident model keeps its call."""
+    k = S.shape[1]
+    out = np.zeros(k)
+    out[0] = 1.0
+    if k == 1 or not len(is_long):
+        return out, 1.0
+    correct = ((S >= 0) == (is_long[:, None] == 1)).astype("float64")
+    codes = pd.factorize(blocks)[0]
+    counts = np.bincount(codes).astype("float64")
+    hits = np.column_stack([np.bincount(codes, weights=c) for c in correct.T])
+    per_block = hits / counts[:, None]
+    a = float(plausibility(per_block, counts)[0])
+    best = 1 + int(np.argmax(counts @ per_block[:, 1:]))
+    out[0], out[best] = a, 1.0 - a
+    return out, a
 
 
 class DirectionCall:

@@ -71,6 +71,11 @@ DIRECTION_RULES: dict[str, str | None] = {
 """The trivial direction rules and the feature whose sign each reads (majority: none)."""
 
 
+TIE = 1e-9
+"""A sign rule's log-odds when its sign was right exactly half the time: no evidence, but
+the call keeps following the sign (as the rule is defined)."""
+
+
 def _log_odds(hits: float, n: float) -> float:
     """Log-odds of a rate with one pseudo-count per side: finite on a handful of flushes."""
     return float(np.log((hits + 1.0) / (n - hits + 1.0)))
@@ -118,11 +123,13 @@ class DirectionRule:
             known = sign != 0
             hits = float(np.sum((sign[known] > 0) == (is_long[known] == 1)))
             count = int(known.sum())
-            # Oriented the way it was right at least half the time (a tie reads it as is).
+            # Oriented the way it was right at least half the time; a tie (or no known sign)
+            # reads the sign as is, with a log-odds just above 0 so that its call still
+            # follows the sign.
             if count and 2 * hits < count:
                 self.signed = -_log_odds(count - hits, count)
             else:
-                self.signed = _log_odds(hits, count) if count else 0.0
+                self.signed = max(_log_odds(hits, count) if count else 0.0, TIE)
         return self
 
     def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:

@@ -41,7 +41,7 @@ import pandas as pd
 from flushcast.features.registry import FEATURES, MISSING_GROUPS, depending_on
 from flushcast.models.calibration import Calibrator
 from flushcast.models.config import make_candidate, make_direction
-from flushcast.models.direction import MODEL, weights
+from flushcast.models.direction import MODEL, toward_best_rule, weights
 from flushcast.models.learners import Bins, GradientBoosting, Learner
 from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.training.baselines import BASELINES, is_calibrated
@@ -318,6 +318,16 @@ def direction_weights(
     if config.combination.direction == "model":
         return DirectionWeights(alone, alone, episodes, "the direction model alone")
     S = np.column_stack([oof.direction[n][rows] for n in names])
+    if config.combination.direction == "plausible":
+        w, a = toward_best_rule(S, is_long[rows], oof.block_of[rows])
+        chosen = dict(zip(names, w.tolist(), strict=True))
+        return DirectionWeights(
+            chosen,
+            chosen,
+            episodes,
+            f"the direction model's plausibility of calling as well as the best input on "
+            f"{episodes} one-sided out-of-fold episodes: {a:.0%}, the rest on the best rule",
+        )
     w, fitted, a = weights(
         S, is_long[rows], episodes, config.combination.direction_shrinkage, config.combination.ridge
     )

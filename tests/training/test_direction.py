@@ -7,9 +7,10 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from flushcast.models.config import FitConfig, make_direction
-from flushcast.models.direction import weights
+from flushcast.models.direction import toward_best_rule, weights
 from flushcast.models.learners import GradientBoosting, Logistic
 from flushcast.models.rules import DirectionRule
 from flushcast.models.stacking import load_learner
@@ -76,14 +77,30 @@ def test_the_direction_stack_leans_on_a_rule_the_trees_miss_and_on_the_trees_wit
     assert a0 == 0 and alone.tolist() == [1.0, 0.0]
 
 
-def test_the_direction_call_uses_only_earlier_rows(small_dataset, small_config):
+def test_the_trees_are_shrunk_toward_a_rule_only_when_it_beat_them_block_after_block():
+    rng = np.random.default_rng(4)
+    blocks = np.repeat(np.arange(12), 40)
+    is_long = rng.integers(0, 2, size=len(blocks)).astype(float)
+    right = np.where(is_long == 1, 1.0, -1.0)
+    rule = np.where(rng.random(len(blocks)) < 0.8, right, -right)  # right 80 % of the time
+    trees = np.where(rng.random(len(blocks)) < 0.55, right, -right)  # right 55 %
+    w, a = toward_best_rule(np.column_stack([trees, 0 * rule, rule]), is_long, blocks)
+    assert a < 0.05 and w[2] == pytest.approx(1 - a) and w[1] == 0
+    w, a = toward_best_rule(np.column_stack([rule, trees]), is_long, blocks)
+    assert a == 1.0 and w.tolist() == [1.0, 0.0]  # the trees call best: they keep the call
+    w, a = toward_best_rule(np.column_stack([trees, rule])[:40], is_long[:40], blocks[:40])
+    assert a == 1.0  # one block: no evidence either way
+
+
+@pytest.mark.parametrize("method", ["stack", "plausible"])
+def test_the_direction_call_uses_only_earlier_rows(small_dataset, small_config, method):
     """Flipping the sides of one fold's test flushes changes nothing in that fold's calls (nor
     in any earlier fold's), and changes later folds' calls (the flip is seen once known)."""
     config = small_config.with_overrides(
         {
             "fit.direction.rounds": 10,
             "fit.min_direction_rows": 5,
-            "combination.direction": "stack",
+            "combination.direction": method,
             "combination.direction_shrinkage": 0.0,
             "calibration.min_episodes": 1,
         }

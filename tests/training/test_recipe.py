@@ -37,7 +37,7 @@ def config(small_config):
     )
 
 
-@pytest.mark.parametrize("direction", ["model", "stack"])
+@pytest.mark.parametrize("direction", ["model", "stack", "plausible"])
 def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
     small_dataset, config, direction, tmp_path
 ):
@@ -73,7 +73,7 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
     # The direction call is made of the same weights, and ships (saved and loaded) as is.
     for name, weight in model.choice["direction"]["weights"].items():
         assert weight == pytest.approx(table.loc[f, f"direction_{name}"], rel=1e-9, abs=1e-12)
-    if direction == "stack":
+    if direction != "model":
         assert isinstance(model.direction, DirectionCall)
         assert next(iter(model.choice["direction"]["weights"])) == MODEL
         saved = Bundle.load(bundle.save(tmp_path / "bundle"))
