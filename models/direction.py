@@ -121,12 +121,15 @@ class DirectionCall:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], columns: Sequence[str]) -> DirectionCall:
-        model = None
-        if state.get("model") is not None:
-            trees = {"kind": GradientBoosting.kind, "model": state["model"], "init": state["init"]}
-            model = from_state(trees, columns)
-        rules = [DirectionRule.from_state(s, columns) for s in state["rules"]]
-        weights = {str(k): float(v) for k, v in state["weights"].items()}
+        try:
+            model = None
+            if state.get("model") is not None:
+                trees = {"kind": GradientBoosting.kind, "model": state["model"]}
+                model = from_state({**trees, "init": state.get("init")}, columns)
+            rules = [DirectionRule.from_state(s, columns) for s in state["rules"]]
+            weights = {str(k): float(v) for k, v in state["weights"].items()}
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"direction call state: missing or malformed {exc}") from None
         if not np.isfinite(list(weights.values())).all():
             raise ValueError("a direction call's weight is not finite")
         return cls(model, rules, weights)  # type: ignore[arg-type]

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from flushcast.models.config import FitConfig, make_direction
-from flushcast.models.direction import toward_best_rule, weights
+from flushcast.models.direction import DirectionCall, load_direction, toward_best_rule, weights
 from flushcast.models.learners import GradientBoosting, Logistic
-from flushcast.models.rules import DirectionRule
+from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.models.stacking import load_learner
 from flushcast.training.horizon import horizon_data
 from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
@@ -129,3 +129,26 @@ def test_the_direction_call_uses_only_earlier_rows(small_dataset, small_config, 
     upto = folds_of <= f
     pd.testing.assert_series_equal(before[upto], after[upto])
     assert not np.allclose(before[~upto], after[~upto])
+
+
+def test_a_direction_call_round_trips_and_refuses_a_bad_state():
+    columns, X, is_long = _flushes()
+    trees = make_direction(columns, FitConfig()).fit(X, is_long)
+    rules = [DirectionRule(n, columns).fit(X, is_long) for n in DIRECTION_RULES]
+    call = DirectionCall(trees, rules, {"model": 0.7, "majority": 0.1, "funding_sign": 0.4,
+                                        "return_24h_sign": 0.0})  # fmt: skip
+    restored = load_direction(call.state(), columns)
+    assert isinstance(restored, DirectionCall)
+    np.testing.assert_allclose(restored.score(X), call.score(X))
+    np.testing.assert_allclose(
+        call.score(X), 0.7 * trees.score(X) + 0.1 * rules[0].score(X) + 0.4 * rules[1].score(X)
+    )
+    bad = [
+        {**call.state(), "weights": {**call.weights, "funding_sign": -0.1}},
+        {**call.state(), "weights": {"model": 1.0}},
+        {**call.state(), "rules": [{"kind": "direction_rule", "name": "moon_phase"}]},
+        {k: v for k, v in call.state().items() if k != "rules"},
+    ]
+    for state in bad:
+        with pytest.raises(ValueError):
+            load_direction(state, columns)
