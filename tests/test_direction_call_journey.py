@@ -9,16 +9,11 @@ both give the same P(long flush) for the same bar.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from flushcast.models.bundle import Bundle
 from flushcast.training.registry import download_bundle
-from tests.test_cross_bar_journey import SERVE_AND_PREDICT, _run
+from tests.test_cross_bar_journey import _run, serve_and_predict
 
 pytestmark = pytest.mark.slow
 
@@ -46,16 +41,7 @@ def test_a_stacked_direction_call_trains_serves_and_predicts_alike_at_every_bar(
         assert rules == {"majority", "funding_sign", "return_24h_sign"}, h
         assert set(model.choice["direction"]["weights"]) == {"model", *rules}, h
 
-    places = [str(tmp_path / name) for name in ("store", "bentoml", "download")]
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_AND_PREDICT, places[0], uri, *places[1:]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = serve_and_predict(tmp_path, "store", uri, env)
     status, predicted = answer["predict"]
     assert status == 200, predicted
     assert [h["horizon_hours"] for h in predicted["horizons"]] == [
