@@ -8,7 +8,11 @@ Pass 1 (every candidate and baseline refitted on every fold: the expensive part)
 is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
 record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
-`flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
+`flushcast evaluate`) on those same scores. `--direction-variant` also refits the direction
+trees and rules (cheap) under its configuration; so does every variant when the cache predates
+the rules' log-odds (`--direction-refit`). `--direction-only` reruns only pass 2's direction
+part (`direction_pass`: the call's weights and the record's direction table), for each variant
+and the default. Printed per variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
@@ -24,19 +28,31 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from flushcast.common.engine import engine
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
-from flushcast.training.evaluate import horizon_record
+from flushcast.training.evaluate import direction_record, horizon_record
+from flushcast.training.recipe import Evidence, Refit
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
-from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
+from flushcast.training.walkforward import (
+    CHAMPION,
+    assemble,
+    calibrate_fold,
+    direction_columns,
+    out_of_fold,
+)
 
 
 def direction_only(plans: Any, config: TrainingConfig) -> dict[int, Any]:
-    """Pass 1's out-of-fold P(long flush) alone under `config` (no flush model refitted: the
-    direction model is cheap, so its variants need no cached pass 1)."""
+    """Pass 1's out-of-fold direction log-odds alone under `config` (the trees' and the rules':
+    no flush model refitted, the direction trees are cheap, so their variants and a cache made
+    before the rules shipped need no new pass 1)."""
     return {
-        h: out_of_fold(data, folds, config, names=[]).p_long for h, (data, folds) in plans.items()
+        h: out_of_fold(data, folds, config, names=[]).direction
+        for h, (data, folds) in plans.items()
     }
 
 
@@ -58,12 +74,12 @@ def pass_two(
     plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
 ) -> dict[int, dict[str, Any]]:
     """The record's headline figures per horizon under `config` (with `direction`: these
-    out-of-fold P(long flush) in place of pass 1's)."""
+    out-of-fold direction log-odds in place of pass 1's)."""
     out = {}
     for h, (data, folds) in plans.items():
         oof = oofs[h]
         if direction is not None:
-            oof = dataclasses.replace(oof, p_long=direction[h], excluded=dict(oof.excluded))
+            oof = dataclasses.replace(oof, direction=direction[h], excluded=dict(oof.excluded))
         outcomes = [calibrate_fold(data, fold, oof, config) for fold in folds]
         result = assemble(data, folds, oof, outcomes)
         entry = horizon_record(result, h, config)
@@ -95,6 +111,63 @@ def pass_two(
     return out
 
 
+def direction_pass(
+    plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
+) -> dict[int, dict[str, Any]]:
+    """Pass 2's direction part alone under `config` (a direction setting moves nothing else):
+    on the folds pass 2 scores, the call's weights and P(long flush)
+    (`training.walkforward.direction_columns`), then the record's direction table."""
+    out = {}
+    for h, (data, folds) in plans.items():
+        oof = oofs[h]
+        if direction is not None:
+            oof = dataclasses.replace(oof, direction=direction[h], excluded=dict(oof.excluded))
+        columns: dict[str, np.ndarray] = {}
+        weights = []
+        for fold in folds:
+            evidence = Evidence.at(data, oof, Refit.of_fold(fold), config)
+            if oof.excluded.get(fold.number) or evidence.shortfall(config):
+                continue
+            call, values = direction_columns(data, fold, evidence, oof, config)
+            weights.append(call.weights)
+            for column, p in values.items():
+                columns.setdefault(column, np.full(len(data.y), np.nan))[fold.test] = p
+        keep = np.isfinite(columns["p_long"])
+        frame = data.keys[keep].reset_index(drop=True)
+        frame["y"] = data.y[keep]
+        frame["direction"] = pd.Categorical(data.direction[keep])
+        for column, p in columns.items():
+            frame[column] = p[keep]
+        made_of = pd.DataFrame(weights).fillna(0.0).mean().to_dict()
+        entry = direction_record(frame, h, config, made_of)
+        out[h] = {"direction": entry.model_dump() if entry else None}
+    return out
+
+
+def _direction_text(d: dict[str, Any] | None) -> str:
+    """The direction accuracies, their intervals and what the call is made of, on one line."""
+    if not d:
+        return "no one-sided flush"
+    ci = d.get("intervals", {})
+
+    def cell(name: str) -> str:
+        low, high = ci.get(name) or (None, None)
+        return f"{name} {d['accuracy'][name]:.3f}" + (
+            f" [{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+        )
+
+    best = d.get("best_rule")
+    gaps = [k for k in ci if "_minus_" in k]
+    return (
+        f"n {d['n_sided']} ({d['n_episodes']} ep) | "
+        + " ".join(cell(n) for n, v in d["accuracy"].items() if v is not None)
+        + f" | best rule {best} | "
+        + " ".join(f"{k} [{ci[k][0]:+.3f}, {ci[k][1]:+.3f}]" for k in gaps if None not in ci[k])
+        + " | made of "
+        + " ".join(f"{k} {v:.2f}" for k, v in d.get("made_of", {}).items())
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", type=Path, action="append", required=True)
@@ -105,6 +178,8 @@ def main() -> None:
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--direction-variant", action="append", default=[])
+    parser.add_argument("--direction-refit", action="store_true")
+    parser.add_argument("--direction-only", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = cli_config(
@@ -112,14 +187,23 @@ def main() -> None:
     )
     plans, oofs = pass_one(args, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
+    refit = args.direction_refit or not hasattr(next(iter(oofs.values())), "direction")
+    if refit:
+        variants["default"] = (base, direction_only(plans, base))
     for text in args.variant + args.direction_variant:
         name, _, sets = text.partition(":")
         overrides = dict(parse_override(s) for s in sets.split(";") if s)
         config = base.with_overrides(overrides)
-        direction = direction_only(plans, config) if text in args.direction_variant else None
+        own = text in args.direction_variant and any(k.startswith("fit.") for k in overrides)
+        direction = direction_only(plans, config) if own else variants["default"][1]
         variants[name] = (config, direction)
     results = {}
     for name, (config, direction) in variants.items():
+        if args.direction_only:
+            results[name] = direction_pass(plans, oofs, config, direction)
+            for h, r in results[name].items():
+                print(f"{name:>24} H={h:>3} dir {_direction_text(r['direction'])}", flush=True)
+            continue
         results[name] = pass_two(plans, oofs, config, direction)
         for h, r in results[name].items():
             c = r["champion"]

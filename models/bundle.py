@@ -24,6 +24,7 @@ import pandas as pd
 from flushcast.common.atomic import write_atomic
 from flushcast.models import integrity
 from flushcast.models.calibration import Calibrator
+from flushcast.models.direction import DirectionCall, load_direction
 from flushcast.models.learners import Explainer, GradientBoosting
 from flushcast.models.matrix import (
     BAR_HOURS,
@@ -55,7 +56,8 @@ class HorizonModel:
     learner: Explainer
     """A learner, or (the combined champion) a `models.stacking.Stack` of learners and rules."""
     calibrator: Calibrator
-    direction: GradientBoosting | None
+    direction: GradientBoosting | DirectionCall | None
+    """The direction trees alone, or the call stacking them with the trivial rules."""
     base_rate: float
     """Flush rate in the training rows: the climatology a forecast is read against."""
     choice: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +75,7 @@ class HorizonModel:
         return self.calibrator.predict(self.log_odds(X))
 
     def p_long(self, X: np.ndarray) -> np.ndarray:
-        """P(long flush | flush); 0.5 without a direction model."""
+        """P(long flush | flush); 0.5 without a direction model or call."""
         if self.direction is None:
             return np.full(len(X), 0.5)
         return _sigmoid(self.direction.score(X))
@@ -259,13 +261,11 @@ class Bundle:
                 learner = load_learner(_internalise(entry["learner"], folder), model_columns)
                 direction = None
                 if entry["direction"]:
-                    direction = load_learner(
+                    direction = load_direction(
                         _internalise(entry["direction"], folder), model_columns
                     )
             except ValueError as exc:
                 raise BundleMismatch(f"bundle at {folder}, {key} h: {exc}") from None
-            if direction is not None and not isinstance(direction, GradientBoosting):
-                raise BundleMismatch("a direction model must be LightGBM")
             try:
                 calibrator = Calibrator.from_dict(entry["calibrator"])
             except ValueError as exc:

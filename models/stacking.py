@@ -37,7 +37,13 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def nonnegative_logistic(
-    S: np.ndarray, y: np.ndarray, ridge: float = 1.0, blocks: np.ndarray | None = None
+    S: np.ndarray,
+    y: np.ndarray,
+    ridge: float = 1.0,
+    blocks: np.ndarray | None = None,
+    *,
+    balanced: bool = True,
+    intercept: bool = True,
 ) -> np.ndarray:
     """Weights w >= 0 maximising the log-likelihood of y ~ S·w + b (b free).
 
@@ -45,28 +51,33 @@ def nonnegative_logistic(
     intercept), with an L2 `ridge` on w per flush-class weight unit. With `blocks`, b is one
     intercept per block (a conditional fit): w then says how the inputs rank flushes against
     the same block's quiet bars, not which block was busy (a level the calibrator sets).
+    `balanced=False` weighs every row alike (the ridge then per row) and `intercept=False`
+    drops b: the direction stack's inputs are log-odds themselves, its base rate one of them.
     Returns w only.
     """
     S = np.asarray(S, dtype="float64")
     y = np.asarray(y, dtype="float64")
     n, k = S.shape
     codes = np.zeros(n, dtype=np.int64) if blocks is None else pd.factorize(blocks)[0]
-    m = int(codes.max()) + 1 if n else 1
+    m = (int(codes.max()) + 1 if n else 1) if intercept else 0
     positives = max(y.sum(), 1.0)
     negatives = max(n - y.sum(), 1.0)
-    sample = np.where(y == 1, 0.5 / positives, 0.5 / negatives)
+    if balanced:
+        sample, unit = np.where(y == 1, 0.5 / positives, 0.5 / negatives), positives
+    else:
+        sample, unit = np.full(n, 1.0 / max(n, 1)), float(max(n, 1))
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:k], theta[k:]
-        z = S @ w + b[codes]
+        z = S @ w + (b[codes] if intercept else 0.0)
         nll = np.logaddexp(0.0, z) - y * z  # log(1 + e^z) - y z, stably
         residual = (_sigmoid(z) - y) * sample
         # A tiny ridge keeps a block without a flush from sending its intercept to -inf.
-        value = (
-            np.sum(sample * nll) + 0.5 * (ridge * np.sum(w**2) + 1e-6 * np.sum(b**2)) / positives
+        value = np.sum(sample * nll) + 0.5 * (ridge * np.sum(w**2) + 1e-6 * np.sum(b**2)) / unit
+        grad_b = (
+            np.bincount(codes, weights=residual, minlength=m) + 1e-6 * b / unit if intercept else b
         )
-        grad_b = np.bincount(codes, weights=residual, minlength=m) + 1e-6 * b / positives
-        return float(value), np.r_[S.T @ residual + ridge * w / positives, grad_b]
+        return float(value), np.r_[S.T @ residual + ridge * w / unit, grad_b]
 
     start = np.r_[np.full(k, 1.0 / k), np.zeros(m)]
     bounds = [(0.0, None)] * k + [(None, None)] * m

@@ -167,7 +167,14 @@ def metrics_tables(record: EvaluationRecord) -> list[dict[str, Any]]:
                 "direction_rules": ", ".join(
                     f"{name} {_fmt(value)}"
                     for name, value in entry.direction.accuracy.items()
-                    if name != "model"
+                    if name not in ("call", "model")
+                )
+                if entry.direction
+                else "",
+                "direction_made_of": " + ".join(
+                    f"{name} {weight:.2f}"
+                    for name, weight in entry.direction.made_of.items()
+                    if weight > 0
                 )
                 if entry.direction
                 else "",

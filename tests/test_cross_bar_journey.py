@@ -75,6 +75,21 @@ def _run(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
     return done
 
 
+def serve_and_predict(folder: Path, store: str, uri: str, env: dict[str, str]) -> dict:
+    """Version 1 of the registry at `uri` asked for BTCUSDT's last bar of `folder`/`store`: in
+    process by /model, /predict and /explain, and by the notebook API (`SERVE_AND_PREDICT`)."""
+    places = [str(folder / name) for name in (store, "bentoml", "download")]
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_PREDICT, places[0], uri, *places[1:]],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_a_model_trained_on_stores_of_two_bar_sizes_serves_reports_and_predicts(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
@@ -89,16 +104,7 @@ def test_a_model_trained_on_stores_of_two_bar_sizes_serves_reports_and_predicts(
     _run(tmp_path, env, "report", *shown)
     assert "BTCUSDT" in report.read_text()
 
-    places = [str(tmp_path / name) for name in ("four", "bentoml", "download")]
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_AND_PREDICT, places[0], uri, *places[1:]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    answer = serve_and_predict(tmp_path, "four", uri, env)
     assert answer["info"]["bar_hours"] == 4.0
     assert "bar_hours" not in answer["features"]  # built by the bundle, not a feature
     status, predicted = answer["predict"]

@@ -269,7 +269,8 @@ def _verdict(entry) -> list[str]:
 
 
 def _direction_line(direction) -> str:
-    """Direction accuracy of the model beside each trivial rule, with 95 % intervals."""
+    """Direction accuracy of the call (and what it is made of), of the direction trees alone
+    and of each trivial rule, with 95 % intervals."""
     if direction is None:
         return "  direction accuracy on true one-sided flushes: – (none scored)"
 
@@ -278,10 +279,12 @@ def _direction_line(direction) -> str:
         ci = f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval and None not in interval else ""
         return f"{name} {_fmt(direction.accuracy.get(name))}{ci}"
 
-    rules = ", ".join(cell(name) for name in direction.accuracy if name != "model")
+    rules = ", ".join(cell(n) for n in direction.accuracy if n not in ("call", "model"))
+    made_of = " + ".join(f"{n} {w:.2f}" for n, w in direction.made_of.items() if w > 0)
     return (
         f"  direction accuracy on {direction.n_sided} one-sided flush bars "
-        f"({direction.n_episodes} episodes): {cell('model')}; trivial rules: {rules}"
+        f"({direction.n_episodes} episodes): {cell('call')} ({made_of or 'trees alone'}); "
+        f"{cell('model')}; trivial rules: {rules}"
     )
 
 

@@ -92,6 +92,14 @@ class CombinationConfig(Strict):
     """Multiply each input's share by that plausibility and renormalise: an input that ranked
     worse than the best within blocks, block after block of the earlier evidence, is left out;
     inputs that tie keep their shares."""
+    direction: Literal["model", "stack", "plausible"] = "model"
+    """The direction call: the direction trees alone; (`stack`) the trees stacked with the
+    trivial rules (majority side, funding sign, 24 h return sign) on the same earlier
+    out-of-fold one-sided flushes; or (`plausible`) the trees shrunk toward the rule calling
+    best there by how plausibly the trees call as well as it (`models.direction`)."""
+    direction_shrinkage: float = Field(30.0, ge=0)
+    """One-sided flush episodes of evidence at which the direction stack's fitted weights and
+    the trees alone weigh the same."""
 
     @model_validator(mode="after")
     def _inputs_known(self) -> CombinationConfig:

@@ -229,7 +229,16 @@ def horizon_record(
             for c in scored
             if c.startswith("share_")
         },
-        "direction": direction_record(frame, horizon, config),
+        "direction": direction_record(
+            frame,
+            horizon,
+            config,
+            {
+                c.removeprefix("direction_"): float(scored[c].fillna(0.0).mean())
+                for c in scored
+                if c.startswith("direction_")
+            },
+        ),
     }
     if config.evaluation.n_boot and len(frame):
         entry["intervals"] = _intervals(
@@ -249,16 +258,20 @@ def horizon_record(
 
 
 def direction_record(
-    frame: pd.DataFrame, horizon: int, config: TrainingConfig
+    frame: pd.DataFrame,
+    horizon: int,
+    config: TrainingConfig,
+    made_of: dict[str, float] | None = None,
 ) -> DirectionRecord | None:
-    """Direction accuracy of the model and of each trivial rule on the true one-sided flush
-    bars, with 95 % block-bootstrap intervals (blocks of time: a cascade's bars move together)."""
+    """Direction accuracy of the call, of the direction trees alone and of each trivial rule on
+    the true one-sided flush bars, with 95 % block-bootstrap intervals (blocks of time: a
+    cascade's bars move together); `made_of`: the call's mean weights over the folds."""
     truth = frame["direction"].astype(object).to_numpy()
     sided = (frame["y"].to_numpy() == 1) & ((truth == LONG_FLUSH) | (truth == SHORT_SQUEEZE))
     if not sided.any():
         return None
     part = frame[sided]
-    calls = {"model": part["p_long"].to_numpy()}
+    calls = {"call": part["p_long"].to_numpy(), "model": part["p_long_model"].to_numpy()}
     calls |= {
         c.removeprefix(DIRECTION_PREFIX): part[c].to_numpy()
         for c in part
@@ -272,7 +285,7 @@ def direction_record(
 
     every = np.arange(len(part))
     values = {name: accuracy(p, every) for name, p in calls.items()}
-    rules = {k: v for k, v in values.items() if k != "model" and np.isfinite(v)}
+    rules = {k: v for k, v in values.items() if k not in ("call", "model") and np.isfinite(v)}
     best = max(rules, key=rules.__getitem__) if rules else None
     series = part["symbol"].astype(str) + "@" + part["venue"].astype(str)
     episodes = event_recall(
@@ -283,9 +296,12 @@ def direction_record(
         names = list(calls)
         stats = [lambda i, p=calls[n]: accuracy(p, i) for n in names]
         if best is not None:
-            names.append(f"model_minus_{best}")
-            model, rule = calls["model"], calls[best]
-            stats.append(lambda i: accuracy(model, i) - accuracy(rule, i))
+            for name in ("call", "model"):
+                names.append(f"{name}_minus_{best}")
+                mine, rule = calls[name], calls[best]
+                stats.append(lambda i, a=mine, b=rule: accuracy(a, i) - accuracy(b, i))
+            names.append("call_minus_model")
+            stats.append(lambda i: accuracy(calls["call"], i) - accuracy(calls["model"], i))
         resampled = block_bootstrap_cis(
             lambda i: [f(i) for f in stats],
             time_blocks(part["timestamp"], config.evaluation.block_hours),
@@ -298,6 +314,8 @@ def direction_record(
         accuracy=_nan_to_none(values),
         intervals=_nan_to_none(intervals),
         best_rule=best,
+        method=config.combination.direction,
+        made_of=made_of or {},
     )
 
 

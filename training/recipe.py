@@ -10,12 +10,15 @@ A refit (`Refit`: a number, training rows, a cutoff where they end):
   standardised by the member's mean and spread on (a sample of) its training rows
   (`score_scale`), so refits trained on a month and on a year share one scale;
 - **direction** (`fit_direction`): P(long flush | flush) from the one-sided training flushes,
-  when there are `fit.min_direction_rows` of them with both sides present;
+  when there are `fit.min_direction_rows` of them with both sides present, and the trivial
+  direction rules (`fit_rules`: their orientations from the same flushes);
 - **evidence** (`Evidence.at`): the out-of-fold rows whose bar opens before the cutoff and at
   most `calibration.window_hours` before it, with their flush episodes, folds and the training
   base rate (the prior); too few episodes and the refit cannot be calibrated (`shortfall`);
 - **champion** (`champion`): the inputs' standardised scores combined on that evidence
-  (`training.combine`), the combined score calibrated there.
+  (`training.combine`), the combined score calibrated there;
+- **direction call** (`direction_weights`): the direction trees alone, or stacked with the rules
+  on that evidence's one-sided flushes (`combination.direction`, `models.direction`).
 
 The calibration window is measured from the cutoff (the exclusive end of the refit's training
 rows), never from the last out-of-fold row that happened to be scored: the window says how old
@@ -38,7 +41,9 @@ import pandas as pd
 from flushcast.features.registry import FEATURES, MISSING_GROUPS, depending_on
 from flushcast.models.calibration import Calibrator
 from flushcast.models.config import make_candidate, make_direction
+from flushcast.models.direction import MODEL, toward_best_rule, weights
 from flushcast.models.learners import Bins, GradientBoosting, Learner
+from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.training.baselines import BASELINES, is_calibrated
 from flushcast.training.combine import Combination, combine
 from flushcast.training.config import TrainingConfig
@@ -169,13 +174,35 @@ def fit_direction(
     return make_direction(data.columns, config.fit).fit(data.X[rows], is_long[rows])
 
 
+def fit_rules(data: HorizonData, refit: Refit) -> list[DirectionRule]:
+    """The trivial direction rules the data can feed, their orientations learned from the
+    refit's one-sided training flushes."""
+    sided, is_long = data.sided()
+    rows = refit.train[sided[refit.train]]
+    rules = [DirectionRule(name, data.columns) for name in DIRECTION_RULES]
+    return [r.fit(data.X[rows], is_long[rows]) for r in rules if r.usable]
+
+
+def direction_scores(
+    data: HorizonData, refit: Refit, config: TrainingConfig, rows: np.ndarray
+) -> tuple[GradientBoosting | None, list[DirectionRule], dict[str, np.ndarray]]:
+    """The refit's direction trees and rules, and each one's log-odds of a long flush on `rows`
+    (the trees': 0 without trees)."""
+    trees, rules = fit_direction(data, refit, config), fit_rules(data, refit)
+    X = data.X[rows]
+    scores = {MODEL: np.zeros(len(rows)) if trees is None else trees.score(X)}
+    return trees, rules, scores | {r.name: r.score(X) for r in rules}
+
+
 @dataclass
 class OutOfFold:
     """Pass 1 of the walk-forward: every model's standardised scores on every trained fold's
     test rows (climatology's are its probabilities)."""
 
     raw: dict[str, np.ndarray]
-    p_long: np.ndarray
+    direction: dict[str, np.ndarray]
+    """Log-odds of a long flush given a flush: the direction trees' (`model`) and each trivial
+    rule's, on every tested row."""
     fold_of: np.ndarray
     """Fold number of each row (-1: never tested)."""
     block_of: np.ndarray
@@ -256,3 +283,58 @@ def champion(
         config,
     )
     return combination, evidence.calibrator(combination.score(oof.raw), config)
+
+
+@dataclass
+class DirectionWeights:
+    """What the direction call is made of: each input's weight on the log-odds scale."""
+
+    weights: dict[str, float]
+    fitted: dict[str, float]
+    """The weights the evidence alone asked for (before shrinkage toward the trees)."""
+    episodes: int
+    """One-sided flush episodes of the evidence."""
+    reason: str
+
+    def p_long(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """P(long flush | flush) from the inputs' log-odds."""
+        z = np.zeros(len(scores[MODEL]))
+        for name, w in self.weights.items():
+            if w:
+                z = z + w * scores[name]
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def direction_weights(
+    evidence: Evidence, data: HorizonData, oof: OutOfFold, config: TrainingConfig
+) -> DirectionWeights:
+    """The direction call's weights from the evidence's one-sided flushes (their inputs'
+    out-of-fold log-odds): the trees alone unless `combination.direction` is `stack`."""
+    names = [MODEL, *(n for n in oof.direction if n != MODEL)]
+    sided, is_long = data.sided()
+    rows = evidence.rows & sided
+    episodes = int(data.episode_start[rows].sum())
+    alone = {n: float(n == MODEL) for n in names}
+    if config.combination.direction == "model":
+        return DirectionWeights(alone, alone, episodes, "the direction model alone")
+    S = np.column_stack([oof.direction[n][rows] for n in names])
+    if config.combination.direction == "plausible":
+        w, a = toward_best_rule(S, is_long[rows], oof.block_of[rows])
+        chosen = dict(zip(names, w.tolist(), strict=True))
+        return DirectionWeights(
+            chosen,
+            chosen,
+            episodes,
+            f"the direction model's plausibility of calling as well as the best input on "
+            f"{episodes} one-sided out-of-fold episodes: {a:.0%}, the rest on the best rule",
+        )
+    w, fitted, a = weights(
+        S, is_long[rows], episodes, config.combination.direction_shrinkage, config.combination.ridge
+    )
+    return DirectionWeights(
+        dict(zip(names, w.tolist(), strict=True)),
+        dict(zip(names, fitted.tolist(), strict=True)),
+        episodes,
+        f"non-negative logistic stack on {episodes} one-sided out-of-fold episodes, "
+        f"{a:.0%} fitted, {1 - a:.0%} the direction model alone",
+    )

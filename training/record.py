@@ -48,11 +48,17 @@ class DirectionRecord(_Record):
     n_episodes: int
     """Flush episodes those bars belong to."""
     accuracy: dict[str, float | None]
-    """`model` (the direction model) and each trivial rule: majority side of the training span,
-    sign of funding, sign of the 24 h return (orientations learned on the training span)."""
+    """`call` (the direction call a bundle ships), `model` (the direction trees alone) and each
+    trivial rule: majority side of the training span, sign of funding, sign of the 24 h return
+    (orientations learned on the training span)."""
     intervals: dict[str, Interval] = Field(default_factory=dict)
-    """95 % block-bootstrap intervals of each accuracy and of the model minus the best rule."""
+    """95 % block-bootstrap intervals of each accuracy, of the call and of the trees minus the
+    best rule (`call_minus_<rule>`, `model_minus_<rule>`) and of the call minus the trees."""
     best_rule: str | None = None
+    method: str = "model"
+    """`combination.direction`: the trees alone (`model`) or their stack with the rules."""
+    made_of: dict[str, float] = Field(default_factory=dict)
+    """The call's mean weight on each input's log-odds over the scored folds."""
 
 
 class _HasModels(_Record):

@@ -45,7 +45,8 @@ def _score_fold(
     oof = out_of_fold(data, [fold], config, names=names)
     rows = np.flatnonzero(oof.fold_of >= 0)
     oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
-    oof.p_long, oof.fold_of, oof.block_of = oof.p_long[rows], oof.fold_of[rows], oof.block_of[rows]
+    oof.direction = {name: scores[rows] for name, scores in oof.direction.items()}
+    oof.fold_of, oof.block_of = oof.fold_of[rows], oof.block_of[rows]
     return rows, oof
 
 
@@ -55,7 +56,7 @@ def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
     names = list(parts[0][1].raw)
     merged = OutOfFold(
         raw={name: np.full(n, np.nan) for name in names},
-        p_long=np.full(n, np.nan),
+        direction={},
         fold_of=np.full(n, -1, dtype=np.int64),
         block_of=np.full(n, -1, dtype=np.int64),
     )
@@ -63,7 +64,8 @@ def _merge(parts: Sequence[tuple[np.ndarray, OutOfFold]], n: int) -> OutOfFold:
     for rows, part in parts:
         merged.fold_of[rows] = part.fold_of
         merged.block_of[rows] = part.block_of
-        merged.p_long[rows] = part.p_long
+        for name, scores in part.direction.items():
+            merged.direction.setdefault(name, np.full(n, np.nan))[rows] = scores
         for name in names:
             merged.raw[name][rows] = part.raw[name]
         merged.excluded.update(part.excluded)

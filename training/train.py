@@ -17,6 +17,7 @@ from flushcast.common.engine import Engine, engine
 from flushcast.common.errors import DataError
 from flushcast.features.registry import max_lookback
 from flushcast.models.bundle import Bundle, HorizonModel
+from flushcast.models.direction import DirectionCall
 from flushcast.models.stacking import Stack
 from flushcast.training.combine import inputs
 from flushcast.training.config import TrainingConfig
@@ -28,8 +29,10 @@ from flushcast.training.recipe import (
     OutOfFold,
     Refit,
     champion,
+    direction_weights,
     fit_direction,
     fit_members,
+    fit_rules,
 )
 from flushcast.training.tasks import out_of_fold_all
 
@@ -54,11 +57,18 @@ def _final(data: HorizonData, oof: OutOfFold, config: TrainingConfig) -> Horizon
         [members[n].loc for n in names],
         [members[n].scale for n in names],
     )
+    trees = fit_direction(data, refit, config)
+    call = direction_weights(evidence, data, oof, config)
+    direction = (
+        trees
+        if config.combination.direction == "model"
+        else DirectionCall(trees, fit_rules(data, refit), call.weights)
+    )
     return HorizonModel(
         data.horizon,
         stack,
         calibrator,
-        fit_direction(data, refit, config),
+        direction,
         evidence.prior,
         {
             "chosen": combination.label,
@@ -70,6 +80,12 @@ def _final(data: HorizonData, oof: OutOfFold, config: TrainingConfig) -> Horizon
             f"out_of_fold_{config.selection.metric}_within_fold": combination.inner,
             "plausibility": combination.plausible,
             "out_of_fold_rows": int(evidence.rows.sum()),
+            "direction": {
+                "weights": call.weights,
+                "fitted_weights": call.fitted,
+                "reason": call.reason,
+                "out_of_fold_episodes": call.episodes,
+            },
             "calibration_window": [
                 pd.Timestamp(data.t[evidence.rows].min()).isoformat(),
                 pd.Timestamp(refit.cutoff).isoformat(),

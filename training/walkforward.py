@@ -11,7 +11,9 @@ OOF rows whose labels were known before f's training cutoff (the inner walk-forw
   scores there (`training.combine`: a non-negative stack shrunk toward equal shares, or the
   best candidate), and its combined score gets its own calibrator on the same rows;
 - the trivial direction rules (majority side, sign of funding, sign of the 24 h return) learn
-  their orientation from the fold's training rows.
+  their orientation from the fold's training rows in pass 1, beside the direction trees; the
+  direction call is the trees alone or their stack with the rules, weighed on the same earlier
+  out-of-fold rows (`training.recipe.direction_weights`).
 
 So a test block is never used to tune, calibrate or choose anything that scores it. A fold
 with no flush to train on, or too few OOF flushes to calibrate on, is left out for every
@@ -28,16 +30,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flushcast.models.direction import MODEL
 from flushcast.models.learners import GradientBoosting
+from flushcast.models.rules import DIRECTION_RULES
 from flushcast.training.config import TrainingConfig
 from flushcast.training.horizon import HorizonData
 from flushcast.training.metrics import pr_auc
 from flushcast.training.recipe import (
+    DirectionWeights,
     Evidence,
     OutOfFold,
     Refit,
     champion,
-    fit_direction,
+    direction_scores,
+    direction_weights,
     fit_members,
     learners,
 )
@@ -61,7 +67,7 @@ def out_of_fold(
     names = list(learners(config, data)) if names is None else list(names)
     n = len(data.y)
     raw = {name: np.full(n, np.nan) for name in names}
-    p_long = np.full(n, np.nan)
+    direction: dict[str, np.ndarray] = {}
     fold_of = np.full(n, -1, dtype=np.int64)
     block_of = np.full(n, -1, dtype=np.int64)
     excluded: dict[int, str] = {}
@@ -83,50 +89,18 @@ def out_of_fold(
                 model = member.model
                 if name == "lightgbm" and isinstance(model, GradientBoosting):
                     gain += model.booster.feature_importance("gain")  # type: ignore[union-attr]
-            direction = fit_direction(data, refit, config)
-            p_long[test] = 0.5 if direction is None else _sigmoid(direction.score(X_test))
+            for name, scores in direction_scores(data, refit, config, test)[2].items():
+                direction.setdefault(name, np.full(n, np.nan))[test] = scores
         if on_fold:
             on_fold()
     has_lightgbm = "lightgbm" in names
     return OutOfFold(
-        raw, p_long, fold_of, block_of, excluded, calibrated, gain if has_lightgbm else None
+        raw, direction, fold_of, block_of, excluded, calibrated, gain if has_lightgbm else None
     )
 
 
-DIRECTION_RULES = {"majority": None, "funding_sign": "funding_bp", "return_24h_sign": "return_24h"}
-"""The trivial direction rules and the feature whose sign each reads (majority: none)."""
 DIRECTION_PREFIX = "dir_"
 """Prediction-frame column prefix of a direction rule's P(long flush)."""
-
-
-def direction_rules(
-    data: HorizonData, train: np.ndarray, test: np.ndarray
-) -> dict[str, np.ndarray]:
-    """P(long flush | flush) of each trivial rule on `test`, learned from `train` only.
-
-    majority: the training span's share of long flushes among its one-sided flushes. A sign
-    rule calls the side that the sign of its feature went with more often among those
-    training flushes (positive funding: crowded longs flushed, or not); where the feature is
-    missing or zero it falls back to the majority. Without one-sided training flushes: 0.5.
-    """
-    sided, is_long = data.sided()
-    rows = train[sided[train]]
-    share = float(is_long[rows].mean()) if len(rows) else 0.5
-    out = {"majority": np.full(len(test), share)}
-    for rule, column in DIRECTION_RULES.items():
-        if column is None:
-            continue
-        if column not in data.columns:
-            out[rule] = np.full(len(test), np.nan)
-            continue
-        j = data.columns.index(column)
-        sign = np.sign(np.nan_to_num(data.X[rows, j]))
-        known = sign != 0
-        agree = np.mean((sign[known] > 0) == (is_long[rows][known] == 1)) if known.any() else 0.5
-        flip = 1.0 if agree >= 0.5 else -1.0
-        value = np.sign(np.nan_to_num(data.X[test, j])) * flip
-        out[rule] = np.where(value > 0, 1.0, np.where(value < 0, 0.0, share))
-    return out
 
 
 @dataclass
@@ -135,8 +109,9 @@ class HorizonPredictions:
 
     frame: pd.DataFrame
     """One row per scored test row: keys, `horizon`, `fold`, `block`, `y`, `direction`,
-    `p_<model>` for every model and `p_champion`, `p_long` and each trivial direction
-    rule's `dir_<rule>`."""
+    `p_<model>` for every model and `p_champion`, `p_long` (the direction call),
+    `p_long_model` (the direction trees alone) and each trivial direction rule's
+    `dir_<rule>`."""
     folds: pd.DataFrame
     """One row per fold: span, counts, status (scored or why not), the champion (`stack` or
     the chosen candidate), each input's share in it and its inner score."""
@@ -146,12 +121,13 @@ class HorizonPredictions:
 
 @dataclass
 class FoldOutcome:
-    """Pass 2 of one fold: its row of the fold table and, when scored, each model's, the
-    champion's and the direction rules' probabilities on its test rows."""
+    """Pass 2 of one fold: its row of the fold table and, when scored, each model's and the
+    champion's probabilities on its test rows, and P(long flush) of the direction call, the
+    trees alone and each rule (by prediction-frame column)."""
 
     record: dict[str, Any]
     probability: dict[str, np.ndarray] = field(default_factory=dict)
-    rules: dict[str, np.ndarray] = field(default_factory=dict)
+    direction: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def calibrate_fold(
@@ -186,6 +162,7 @@ def calibrate_fold(
     combination, calibrator = champion(evidence, oof, config)
     z = combination.score({name: scores[fold.test] for name, scores in oof.raw.items()})
     probability[CHAMPION] = calibrator.predict(z)
+    call, direction = direction_columns(data, fold, evidence, oof, config)
     record |= {
         "status": "scored",
         "pr_auc": pr_auc(data.y[fold.test], probability[CHAMPION]),
@@ -194,8 +171,22 @@ def calibrate_fold(
         **{f"share_{c}": v for c, v in combination.shares.items()},
         **{f"inner_{c}": v for c, v in combination.inner.items()},
         **{f"plausible_{c}": v for c, v in combination.plausible.items()},
+        **{f"direction_{c}": v for c, v in call.weights.items()},
     }
-    return FoldOutcome(record, probability, direction_rules(data, fold.train, fold.test))
+    return FoldOutcome(record, probability, direction)
+
+
+def direction_columns(
+    data: HorizonData, fold: Fold, evidence: Evidence, oof: OutOfFold, config: TrainingConfig
+) -> tuple[DirectionWeights, dict[str, np.ndarray]]:
+    """Pass 2's direction part for one fold: the call's weights from the evidence before its
+    cutoff, and P(long flush) of the call, of the trees alone and of each rule on its test
+    rows (by prediction-frame column)."""
+    call = direction_weights(evidence, data, oof, config)
+    scores = {name: values[fold.test] for name, values in oof.direction.items()}
+    direction = {"p_long": call.p_long(scores), "p_long_model": _sigmoid(scores[MODEL])}
+    direction |= {f"{DIRECTION_PREFIX}{r}": _sigmoid(scores[r]) for r in scores if r != MODEL}
+    return call, direction
 
 
 def calibrate_and_choose(
@@ -212,15 +203,18 @@ def assemble(
     names = [*oof.raw, CHAMPION]
     n = len(data.y)
     probability = {name: np.full(n, np.nan) for name in names}
-    rules = {rule: np.full(n, np.nan) for rule in DIRECTION_RULES}
+    direction = {
+        c: np.full(n, np.nan)
+        for c in ["p_long", "p_long_model", *(DIRECTION_PREFIX + r for r in DIRECTION_RULES)]
+    }
     excluded = dict(oof.excluded)
     for fold, outcome in zip(folds, outcomes, strict=True):
         if outcome.record["status"] != "scored":
             excluded[fold.number] = outcome.record["status"]
         for name, p in outcome.probability.items():
             probability[name][fold.test] = p
-        for rule, p_long in outcome.rules.items():
-            rules[rule][fold.test] = p_long
+        for column, p_long in outcome.direction.items():
+            direction[column][fold.test] = p_long
     keep = np.isfinite(probability[CHAMPION])
     frame = data.keys[keep].reset_index(drop=True)
     frame["horizon"] = data.horizon
@@ -230,9 +224,8 @@ def assemble(
     frame["direction"] = pd.Categorical(data.direction[keep])
     for name in names:
         frame[f"p_{name}"] = probability[name][keep]
-    frame["p_long"] = oof.p_long[keep]
-    for rule, p_long in rules.items():
-        frame[f"{DIRECTION_PREFIX}{rule}"] = p_long[keep]
+    for column, p_long in direction.items():
+        frame[column] = p_long[keep]
     oof.excluded = excluded
     table = pd.DataFrame([outcome.record for outcome in outcomes])
     return HorizonPredictions(frame, table, oof.gain, oof)

@@ -209,6 +209,10 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
         first = next(n for n, share in entry.champion_shares.items() if share)
         assert table["made_of"].startswith(f"{first} {entry.champion_shares[first]:.2f}")
         assert "majority" in table["direction_rules"]
+        parts = table["direction_rules"].split(", ")
+        assert not any(p.startswith(("call ", "model ")) for p in parts)  # the rules only
+        # What the direction call is made of: by default the direction model alone.
+        assert table["direction_made_of"] == "model 1.00"
     assert sorted(card["reliability"]) == list(HORIZONS)
     spec = LabelSpec.from_params(bundle.label)
     assert f"{spec.m:g} × (H / 4 h)^-{spec.m_decay:g}" in card["label"]

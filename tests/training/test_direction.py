@@ -1,12 +1,22 @@
-"""The direction model can start from its trivial rules' inputs (`fit.direction_inputs`)."""
+"""The direction call: the trees (optionally started from the trivial rules' inputs,
+`fit.direction_inputs`), the trivial rules as scorers, and their stack on earlier rows only."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
+import pytest
 
 from flushcast.models.config import FitConfig, make_direction
+from flushcast.models.direction import DirectionCall, load_direction, toward_best_rule, weights
 from flushcast.models.learners import GradientBoosting, Logistic
+from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.models.stacking import load_learner
+from flushcast.training.horizon import horizon_data
+from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
 
 
 def _flushes(n: int = 80, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -37,3 +47,108 @@ def test_the_direction_model_boosted_from_the_rules_inputs_keeps_what_a_sign_rul
     restored = load_learner(ruled.state(), columns)
     assert isinstance(restored, GradientBoosting) and restored.init is not None
     np.testing.assert_allclose(restored.score(X_new), ruled.score(X_new))
+
+
+def test_a_sign_rule_learns_its_orientation_and_falls_back_to_the_majority():
+    columns = ["funding_bp", "return_24h"]
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 2))
+    is_long = (X[:, 0] < 0).astype(float)  # negative funding went with long flushes
+    rule = DirectionRule("funding_sign", columns).fit(X, is_long)
+    test = np.array([[1.0, 0.0], [-1.0, 0.0], [np.nan, 0.0]])
+    p = 1 / (1 + np.exp(-rule.score(test)))
+    assert p[0] < 0.5 < p[1]  # reversed: positive funding calls a short squeeze
+    majority = DirectionRule("majority", columns).fit(X, is_long)
+    np.testing.assert_allclose(rule.score(test)[2], majority.score(test)[0])
+    assert not DirectionRule("return_24h_sign", ["funding_bp"]).usable
+
+
+def test_the_direction_stack_leans_on_a_rule_the_trees_miss_and_on_the_trees_without_evidence():
+    rng = np.random.default_rng(3)
+    n = 400
+    rule = np.sign(rng.normal(size=n))
+    is_long = (rule + 0.8 * rng.normal(size=n) > 0).astype(float)
+    trees = rng.normal(size=n)  # the trees' log-odds: noise here
+    S = np.column_stack([trees, 1.2 * rule])
+    w, fitted, a = weights(S, is_long, episodes=400, shrinkage=30, ridge=1.0)
+    assert fitted[1] > 0.3 and fitted[0] < 0.1 and min(fitted) >= 0
+    np.testing.assert_allclose(w, a * fitted + (1 - a) * np.array([1.0, 0.0]))
+    alone, _, a0 = weights(S, is_long, episodes=0, shrinkage=30, ridge=1.0)
+    assert a0 == 0 and alone.tolist() == [1.0, 0.0]
+
+
+def test_the_trees_are_shrunk_toward_a_rule_only_when_it_beat_them_block_after_block():
+    rng = np.random.default_rng(4)
+    blocks = np.repeat(np.arange(12), 40)
+    is_long = rng.integers(0, 2, size=len(blocks)).astype(float)
+    right = np.where(is_long == 1, 1.0, -1.0)
+    rule = np.where(rng.random(len(blocks)) < 0.8, right, -right)  # right 80 % of the time
+    trees = np.where(rng.random(len(blocks)) < 0.55, right, -right)  # right 55 %
+    w, a = toward_best_rule(np.column_stack([trees, 0 * rule, rule]), is_long, blocks)
+    assert a < 0.05 and w[2] == pytest.approx(1 - a) and w[1] == 0
+    w, a = toward_best_rule(np.column_stack([rule, trees]), is_long, blocks)
+    assert a == 1.0 and w.tolist() == [1.0, 0.0]  # the trees call best: they keep the call
+    w, a = toward_best_rule(np.column_stack([trees, rule])[:40], is_long[:40], blocks[:40])
+    assert a == 1.0  # one block: no evidence either way
+
+
+@pytest.mark.parametrize("method", ["stack", "plausible"])
+def test_the_direction_call_uses_only_earlier_rows(small_dataset, small_config, method):
+    """Flipping the sides of one fold's test flushes changes nothing in that fold's calls (nor
+    in any earlier fold's), and changes later folds' calls (the flip is seen once known)."""
+    config = small_config.with_overrides(
+        {
+            "fit.direction.rounds": 10,
+            "fit.min_direction_rows": 5,
+            "combination.direction": method,
+            "combination.direction_shrinkage": 0.0,
+            "calibration.min_episodes": 1,
+        }
+    )
+    data = horizon_data(small_dataset, 4)
+    folds = data.folds(config)
+    names = ["liquidation_surprise"]
+
+    def calls(d):
+        walk = calibrate_and_choose(d, folds, out_of_fold(d, folds, config, names), config)
+        return walk.frame.set_index(["fold", "timestamp", "symbol"])["p_long"]
+
+    before = calls(data)
+    scored = before.index.get_level_values("fold").unique()
+    f = int(scored[len(scored) // 2])
+    flipped = data.direction.copy()
+    test = folds[f].test
+    flipped[test] = np.where(
+        data.direction[test] == LONG_FLUSH,
+        SHORT_SQUEEZE,
+        np.where(data.direction[test] == SHORT_SQUEEZE, LONG_FLUSH, data.direction[test]),
+    )
+    assert (flipped != data.direction).sum() >= 5
+    after = calls(dataclasses.replace(data, direction=flipped))
+    folds_of = before.index.get_level_values("fold")
+    upto = folds_of <= f
+    pd.testing.assert_series_equal(before[upto], after[upto])
+    assert not np.allclose(before[~upto], after[~upto])
+
+
+def test_a_direction_call_round_trips_and_refuses_a_bad_state():
+    columns, X, is_long = _flushes()
+    trees = make_direction(columns, FitConfig()).fit(X, is_long)
+    rules = [DirectionRule(n, columns).fit(X, is_long) for n in DIRECTION_RULES]
+    call = DirectionCall(trees, rules, {"model": 0.7, "majority": 0.1, "funding_sign": 0.4,
+                                        "return_24h_sign": 0.0})  # fmt: skip
+    restored = load_direction(call.state(), columns)
+    assert isinstance(restored, DirectionCall)
+    np.testing.assert_allclose(restored.score(X), call.score(X))
+    np.testing.assert_allclose(
+        call.score(X), 0.7 * trees.score(X) + 0.1 * rules[0].score(X) + 0.4 * rules[1].score(X)
+    )
+    bad = [
+        {**call.state(), "weights": {**call.weights, "funding_sign": -0.1}},
+        {**call.state(), "weights": {"model": 1.0}},
+        {**call.state(), "rules": [{"kind": "direction_rule", "name": "moon_phase"}]},
+        {k: v for k, v in call.state().items() if k != "rules"},
+    ]
+    for state in bad:
+        with pytest.raises(ValueError):
+            load_direction(state, columns)

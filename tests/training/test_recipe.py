@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 
 from flushcast.common.engine import InProcess
+from flushcast.models.bundle import Bundle
+from flushcast.models.direction import MODEL, DirectionCall
 from flushcast.training.horizon import horizon_data
 from flushcast.training.train import fit_bundle
 from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
@@ -35,7 +37,11 @@ def config(small_config):
     )
 
 
-def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dataset, config):
+@pytest.mark.parametrize("direction", ["model", "stack", "plausible"])
+def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
+    small_dataset, config, direction, tmp_path
+):
+    config = config.with_overrides({"combination.direction": direction})
     data = horizon_data(small_dataset, H)
     folds = data.folds(config)
     names = [*config.fit.candidates, "liquidation_surprise"]
@@ -50,7 +56,8 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dat
     before = small_dataset.table["timestamp"] < fold.train_end
     label = small_dataset.label.model_copy(update={"horizons": (H,)})
     until = dataclasses.replace(small_dataset, table=small_dataset.table[before], label=label)
-    model = fit_bundle(until, config, runner=InProcess()).horizons[H]
+    bundle = fit_bundle(until, config, runner=InProcess())
+    model = bundle.horizons[H]
     assert model.choice["out_of_fold_episodes"] == table.loc[f, "oof_episodes"]
     assert model.choice["calibration_window"][1] == fold.train_end.tz_convert(None).isoformat()
     for name, share in model.choice["shares"].items():
@@ -63,6 +70,14 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dat
     X = data.X[fold.test]
     np.testing.assert_allclose(model.p_flush(X), walk.frame.loc[mine, f"p_{CHAMPION}"], rtol=1e-9)
     np.testing.assert_allclose(model.p_long(X), walk.frame.loc[mine, "p_long"], rtol=1e-9)
+    # The direction call is made of the same weights, and ships (saved and loaded) as is.
+    for name, weight in model.choice["direction"]["weights"].items():
+        assert weight == pytest.approx(table.loc[f, f"direction_{name}"], rel=1e-9, abs=1e-12)
+    if direction != "model":
+        assert isinstance(model.direction, DirectionCall)
+        assert next(iter(model.choice["direction"]["weights"])) == MODEL
+        saved = Bundle.load(bundle.save(tmp_path / "bundle"))
+        np.testing.assert_allclose(saved.horizons[H].p_long(X), model.p_long(X), rtol=1e-12)
 
 
 def test_a_refits_tree_candidates_bin_their_rows_once_and_nothing_outlives_the_refit(

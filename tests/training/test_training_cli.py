@@ -63,8 +63,16 @@ def test_evaluate_writes_the_json_and_predictions_contract(sim_store, tmp_path, 
     assert set(shares) == {"logistic", "lightgbm", "lightgbm_on_logistic", "liquidation_surprise"}
     assert "champion made of (mean share over folds): logistic" in result.output
     direction = entry["direction"]
-    assert set(direction["accuracy"]) == {"model", "majority", "funding_sign", "return_24h_sign"}
+    assert set(direction["accuracy"]) == {
+        "call",
+        "model",
+        "majority",
+        "funding_sign",
+        "return_24h_sign",
+    }
     assert "trivial rules: majority" in result.output
+    assert "(model 1.00); model " in result.output  # the call, what it is made of, the model
+    assert direction["method"] == "model" and direction["made_of"]["model"] == 1.0
     assert {"dir_majority", "dir_funding_sign", "dir_return_24h_sign"} <= set(frame)
     from mlflow import MlflowClient
 

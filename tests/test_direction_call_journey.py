@@ -1,0 +1,52 @@
+"""The direction call stacked with its trivial rules, used the way a user would (slow tier).
+
+`flushcast train --set combination.direction=stack` at 1 h, 4 h and daily bars registers a
+version whose bundle ships, per horizon, the direction trees and the trivial rules as scorers
+(`models.direction.DirectionCall`); that version answers /predict in process (the service's
+ASGI app behind a test client, as in the cross-bar journey) and through the notebook API, and
+both give the same P(long flush) for the same bar.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flushcast.models.bundle import Bundle
+from flushcast.training.registry import download_bundle
+from tests.test_cross_bar_journey import _run, serve_and_predict
+
+pytestmark = pytest.mark.slow
+
+BARS = {"1h": (110, "4,12", 720), "4h": (120, "4,12", 720), "1d": (500, "24,48", 2880)}
+
+
+@pytest.mark.parametrize("bar", list(BARS))
+def test_a_stacked_direction_call_trains_serves_and_predicts_alike_at_every_bar(tmp_path, bar):
+    days, horizons, every = BARS[bar]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    _run(tmp_path, env, "simulate", "--days", str(days), "--store", "store", "--bar", bar,
+         "--symbols", "BTCUSDT,ETHUSDT", "--seed", "3")  # fmt: skip
+    recipe = ["--horizons", horizons, "--n-boot", "0", "--retrain-every", str(every)]
+    recipe += ["--set", "fit.lightgbm.rounds=30", "--set", "fit.candidates=[logistic,lightgbm]"]
+    recipe += ["--set", "combination.inputs=[logistic,lightgbm]"]
+    recipe += ["--set", "fit.direction.rounds=20", "--set", "combination.direction=stack"]
+    _run(tmp_path, env, "train", "--store", "store", "--no-evaluate", *recipe)
+
+    _, path = download_bundle("1", tmp_path / "bundle", tracking_uri=uri)
+    for h, model in Bundle.load(path).horizons.items():
+        # The bundle ships the trees with the rules its data can feed, and their weights.
+        assert model.direction is not None and model.direction.kind == "direction_call", h
+        rules = {r.name for r in model.direction.rules}
+        assert rules == {"majority", "funding_sign", "return_24h_sign"}, h
+        assert set(model.choice["direction"]["weights"]) == {"model", *rules}, h
+
+    answer = serve_and_predict(tmp_path, "store", uri, env)
+    status, predicted = answer["predict"]
+    assert status == 200, predicted
+    assert [h["horizon_hours"] for h in predicted["horizons"]] == [
+        int(h) for h in horizons.split(",")
+    ]
+    for horizon in predicted["horizons"]:
+        p = answer["notebook"][f"p_long_flush_{horizon['horizon_hours']}h"]
+        assert horizon["p_long_flush"] == pytest.approx(p, rel=1e-9)
