@@ -2,10 +2,16 @@
 trails its best part within blocks").
 
     python -m benchmarks.combination_study --store DIR [--horizons 24,72] [--min-train H]
-        --cache PASS1.pkl [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...] [--json OUT.json]
+        --cache PASS1.pkl [--set KEY=VALUE ...] [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...]
+        [--paired MODEL:OTHER ...] [--json OUT.json]
 
 Pass 1 (every candidate and baseline refitted on every fold: the expensive part) runs once and
-is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
+is cached in `--cache` (pickle; scratch, never in git); a candidate `--set fit.candidates=[…]`
+adds that the cache lacks is refitted alone and added to it. `--set` changes every variant,
+`default` included. `--paired MODEL:OTHER` prints, in the default run, MODEL's pooled and
+within-block ROC and lift beside OTHER's with 95 % block-bootstrap intervals of the paired
+difference (`benchmarks.feature_ablation.compare`); each variant's champion is compared with
+the default's the same way. Pass 2 (calibration, combination, the
 record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
 `flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
@@ -24,10 +30,14 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from benchmarks.feature_ablation import KEYS, compare
 from flushcast.common.engine import engine
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import horizon_record
+from flushcast.training.recipe import learners
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
 from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
 
@@ -44,7 +54,17 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
     """Every horizon's plan (rows, folds) and out-of-fold scores, from the cache if there."""
     if args.cache.exists():
         with args.cache.open("rb") as f:
-            return pickle.load(f)
+            plans, oofs = pickle.load(f)
+        missing = [n for n in learners(config, next(iter(plans.values()))[0]) if n not in
+                   next(iter(oofs.values())).raw]  # fmt: skip
+        if missing:
+            added = out_of_fold_all(plans, config, engine(args.cluster), names=missing)
+            for h, oof in oofs.items():
+                oof.raw |= added[h].raw
+                oof.calibrated |= added[h].calibrated
+            with args.cache.open("wb") as f:
+                pickle.dump((plans, oofs), f)
+        return plans, oofs
     runner = engine(args.cluster)
     dataset = cli_dataset(args.store, None, None, config, runner)
     plans = walk_forward_plans(dataset, config)
@@ -55,10 +75,15 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
 
 
 def pass_two(
-    plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
+    plans: Any,
+    oofs: Any,
+    config: TrainingConfig,
+    direction: dict[int, Any] | None = None,
+    frames: dict[int, pd.DataFrame] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """The record's headline figures per horizon under `config` (with `direction`: these
-    out-of-fold P(long flush) in place of pass 1's)."""
+    out-of-fold P(long flush) in place of pass 1's; `frames` receives each horizon's
+    predictions)."""
     out = {}
     for h, (data, folds) in plans.items():
         oof = oofs[h]
@@ -66,6 +91,8 @@ def pass_two(
             oof = dataclasses.replace(oof, p_long=direction[h], excluded=dict(oof.excluded))
         outcomes = [calibrate_fold(data, fold, oof, config) for fold in folds]
         result = assemble(data, folds, oof, outcomes)
+        if frames is not None:
+            frames[h] = result.frame
         entry = horizon_record(result, h, config)
         parts = [n for n in config.combination.inputs if n in entry.models]
         best = max(parts, key=lambda n: entry.metric(n, "roc_auc_within_fold") or 0.0)
@@ -103,12 +130,14 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--cluster")
     parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--set", action="append", default=[], dest="sets")
     parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--paired", action="append", default=[])
     parser.add_argument("--direction-variant", action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = cli_config(
-        None, None, None, args.horizons, None, args.n_boot, None, None, args.min_train
+        None, args.sets, None, args.horizons, None, args.n_boot, None, None, args.min_train
     )
     plans, oofs = pass_one(args, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
@@ -119,8 +148,10 @@ def main() -> None:
         direction = direction_only(plans, config) if text in args.direction_variant else None
         variants[name] = (config, direction)
     results = {}
+    frames: dict[str, dict[int, pd.DataFrame]] = {}
     for name, (config, direction) in variants.items():
-        results[name] = pass_two(plans, oofs, config, direction)
+        frames[name] = {}
+        results[name] = pass_two(plans, oofs, config, direction, frames[name])
         for h, r in results[name].items():
             c = r["champion"]
             d = r["direction"] or {}
@@ -136,8 +167,25 @@ def main() -> None:
                 + " ".join(f"{k} {v:.2f}" for k, v in r["shares"].items()),
                 flush=True,
             )
+    pairs = [(text.partition(":")[0], text.partition(":")[2], "default") for text in args.paired]
+    pairs += [(CHAMPION, CHAMPION, name) for name in variants if name != "default"]
+    for model, other, variant in pairs:
+        for h, frame in frames[variant].items():
+            mine = _paired(frame, model)
+            theirs = _paired(frames["default"][h], other)
+            got = compare(theirs, mine, args.n_boot)
+            cells = " | ".join(
+                f"{k} {got[k][1]:.3f} vs {got[k][0]:.3f} [{got[k][2][0]:+.3f}, {got[k][2][1]:+.3f}]"
+                for k in ("roc", "lift", "roc_in_blocks", "lift_in_blocks")
+            )
+            print(f"paired H={h:>3} {variant}:{model} vs default:{other} | {cells}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def _paired(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's predictions in the form `feature_ablation.compare` pairs."""
+    return frame[[*KEYS, "y", "block", f"p_{model}"]].rename(columns={f"p_{model}": "p"})
 
 
 if __name__ == "__main__":

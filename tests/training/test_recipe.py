@@ -35,7 +35,20 @@ def config(small_config):
     )
 
 
-def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dataset, config):
+RANK = {
+    "fit.candidates": ["logistic", "lightgbm", "lightgbm_rank"],
+    "combination.inputs": ["logistic", "lightgbm", "lightgbm_rank", "liquidation_surprise"],
+}
+"""The ranking candidate in the stack: its training blocks are a refit's own rows, so the
+final refit groups exactly as the fold did."""
+
+
+@pytest.mark.parametrize("candidates", ["default", "with lightgbm_rank"])
+def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
+    small_dataset, config, candidates
+):
+    if candidates != "default":
+        config = config.with_overrides(RANK)
     data = horizon_data(small_dataset, H)
     folds = data.folds(config)
     names = [*config.fit.candidates, "liquidation_surprise"]
@@ -51,6 +64,7 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(small_dat
     label = small_dataset.label.model_copy(update={"horizons": (H,)})
     until = dataclasses.replace(small_dataset, table=small_dataset.table[before], label=label)
     model = fit_bundle(until, config, runner=InProcess()).horizons[H]
+    assert set(model.choice["shares"]) == set(config.combination.inputs)
     assert model.choice["out_of_fold_episodes"] == table.loc[f, "oof_episodes"]
     assert model.choice["calibration_window"][1] == fold.train_end.tz_convert(None).isoformat()
     for name, share in model.choice["shares"].items():
