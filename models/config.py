@@ -72,9 +72,10 @@ class RankConfig(Strict):
     rows (the within-block ranking the walk-forward judges), not which blocks are busy, which
     the calibrator's prior carries."""
 
-    objective: Literal["rank_xendcg", "lambdarank"] = "rank_xendcg"
-    """LightGBM's listwise cross-entropy (every row of a block counts) or LambdaRank (NDCG:
-    the top of each block counts most)."""
+    objective: Literal["rank_xendcg", "lambdarank", "binary"] = "rank_xendcg"
+    """LightGBM's listwise cross-entropy (every row of a block counts), LambdaRank (NDCG: the
+    top of each block counts most), or the binary loss boosted from each block's own flush
+    log-odds (`models.learners.block_log_odds`: one intercept per block)."""
     block_hours: int | None = Field(None, ge=1)
     """Length of a training block; None: the walk-forward's test block."""
     per_symbol: bool = False

@@ -194,6 +194,23 @@ def _binned(
     return dataset, Xf
 
 
+BLOCK_PRIOR_ROWS = 10.0
+"""Rows' worth of the overall rate each block's own rate is shrunk toward (`block_log_odds`)."""
+
+
+def block_log_odds(y: np.ndarray, w: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each row's starting score: the log-odds of its block's (weighted) flush rate, shrunk
+    toward the overall rate by `BLOCK_PRIOR_ROWS` rows. Trees boosted from it with the binary
+    loss learn what ranks rows within a block, not which blocks are busy (one intercept per
+    block, as the stack is fitted); at scoring time there is no block and the trees alone
+    score."""
+    query = np.repeat(np.arange(len(sizes)), sizes)
+    overall = float(np.sum(w * y) / np.sum(w))
+    prior = BLOCK_PRIOR_ROWS * float(np.mean(w))
+    rate = (np.bincount(query, w * y) + prior * overall) / (np.bincount(query, w) + prior)
+    return np.log(rate / (1 - rate))[query]
+
+
 def _drawn(
     X: np.ndarray,
     y: np.ndarray,
@@ -302,7 +319,8 @@ class GradientBoosting:
         else:
             rows, w = np.arange(len(y)), np.ones(len(y))
         query = self.queries(X, t)[rows] if ranking else None
-        if query is not None:
+        pointwise = self.params.get("objective", "binary") == "binary"
+        if query is not None and not pointwise:
             w = np.ones(len(rows))  # a ranking loss compares rows within a block: no class weights
         dropout = (self.dropout_groups, self.dropout_share, seed + 1)
         n = len(rows) + dropout_copies(len(rows), self.dropout_groups, self.dropout_share)
@@ -325,6 +343,8 @@ class GradientBoosting:
             if not self.init.fitted:  # a walk-forward fold may hand over its fitted one
                 self.init.fit(X, y)
             init_score = self.init.score(Xf)
+        elif query is not None and pointwise:
+            init_score = block_log_odds(data.get_label(), data.get_weight(), data.get_group())
         data.set_init_score(init_score)
         self.booster = lgb.train(params, data, num_boost_round=self.rounds)
         return self

@@ -166,7 +166,7 @@ def _blocks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return X, y, t, block
 
 
-@pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank"])
+@pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank", "binary"])
 def test_ranking_trees_learn_the_order_within_blocks_not_which_block_is_busy(objective):
     """`lightgbm_rank` ranks each training block's rows against each other: a feature that
     only says which week is busy (the same value all week) carries nothing it can learn
