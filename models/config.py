@@ -72,13 +72,15 @@ class RankConfig(Strict):
     rows (the within-block ranking the walk-forward judges), not which blocks are busy, which
     the calibrator's prior carries."""
 
-    objective: Literal["rank_xendcg", "lambdarank", "binary"] = "rank_xendcg"
-    """LightGBM's listwise cross-entropy (every row of a block counts), LambdaRank (NDCG: the
-    top of each block counts most), or the binary loss boosted from each block's own flush
-    log-odds (`models.learners.block_log_odds`: one intercept per block)."""
+    objective: Literal["binary", "rank_xendcg", "lambdarank"] = "binary"
+    """The binary loss boosted from each block's own flush log-odds
+    (`models.learners.block_log_odds`: one intercept per block), LightGBM's listwise
+    cross-entropy (every row of a block counts) or LambdaRank (NDCG: the top of each block
+    counts most). The default and `per_symbol` ranked best within blocks on the first half
+    of the shared daily and 4 h sets' spans (README, "Training for the ranking")."""
     block_hours: int | None = Field(None, ge=1)
     """Length of a training block; None: the walk-forward's test block."""
-    per_symbol: bool = False
+    per_symbol: bool = True
     """Rank within each symbol's block instead of across the block's symbols (the test
     blocks hold every symbol)."""
     lambda_l2: float | None = Field(None, ge=0)

@@ -190,7 +190,7 @@ def test_ranking_trees_learn_the_order_within_blocks_not_which_block_is_busy(obj
 def test_ranking_groups_are_calendar_blocks_of_the_rows_being_fitted():
     """Blocks are counted from the earliest row fitted on (a training span's own rows: rows
     after it cannot move a group), per symbol on request; without times there is no group."""
-    fit = FitConfig.model_validate({"rank": {"block_hours": 24}})
+    fit = FitConfig.model_validate({"rank": {"block_hours": 24, "per_symbol": False}})
     model = make_candidate("lightgbm_rank", COLUMNS, fit, ())
     t = np.datetime64("2024-03-01T06", "us") + np.arange(0, 96, 6) * HOUR
     X = np.zeros((len(t), len(COLUMNS)))
