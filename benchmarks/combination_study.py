@@ -3,22 +3,25 @@ trails its best part within blocks").
 
     python -m benchmarks.combination_study --store DIR [--horizons 24,72] [--min-train H]
         --cache PASS1.pkl [--set KEY=VALUE ...] [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...]
-        [--paired MODEL:OTHER ...] [--json OUT.json]
+        [--paired MODEL:OTHER ...] [--halves] [--json OUT.json]
 
 Pass 1 (every candidate and baseline refitted on every fold: the expensive part) runs once and
 is cached in `--cache` (pickle; scratch, never in git); a candidate `--set fit.candidates=[…]`
-adds that the cache lacks is refitted alone and added to it. `--set` changes every variant,
-`default` included. `--paired MODEL:OTHER` prints, in the default run, MODEL's pooled and
-within-block ROC and lift beside OTHER's with 95 % block-bootstrap intervals of the paired
-difference (`benchmarks.feature_ablation.compare`); each variant's champion is compared with
-the default's the same way. Pass 2 (calibration, combination, the
-record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
+adds that the cache lacks is refitted alone and added to it. Pass 2 (calibration, combination,
+the record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
 `flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
 here is still chosen by its rule, not tuned on the blocks it is reported on; report each once.
+
+`--set` changes every variant, `default` included. `--paired MODEL:OTHER` prints, in the
+default run, MODEL's pooled and within-block ROC and lift beside OTHER's with 95 %
+block-bootstrap intervals of the paired difference (`benchmarks.feature_ablation.compare`);
+each variant's champion is compared with the default's the same way. `--halves` prints each
+candidate's pass-1 ROC within blocks on the first and the second half of the tested span (a
+setting is chosen on the first; README, "Training for the ranking").
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.feature_ablation import KEYS, compare
@@ -37,6 +41,7 @@ from flushcast.common.engine import engine
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import horizon_record
+from flushcast.training.metrics import within_blocks
 from flushcast.training.recipe import learners
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
 from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
@@ -133,6 +138,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="sets")
     parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--paired", action="append", default=[])
+    parser.add_argument("--halves", action="store_true")
     parser.add_argument("--direction-variant", action="append", default=[])
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -140,6 +146,8 @@ def main() -> None:
         None, args.sets, None, args.horizons, None, args.n_boot, None, None, args.min_train
     )
     plans, oofs = pass_one(args, base)
+    if args.halves:
+        halves(plans, oofs, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
     for text in args.variant + args.direction_variant:
         name, _, sets = text.partition(":")
@@ -181,6 +189,28 @@ def main() -> None:
             print(f"paired H={h:>3} {variant}:{model} vs default:{other} | {cells}", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+
+
+def halves(plans: Any, oofs: Any, config: TrainingConfig) -> None:
+    """Print each candidate's pass-1 ROC within blocks on the first and the second half of
+    the tested span: a setting is chosen on the first half (README, "Training for the
+    ranking"), the second is for reference."""
+    for h, (data, _) in plans.items():
+        oof = oofs[h]
+        tested = oof.block_of >= 0
+        first, last = data.t[tested].min(), data.t[tested].max()
+        middle = first + (last - first) / 2
+        for half, rows in (
+            ("first", tested & (data.t < middle)),
+            ("second", tested & (data.t >= middle)),
+        ):
+            cells = []
+            for name in config.fit.candidates:
+                scores = oof.raw[name]
+                used = rows & np.isfinite(scores)
+                got = within_blocks(data.y[used], scores[used], oof.block_of[used]).roc_auc
+                cells.append(f"{name} {got:.3f}")
+            print(f"H={h:>3} {half} half: " + " | ".join(cells), flush=True)
 
 
 def _paired(frame: pd.DataFrame, model: str) -> pd.DataFrame:

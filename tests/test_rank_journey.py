@@ -1,7 +1,7 @@
 """The ranking candidate the way a user turns it on (slow tier).
 
 `flushcast train --set fit.candidates=[…,lightgbm_rank]` on a 4 h store registers a version
-whose stack holds trees trained with a ranking objective; that version answers /predict and
+whose stack holds trees trained for the order within time blocks; that version answers /predict and
 /explain in process (the service's ASGI app, as `bentoml serve` runs it) with exact reasons,
 writes a report, and predicts through the notebook API, all agreeing on the same bar
 (`tests/test_cross_bar_journey.py`'s script, on one store of one bar size).
@@ -9,16 +9,11 @@ writes a report, and predicts through the notebook API, all agreeing on the same
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from flushcast.models.learners import GradientBoosting
-from tests.test_cross_bar_journey import SERVE_AND_PREDICT, _run
+from tests.test_cross_bar_journey import _run, report_serve_and_predict
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +32,6 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
     recipe += ["--set", "combination.inputs=[logistic,lightgbm_rank]"]
     _run(tmp_path, env, "train", "--store", "four", *recipe)
 
-    os.environ["MLFLOW_TRACKING_URI"] = uri
     _, folder = download_bundle("1", tmp_path / "mine", tracking_uri=uri)
     bundle = Bundle.load(folder)
     for model in bundle.horizons.values():
@@ -45,27 +39,7 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
         assert model.learner.names == ["logistic", "lightgbm_rank"]
         assert isinstance(model.learners()[1], GradientBoosting)
 
-    report = tmp_path / "report.html"
-    shown = ["--symbol", "BTCUSDT", "--store", "four", "--version", "1", "--out", str(report)]
-    _run(tmp_path, env, "report", *shown)
-    assert "BTCUSDT" in report.read_text()
-
-    places = [str(tmp_path / name) for name in ("four", "bentoml", "download")]
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_AND_PREDICT, places[0], uri, *places[1:]],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    status, predicted = answer["predict"]
-    assert status == 200, predicted
-    for horizon in predicted["horizons"]:
-        p = answer["notebook"][f"p_flush_{horizon['horizon_hours']}h"]
-        assert horizon["p_flush"] == pytest.approx(p, rel=1e-9)
-        assert horizon["explanation"]["top"]
+    answer = report_serve_and_predict(tmp_path, env, "four")
     status, explained = answer["explain"]
     assert status == 200, explained
     for horizon in explained["horizons"]:
