@@ -83,6 +83,9 @@ class RankConfig(Strict):
     per_symbol: bool = True
     """Rank within each symbol's block instead of across the block's symbols (the test
     blocks hold every symbol)."""
+    equal_blocks: bool = False
+    """Weigh every training block alike (its rows' weights scaled to the same total), so a
+    busy block, whose every flush is kept, counts no more than a quiet one."""
     lambda_l2: float | None = Field(None, ge=0)
     """L2 penalty of its leaves; None: `fit.lightgbm.lambda_l2`. A ranking loss's gradients
     are a block's shares (about 1 / rows per block), far smaller than the balanced binary
@@ -150,6 +153,7 @@ def make_candidate(
             init=init,
             group_hours=(fit.rank.block_hours or block_hours) if rank else None,
             group_by_symbol=fit.rank.per_symbol,
+            equal_blocks=fit.rank.equal_blocks,
         )
     known = ", ".join((*CANDIDATES, *OPTIONAL_CANDIDATES))
     raise ValueError(f"unknown candidate {name!r} (choose from {known})")

@@ -255,6 +255,7 @@ class GradientBoosting:
         init: Logistic | None = None,
         group_hours: float | None = None,
         group_by_symbol: bool = False,
+        equal_blocks: bool = False,
     ) -> None:
         self.columns = list(columns)
         self.params = dict(params)
@@ -274,6 +275,8 @@ class GradientBoosting:
         walk-forward judges ranking within test blocks; which blocks are busy is not learnt."""
         self.group_by_symbol = group_by_symbol
         """Rank within each symbol's block instead of within the block across symbols."""
+        self.equal_blocks = equal_blocks
+        """Scale each block's row weights to the same total."""
         self.booster: lgb.Booster | None = None
 
     _single: SingleRow | None = None
@@ -322,6 +325,9 @@ class GradientBoosting:
         pointwise = self.params.get("objective", "binary") == "binary"
         if query is not None and not pointwise:
             w = np.ones(len(rows))  # a ranking loss compares rows within a block: no class weights
+        if query is not None and self.equal_blocks:
+            total = np.bincount(query, w)
+            w = w / total[query] * (w.sum() / np.count_nonzero(total))
         dropout = (self.dropout_groups, self.dropout_share, seed + 1)
         n = len(rows) + dropout_copies(len(rows), self.dropout_groups, self.dropout_share)
         # A leaf must hold ~2 % of the rows, capped by the configured size: the cap regularises

@@ -220,3 +220,23 @@ def test_ranking_trees_with_dropout_copies_give_exact_reasons_and_round_trip():
     restored = from_state(model.state(), COLUMNS)
     np.testing.assert_array_equal(restored.score(X), model.score(X))
     np.testing.assert_array_equal(restored.score(X[:1]), model.score(X[:1]))  # one-row path
+
+
+def test_equal_blocks_give_every_training_block_the_same_weight(monkeypatch):
+    """`fit.rank.equal_blocks`: a busy block (every flush kept by the sampling) weighs no more
+    than a quiet one; without it, weights follow the rows."""
+    import lightgbm as lgb
+
+    seen = []
+    init = lgb.Dataset.__init__
+    monkeypatch.setattr(
+        lgb.Dataset, "__init__", lambda self, *a, **k: seen.append(k) or init(self, *a, **k)
+    )
+    X, y, t, _ = _blocks(8_000, seed=10)
+    for equal in (True, False):
+        fit = FitConfig.model_validate({"rank": {"equal_blocks": equal}})
+        make_candidate("lightgbm_rank", COLUMNS, fit, ()).fit(X, y, t)
+        made = seen[-1]
+        group = np.repeat(np.arange(len(made["group"])), made["group"])
+        totals = np.bincount(group, made["weight"])
+        assert np.allclose(totals, totals.mean()) == equal
