@@ -75,38 +75,19 @@ def _run(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
     return done
 
 
-def report_serve_and_predict(folder: Path, env: dict[str, str], store: str) -> dict:
-    """Version 1 of the registry in `env`: `flushcast report` on BTCUSDT of `store`, then
-    `SERVE_AND_PREDICT`, whose /predict must answer with reasons and agree with the notebook
-    API; its answer (/model, /predict, /explain, the notebook's probabilities)."""
-    report = folder / "report.html"
-    shown = ["--symbol", "BTCUSDT", "--store", store, "--version", "1", "--out", str(report)]
-    _run(folder, env, "report", *shown)
-    assert "BTCUSDT" in report.read_text()
+def serve_and_predict(folder: Path, store: str, uri: str, env: dict[str, str]) -> dict:
+    """Version 1 of the registry at `uri` asked for BTCUSDT's last bar of `folder`/`store`: in
+    process by /model, /predict and /explain, and by the notebook API (`SERVE_AND_PREDICT`)."""
     places = [str(folder / name) for name in (store, "bentoml", "download")]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            SERVE_AND_PREDICT,
-            places[0],
-            env["MLFLOW_TRACKING_URI"],
-            *places[1:],
-        ],
+        [sys.executable, "-c", SERVE_AND_PREDICT, places[0], uri, *places[1:]],
         capture_output=True,
         text=True,
         timeout=600,
         env={**os.environ, **env},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    status, predicted = answer["predict"]
-    assert status == 200, predicted
-    for horizon in predicted["horizons"]:
-        p = answer["notebook"][f"p_flush_{horizon['horizon_hours']}h"]
-        assert horizon["p_flush"] == pytest.approx(p, rel=1e-9)
-        assert horizon["explanation"]["top"]
-    return answer
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_a_model_trained_on_stores_of_two_bar_sizes_serves_reports_and_predicts(tmp_path):
@@ -118,9 +99,20 @@ def test_a_model_trained_on_stores_of_two_bar_sizes_serves_reports_and_predicts(
     recipe = ["--horizons", "4,12", "--n-boot", "0", "--retrain-every", "720"]
     recipe += ["--set", "fit.lightgbm.rounds=30", "--set", "fit.candidates=[logistic,lightgbm]"]
     _run(tmp_path, env, "train", "--store", "four", "--train-store", "hourly", *recipe)
-    answer = report_serve_and_predict(tmp_path, env, "four")
+    report = tmp_path / "report.html"
+    shown = ["--symbol", "BTCUSDT", "--store", "four", "--version", "1", "--out", str(report)]
+    _run(tmp_path, env, "report", *shown)
+    assert "BTCUSDT" in report.read_text()
+
+    answer = serve_and_predict(tmp_path, "four", uri, env)
     assert answer["info"]["bar_hours"] == 4.0
     assert "bar_hours" not in answer["features"]  # built by the bundle, not a feature
+    status, predicted = answer["predict"]
+    assert status == 200, predicted
+    for horizon in predicted["horizons"]:
+        p = answer["notebook"][f"p_flush_{horizon['horizon_hours']}h"]
+        assert horizon["p_flush"] == pytest.approx(p, rel=1e-9)
+        assert horizon["explanation"]["top"]
     status, explained = answer["explain"]
     assert status == 200, explained
     for horizon in explained["horizons"]:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flushcast.models.learners import GradientBoosting
-from tests.test_cross_bar_journey import _run, report_serve_and_predict
+from tests.test_cross_bar_journey import _run, serve_and_predict
 
 pytestmark = pytest.mark.slow
 
@@ -39,9 +39,13 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
         assert model.learner.names == ["logistic", "lightgbm_rank"]
         assert isinstance(model.learners()[1], GradientBoosting)
 
-    answer = report_serve_and_predict(tmp_path, env, "four")
-    status, explained = answer["explain"]
-    assert status == 200, explained
+    answer = serve_and_predict(tmp_path, "four", uri, env)
+    (status, predicted), (explain_status, explained) = answer["predict"], answer["explain"]
+    assert status == explain_status == 200, (predicted, explained)
+    served = {h["horizon_hours"]: h["p_flush"] for h in predicted["horizons"]}
+    notebook = {h: answer["notebook"][f"p_flush_{h}h"] for h in served}
+    assert served == pytest.approx(notebook, rel=1e-9) and len(served) == 2
+    assert all(h["explanation"]["top"] for h in predicted["horizons"])
     for horizon in explained["horizons"]:
         # The reasons add up to the stacked score, which is what the calibrator maps.
         total = sum(c["contribution"] for c in horizon["contributions"])
@@ -49,3 +53,8 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
         model = bundle.horizons[horizon["horizon_hours"]]
         p = float(model.calibrator.predict(np.array([horizon["log_odds"]]))[0])
         assert horizon["p_flush"] == pytest.approx(p, rel=1e-9)
+
+    report = tmp_path / "report.html"
+    _run(tmp_path, env, "report", "--symbol", "BTCUSDT", "--store", "four", "--version", "1",
+         "--out", str(report))  # fmt: skip
+    assert "BTCUSDT" in report.read_text()
