@@ -6,9 +6,8 @@ trails its best part within blocks").
         [--paired MODEL:OTHER ...] [--halves] [--json OUT.json]
 
 Pass 1 (every candidate and baseline refitted on every fold: the expensive part) runs once and
-is cached in `--cache` (pickle; scratch, never in git); a candidate `--set fit.candidates=[…]`
-adds that the cache lacks is refitted alone and added to it. Pass 2 (calibration, combination,
-the record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
+is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
+record: `training.walkforward.calibrate_fold` and `training.evaluate.horizon_record`, exactly
 what `flushcast evaluate` runs) is repeated for each variant's configuration (`--set` keys of
 `flushcast evaluate`) on those same scores. Printed per variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
@@ -16,7 +15,8 @@ test blocks: hindsight, for reference only), the champion's mean shares and the 
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
 here is still chosen by its rule, not tuned on the blocks it is reported on; report each once.
 
-`--set` changes every variant, `default` included. `--paired MODEL:OTHER` prints, in the
+`--set` changes every variant, `default` included; a candidate it adds to `fit.candidates`
+that the cache lacks is refitted alone and added to the cache. `--paired MODEL:OTHER` prints, in the
 default run, MODEL's pooled and within-block ROC and lift beside OTHER's with 95 %
 block-bootstrap intervals of the paired difference (`benchmarks.feature_ablation.compare`);
 each variant's champion is compared with the default's the same way. `--halves` prints each
@@ -38,11 +38,10 @@ import pandas as pd
 
 from benchmarks.feature_ablation import KEYS, compare
 from flushcast.common.engine import engine
+from flushcast.training import metrics, recipe
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import horizon_record
-from flushcast.training.metrics import within_blocks
-from flushcast.training.recipe import learners
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
 from flushcast.training.walkforward import CHAMPION, assemble, calibrate_fold, out_of_fold
 
@@ -60,7 +59,7 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
     if args.cache.exists():
         with args.cache.open("rb") as f:
             plans, oofs = pickle.load(f)
-        missing = [n for n in learners(config, next(iter(plans.values()))[0]) if n not in
+        missing = [n for n in recipe.learners(config, next(iter(plans.values()))[0]) if n not in
                    next(iter(oofs.values())).raw]  # fmt: skip
         if missing:
             added = out_of_fold_all(plans, config, engine(args.cluster), names=missing)
@@ -80,15 +79,10 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
 
 
 def pass_two(
-    plans: Any,
-    oofs: Any,
-    config: TrainingConfig,
-    direction: dict[int, Any] | None = None,
-    frames: dict[int, pd.DataFrame] | None = None,
+    plans: Any, oofs: Any, config: TrainingConfig, direction: dict[int, Any] | None = None
 ) -> dict[int, dict[str, Any]]:
     """The record's headline figures per horizon under `config` (with `direction`: these
-    out-of-fold P(long flush) in place of pass 1's; `frames` receives each horizon's
-    predictions)."""
+    out-of-fold P(long flush) in place of pass 1's)."""
     out = {}
     for h, (data, folds) in plans.items():
         oof = oofs[h]
@@ -96,8 +90,6 @@ def pass_two(
             oof = dataclasses.replace(oof, p_long=direction[h], excluded=dict(oof.excluded))
         outcomes = [calibrate_fold(data, fold, oof, config) for fold in folds]
         result = assemble(data, folds, oof, outcomes)
-        if frames is not None:
-            frames[h] = result.frame
         entry = horizon_record(result, h, config)
         parts = [n for n in config.combination.inputs if n in entry.models]
         best = max(parts, key=lambda n: entry.metric(n, "roc_auc_within_fold") or 0.0)
@@ -123,6 +115,7 @@ def pass_two(
             "edge_roc_within": entry.edge_over_best_baseline_roc_within_fold,
             "shares": entry.champion_shares,
             "direction": entry.direction.model_dump() if entry.direction else None,
+            "frame": result.frame,  # the predictions `--paired` compares (not in the JSON)
         }
     return out
 
@@ -156,10 +149,8 @@ def main() -> None:
         direction = direction_only(plans, config) if text in args.direction_variant else None
         variants[name] = (config, direction)
     results = {}
-    frames: dict[str, dict[int, pd.DataFrame]] = {}
     for name, (config, direction) in variants.items():
-        frames[name] = {}
-        results[name] = pass_two(plans, oofs, config, direction, frames[name])
+        results[name] = pass_two(plans, oofs, config, direction)
         for h, r in results[name].items():
             c = r["champion"]
             d = r["direction"] or {}
@@ -178,9 +169,9 @@ def main() -> None:
     pairs = [(text.partition(":")[0], text.partition(":")[2], "default") for text in args.paired]
     pairs += [(CHAMPION, CHAMPION, name) for name in variants if name != "default"]
     for model, other, variant in pairs:
-        for h, frame in frames[variant].items():
-            mine = _paired(frame, model)
-            theirs = _paired(frames["default"][h], other)
+        for h, entry in results[variant].items():
+            mine = _paired(entry["frame"], model)
+            theirs = _paired(results["default"][h]["frame"], other)
             got = compare(theirs, mine, args.n_boot)
             cells = " | ".join(
                 f"{k} {got[k][1]:.3f} vs {got[k][0]:.3f} [{got[k][2][0]:+.3f}, {got[k][2][1]:+.3f}]"
@@ -188,7 +179,11 @@ def main() -> None:
             )
             print(f"paired H={h:>3} {variant}:{model} vs default:{other} | {cells}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+        shown = {
+            name: {h: {k: v for k, v in r.items() if k != "frame"} for h, r in got.items()}
+            for name, got in results.items()
+        }
+        args.json.write_text(json.dumps(shown, indent=1, default=str))
 
 
 def halves(plans: Any, oofs: Any, config: TrainingConfig) -> None:
@@ -208,7 +203,7 @@ def halves(plans: Any, oofs: Any, config: TrainingConfig) -> None:
             for name in config.fit.candidates:
                 scores = oof.raw[name]
                 used = rows & np.isfinite(scores)
-                got = within_blocks(data.y[used], scores[used], oof.block_of[used]).roc_auc
+                got = metrics.within_blocks(data.y[used], scores[used], oof.block_of[used]).roc_auc
                 cells.append(f"{name} {got:.3f}")
             print(f"H={h:>3} {half} half: " + " | ".join(cells), flush=True)
 
