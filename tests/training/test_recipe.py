@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from flushcast.common.engine import InProcess
-from flushcast.models.config import CANDIDATES
 from flushcast.training.horizon import horizon_data
 from flushcast.training.train import fit_bundle
 from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_of_fold
@@ -29,8 +28,8 @@ def config(small_config, request):
     ranking candidate in the stack (its training blocks are a refit's own rows, so the final
     refit groups them as the fold did)."""
     rank = {
-        "fit.candidates": [*CANDIDATES, "lightgbm_rank"],
-        "combination.inputs": [*CANDIDATES, "lightgbm_rank", "liquidation_surprise"],
+        "fit.candidates": [*small_config.fit.candidates, "lightgbm_rank"],
+        "combination.inputs": [*small_config.combination.inputs, "lightgbm_rank"],
     }
     return small_config.with_overrides(
         {
