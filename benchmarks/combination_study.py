@@ -2,7 +2,8 @@
 trails its best part within blocks").
 
     python -m benchmarks.combination_study --store DIR [--horizons 24,72] [--min-train H]
-        --cache PASS1.pkl [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...] [--json OUT.json]
+        --cache PASS1.pkl [--set KEY=VALUE ...] [--variant NAME:KEY=VALUE[;KEY=VALUE ...] ...]
+        [--paired MODEL:OTHER ...] [--halves] [--json OUT.json]
 
 Pass 1 (every candidate and baseline refitted on every fold: the expensive part) runs once and
 is cached in `--cache` (pickle; scratch, never in git). Pass 2 (calibration, combination, the
@@ -17,6 +18,14 @@ pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blo
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
 here is still chosen by its rule, not tuned on the blocks it is reported on; report each once.
+
+`--set` changes every variant, `default` included; a candidate it adds to `fit.candidates`
+that the cache lacks is refitted alone and added to the cache. `--paired MODEL:OTHER` prints, in the
+default run, MODEL's pooled and within-block ROC and lift beside OTHER's with 95 %
+block-bootstrap intervals of the paired difference (`benchmarks.feature_ablation.compare`);
+each variant's champion is compared with the default's the same way. `--halves` prints each
+candidate's pass-1 ROC within blocks on the first and the second half of the tested span (a
+setting is chosen on the first; README, "Training for the ranking").
 """
 
 from __future__ import annotations
@@ -31,7 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmarks.feature_ablation import KEYS, compare
 from flushcast.common.engine import engine
+from flushcast.training import metrics, recipe
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import direction_record, horizon_record
@@ -60,7 +71,17 @@ def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any
     """Every horizon's plan (rows, folds) and out-of-fold scores, from the cache if there."""
     if args.cache.exists():
         with args.cache.open("rb") as f:
-            return pickle.load(f)
+            plans, oofs = pickle.load(f)
+        missing = [n for n in recipe.learners(config, next(iter(plans.values()))[0]) if n not in
+                   next(iter(oofs.values())).raw]  # fmt: skip
+        if missing:
+            added = out_of_fold_all(plans, config, engine(args.cluster), names=missing)
+            for h, oof in oofs.items():
+                oof.raw |= added[h].raw
+                oof.calibrated |= added[h].calibrated
+            with args.cache.open("wb") as f:
+                pickle.dump((plans, oofs), f)
+        return plans, oofs
     runner = engine(args.cluster)
     dataset = cli_dataset(args.store, None, None, config, runner)
     plans = walk_forward_plans(dataset, config)
@@ -107,6 +128,7 @@ def pass_two(
             "edge_roc_within": entry.edge_over_best_baseline_roc_within_fold,
             "shares": entry.champion_shares,
             "direction": entry.direction.model_dump() if entry.direction else None,
+            "frame": result.frame,  # the predictions `--paired` compares (not in the JSON)
         }
     return out
 
@@ -176,16 +198,21 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--cluster")
     parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument("--set", action="append", default=[], dest="sets")
     parser.add_argument("--variant", action="append", default=[])
+    parser.add_argument("--paired", action="append", default=[])
+    parser.add_argument("--halves", action="store_true")
     parser.add_argument("--direction-variant", action="append", default=[])
     parser.add_argument("--direction-refit", action="store_true")
     parser.add_argument("--direction-only", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     base = cli_config(
-        None, None, None, args.horizons, None, args.n_boot, None, None, args.min_train
+        None, args.sets, None, args.horizons, None, args.n_boot, None, None, args.min_train
     )
     plans, oofs = pass_one(args, base)
+    if args.halves:
+        halves(plans, oofs, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
     refit = args.direction_refit or not hasattr(next(iter(oofs.values())), "direction")
     if refit:
@@ -220,8 +247,51 @@ def main() -> None:
                 + " ".join(f"{k} {v:.2f}" for k, v in r["shares"].items()),
                 flush=True,
             )
+    pairs = [(text.partition(":")[0], text.partition(":")[2], "default") for text in args.paired]
+    pairs += [(CHAMPION, CHAMPION, name) for name in variants if name != "default"]
+    for model, other, variant in pairs:
+        for h, entry in results[variant].items():
+            mine = _paired(entry["frame"], model)
+            theirs = _paired(results["default"][h]["frame"], other)
+            got = compare(theirs, mine, args.n_boot)
+            cells = " | ".join(
+                f"{k} {got[k][1]:.3f} vs {got[k][0]:.3f} [{got[k][2][0]:+.3f}, {got[k][2][1]:+.3f}]"
+                for k in ("roc", "lift", "roc_in_blocks", "lift_in_blocks")
+            )
+            print(f"paired H={h:>3} {variant}:{model} vs default:{other} | {cells}", flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=1, default=str))
+        shown = {
+            name: {h: {k: v for k, v in r.items() if k != "frame"} for h, r in got.items()}
+            for name, got in results.items()
+        }
+        args.json.write_text(json.dumps(shown, indent=1, default=str))
+
+
+def halves(plans: Any, oofs: Any, config: TrainingConfig) -> None:
+    """Print each candidate's pass-1 ROC within blocks on the first and the second half of
+    the tested span: a setting is chosen on the first half (README, "Training for the
+    ranking"), the second is for reference."""
+    for h, (data, _) in plans.items():
+        oof = oofs[h]
+        tested = oof.block_of >= 0
+        first, last = data.t[tested].min(), data.t[tested].max()
+        middle = first + (last - first) / 2
+        for half, rows in (
+            ("first", tested & (data.t < middle)),
+            ("second", tested & (data.t >= middle)),
+        ):
+            cells = []
+            for name in config.fit.candidates:
+                scores = oof.raw[name]
+                used = rows & np.isfinite(scores)
+                got = metrics.within_blocks(data.y[used], scores[used], oof.block_of[used]).roc_auc
+                cells.append(f"{name} {got:.3f}")
+            print(f"H={h:>3} {half} half: " + " | ".join(cells), flush=True)
+
+
+def _paired(frame: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One model's predictions in the form `feature_ablation.compare` pairs."""
+    return frame[[*KEYS, "y", "block", f"p_{model}"]].rename(columns={f"p_{model}": "p"})
 
 
 if __name__ == "__main__":

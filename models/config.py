@@ -15,8 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flushcast.models.learners import GradientBoosting, Logistic
 
-Candidate = Literal["logistic", "lightgbm", "lightgbm_on_logistic"]
+Candidate = Literal["logistic", "lightgbm", "lightgbm_on_logistic", "lightgbm_rank"]
 CANDIDATES: tuple[str, ...] = ("logistic", "lightgbm", "lightgbm_on_logistic")
+"""The default candidates; `lightgbm_rank` (trees trained to rank within time blocks) is an
+option (`fit.candidates`, `combination.inputs`)."""
+OPTIONAL_CANDIDATES: tuple[str, ...] = ("lightgbm_rank",)
 
 
 class Strict(BaseModel):
@@ -64,6 +67,31 @@ class LightGBMConfig(Strict):
         }
 
 
+class RankConfig(Strict):
+    """How `lightgbm_rank` groups its training rows: it learns to order each calendar block's
+    rows (the within-block ranking the walk-forward judges), not which blocks are busy, which
+    the calibrator's prior carries."""
+
+    objective: Literal["binary", "rank_xendcg", "lambdarank"] = "binary"
+    """The binary loss boosted from each block's own flush log-odds
+    (`models.learners.block_log_odds`: one intercept per block), LightGBM's listwise
+    cross-entropy (every row of a block counts) or LambdaRank (NDCG: the top of each block
+    counts most). The default and `per_symbol` ranked best within blocks on the first half
+    of the shared daily and 4 h sets' spans (README, "Training for the ranking")."""
+    block_hours: int | None = Field(None, ge=1)
+    """Length of a training block; None: the walk-forward's test block."""
+    per_symbol: bool = True
+    """Rank within each symbol's block instead of across the block's symbols (the test
+    blocks hold every symbol)."""
+    equal_blocks: bool = False
+    """Weigh every training block alike (its rows' weights scaled to the same total), so a
+    busy block, whose every flush is kept, counts no more than a quiet one."""
+    lambda_l2: float | None = Field(None, ge=0)
+    """L2 penalty of its leaves; None: `fit.lightgbm.lambda_l2`. A ranking loss's gradients
+    are a block's shares (about 1 / rows per block), far smaller than the balanced binary
+    loss's, so the same penalty shrinks its trees far more."""
+
+
 class FitConfig(Strict):
     """The candidates the walk-forward chooses from, and how each is fitted."""
 
@@ -71,6 +99,7 @@ class FitConfig(Strict):
     """Chosen per horizon by the inner walk-forward; the first is the fallback while the
     out-of-fold evidence is too thin to choose."""
     lightgbm: LightGBMConfig = LightGBMConfig()
+    rank: RankConfig = RankConfig()
     direction: LightGBMConfig = LightGBMConfig(
         num_leaves=7, min_data_in_leaf=20, lambda_l2=10.0, rounds=50, learning_rate=0.1
     )
@@ -94,16 +123,27 @@ class FitConfig(Strict):
 
 
 def make_candidate(
-    name: str, columns: Sequence[str], fit: FitConfig, dropout_groups: Sequence[Sequence[int]]
+    name: str,
+    columns: Sequence[str],
+    fit: FitConfig,
+    dropout_groups: Sequence[Sequence[int]],
+    block_hours: int = 168,
 ) -> GradientBoosting | Logistic:
-    """An unfitted candidate learner by name."""
+    """An unfitted candidate learner by name (`block_hours`: the walk-forward's test block,
+    the ranking candidate's training block unless `fit.rank.block_hours` says otherwise)."""
     if name == "logistic":
         return _logistic(columns, fit)
-    if name in ("lightgbm", "lightgbm_on_logistic"):
-        init = _logistic(columns, fit) if name != "lightgbm" else None
+    if name in ("lightgbm", "lightgbm_on_logistic", "lightgbm_rank"):
+        init = _logistic(columns, fit) if name == "lightgbm_on_logistic" else None
+        params = fit.lightgbm.params(fit.seed)
+        rank = name == "lightgbm_rank"
+        if rank:
+            params["objective"] = fit.rank.objective
+            if fit.rank.lambda_l2 is not None:
+                params["lambda_l2"] = fit.rank.lambda_l2
         return GradientBoosting(
             columns,
-            fit.lightgbm.params(fit.seed),
+            params,
             fit.lightgbm.rounds,
             negatives_per_positive=fit.negatives_per_positive,
             min_negatives=fit.min_negatives,
@@ -111,8 +151,12 @@ def make_candidate(
             dropout_groups=dropout_groups,
             dropout_share=fit.dropout_share,
             init=init,
+            group_hours=(fit.rank.block_hours or block_hours) if rank else None,
+            group_by_symbol=fit.rank.per_symbol,
+            equal_blocks=fit.rank.equal_blocks,
         )
-    raise ValueError(f"unknown candidate {name!r} (choose from {', '.join(CANDIDATES)})")
+    known = ", ".join((*CANDIDATES, *OPTIONAL_CANDIDATES))
+    raise ValueError(f"unknown candidate {name!r} (choose from {known})")
 
 
 def _logistic(columns: Sequence[str], fit: FitConfig) -> Logistic:

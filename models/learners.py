@@ -151,14 +151,15 @@ drawn rows themselves (an init model scores them)."""
 def _binned(
     X: np.ndarray,
     drawn: tuple[np.ndarray, ...],
-    made: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    made: Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]],
     columns: list[str],
     categorical: list[int],
     params: dict[str, Any],
     bins: Bins | None,
 ) -> tuple[lgb.Dataset, np.ndarray]:
     """LightGBM's binned copy of the rows `made()` draws from `X` (and those rows), built once
-    for the fits of a refit on them.
+    for the fits of a refit on them. `made()` gives rows, labels, weights and, for a ranking
+    objective, the sizes of its query groups (the rows sorted by group; None otherwise).
 
     In a walk-forward fold the two tree candidates (plain, and boosted from the logistic score)
     draw the same sample of the same rows, so the second reuses the first's bins (binning is a
@@ -177,11 +178,12 @@ def _binned(
     found = bins.get(key) if bins is not None else None
     if found is not None and found[0] is X:
         return found[1], found[2]
-    Xf, yf, wf = made()
+    Xf, yf, wf, group = made()
     dataset = lgb.Dataset(
         Xf,
         yf,
         weight=wf,
+        group=group,
         feature_name=columns,
         categorical_feature=categorical,
         params=params,
@@ -190,6 +192,42 @@ def _binned(
     if bins is not None:
         bins[key] = (X, dataset, Xf)
     return dataset, Xf
+
+
+BLOCK_PRIOR_ROWS = 10.0
+"""Rows' worth of the overall rate each block's own rate is shrunk toward (`block_log_odds`)."""
+
+
+def block_log_odds(y: np.ndarray, w: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Each row's starting score: the log-odds of its block's (weighted) flush rate, shrunk
+    toward the overall rate by `BLOCK_PRIOR_ROWS` rows. Trees boosted from it with the binary
+    loss learn what ranks rows within a block, not which blocks are busy (one intercept per
+    block, as the stack is fitted); at scoring time there is no block and the trees alone
+    score."""
+    query = np.repeat(np.arange(len(sizes)), sizes)
+    overall = float(np.sum(w * y) / np.sum(w))
+    prior = BLOCK_PRIOR_ROWS * float(np.mean(w))
+    rate = (np.bincount(query, w * y) + prior * overall) / (np.bincount(query, w) + prior)
+    return np.log(rate / (1 - rate))[query]
+
+
+def _drawn(
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    query: np.ndarray | None,
+    dropout: tuple[Sequence[Sequence[int]], float, int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """A tree fit's rows with their dropout copies (`with_dropout`); with ranking groups
+    (`query`), each copy stays in its row's group and the rows are sorted by group, whose sizes
+    LightGBM's ranking objectives read."""
+    if query is None:
+        return (*with_dropout(X, y, w, *dropout), None)
+    # The group rides along as one more column, which no dropout group blanks.
+    Xq, yd, wd = with_dropout(np.column_stack([X, query]), y, w, *dropout)
+    order = np.argsort(Xq[:, -1], kind="stable")
+    sizes = np.unique(Xq[order, -1], return_counts=True)[1]
+    return Xq[order, :-1], yd[order], wd[order], sizes
 
 
 class GradientBoosting:
@@ -215,6 +253,9 @@ class GradientBoosting:
         dropout_share: float = 0.0,
         balanced: bool = True,
         init: Logistic | None = None,
+        group_hours: float | None = None,
+        group_by_symbol: bool = False,
+        equal_blocks: bool = False,
     ) -> None:
         self.columns = list(columns)
         self.params = dict(params)
@@ -228,6 +269,14 @@ class GradientBoosting:
         self.init = init
         """With a linear model here, trees are boosted from its score (its log-odds is the
         starting point): they only learn what the linear model misses."""
+        self.group_hours = group_hours
+        """With a ranking objective (`lambdarank`, `rank_xendcg`): the training rows are ranked
+        within calendar blocks this long (counted from the first training row), as the
+        walk-forward judges ranking within test blocks; which blocks are busy is not learnt."""
+        self.group_by_symbol = group_by_symbol
+        """Rank within each symbol's block instead of within the block across symbols."""
+        self.equal_blocks = equal_blocks
+        """Scale each block's row weights to the same total."""
         self.booster: lgb.Booster | None = None
 
     _single: SingleRow | None = None
@@ -241,6 +290,19 @@ class GradientBoosting:
     def _categorical(self) -> list[int]:
         return [self.columns.index(SYMBOL)] if SYMBOL in self.columns else []
 
+    def queries(self, X: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+        """Each row's ranking group: its calendar block of `group_hours` counted from the
+        earliest of these rows (and its symbol, with `group_by_symbol`), numbered 0, 1, … in
+        time order. Read from the rows being fitted only."""
+        if t is None or len(t) != len(X):
+            raise ValueError("a ranking learner needs each training row's time")
+        hours = (t - t.min()) / np.timedelta64(1, "h")
+        block = np.floor_divide(hours, float(self.group_hours or 1)).astype("int64")
+        if self.group_by_symbol and SYMBOL in self.columns:
+            symbol = np.nan_to_num(X[:, self.columns.index(SYMBOL)], nan=-1).astype("int64")
+            block = block * (int(symbol.max()) + 2) + symbol + 1
+        return np.unique(block, return_inverse=True)[1].astype("int64")
+
     def fit(
         self,
         X: np.ndarray,
@@ -252,12 +314,20 @@ class GradientBoosting:
         """Fit on these rows; `bins` (one dict per refit) shares binned rows between fits."""
         X, y = _check(X, y)
         seed = int(self.params.get("seed", 0))
+        ranking = self.group_hours is not None
         if self.balanced:
             rows, w = balanced_sample(
                 y, self.negatives_per_positive, self.min_negatives, seed, self.max_rows
             )
         else:
             rows, w = np.arange(len(y)), np.ones(len(y))
+        query = self.queries(X, t)[rows] if ranking else None
+        pointwise = self.params.get("objective", "binary") == "binary"
+        if query is not None and not pointwise:
+            w = np.ones(len(rows))  # a ranking loss compares rows within a block: no class weights
+        if query is not None and self.equal_blocks:
+            total = np.bincount(query, w)
+            w = w / total[query] * (w.sum() / np.count_nonzero(total))
         dropout = (self.dropout_groups, self.dropout_share, seed + 1)
         n = len(rows) + dropout_copies(len(rows), self.dropout_groups, self.dropout_share)
         # A leaf must hold ~2 % of the rows, capped by the configured size: the cap regularises
@@ -266,8 +336,9 @@ class GradientBoosting:
         params = {**self.params, "min_data_in_leaf": leaf}
         data, Xf = _binned(
             X,
-            (rows, y[rows], w, np.frombuffer(repr(dropout).encode(), np.uint8)),
-            lambda: with_dropout(X[rows], y[rows], w, *dropout),
+            (rows, y[rows], w, np.frombuffer(repr(dropout).encode(), np.uint8))
+            + (() if query is None else (query,)),
+            lambda: _drawn(X[rows], y[rows], w, query, dropout),
             self.columns,
             self._categorical,
             params,
@@ -278,6 +349,8 @@ class GradientBoosting:
             if not self.init.fitted:  # a walk-forward fold may hand over its fitted one
                 self.init.fit(X, y)
             init_score = self.init.score(Xf)
+        elif query is not None and pointwise:
+            init_score = block_log_odds(data.get_label(), data.get_weight(), data.get_group())
         data.set_init_score(init_score)
         self.booster = lgb.train(params, data, num_boost_round=self.rounds)
         return self

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flushcast.common.errors import DataError
 from flushcast.features.registry import family_names
-from flushcast.models.config import CANDIDATES, FitConfig
+from flushcast.models.config import CANDIDATES, OPTIONAL_CANDIDATES, FitConfig
 from flushcast.training.baselines import BASELINES
 from flushcast.training.labels import LabelSpec
 from flushcast.training.splits import WalkForward
@@ -103,7 +103,7 @@ class CombinationConfig(Strict):
 
     @model_validator(mode="after")
     def _inputs_known(self) -> CombinationConfig:
-        known = (*CANDIDATES, *STACKABLE_BASELINES)
+        known = (*CANDIDATES, *OPTIONAL_CANDIDATES, *STACKABLE_BASELINES)
         unknown = [name for name in self.inputs if name not in known]
         if unknown or not self.inputs:
             raise ValueError(

@@ -86,8 +86,12 @@ def learners(config: TrainingConfig, data: HorizonData) -> dict[str, Callable[[i
     """Every model a refit may fit, by name (the candidates, then the baselines), made from
     the refit's number."""
     groups = dropout_groups(data.columns)
+    walk = config.walk_forward
+    block = walk.test_block_hours or walk.retrain_every_hours
     made: dict[str, Callable[[int], Learner]] = {
-        name: (lambda number, name=name: make_candidate(name, data.columns, config.fit, groups))
+        name: (
+            lambda number, name=name: make_candidate(name, data.columns, config.fit, groups, block)
+        )
         for name in config.fit.candidates
     }
     for name in config.evaluation.baselines:

@@ -234,3 +234,35 @@ def test_a_model_learns_and_scores_the_round_4_families_at_every_bar(stores, bar
     assert ("rel_liq_surprise_4h" in features) == (bar != "1D")
     out = forecaster.predict(market.tail(len(market) // 3))
     assert out[f"p_flush_{horizon}h"].between(0, 1).all() and len(out) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bar", ["1h", "4h", "1D"])
+def test_the_ranking_candidate_learns_in_blocks_of_hours_at_every_bar(stores, bar):
+    """`lightgbm_rank` groups its training rows into the walk-forward's test blocks, counted
+    in hours, so a block holds the same span of market at 1 h, 4 h and daily bars; the stack
+    made of it scores through the notebook API at each."""
+    from flushcast.models.learners import GradientBoosting
+    from flushcast.training.forecaster import FlushForecaster
+
+    step = pd.Timedelta(bar)
+    market = stores["market"] if bar == "1h" else _aggregate(stores["market"], step)
+    horizon = 24 if bar == "1D" else 12
+    block = 24 * 40
+    forecaster = FlushForecaster(
+        horizons=[horizon],
+        overrides={
+            **_small_lightgbm(["events", "breadth"], min_train_days=120),
+            "walk_forward.retrain_every_hours": block,
+            "fit.candidates": ["lightgbm_rank"],
+            "combination.inputs": ["lightgbm_rank"],
+        },
+    ).fit(market)
+    (ranked,) = forecaster.fitted.horizons[horizon].learners()
+    assert isinstance(ranked, GradientBoosting) and ranked.group_hours == block
+    t = market["timestamp"].dt.tz_convert(None).to_numpy().astype("datetime64[us]")
+    X = np.zeros((len(t), len(ranked.columns)))
+    days = (t.max() - t.min()) / np.timedelta64(1, "D")
+    assert ranked.queries(X, t).max() + 1 == int(days * 24 // block) + 1
+    out = forecaster.predict(market.tail(len(market) // 3))
+    assert out[f"p_flush_{horizon}h"].between(0, 1).all() and len(out) > 0

@@ -147,3 +147,96 @@ def test_finite_percentiles_are_numpys_nanpercentile():
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanpercentile(np.where(np.isfinite(Z), Z, np.nan), [1, 99], axis=0)
         assert np.array_equal(finite_percentiles(Z, (1, 99)), expected, equal_nan=True)
+
+
+HOUR = np.timedelta64(1, "h")
+
+
+def _blocks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows every 15 minutes with weekly blocks whose flush rate is set by `c` (the same value
+    all week: the level) and, within a week, by `a` (the order)."""
+    rng = np.random.default_rng(seed)
+    t = np.datetime64("2024-01-01T00", "us") + np.arange(n) * np.timedelta64(15, "m")
+    block = ((t - t[0]) // (168 * HOUR)).astype(int)
+    level = rng.normal(size=block.max() + 1)[block]
+    X = np.column_stack(
+        [rng.normal(size=(n, 2)), level, rng.normal(size=n), rng.integers(0, 2, n).astype(float)]
+    )
+    y = (rng.random(n) < _sigmoid(-3.5 + 1.0 * X[:, 0] + 1.5 * level)).astype(float)
+    return X, y, t, block
+
+
+@pytest.mark.parametrize("objective", ["rank_xendcg", "lambdarank", "binary"])
+def test_ranking_trees_learn_the_order_within_blocks_not_which_block_is_busy(objective):
+    """`lightgbm_rank` ranks each training block's rows against each other: a feature that
+    only says which week is busy (the same value all week) carries nothing it can learn
+    first-hand, while the pointwise trees lean on it most."""
+    from flushcast.training.metrics import within_blocks
+
+    X, y, t, _ = _blocks(20_000, seed=7)
+    X_test, y_test, _, block_test = _blocks(20_000, seed=8)
+    fit = FitConfig.model_validate({"rank": {"objective": objective}})
+    ranked = make_candidate("lightgbm_rank", COLUMNS, fit, ()).fit(X, y, t)
+    pointwise = make_candidate("lightgbm", COLUMNS, fit, ()).fit(X, y, t)
+    assert ranked.booster.params["objective"] == objective
+    share = {}
+    for name, model in (("ranked", ranked), ("pointwise", pointwise)):
+        gain = model.booster.feature_importance("gain")
+        share[name] = gain[2] / gain.sum()
+    assert share["pointwise"] > 0.3 and share["ranked"] < 0.1
+    assert within_blocks(y_test, ranked.score(X_test), block_test).roc_auc > 0.65
+
+
+def test_ranking_groups_are_calendar_blocks_of_the_rows_being_fitted():
+    """Blocks are counted from the earliest row fitted on (a training span's own rows: rows
+    after it cannot move a group), per symbol on request; without times there is no group."""
+    fit = FitConfig.model_validate({"rank": {"block_hours": 24, "per_symbol": False}})
+    model = make_candidate("lightgbm_rank", COLUMNS, fit, ())
+    t = np.datetime64("2024-03-01T06", "us") + np.arange(0, 96, 6) * HOUR
+    X = np.zeros((len(t), len(COLUMNS)))
+    X[:, -1] = np.arange(len(t)) % 2
+    np.testing.assert_array_equal(model.queries(X, t), np.arange(len(t)) // 4)
+    later = np.concatenate([t, t[-1] + np.arange(1, 9) * 6 * HOUR])
+    X_later = np.vstack([X, np.zeros((8, len(COLUMNS)))])
+    np.testing.assert_array_equal(model.queries(X_later, later)[: len(t)], model.queries(X, t))
+    per_symbol = FitConfig.model_validate({"rank": {"block_hours": 24, "per_symbol": True}})
+    by_symbol = make_candidate("lightgbm_rank", COLUMNS, per_symbol, ()).queries(X, t)
+    np.testing.assert_array_equal(by_symbol, np.arange(len(t)) // 4 * 2 + np.arange(len(t)) % 2)
+    walk = make_candidate("lightgbm_rank", COLUMNS, FitConfig(), (), block_hours=48)
+    assert walk.group_hours == 48  # the walk-forward's test block unless set
+    with pytest.raises(ValueError, match="time"):
+        model.fit(X, (np.arange(len(t)) % 3 == 0).astype(float))
+
+
+def test_ranking_trees_with_dropout_copies_give_exact_reasons_and_round_trip():
+    """Dropout copies stay in their rows' blocks; the booster's scores split exactly into
+    TreeSHAP contributions and come back from the bundle's plain-number state."""
+    X, y, t, _ = _blocks(8_000, seed=9)
+    model = make_candidate("lightgbm_rank", COLUMNS, FitConfig(), [[1], [3]]).fit(X, y, t)
+    contributions = model.contributions(X[:200])
+    np.testing.assert_allclose(contributions.sum(axis=1), model.score(X[:200]), atol=1e-9)
+    explainer = shap.TreeExplainer(model.booster)
+    np.testing.assert_allclose(contributions[:, :-1], explainer.shap_values(X[:200]), atol=1e-6)
+    restored = from_state(model.state(), COLUMNS)
+    np.testing.assert_array_equal(restored.score(X), model.score(X))
+    np.testing.assert_array_equal(restored.score(X[:1]), model.score(X[:1]))  # one-row path
+
+
+def test_equal_blocks_give_every_training_block_the_same_weight(monkeypatch):
+    """`fit.rank.equal_blocks`: a busy block (every flush kept by the sampling) weighs no more
+    than a quiet one; without it, weights follow the rows."""
+    import lightgbm as lgb
+
+    seen = []
+    init = lgb.Dataset.__init__
+    monkeypatch.setattr(
+        lgb.Dataset, "__init__", lambda self, *a, **k: seen.append(k) or init(self, *a, **k)
+    )
+    X, y, t, _ = _blocks(8_000, seed=10)
+    for equal in (True, False):
+        fit = FitConfig.model_validate({"rank": {"equal_blocks": equal}})
+        make_candidate("lightgbm_rank", COLUMNS, fit, ()).fit(X, y, t)
+        made = seen[-1]
+        group = np.repeat(np.arange(len(made["group"])), made["group"])
+        totals = np.bincount(group, made["weight"])
+        assert np.allclose(totals, totals.mean()) == equal

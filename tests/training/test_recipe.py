@@ -23,12 +23,19 @@ from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_o
 H = 4
 
 
-@pytest.fixture(scope="module")
-def config(small_config):
+@pytest.fixture(scope="module", params=["default", "lightgbm_rank"])
+def config(small_config, request):
     """A light recipe (the rule, not the skill, is under test) with a calibration window short
-    enough to start inside the data, so where it is measured from matters."""
+    enough to start inside the data, so where it is measured from matters; once more with the
+    ranking candidate in the stack (its training blocks are a refit's own rows, so the final
+    refit groups them as the fold did)."""
+    rank = {
+        "fit.candidates": [*small_config.fit.candidates, "lightgbm_rank"],
+        "combination.inputs": [*small_config.combination.inputs, "lightgbm_rank"],
+    }
     return small_config.with_overrides(
         {
+            **(rank if request.param == "lightgbm_rank" else {}),
             "fit.lightgbm.rounds": 20,
             "fit.direction.rounds": 10,
             "evaluation.baselines": ["liquidation_surprise"],

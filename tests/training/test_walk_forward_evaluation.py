@@ -48,7 +48,9 @@ def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_
     h = 4
     config = config.with_overrides(
         {
-            "fit.candidates": ["logistic", "lightgbm"],
+            # lightgbm_rank: its training blocks are read from the fold's training rows only
+            "fit.candidates": ["logistic", "lightgbm", "lightgbm_rank"],
+            "combination.inputs": ["logistic", "lightgbm", "lightgbm_rank"],
             "fit.lightgbm.rounds": 40,
             "evaluation.baselines": ["climatology", "placebo", "heuristic"],
         }
