@@ -28,6 +28,7 @@ route's.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -37,13 +38,24 @@ from typing import Any, ClassVar, TypeVar
 
 import anyio
 import bentoml
+from _bentoml_sdk.service import get_current_service
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flushcast.serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
+from flushcast.serving import (
+    MODEL_ENV,
+    ROOT,
+    STORE_ENV,
+    WORKERS_ENV,
+    docs_page,
+    front,
+    openapi,
+    timeouts,
+)
 from flushcast.serving.cors import cors_options, with_cors
 from flushcast.serving.errors import ClientErrors, InputError, configure_logging, error_body
 from flushcast.serving.guard import JSON, BodyGuard, validated
@@ -64,6 +76,7 @@ from flushcast.serving.responses import (
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 T = TypeVar("T")
 R = TypeVar("R")
+JSON_BYTES = JSON.encode()
 UNEXPECTED = "An unexpected error has occurred, please check the server log."
 """A 500's body, in BentoML's words (its routes answer so)."""
 log = logging.getLogger("flushcast.serving")
@@ -225,11 +238,17 @@ class PredictAnswer:
     """Answers POST /predict ahead of routing, as the route would (see the module doc): the
     request validated from the guard's parse, `Flushcast.answer_predict`, its JSON; a refused
     body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other). With
-    CORS configured the answer carries BentoML's CORS headers (`serving.cors`)."""
+    CORS configured the answer carries BentoML's CORS headers (`serving.cors`).
 
-    def __init__(self, app: ASGIApp) -> None:
+    Ahead of BentoML's whole stack (`serving.front`) it is given BentoML's traffic timeout, and
+    applies it with BentoML's own middleware to requests that wait for a thread (raw bars): a
+    feature row is answered on the event loop without yielding, where no deadline can fire, so
+    it is spared the timeout's task and future."""
+
+    def __init__(self, app: ASGIApp, timeout: float | None = None) -> None:
         self.app = app
         self.answer = with_cors(self._answer, cors_options())
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
@@ -237,31 +256,53 @@ class PredictAnswer:
             return
         await self.answer(scope, receive, send)
 
-    @staticmethod
-    async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = await receive()  # the guard's replay: the whole body in one message
         body = message.get("body", b"")
         try:
             request = validated(PredictRequest, scope, body)
-            answer = await bentoml.get_current_service().answer_predict(request)
         except ValidationError as exc:
-            detail = exc.errors(include_context=False, include_input=False)
-            answer = JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
-        except Exception:
-            log.exception("POST /predict failed")
-            answer = JSONResponse({"error": UNEXPECTED}, status_code=500)
-        if not isinstance(answer, PredictResponse):
-            await answer(scope, receive, send)
+            await _refusal(exc)(scope, receive, send)
             return
-        content = answer.model_dump_json().encode()
-        headers = [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(content))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        respond = functools.partial(_respond, request)
+        if self.timeout is not None and request.bars is not None:
+            respond = TimeoutMiddleware(respond, timeout=self.timeout)
+        await respond(scope, receive, send)
+
+
+async def _respond(request: PredictRequest, scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer to a valid /predict `request`, as the route gives it."""
+    try:
+        answer = await get_current_service().answer_predict(request)
+    except ValidationError as exc:
+        answer = _refusal(exc)
+    except Exception:
+        log.exception("POST /predict failed")
+        answer = JSONResponse({"error": UNEXPECTED}, status_code=500)
+    if not isinstance(answer, PredictResponse):
+        await answer(scope, receive, send)
+        return
+    content = answer.model_dump_json().encode()
+    headers = [(b"content-type", JSON_BYTES), (b"content-length", b"%d" % len(content))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _refusal(exc: ValidationError) -> JSONResponse:
+    """A 400 in BentoML's error shape (`ClientErrors` reshapes it like any other)."""
+    detail = exc.errors(include_context=False, include_input=False)
+    return JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
+
+
+def _front_chain(app: ASGIApp, timeout: float | None) -> ASGIApp:
+    """The service's middlewares POST /predict goes through ahead of BentoML's (`serving.front`)."""
+    return ClientErrors(BodyGuard(PredictAnswer(app, timeout=timeout)))
 
 
 Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
 Flushcast.add_asgi_middleware(BodyGuard)
 Flushcast.add_asgi_middleware(PredictAnswer)  # behind the guard: it reads the guard's parse
+front.install(Flushcast, "/predict", _front_chain)
 
 
 def _bento_model() -> bentoml.Model | None:
