@@ -21,8 +21,10 @@ parallelism comes from the workers (default 2, one per core).
 `POST /predict` is answered ahead of BentoML's routing (`PredictAnswer`), like `GET /risk`:
 BentoML's route machinery (its own parse of the body, the request context, routing, the response
 build) and the unsampled OpenTelemetry spans (`_untraced`) cost more than the prediction of a
-feature row (profile in `benchmarks/bench_serving.py`). BentoML's access log and request metrics,
-which wrap the service's middlewares, stay. The route stays, for the spec; the answer is the
+feature row (profile in `benchmarks/bench_serving.py`). So does the rest of BentoML's middleware
+stack (request metrics, access log, a timeout task per request): `serving.front` sends POST
+/predict through this module's middlewares ahead of all of it, keeping BentoML's request
+metrics, access log and traffic timeout. The route stays, for the spec; the answer is the
 route's.
 """
 
