@@ -4,6 +4,9 @@ writes the status line and headers, then the body, each a system call and a TCP 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+
+import pytest
 
 from flushcast.serving.timeouts import Coalesced
 
@@ -28,34 +31,33 @@ class Recorded:
         return ("127.0.0.1", 9) if name == "peername" else None
 
 
-def test_the_writes_of_one_turn_leave_together_in_order() -> None:
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
-    try:
-        wire = Recorded()
-        transport = Coalesced(wire, loop)  # type: ignore[arg-type]
-        transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
-        transport.write(b"{}")
-        assert wire.writes == []  # not before the turn ends
-        loop.run_until_complete(asyncio.sleep(0))
-        assert wire.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
-        transport.write(b"next")
-        loop.run_until_complete(asyncio.sleep(0))
-        assert wire.writes[1:] == [b"next"]
-    finally:
-        loop.close()
+    yield loop
+    loop.close()
 
 
-def test_closing_writes_what_is_pending_first() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        wire = Recorded()
-        transport = Coalesced(wire, loop)  # type: ignore[arg-type]
-        transport.write(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
-        transport.close()
-        assert wire.writes == [b"HTTP/1.1 408 Request Timeout\r\n\r\n"]
-        assert wire.closed
-        loop.run_until_complete(asyncio.sleep(0))  # the scheduled flush finds nothing to do
-        assert len(wire.writes) == 1
-        assert transport.get_extra_info("peername") == ("127.0.0.1", 9)  # the rest: the wire's
-    finally:
-        loop.close()
+def test_the_writes_of_one_turn_leave_together_in_order(loop: asyncio.AbstractEventLoop) -> None:
+    wire = Recorded()
+    transport = Coalesced(wire, loop)  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    transport.write(b"{}")
+    assert wire.writes == []  # not before the turn ends
+    loop.run_until_complete(asyncio.sleep(0))
+    assert wire.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    transport.write(b"next")
+    loop.run_until_complete(asyncio.sleep(0))
+    assert wire.writes[1:] == [b"next"]
+
+
+def test_closing_writes_what_is_pending_first(loop: asyncio.AbstractEventLoop) -> None:
+    wire = Recorded()
+    transport = Coalesced(wire, loop)  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+    transport.close()
+    assert wire.writes == [b"HTTP/1.1 408 Request Timeout\r\n\r\n"]
+    assert wire.closed
+    loop.run_until_complete(asyncio.sleep(0))  # the scheduled flush finds nothing to do
+    assert len(wire.writes) == 1
+    assert transport.get_extra_info("peername") == ("127.0.0.1", 9)  # the rest: the wire's

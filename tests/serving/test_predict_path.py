@@ -3,11 +3,13 @@ answers as the route, one parse of the body, no unsampled trace spans (issue 23)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -145,33 +147,46 @@ def _cors_headers(response) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def cors_client(client: TestClient) -> Iterator[TestClient]:
-    """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
-    configuration); without request metrics, which the suite's app (`client`) registered
-    already, and handing the current service back to that app when done."""
+@contextlib.contextmanager
+def _configured(**config: Any) -> Iterator[None]:
+    """The shipped service with `config` added to its BentoML configuration, for an app built
+    meanwhile; without request metrics, which the suite's app (`client`) registered already,
+    and handing the current service back to that app when done."""
     import bentoml
     from _bentoml_sdk.service import set_current_service
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from simple_di.providers import Factory
 
     from flushcast.service import Flushcast
 
     current = bentoml.get_current_service()
     saved = dict(Flushcast.config)
-    Flushcast.config.update(http={"cors": CORS}, metrics={"enabled": False})
-    options = BentoMLContainer.access_control_options  # memoised at the suite's first app
+    Flushcast.config.update(config, metrics={"enabled": False})
     try:
         Flushcast.inject_config()
-        options.set(Factory._provide(options))
-        with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
-            yield test_client
+        yield
     finally:
-        options.reset()
         Flushcast.config.clear()
         Flushcast.config.update(saved)
         Flushcast.inject_config()
         set_current_service(current)
+
+
+@pytest.fixture(scope="module")
+def cors_client(client: TestClient) -> Iterator[TestClient]:
+    """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
+    configuration)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from simple_di.providers import Factory
+
+    from flushcast.service import Flushcast
+
+    options = BentoMLContainer.access_control_options  # memoised at the suite's first app
+    with _configured(http={"cors": CORS}):
+        options.set(Factory._provide(options))
+        try:
+            with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
+                yield test_client
+        finally:
+            options.reset()
 
 
 def test_answers_given_ahead_of_routing_carry_the_configured_cors_headers(
@@ -322,29 +337,22 @@ def quick_timeout_client(client: TestClient) -> Iterator[TestClient]:
     """The service's ASGI app with a traffic timeout of 0.3 s (`traffic.timeout`), whose
     predictions take a second longer than they would."""
     import bentoml
-    from _bentoml_sdk.service import set_current_service
 
     from flushcast.service import Flushcast
 
-    current = bentoml.get_current_service()
-    saved = dict(Flushcast.config)
-    Flushcast.config.update(traffic={"timeout": 0.3}, metrics={"enabled": False})
-    try:
-        with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
-            predictor = bentoml.get_current_service().predictor
-            original = predictor.predict
+    with (
+        _configured(traffic={"timeout": 0.3}),
+        TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client,
+    ):
+        predictor = bentoml.get_current_service().predictor
+        original = predictor.predict
 
-            def slow(request):
-                time.sleep(1.0)
-                return original(request)
+        def slow(request):
+            time.sleep(1.0)
+            return original(request)
 
-            predictor.predict = slow
-            yield test_client
-    finally:
-        Flushcast.config.clear()
-        Flushcast.config.update(saved)
-        Flushcast.inject_config()
-        set_current_service(current)
+        predictor.predict = slow
+        yield test_client
 
 
 def test_predict_from_bars_keeps_bentomls_traffic_timeout(
