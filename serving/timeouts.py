@@ -26,49 +26,14 @@ def read_timeout() -> float:
     return float(os.environ.get(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT))
 
 
-class Coalesced:
-    """A transport whose writes within one turn of the event loop leave in one `write`.
-
-    uvicorn writes an answer's status line and headers, then its body, each straight to the
-    socket: two system calls and two TCP segments for every small answer (about a quarter of a
-    feature row's CPU in the worker, on loopback, where the kernel delivers each segment in the
-    writer's time). Writes are gathered and written together at the end of the turn, or before
-    the transport closes; everything else is the transport's."""
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._transport, name)
-
-
 class HeaderTimeout(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing a connection whose headers take too long, and
-    writing each answer in one piece (`Coalesced`)."""
+    """uvicorn's httptools protocol, closing a connection whose headers take too long."""
 
     header_timeout = read_timeout()
     _deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(Coalesced(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(transport)
         self._arm()
 
     def on_message_begin(self) -> None:
