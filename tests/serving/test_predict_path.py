@@ -66,6 +66,31 @@ def bodies(client: TestClient, table: pd.DataFrame, market: pd.DataFrame) -> dic
     return _bodies(table, market, client.get("/model").json()["bars_needed"])
 
 
+@pytest.fixture(scope="module")
+def batch_bodies(client: TestClient, table: pd.DataFrame, market: pd.DataFrame) -> dict[str, bytes]:
+    """/predict_batch bodies, good and refused."""
+    rows = [feature_row(table, i) for i in (60, 61, 62)]
+    columns = list(rows[0])
+    values = [{"symbol": "BTCUSDT", "venue": "sim", "values": list(r.values())} for r in rows]
+    good = {"table": {"columns": columns, "rows": values}}
+    needed = client.get("/model").json()["bars_needed"]
+    series = {"symbol": "ETHUSDT", "venue": "sim", "bars": bars(market, "ETHUSDT", needed)}
+    cases = {
+        "table": good,
+        "table with explanations": {**good, "explain": True},
+        "series": {"series": [series, {**series, "symbol": "BTCUSDT"}]},
+        "an unknown column (a data error)": {"table": {**good["table"], "columns": ["nope"]}},
+        "series and table": {**good, "series": [series]},
+        "neither": {},
+        "an array": [good],
+    }
+    return {
+        **{case: json.dumps(body).encode() for case, body in cases.items()},
+        "an empty body": b"",
+        "not JSON": b'{"table": {',
+    }
+
+
 def _answer(response) -> tuple[int, str, dict]:
     body = response.json()
     body.pop("request_id", None)  # a fresh id per request
@@ -94,8 +119,32 @@ def test_predict_answers_exactly_as_the_bentoml_route(
     assert all(status == 400 for name, status in statuses.items() if name not in answered)
 
 
+def test_predict_batch_answers_exactly_as_the_bentoml_route(
+    client: TestClient, batch_bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/predict_batch, answered ahead of routing too, gives the answers its route gives."""
+
+    def answers() -> dict[str, tuple[int, str, dict]]:
+        return {
+            name: _answer(client.post("/predict_batch", content=body, headers=JSON))
+            for name, body in batch_bodies.items()
+        }
+
+    ahead = answers()
+    _routed(monkeypatch)
+    routed = answers()
+    for name in batch_bodies:
+        assert ahead[name] == routed[name], name
+    answered = {name for name, (status, _, _) in ahead.items() if status == 200}
+    assert answered == {"table", "table with explanations", "series"}
+    assert all(ahead[name][0] == 400 for name in batch_bodies if name not in answered)
+
+
 def test_predict_skips_bentomls_parse_of_the_body(
-    client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    bodies: dict[str, bytes],
+    batch_bodies: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The guard's parse is the only one: BentoML's (JSON text to the request model) is not run."""
     from _bentoml_impl.serde import JSONSerde
@@ -109,6 +158,8 @@ def test_predict_skips_bentomls_parse_of_the_body(
 
     monkeypatch.setattr(JSONSerde, "deserialize_model", counted)
     assert client.post("/predict", content=bodies["feature row"], headers=JSON).status_code == 200
+    batch = batch_bodies["table"]
+    assert client.post("/predict_batch", content=batch, headers=JSON).status_code == 200
     assert parses == []
     assert client.post("/explain", content=bodies["feature row"], headers=JSON).status_code == 200
     assert len(parses) == 1  # the spy sees the routes that still parse
