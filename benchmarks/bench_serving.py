@@ -148,11 +148,8 @@ def floor(workload: Workload, predictor) -> tuple[Figures, bytes] | None:
         return None
 
     def once() -> str:
-        parsed = parse(workload.body)
-        if workload.path == "/predict":  # from the guard's parse (serving.service.PredictAnswer)
-            request = validated(request_type, {PARSED: parsed}, workload.body)
-        else:  # BentoML's route parses the text again
-            request = request_type.model_validate_json(workload.body)
+        parsed = parse(workload.body)  # validated from the guard's parse (PredictAnswer)
+        request = validated(request_type, {PARSED: parsed}, workload.body)
         return handle(request).model_dump_json()
 
     answer = once().encode()

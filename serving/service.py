@@ -24,8 +24,9 @@ build) and the unsampled OpenTelemetry spans (`_untraced`) cost more than the pr
 feature row (profile in `benchmarks/bench_serving.py`). So does the rest of BentoML's middleware
 stack (request metrics, access log, a timeout task per request): `serving.front` sends POST
 /predict through this module's middlewares ahead of all of it, keeping BentoML's request
-metrics, access log and traffic timeout. The route stays, for the spec; the answer is the
-route's.
+metrics, access log and traffic timeout. `POST /predict_batch` is answered ahead of routing
+too, so its body is parsed once (BentoML's route would parse it again). The routes stay, for
+the spec; the answers are the routes'.
 """
 
 from __future__ import annotations
