@@ -1,11 +1,11 @@
 """BentoML's CORS for the answers the service gives ahead of BentoML's own CORS middleware.
 
 BentoML runs a service's ASGI middlewares outside its CORS middleware, so an answer one of them
-gives itself (`POST /predict` and `GET /risk` answered ahead of routing, the body guard's
-refusals) would lack the CORS headers every routed answer carries. `with_cors` wraps such an
-answer in the same middleware with the same settings (`http.cors` of the service's BentoML
-configuration); preflight requests (OPTIONS) are left to the routes, where BentoML's answers
-them.
+gives itself (`POST /predict`, `/predict_batch` and `GET /risk` answered ahead of routing, the
+body guard's refusals) would lack the CORS headers every routed answer carries. `with_cors`
+wraps such an answer in the same middleware with the same settings (`http.cors` of the
+service's BentoML configuration); preflight requests (OPTIONS) are left to the routes, where
+BentoML's answers them.
 """
 
 from __future__ import annotations

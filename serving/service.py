@@ -21,13 +21,17 @@ parallelism comes from the workers (default 2, one per core).
 `POST /predict` is answered ahead of BentoML's routing (`PredictAnswer`), like `GET /risk`:
 BentoML's route machinery (its own parse of the body, the request context, routing, the response
 build) and the unsampled OpenTelemetry spans (`_untraced`) cost more than the prediction of a
-feature row (profile in `benchmarks/bench_serving.py`). BentoML's access log and request metrics,
-which wrap the service's middlewares, stay. The route stays, for the spec; the answer is the
-route's.
+feature row (profile in `benchmarks/bench_serving.py`). So does the rest of BentoML's middleware
+stack (request metrics, access log, a timeout task per request): `serving.front` sends POST
+/predict through this module's middlewares ahead of all of it, keeping BentoML's request
+metrics, access log and traffic timeout. `POST /predict_batch` is answered ahead of routing
+too, so its body is parsed once (BentoML's route would parse it again). The routes stay, for
+the spec; the answers are the routes'.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -37,13 +41,24 @@ from typing import Any, ClassVar, TypeVar
 
 import anyio
 import bentoml
+from _bentoml_sdk.service import get_current_service
+from bentoml._internal.server.http.traffic import TimeoutMiddleware
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flushcast.serving import MODEL_ENV, ROOT, STORE_ENV, WORKERS_ENV, docs_page, openapi, timeouts
+from flushcast.serving import (
+    MODEL_ENV,
+    ROOT,
+    STORE_ENV,
+    WORKERS_ENV,
+    docs_page,
+    front,
+    openapi,
+    timeouts,
+)
 from flushcast.serving.cors import cors_options, with_cors
 from flushcast.serving.errors import ClientErrors, InputError, configure_logging, error_body
 from flushcast.serving.guard import JSON, BodyGuard, validated
@@ -64,6 +79,7 @@ from flushcast.serving.responses import (
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}(:\d{2}(:\d{2})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 T = TypeVar("T")
 R = TypeVar("R")
+JSON_BYTES = JSON.encode()
 UNEXPECTED = "An unexpected error has occurred, please check the server log."
 """A 500's body, in BentoML's words (its routes answer so)."""
 log = logging.getLogger("flushcast.serving")
@@ -158,6 +174,10 @@ class Flushcast:
     @bentoml.api(route="/predict_batch")
     async def predict_batch(self, request: PredictBatchRequest, /) -> PredictBatchResponse:
         """Predictions for many series (features built together) or a feature table."""
+        return await self.answer_predict_batch(request)
+
+    async def answer_predict_batch(self, request: PredictBatchRequest) -> PredictBatchResponse:
+        """The answer of POST /predict_batch, for the route and for `PredictAnswer`."""
         return await self._answer(self.predictor.predict_batch, request, cheap=False)
 
     @bentoml.api(route="/explain")
@@ -222,46 +242,89 @@ class Flushcast:
 
 
 class PredictAnswer:
-    """Answers POST /predict ahead of routing, as the route would (see the module doc): the
-    request validated from the guard's parse, `Flushcast.answer_predict`, its JSON; a refused
-    body is a 400 with BentoML's error shape (`ClientErrors` reshapes it like any other). With
-    CORS configured the answer carries BentoML's CORS headers (`serving.cors`)."""
+    """Answers POST /predict and /predict_batch ahead of routing, as the routes would (see the
+    module doc): the request validated from the guard's parse (BentoML's route would parse the
+    body again: 10 ms of a 1,000-row batch), `Flushcast.answer_predict` or
+    `answer_predict_batch`, its JSON; a refused body is a 400 with BentoML's error shape
+    (`ClientErrors` reshapes it like any other). With CORS configured the answer carries
+    BentoML's CORS headers (`serving.cors`).
 
-    def __init__(self, app: ASGIApp) -> None:
+    Ahead of BentoML's whole stack (`serving.front`) it is given BentoML's traffic timeout, and
+    applies it with BentoML's own middleware to requests that wait for a thread (raw bars): a
+    feature row is answered on the event loop without yielding, where no deadline can fire, so
+    it is spared the timeout's task and future."""
+
+    ANSWERED: ClassVar[dict[str, tuple[type[BaseModel], str]]] = {
+        "/predict": (PredictRequest, "answer_predict"),
+        "/predict_batch": (PredictBatchRequest, "answer_predict_batch"),
+    }
+
+    def __init__(self, app: ASGIApp, timeout: float | None = None) -> None:
         self.app = app
         self.answer = with_cors(self._answer, cors_options())
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/predict":
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in self.ANSWERED
+        ):
             await self.app(scope, receive, send)
             return
         await self.answer(scope, receive, send)
 
-    @staticmethod
-    async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model, method = self.ANSWERED[scope["path"]]
         message = await receive()  # the guard's replay: the whole body in one message
         body = message.get("body", b"")
         try:
-            request = validated(PredictRequest, scope, body)
-            answer = await bentoml.get_current_service().answer_predict(request)
+            request = validated(model, scope, body)
         except ValidationError as exc:
-            detail = exc.errors(include_context=False, include_input=False)
-            answer = JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
-        except Exception:
-            log.exception("POST /predict failed")
-            answer = JSONResponse({"error": UNEXPECTED}, status_code=500)
-        if not isinstance(answer, PredictResponse):
-            await answer(scope, receive, send)
+            await _refusal(exc)(scope, receive, send)
             return
-        content = answer.model_dump_json().encode()
-        headers = [(b"content-type", JSON.encode()), (b"content-length", b"%d" % len(content))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
+        respond = functools.partial(_respond, method, request)
+        cheap = isinstance(request, PredictRequest) and request.bars is None
+        if self.timeout is not None and not cheap:
+            respond = TimeoutMiddleware(respond, timeout=self.timeout)
+        await respond(scope, receive, send)
+
+
+async def _respond(
+    method: str, request: BaseModel, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """The answer to a valid `request`, as the route gives it."""
+    try:
+        answer = await getattr(get_current_service(), method)(request)
+    except ValidationError as exc:
+        answer = _refusal(exc)
+    except Exception:
+        log.exception("POST %s failed", scope["path"])
+        answer = JSONResponse({"error": UNEXPECTED}, status_code=500)
+    if not isinstance(answer, BaseModel):
+        await answer(scope, receive, send)
+        return
+    content = answer.model_dump_json().encode()
+    headers = [(b"content-type", JSON_BYTES), (b"content-length", b"%d" % len(content))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": content})
+
+
+def _refusal(exc: ValidationError) -> JSONResponse:
+    """A 400 in BentoML's error shape (`ClientErrors` reshapes it like any other)."""
+    detail = exc.errors(include_context=False, include_input=False)
+    return JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
+
+
+def _front_chain(app: ASGIApp, timeout: float | None) -> ASGIApp:
+    """The service's middlewares POST /predict goes through ahead of BentoML's (`serving.front`)."""
+    return ClientErrors(BodyGuard(PredictAnswer(app, timeout=timeout)))
 
 
 Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
 Flushcast.add_asgi_middleware(BodyGuard)
 Flushcast.add_asgi_middleware(PredictAnswer)  # behind the guard: it reads the guard's parse
+front.install(Flushcast, "/predict", _front_chain)
 
 
 def _bento_model() -> bentoml.Model | None:

@@ -1,11 +1,13 @@
 """A throwaway champion on simulated data, for the tests, the benchmark and trying the service.
 
 Test harness, so it lives in `tests/`, outside the package and the bento.
-`create` simulates two symbols, trains a small bundle, puts it in a BentoML home under the
-folder and writes an example /predict body (`request.json`: the latest BTC feature row), in the
-calling process: the fast tests load the service from it in-process. `register` logs the same
-bundle to an MLflow SQLite store under the folder, promotes it (forced: it was not evaluated)
-and imports the champion, in its own process so MLflow's process-wide tracking URI never leaks.
+`create` simulates two symbols, trains a small bundle on the default recipe's feature families
+(as `flushcast train` does: the benchmarks measure the shipped recipe), puts it in a BentoML
+home under the folder and writes an example /predict body (`request.json`: the latest BTC
+feature row), in the calling process: the fast tests load the service from it in-process.
+`register` logs the same bundle to an MLflow SQLite store under the folder, promotes it
+(forced: it was not evaluated) and imports the champion, in its own process so MLflow's
+process-wide tracking URI never leaks.
 `python -m tests.serving.sandbox FOLDER` (from the checkout) does both.
 """
 
@@ -97,7 +99,7 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     from flushcast.serving.importer import store_bundle
     from flushcast.simulator import simulate
     from flushcast.training.config import TrainingConfig
-    from flushcast.training.dataset import make_dataset
+    from flushcast.training.dataset import make_dataset, select_features
     from flushcast.training.labels import LabelSpec
     from flushcast.training.registry import ModelIdentity
     from flushcast.training.train import fit_bundle
@@ -110,7 +112,9 @@ def create(folder: Path, days: int = 90, seed: int = 1) -> Sandbox:
     config = TrainingConfig(label=label).with_overrides(
         {"fit.candidates": ["lightgbm"], "fit.lightgbm.rounds": 80, "evaluation.n_boot": 0}
     )
-    fit_bundle(make_dataset(market, label), config).save(sandbox.bundle)
+    # The default recipe's feature families, as `flushcast train` learns from.
+    dataset = select_features(make_dataset(market, label), config)
+    fit_bundle(dataset, config).save(sandbox.bundle)
     tag = store_bundle(sandbox.bundle, ModelIdentity(**SANDBOX_IDENTITY))
     (folder / "sandbox.json").write_text(json.dumps({"tag": str(tag)}))
     sandbox.request.write_text(json.dumps(_example(market), indent=1))

@@ -3,22 +3,34 @@ answers as the route, one parse of the body, no unsampled trace spans (issue 23)
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
 from flushcast.serving import service
+from flushcast.serving.front import Front
 from flushcast.serving.service import PredictAnswer
 from tests.serving.payloads import bars, feature_row
 
 JSON = {"content-type": "application/json"}
 
 
-async def _to_the_route(self: PredictAnswer, scope, receive, send) -> None:
+async def _to_the_route(self: PredictAnswer | Front, scope, receive, send) -> None:
     await self.app(scope, receive, send)
+
+
+def _routed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on, /predict goes through BentoML's stack to its route, as without shortcuts."""
+    monkeypatch.setattr(Front, "__call__", _to_the_route)
+    monkeypatch.setattr(PredictAnswer, "__call__", _to_the_route)
 
 
 def _bodies(table: pd.DataFrame, market: pd.DataFrame, needed: int) -> dict[str, bytes]:
@@ -54,6 +66,31 @@ def bodies(client: TestClient, table: pd.DataFrame, market: pd.DataFrame) -> dic
     return _bodies(table, market, client.get("/model").json()["bars_needed"])
 
 
+@pytest.fixture(scope="module")
+def batch_bodies(client: TestClient, table: pd.DataFrame, market: pd.DataFrame) -> dict[str, bytes]:
+    """/predict_batch bodies, good and refused."""
+    rows = [feature_row(table, i) for i in (60, 61, 62)]
+    columns = list(rows[0])
+    values = [{"symbol": "BTCUSDT", "venue": "sim", "values": list(r.values())} for r in rows]
+    good = {"table": {"columns": columns, "rows": values}}
+    needed = client.get("/model").json()["bars_needed"]
+    series = {"symbol": "ETHUSDT", "venue": "sim", "bars": bars(market, "ETHUSDT", needed)}
+    cases = {
+        "table": good,
+        "table with explanations": {**good, "explain": True},
+        "series": {"series": [series, {**series, "symbol": "BTCUSDT"}]},
+        "an unknown column (a data error)": {"table": {**good["table"], "columns": ["nope"]}},
+        "series and table": {**good, "series": [series]},
+        "neither": {},
+        "an array": [good],
+    }
+    return {
+        **{case: json.dumps(body).encode() for case, body in cases.items()},
+        "an empty body": b"",
+        "not JSON": b'{"table": {',
+    }
+
+
 def _answer(response) -> tuple[int, str, dict]:
     body = response.json()
     body.pop("request_id", None)  # a fresh id per request
@@ -68,7 +105,7 @@ def test_predict_answers_exactly_as_the_bentoml_route(
         name: _answer(client.post("/predict", content=b, headers=JSON))
         for name, b in bodies.items()
     }
-    monkeypatch.setattr(PredictAnswer, "__call__", _to_the_route)
+    _routed(monkeypatch)
     routed = {
         name: _answer(client.post("/predict", content=b, headers=JSON))
         for name, b in bodies.items()
@@ -82,8 +119,32 @@ def test_predict_answers_exactly_as_the_bentoml_route(
     assert all(status == 400 for name, status in statuses.items() if name not in answered)
 
 
+def test_predict_batch_answers_exactly_as_the_bentoml_route(
+    client: TestClient, batch_bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/predict_batch, answered ahead of routing too, gives the answers its route gives."""
+
+    def answers() -> dict[str, tuple[int, str, dict]]:
+        return {
+            name: _answer(client.post("/predict_batch", content=body, headers=JSON))
+            for name, body in batch_bodies.items()
+        }
+
+    ahead = answers()
+    _routed(monkeypatch)
+    routed = answers()
+    for name in batch_bodies:
+        assert ahead[name] == routed[name], name
+    answered = {name for name, (status, _, _) in ahead.items() if status == 200}
+    assert answered == {"table", "table with explanations", "series"}
+    assert all(ahead[name][0] == 400 for name in batch_bodies if name not in answered)
+
+
 def test_predict_skips_bentomls_parse_of_the_body(
-    client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+    client: TestClient,
+    bodies: dict[str, bytes],
+    batch_bodies: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The guard's parse is the only one: BentoML's (JSON text to the request model) is not run."""
     from _bentoml_impl.serde import JSONSerde
@@ -97,6 +158,8 @@ def test_predict_skips_bentomls_parse_of_the_body(
 
     monkeypatch.setattr(JSONSerde, "deserialize_model", counted)
     assert client.post("/predict", content=bodies["feature row"], headers=JSON).status_code == 200
+    batch = batch_bodies["table"]
+    assert client.post("/predict_batch", content=batch, headers=JSON).status_code == 200
     assert parses == []
     assert client.post("/explain", content=bodies["feature row"], headers=JSON).status_code == 200
     assert len(parses) == 1  # the spy sees the routes that still parse
@@ -135,33 +198,46 @@ def _cors_headers(response) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def cors_client(client: TestClient) -> Iterator[TestClient]:
-    """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
-    configuration); without request metrics, which the suite's app (`client`) registered
-    already, and handing the current service back to that app when done."""
+@contextlib.contextmanager
+def _configured(**config: Any) -> Iterator[None]:
+    """The shipped service with `config` added to its BentoML configuration, for an app built
+    meanwhile; without request metrics, which the suite's app (`client`) registered already,
+    and handing the current service back to that app when done."""
     import bentoml
     from _bentoml_sdk.service import set_current_service
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from simple_di.providers import Factory
 
     from flushcast.service import Flushcast
 
     current = bentoml.get_current_service()
     saved = dict(Flushcast.config)
-    Flushcast.config.update(http={"cors": CORS}, metrics={"enabled": False})
-    options = BentoMLContainer.access_control_options  # memoised at the suite's first app
+    Flushcast.config.update(config, metrics={"enabled": False})
     try:
         Flushcast.inject_config()
-        options.set(Factory._provide(options))
-        with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
-            yield test_client
+        yield
     finally:
-        options.reset()
         Flushcast.config.clear()
         Flushcast.config.update(saved)
         Flushcast.inject_config()
         set_current_service(current)
+
+
+@pytest.fixture(scope="module")
+def cors_client(client: TestClient) -> Iterator[TestClient]:
+    """The shipped service's ASGI app with CORS configured (`http.cors` of its BentoML
+    configuration)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+    from simple_di.providers import Factory
+
+    from flushcast.service import Flushcast
+
+    options = BentoMLContainer.access_control_options  # memoised at the suite's first app
+    with _configured(http={"cors": CORS}):
+        options.set(Factory._provide(options))
+        try:
+            with TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client:
+                yield test_client
+        finally:
+            options.reset()
 
 
 def test_answers_given_ahead_of_routing_carry_the_configured_cors_headers(
@@ -183,7 +259,7 @@ def test_answers_given_ahead_of_routing_carry_the_configured_cors_headers(
         "risk of all": lambda: cors_client.get("/risk", headers=origin),
     }
     ahead = {name: call() for name, call in calls.items()}
-    monkeypatch.setattr(PredictAnswer, "__call__", _to_the_route)
+    _routed(monkeypatch)
     monkeypatch.setattr(RiskAnswer, "__call__", _to_the_route)
     routed = {name: call() for name, call in calls.items()}
     for name in calls:
@@ -212,3 +288,140 @@ def test_preflight_of_the_paths_answered_ahead_is_bentomls(
     refused = cors_client.options(path, headers={**asked, "origin": "https://other.example"})
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_predict_skips_bentomls_middleware_stack(
+    client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /predict runs none of BentoML's per-request middlewares but the access log (kept,
+    below): no metrics label look-ups, no span, no timeout task, no request context."""
+    from _bentoml_impl.server.app import ContextMiddleware
+    from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    skipped = [RunnerTrafficMetricsMiddleware, OpenTelemetryMiddleware, TimeoutMiddleware]
+    skipped.append(ContextMiddleware)
+    seen: list[str] = []
+    for cls in skipped:
+
+        async def spy(self, scope, receive, send, original=cls.__call__) -> None:
+            seen.append(type(self).__name__)
+            await original(self, scope, receive, send)
+
+        monkeypatch.setattr(cls, "__call__", spy)
+    assert client.post("/predict", content=bodies["feature row"], headers=JSON).status_code == 200
+    assert client.post("/predict", content=bodies["no symbol"], headers=JSON).status_code == 400
+    assert seen == []
+    assert client.get("/model").status_code == 200  # the spies see the other routes
+    assert set(seen) == {cls.__name__ for cls in skipped}
+
+
+def _predict_metrics() -> dict[tuple[str, str], float]:
+    """BentoML's request count and duration count of /predict, by status, as /metrics shows
+    them (read from the registry: in one process, without BentoML's multiprocess folder,
+    /metrics itself fails; `test_live_server` reads it from a running server)."""
+    from prometheus_client import REGISTRY
+
+    found: dict[tuple[str, str], float] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != "/predict":
+                continue
+            for kind in ("request_total", "request_duration_seconds_count"):
+                if sample.name.endswith(kind):
+                    key = (kind, sample.labels["http_response_code"])
+                    found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
+def test_predict_requests_are_in_the_metrics_as_bentoml_counts_them(
+    client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/metrics counts /predict requests and their latencies by status, in BentoML's series, as
+    BentoML's own metrics middleware counts them on the route."""
+
+    def counted() -> dict[tuple[str, str], float]:
+        before = _predict_metrics()
+        for name in ("feature row", "feature row", "no symbol"):
+            client.post("/predict", content=bodies[name], headers=JSON)
+        after = _predict_metrics()
+        return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+    ahead = counted()
+    _routed(monkeypatch)
+    assert ahead == counted()
+    assert ahead == {
+        ("request_total", "200"): 2,
+        ("request_total", "400"): 1,
+        ("request_duration_seconds_count", "200"): 2,
+        ("request_duration_seconds_count", "400"): 1,
+    }
+
+
+def test_predict_is_in_the_access_log_as_bentoml_writes_it(
+    client: TestClient,
+    bodies: dict[str, bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="bentoml.access")
+
+    def logged() -> list[str]:
+        caplog.clear()
+        for name in ("feature row", "no symbol"):
+            client.post("/predict", content=bodies[name], headers=JSON)
+        lines = [r.getMessage() for r in caplog.records if r.name == "bentoml.access"]
+        return [re.sub(r"[\d.]+ms$", "(latency)", line) for line in lines]
+
+    ahead = logged()
+    _routed(monkeypatch)
+    assert ahead == logged()
+    assert len(ahead) == 2
+    assert "path=/predict" in ahead[0]
+    assert "(status=200" in ahead[0]
+    assert "(status=400" in ahead[1]
+
+
+@pytest.fixture
+def quick_timeout_client(client: TestClient) -> Iterator[TestClient]:
+    """The service's ASGI app with a traffic timeout of 0.3 s (`traffic.timeout`), whose
+    predictions take a second longer than they would."""
+    import bentoml
+
+    from flushcast.service import Flushcast
+
+    with (
+        _configured(traffic={"timeout": 0.3}),
+        TestClient(Flushcast.to_asgi(), raise_server_exceptions=False) as test_client,
+    ):
+        predictor = bentoml.get_current_service().predictor
+        original = predictor.predict
+
+        def slow(request):
+            time.sleep(1.0)
+            return original(request)
+
+        predictor.predict = slow
+        yield test_client
+
+
+def test_predict_from_bars_keeps_bentomls_traffic_timeout(
+    quick_timeout_client: TestClient, bodies: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request that waits (raw bars, built in a thread) past the traffic timeout gets
+    BentoML's 504 at the deadline, as on the route."""
+
+    def timed_out() -> tuple[int, dict, float]:
+        start = time.perf_counter()
+        body = bodies["raw bars with context"]
+        answer = quick_timeout_client.post("/predict", content=body, headers=JSON)
+        return answer.status_code, answer.json(), time.perf_counter() - start
+
+    status, body, seconds = timed_out()
+    assert (status, body) == (504, {"error": "Not able to process the request in 0.3 seconds"})
+    assert seconds < 0.9
+    time.sleep(1.0)  # the abandoned prediction finishes
+    _routed(monkeypatch)
+    assert timed_out()[:2] == (status, body)
+    time.sleep(1.0)
