@@ -368,7 +368,7 @@ class Logistic:
         rows, w = balanced_sample(
             y, self.negatives_per_positive, self.min_negatives, self.seed, self.max_rows
         )
-        Z = X[rows][:, self.use]
+        Z = X[np.ix_(rows, self.use)]  # the rows' used columns in one copy
         finite = np.isfinite(Z)
         sample = (
             Z

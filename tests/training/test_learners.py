@@ -147,3 +147,23 @@ def test_finite_percentiles_are_numpys_nanpercentile():
             warnings.simplefilter("ignore", RuntimeWarning)
             expected = np.nanpercentile(np.where(np.isfinite(Z), Z, np.nan), [1, 99], axis=0)
         assert np.array_equal(finite_percentiles(Z, (1, 99)), expected, equal_nan=True)
+
+
+def test_logistic_copies_only_its_columns_of_the_sampled_rows():
+    """A baseline on two of a wide matrix's columns fits what it fits on those two columns
+    alone, without a copy of every column of its rows (the fold's rows are tens of thousands)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(12_000, 300))
+    y = (X[:, 3] + rng.normal(size=len(X)) > 2.0).astype(float)
+    columns = [f"c{j}" for j in range(X.shape[1])]
+    narrow = Logistic(["c3", "c7"]).fit(X[:, [3, 7]], y)
+    tracemalloc.start()
+    try:
+        wide = Logistic(columns, ["c3", "c7"]).fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.2 * X[: len(X) // 2].nbytes  # a copy of the sampled rows would be larger
+    assert wide.state() | {"use": None} == narrow.state() | {"use": None}
