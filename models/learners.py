@@ -441,7 +441,9 @@ class Logistic:
         rows, w = balanced_sample(
             y, self.negatives_per_positive, self.min_negatives, self.seed, self.max_rows
         )
-        Z = X[rows][:, self.use]
+        # The rows' used columns in one copy, column-major as `X[rows][:, use]` made it (the
+        # fit's sums run in that layout's order: another gives other last bits).
+        Z = X.T[np.ix_(self.use, rows)].T
         finite = np.isfinite(Z)
         sample = (
             Z

@@ -138,13 +138,25 @@ class Member:
         return (scores - self.loc) / self.scale if self.calibrated else scores
 
 
+def rows_of(a: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`a[rows]`, without the copy when `rows` is one run of consecutive positions (a view).
+
+    An expanding-window fold trains on every row before its cutoff, rows in time order: the
+    run from the first row. Copying a year of rows of the model matrix cost a fold's refit a
+    tenth of its time, and no learner writes to its input.
+    """
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and (np.diff(rows) == 1).all():
+        return a[rows[0] : rows[-1] + 1]
+    return a[rows]
+
+
 def fit_members(
     names: Sequence[str], data: HorizonData, refit: Refit, config: TrainingConfig
 ) -> dict[str, Member]:
     """Each named model fitted on the refit's training rows, with its score's standardisation."""
     made = learners(config, data)
-    # One copy of the refit's rows for every model (years of rows: copies add up).
-    X, y, t = data.X[refit.train], data.y[refit.train], data.t[refit.train]
+    # One copy of the refit's rows for every model (years of rows: copies add up), or none.
+    X, y, t = (rows_of(a, refit.train) for a in (data.X, data.y, data.t))
     fitted: dict[str, Member] = {}
     bins: Bins = {}  # the tree candidates draw the same rows: binned once for both
     sample: tuple[np.ndarray, np.ndarray | None] | None = None

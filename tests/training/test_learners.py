@@ -240,3 +240,36 @@ def test_equal_blocks_give_every_training_block_the_same_weight(monkeypatch):
         group = np.repeat(np.arange(len(made["group"])), made["group"])
         totals = np.bincount(group, made["weight"])
         assert np.allclose(totals, totals.mean()) == equal
+
+
+def test_logistic_copies_only_its_columns_of_the_sampled_rows(monkeypatch):
+    """A baseline on some of a wide matrix's columns fits exactly what it fits on those columns
+    alone (the same numbers to the last bit: the copy keeps the column-major layout the fit's
+    products were summed in), without a copy of every column of its rows."""
+    import tracemalloc
+
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(12_000, 300))
+    y = (X[:, 3] + 0.3 * X[:, 60] + rng.normal(size=len(X)) > 2.0).astype(float)
+    columns = [f"c{j}" for j in range(X.shape[1])]
+    used = list(range(0, 120, 3))
+    narrow = Logistic([columns[j] for j in used]).fit(X[:, used], y)
+    layouts = []
+    fit = LogisticRegression.fit
+    monkeypatch.setattr(
+        LogisticRegression,
+        "fit",
+        lambda self, Z, *a, **k: layouts.append(Z.flags.f_contiguous) or fit(self, Z, *a, **k),
+    )
+    tracemalloc.start()
+    try:
+        wide = Logistic(columns, [columns[j] for j in used]).fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert layouts == [True]  # column-major, as `X[rows][:, use]` made it
+    # Its ~9,000 sampled rows of every column alone would be larger than all it allocates.
+    assert peak < X[:9000].nbytes
+    assert wide.state() | {"use": None} == narrow.state() | {"use": None}

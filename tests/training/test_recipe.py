@@ -107,3 +107,42 @@ def test_a_refits_tree_candidates_bin_their_rows_once_and_nothing_outlives_the_r
     X = data.X[fold.test]
     for name in names:
         np.testing.assert_array_equal(first[name].score(X), again[name].score(X))
+
+
+def test_rows_of_a_run_are_a_view_and_any_other_rows_a_copy():
+    from flushcast.training.recipe import rows_of
+
+    a = np.arange(20.0).reshape(10, 2)
+    run = rows_of(a, np.arange(2, 7))
+    assert np.shares_memory(run, a)
+    np.testing.assert_array_equal(run, a[np.arange(2, 7)])
+    for rows in (np.array([1, 2, 4]), np.array([3, 2, 1]), np.array([], dtype=int)):
+        picked = rows_of(a, rows)
+        assert not np.shares_memory(picked, a)
+        np.testing.assert_array_equal(picked, a[rows])
+
+
+def test_a_refit_on_an_expanding_window_fits_the_same_members_without_copying_its_rows(
+    small_dataset, config, monkeypatch
+):
+    """A fold's training rows are the run from the first row: the members read the model
+    matrix itself, and fit exactly what they fit on a copy of those rows."""
+    from flushcast.models.learners import Logistic
+    from flushcast.training import recipe
+    from flushcast.training.recipe import Refit, fit_members
+
+    data = horizon_data(small_dataset, H)
+    fold = data.folds(config)[-1]
+    assert np.array_equal(fold.train, np.arange(len(fold.train)))
+    seen = []
+    fit = Logistic.fit
+    monkeypatch.setattr(Logistic, "fit", lambda self, X, *a: seen.append(X) or fit(self, X, *a))
+    names = [*config.fit.candidates, "liquidation_surprise"]
+    viewed = fit_members(names, data, Refit.of_fold(fold), config)
+    assert np.shares_memory(seen[-1], data.X)
+    monkeypatch.setattr(recipe, "rows_of", lambda a, rows: a[rows])  # the copy it replaces
+    copied = fit_members(names, data, Refit.of_fold(fold), config)
+    assert not np.shares_memory(seen[-1], data.X)
+    X = data.X[fold.test]
+    for name in names:
+        np.testing.assert_array_equal(viewed[name].score(X), copied[name].score(X))
