@@ -81,10 +81,15 @@ class Dataset:
 
         The order comes from the keys alone and the rows are copied once (filtering, then
         sorting the whole table, copied it twice: a large store's peak)."""
+        return self.table.take(self.labelled_rows(horizon)).reset_index(drop=True)
+
+    def labelled_rows(self, horizon: int) -> np.ndarray:
+        """The positions in `table` of `labelled(horizon)`'s rows, in its order (taking only
+        the columns a reader needs from them copies no other column)."""
         kept = np.flatnonzero(self.table[flush_column(horizon)].notna().to_numpy())
         keys = self.table[KEYS].take(kept).reset_index(drop=True)
         order = keys.sort_values(["timestamp", "symbol", "venue"], kind="stable").index
-        return self.table.take(kept[order.to_numpy()]).reset_index(drop=True)
+        return kept[order.to_numpy()]
 
     def fingerprint(self, config: TrainingConfig | None = None) -> str:
         """Identifies the data, label and splits an evaluation ran on; equal means comparable."""
