@@ -127,8 +127,12 @@ class Distributed:
         return max(1, len(self.client.scheduler_info()["workers"]))
 
     def share(self, value: Any) -> Any:
-        """A handle to `value` on the cluster: sent once, fetched once by each worker using it."""
-        return self.client.scatter(value, hash=False)
+        """A handle to `value` on the cluster: sent once, fetched once by each worker using it.
+
+        Sent straight to a worker (`direct`): through the scheduler, the scheduler unpacked a
+        whole copy of it on the way, and a LocalCluster's scheduler is in this process, so a
+        large store's model matrix was held twice here while it was sent."""
+        return self.client.scatter(value, hash=False, direct=True)
 
     def run(
         self,

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flushcast.common.engine import InProcess
+from flushcast.common.engine import Distributed, InProcess
 from flushcast.features.build import build_features
 from flushcast.models.matrix import from_values, model_matrix
 from flushcast.simulator import simulate
 from flushcast.training.config import TrainingConfig
-from flushcast.training.dataset import Dataset, make_dataset
+from flushcast.training.dataset import KEYS, Dataset, join_labels, make_dataset
 from flushcast.training.horizon import horizon_data
-from flushcast.training.labels import LabelSpec, flush_column
+from flushcast.training.labels import LabelSpec, direction_column, flush_column, make_labels
 from flushcast.training.splits import WalkForward
 from flushcast.training.tasks import walk_forward
 
@@ -53,6 +53,38 @@ def test_the_feature_build_holds_under_three_copies_of_its_table(market: pd.Data
     table, peak = peak_bytes(lambda: build_features(market, runner=InProcess()))
     size = len(table) * (table.shape[1] - 3) * 8  # the float columns
     assert peak < 3 * size  # parts, their concatenation and a copy of it: four
+
+
+def test_labels_join_the_feature_table_without_copying_it(market: pd.DataFrame) -> None:
+    features = build_features(market, runner=InProcess())
+    columns = [flush_column(H), direction_column(H)]
+    labels = make_labels(market, LabelSpec(horizons=(H,)))[KEYS + columns]
+    labels = labels.sample(frac=1.0, random_state=0).iloc[: len(labels) - 50]  # any order, gaps
+    as_text = {"symbol": "str", "venue": "str"}
+    merged = features.astype(as_text).merge(labels.astype(as_text), on=KEYS, how="left")
+    values = features.drop(columns=KEYS).to_numpy().nbytes
+    table, peak = peak_bytes(lambda: join_labels(features, labels))
+    assert peak < 0.3 * values  # the keys and the label columns; a merge copied every row
+    for key in ("symbol", "venue"):
+        merged[key] = merged[key].astype("category")
+    pd.testing.assert_frame_equal(table, merged)
+    assert table[flush_column(H)].isna().sum() >= 50
+
+
+@pytest.mark.slow  # starts a cluster of processes
+def test_a_shared_value_is_not_copied_on_the_way() -> None:
+    from distributed import Client, LocalCluster
+
+    X = np.random.default_rng(0).random(4_000_000)  # 32 MB
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        handle, peak = peak_bytes(lambda: Distributed(client, "test").share(X))
+        assert peak < 0.1 * X.nbytes  # the scheduler (in this process) unpacked a copy
+        np.testing.assert_array_equal(client.gather(handle), X)
 
 
 def test_labelled_rows_are_copied_once_in_time_order(dataset: Dataset) -> None:
