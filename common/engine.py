@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from threadpoolctl import OpenBLASController, ThreadpoolController
@@ -114,6 +114,13 @@ class InProcess:
         """`run` without progress: here the results themselves are the handles."""
         return self.run(fn, calls)
 
+    def each(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """`fn(*args)` for each of `calls`, made as they are read: one answer at a time."""
+        with _controller().limit(limits=1):
+            _pin_one_thread()
+            for args in calls:
+                yield fn(*args)
+
 
 class Distributed:
     """Runs tasks on a `dask.distributed` client's workers."""
@@ -160,6 +167,21 @@ class Distributed:
         tasks' arguments may hold, fetched worker to worker, never sent through the client or
         inside a graph. A task's error is raised by the first task or gather that reads it."""
         return [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
+
+    def each(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """`fn(*args)` for each of `calls` on the workers, read in the order of `calls` and let
+        go once read: the caller holds one answer at a time where `run` gathers them all
+        (the parts of a large store's feature table, as large as the table itself)."""
+        futures: list[Any] = [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
+        try:
+            for i, future in enumerate(futures):
+                yield future.result()  # raises the task's own exception
+                future.release()
+                futures[i] = None
+        finally:
+            for future in futures:
+                if future is not None:
+                    future.release()
 
 
 Engine = InProcess | Distributed
