@@ -24,10 +24,11 @@ So on a cluster every task sets the limit, takes it over when another thread hol
 never restores it (`_pin_one_thread`); in process, where tasks run one at a time, it is
 restored when the run ends.
 
-Large inputs are `share`d once (scattered to the cluster, fetched once per worker) rather than
-sent with each task, and a result another task reads can stay where it was made (`keep`), so no
-large graph travels. Results come back in the order the tasks were given, whatever order they
-finish in, so a computation gives the same numbers wherever it ran.
+Large inputs are `share`d once (scattered straight to a worker, fetched once by each other
+worker) rather than sent with each task, a result another task reads can stay where it was
+made (`keep`), so no large graph travels, and large answers can be read one at a time (`each`)
+rather than all gathered at once. Results come back in the order the tasks were given,
+whatever order they finish in, so a computation gives the same numbers wherever it ran.
 """
 
 from __future__ import annotations
