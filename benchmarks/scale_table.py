@@ -6,7 +6,8 @@ Ten simulated symbols × two years of hourly bars (the `bench_training` market, 
 and cached in `--cache`); 30 or 100 symbols repeat those ten under new names (each copy its own
 series: same cost per row as new markets, without simulating for an hour). Prints one row of
 the README's table: the wall time of the features and of the walk-forward evaluation (the
-default recipe; three horizons unless `--horizons` says fewer), the CPU seconds the client and
+default recipe, learning from its feature families as `flushcast evaluate` does; the row says
+how many inputs; three horizons unless `--horizons` says fewer), the CPU seconds the client and
 each worker spent on them (on a shared machine wall time stretches with other work; CPU seconds
 do much less), the peak memory of the client and of each worker (fresh workers: start the
 cluster per run) and the load average while it ran. `--json PATH` also writes every figure.
@@ -35,7 +36,7 @@ from benchmarks.measure import (
 from flushcast.common.engine import LOCAL, engine
 from flushcast.simulator import simulate
 from flushcast.training.config import TrainingConfig
-from flushcast.training.dataset import make_dataset
+from flushcast.training.dataset import Dataset, make_dataset, select_features
 from flushcast.training.evaluate import evaluate
 from flushcast.training.labels import LabelSpec
 
@@ -68,6 +69,14 @@ def market(symbols: int, base: pd.DataFrame) -> pd.DataFrame:
     if CONTEXT in names and CONTEXT not in keep:
         keep[-1] = CONTEXT
     return frame[frame["symbol"].isin(keep)].reset_index(drop=True)
+
+
+def default_recipe(dataset: Dataset) -> TrainingConfig:
+    """The default configuration, `dataset` narrowed (in place) to its feature families: what
+    `flushcast evaluate` learns from, so the table measures what users run."""
+    config = TrainingConfig(label=dataset.label)
+    select_features(dataset, config)
+    return config
 
 
 def cpu_split(runner: Any, phase: Any) -> tuple[Any, float, dict[str, float]]:
@@ -120,7 +129,7 @@ def row(figures: dict[str, Any]) -> str:
         else "none"
     )
     return (
-        f"| {f['symbols']} | {f['rows']:,} | {f['horizons']} | {f['where']} | "
+        f"| {f['symbols']} | {f['rows']:,} | {f['inputs']} | {f['horizons']} | {f['where']} | "
         f"{f['features']['wall_s']:.0f} s | "
         f"{f['walk_forward']['wall_s']:.0f} s ({f['folds']} folds) | "
         f"{f['walk_forward']['cpu_client_s']:.0f} / {workers}{scheduler} | "
@@ -153,7 +162,8 @@ def main() -> None:
             f"{sum(features_workers.values()):.0f} s, peak client {peak_rss_mb():.0f} MB",
             flush=True,
         )
-        config = TrainingConfig(label=dataset.label)
+        config = default_recipe(dataset)
+        print(f"model inputs (the default families): {len(dataset.features)}", flush=True)
         began = time.perf_counter()
         result, evaluate_cpu, evaluate_workers = cpu_split(
             runner,
@@ -166,6 +176,7 @@ def main() -> None:
         "horizons": ", ".join(str(h) for h in horizons),
         "where": f"{runner.name} ({runner.workers} workers)",
         "folds": len(result.folds),
+        "inputs": len(dataset.features),
         "features": {
             "wall_s": features_s,
             "cpu_client_s": features_cpu,

@@ -24,10 +24,11 @@ So on a cluster every task sets the limit, takes it over when another thread hol
 never restores it (`_pin_one_thread`); in process, where tasks run one at a time, it is
 restored when the run ends.
 
-Large inputs are `share`d once (scattered to the cluster, fetched once per worker) rather than
-sent with each task, and a result another task reads can stay where it was made (`keep`), so no
-large graph travels. Results come back in the order the tasks were given, whatever order they
-finish in, so a computation gives the same numbers wherever it ran.
+Large inputs are `share`d once (scattered straight to a worker, fetched once by each other
+worker) rather than sent with each task, a result another task reads can stay where it was
+made (`keep`), so no large graph travels, and large answers can be read one at a time (`each`)
+rather than all gathered at once. Results come back in the order the tasks were given,
+whatever order they finish in, so a computation gives the same numbers wherever it ran.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from threadpoolctl import OpenBLASController, ThreadpoolController
@@ -114,6 +115,13 @@ class InProcess:
         """`run` without progress: here the results themselves are the handles."""
         return self.run(fn, calls)
 
+    def each(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """`fn(*args)` for each of `calls`, made as they are read: one answer at a time."""
+        with _controller().limit(limits=1):
+            _pin_one_thread()
+            for args in calls:
+                yield fn(*args)
+
 
 class Distributed:
     """Runs tasks on a `dask.distributed` client's workers."""
@@ -127,8 +135,12 @@ class Distributed:
         return max(1, len(self.client.scheduler_info()["workers"]))
 
     def share(self, value: Any) -> Any:
-        """A handle to `value` on the cluster: sent once, fetched once by each worker using it."""
-        return self.client.scatter(value, hash=False)
+        """A handle to `value` on the cluster: sent once, fetched once by each worker using it.
+
+        Sent straight to a worker (`direct`): through the scheduler, the scheduler unpacked a
+        whole copy of it on the way, and a LocalCluster's scheduler is in this process, so a
+        large store's model matrix was held twice here while it was sent."""
+        return self.client.scatter(value, hash=False, direct=True)
 
     def run(
         self,
@@ -156,6 +168,21 @@ class Distributed:
         tasks' arguments may hold, fetched worker to worker, never sent through the client or
         inside a graph. A task's error is raised by the first task or gather that reads it."""
         return [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
+
+    def each(self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]]) -> Iterator[Any]:
+        """`fn(*args)` for each of `calls` on the workers, read in the order of `calls` and let
+        go once read: the caller holds one answer at a time where `run` gathers them all
+        (the parts of a large store's feature table, as large as the table itself)."""
+        futures: list[Any] = [self.client.submit(_pinned, fn, *args, pure=False) for args in calls]
+        try:
+            for i, future in enumerate(futures):
+                yield future.result()  # raises the task's own exception
+                future.release()
+                futures[i] = None
+        finally:
+            for future in futures:
+                if future is not None:
+                    future.release()
 
 
 Engine = InProcess | Distributed

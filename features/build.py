@@ -71,20 +71,25 @@ def build_features(
     frame = _canonical(frame, bar)
     series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
     calls = [(part, bar, config) for part in series]
-    with ticker("building features", len(calls)) if show_progress else nullcontext() as tick:
-        if runner is not None:
-            parts = runner.run(_series_features, calls, tick)
-        else:  # the service's path: no engine, no thread-limit switching per request
-            parts = []
-            for call in calls:
-                parts.append(_series_features(*call))
-                if tick:
-                    tick()
     columns = names()
-    values = np.concatenate(parts) if parts else np.empty((0, len(columns)))
-    # The table is `values` itself, not a copy, and the parts go first: three copies of every
-    # row at once were the peak of a large store's feature build (README "On a cluster").
-    del parts
+    # Each series' part is copied into the table's values as it comes and let go: gathering
+    # every part, then concatenating them, held every value twice (the peak of a large store's
+    # feature build, README "On a cluster"); the table is `values` itself, not a copy.
+    values = np.empty((len(frame), len(columns)))
+    parts = (
+        runner.each(_series_features, calls)
+        if runner is not None
+        # the service's path: no engine, no thread-limit switching per request
+        else (_series_features(*call) for call in calls)
+    )
+    done = 0
+    with ticker("building features", len(calls)) if show_progress else nullcontext() as tick:
+        for part in parts:
+            values[done : done + len(part)] = part
+            done += len(part)
+            del part
+            if tick:
+                tick()
     table = pd.DataFrame(values, columns=columns, copy=False)
     table.insert(0, "timestamp", frame["timestamp"].array)
     table.insert(1, "symbol", pd.Categorical(frame["symbol"].astype(str)))

@@ -82,22 +82,27 @@ def model_matrix(
     features: Sequence[str],
     known: Sequence[str],
     bar_hours: float | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Model matrix from a feature table (extra columns ignored, missing ones an error).
 
     With `bar_hours` (a model whose inputs include the bar size), each row's bar size is the
     table's `bar_hours` column where it has one (a training table of several bar sizes), else
-    `bar_hours`: the bar every row of a feature table built for that model is at.
+    `bar_hours`: the bar every row of a feature table built for that model is at. `rows`
+    (positions into `table`) takes those rows in that order, one column at a time, so a large
+    training table is never copied whole to pick a horizon's labelled rows.
     """
     features = [f for f in features if bar_hours is None or f != BAR_HOURS]
     missing = [c for c in columns(features) if c not in table.columns]
     if missing:
         raise KeyError(f"feature table lacks model input column(s) {missing}")
+    take = slice(None) if rows is None else rows
     bars: float | np.ndarray | None = bar_hours
     if bar_hours is not None and BAR_HOURS in table.columns:
-        bars = table[BAR_HOURS].to_numpy(dtype="float64")
-    X = _inputs_after(len(features), table[SYMBOL].astype(str).to_numpy(), known, bars)
+        bars = table[BAR_HOURS].to_numpy(dtype="float64")[take]
+    symbols = table[SYMBOL].astype(str).to_numpy()[take]
+    X = _inputs_after(len(features), symbols, known, bars)
     # Column by column into the matrix: no second copy of every row (a large store's peak).
     for j, name in enumerate(features):
-        X[:, j] = table[name].to_numpy(dtype="float64")
+        X[:, j] = table[name].to_numpy(dtype="float64")[take]
     return X

@@ -6,9 +6,12 @@ import pandas as pd
 import pytest
 
 from benchmarks.measure import LoadSampler, cpu_s, cpu_spent, worker_cpu_s
-from benchmarks.scale_table import cpu_split, market, row
+from benchmarks.scale_table import cpu_split, default_recipe, market, row
 from flushcast.common.engine import Distributed, InProcess
+from flushcast.features.registry import without_families
 from flushcast.simulator import simulate
+from flushcast.training.dataset import make_dataset
+from flushcast.training.labels import LabelSpec
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +33,15 @@ def test_market_copies_are_distinct_series_of_the_same_bars(base: pd.DataFrame) 
 def test_market_keeps_the_context_series_when_trimmed(base: pd.DataFrame) -> None:
     frame = market(2, base)
     assert set(frame["symbol"]) == {"BTCUSDT", "ETHUSDT"}
+
+
+def test_the_table_measures_the_default_recipes_families(base: pd.DataFrame) -> None:
+    dataset = make_dataset(base, LabelSpec(horizons=(12,)))
+    every = list(dataset.features)
+    config = default_recipe(dataset)
+    assert config.features.exclude_families  # else this test proves nothing
+    assert dataset.features == without_families(config.features.exclude_families, every)
+    assert len(dataset.features) < len(every)
 
 
 def busy(n: int) -> int:
@@ -79,6 +91,7 @@ def test_the_table_row_sums_the_workers_cpu() -> None:
         "horizons": "12",
         "where": "local (2 workers)",
         "folds": 97,
+        "inputs": 68,
         "features": {"wall_s": 20.4},
         "walk_forward": {
             "wall_s": 900.2,
@@ -90,6 +103,7 @@ def test_the_table_row_sums_the_workers_cpu() -> None:
         "load": "2.0-5.0 (mean 3.1)",
     }
     line = row(figures)
+    assert line.startswith("| 30 | 525,600 | 68 | 12 |")
     assert "| 40 / 600 + 580 = 1181 |" in line
     assert "workers 1,238, 1,310 MB" in line
     figures["cpu_scheduler_s"] = 12.0

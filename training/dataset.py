@@ -81,10 +81,15 @@ class Dataset:
 
         The order comes from the keys alone and the rows are copied once (filtering, then
         sorting the whole table, copied it twice: a large store's peak)."""
+        return self.table.take(self.labelled_rows(horizon)).reset_index(drop=True)
+
+    def labelled_rows(self, horizon: int) -> np.ndarray:
+        """The positions in `table` of `labelled(horizon)`'s rows, in its order (taking only
+        the columns a reader needs from them copies no other column)."""
         kept = np.flatnonzero(self.table[flush_column(horizon)].notna().to_numpy())
         keys = self.table[KEYS].take(kept).reset_index(drop=True)
         order = keys.sort_values(["timestamp", "symbol", "venue"], kind="stable").index
-        return self.table.take(kept[order.to_numpy()]).reset_index(drop=True)
+        return kept[order.to_numpy()]
 
     def fingerprint(self, config: TrainingConfig | None = None) -> str:
         """Identifies the data, label and splits an evaluation ran on; equal means comparable."""
@@ -140,12 +145,7 @@ def make_dataset(
     labels = make_labels(frame, label, bar=bar)
     features = build_features(frame, bar=bar, show_progress=show_progress, runner=runner)
     label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
-    keyed = labels[KEYS + label_cols].astype({"symbol": "str", "venue": "str"})
-    table = features.astype({"symbol": "str", "venue": "str"}).merge(
-        keyed, on=KEYS, how="left", validate="one_to_one"
-    )
-    table["symbol"] = table["symbol"].astype("category")
-    table["venue"] = table["venue"].astype("category")
+    table = join_labels(features, labels[KEYS + label_cols])
     series = {}
     for (symbol, venue), part in table.groupby(["symbol", "venue"], observed=True):
         key = f"{symbol}@{venue}"
@@ -162,6 +162,21 @@ def make_dataset(
         for key in series:
             series[key]["tested"] = key in tested
     return Dataset(table=table, features=names_at(bar), label=label, series=series, bar=bar)
+
+
+def join_labels(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """`features` with the label columns of `labels` (keys, then labels) added, matched on the
+    keys (NaN where a row has no label): only the keys are merged, and the label columns
+    added to the feature table itself, so the feature values are never copied (merging the
+    whole table copied it twice: a large store's peak)."""
+    as_text = {"symbol": "str", "venue": "str"}
+    keys = features[KEYS].astype(as_text)
+    joined = keys.merge(labels.astype(as_text), on=KEYS, how="left", validate="one_to_one")
+    for column in labels.columns.drop(KEYS):
+        features[column] = joined[column].array
+    features["symbol"] = keys["symbol"].astype("category")
+    features["venue"] = keys["venue"].astype("category")
+    return features
 
 
 def _read_store(

@@ -1,6 +1,7 @@
 """The walk-forward as tasks on `common.engine`: pass 1 one task per fold (folds are
 independent), pass 2 a task per few folds (independent there too), then one per horizon to
-assemble its predictions and build its record; each horizon's rows and folds shared once.
+assemble its predictions and build its record; each horizon's rows shared once (the
+folds are made from them where they are).
 
 Results come back in the order the tasks were given, so the evaluation is the same wherever
 they ran (tests/training/test_engine.py).
@@ -29,19 +30,21 @@ from flushcast.training.walkforward import (
 )
 
 Plans = dict[int, tuple[HorizonData, list[Fold]]]
+Shared = dict[int, tuple[Any, int, int]]
+"""Per horizon: its rows on the engine (`runner.share`d `HorizonData`; each task makes the
+folds from them, `HorizonData.folds`), how many rows and how many folds."""
 
 
 def _score_fold(
-    plan: tuple[HorizonData, list[Fold]],
+    data: HorizonData,
     number: int,
     config: TrainingConfig,
     names: list[str] | None,
 ) -> tuple[np.ndarray, OutOfFold]:
-    """Pass 1 on fold `number` of a horizon's plan: its test rows' positions and their
+    """Pass 1 on fold `number` of a horizon's rows: its test rows' positions and their
     out-of-fold scores only (a task's answer travels back, so it carries no full-length
     arrays)."""
-    data, folds = plan
-    fold = folds[number]
+    fold = data.folds(config)[number]
     oof = out_of_fold(data, [fold], config, names=names)
     rows = np.flatnonzero(oof.fold_of >= 0)
     oof.raw = {name: scores[rows] for name, scores in oof.raw.items()}
@@ -81,35 +84,62 @@ def out_of_fold_all(
     *,
     names: list[str] | None = None,
     on_fold: Callable[[], None] | None = None,
-    shared: dict[int, Any] | None = None,
 ) -> dict[int, OutOfFold]:
-    """Pass 1 of every horizon, one task per fold: each horizon's rows and folds are shared
-    once (or were: `shared` holds `runner.share(plan)` per horizon)."""
-    shared = shared or {h: runner.share(plan) for h, plan in plans.items()}
+    """Pass 1 of every horizon, one task per fold: each horizon's rows are shared once (its
+    folds, `data.folds(config)`, are made again where the rows are)."""
+    shared = {
+        h: (runner.share(data), len(data.y), len(folds)) for h, (data, folds) in plans.items()
+    }
+    return _pass_one(shared, config, runner, names, on_fold)
+
+
+def _pass_one(
+    shared: Shared,
+    config: TrainingConfig,
+    runner: Engine,
+    names: list[str] | None,
+    on_fold: Callable[[], None] | None,
+) -> dict[int, OutOfFold]:
+    """Pass 1 of every horizon of `shared`, one task per fold."""
     shared_config = runner.share(config)
     calls = [
-        (shared[h], i, shared_config, names)
-        for h, (_, folds) in plans.items()
-        for i in range(len(folds))
+        (data, i, shared_config, names)
+        for data, _, n_folds in shared.values()
+        for i in range(n_folds)
     ]
     results = iter(runner.run(_score_fold, calls, on_fold))
     return {
-        h: _merge([next(results) for _ in folds], len(data.y)) for h, (data, folds) in plans.items()
+        h: _merge([next(results) for _ in range(n_folds)], rows)
+        for h, (_, rows, n_folds) in shared.items()
     }
+
+
+def _plan(dataset: Dataset, config: TrainingConfig, horizon: int) -> tuple[HorizonData, list[Fold]]:
+    """One horizon's rows and folds, refusing a horizon too short to evaluate."""
+    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
+    require_enough(dataset, horizon, min_hours)
+    data = horizon_data(dataset, horizon)
+    folds = data.folds(config)
+    if not folds:
+        raise DataError(f"no walk-forward fold at H={horizon}: the data is too short")
+    return data, folds
 
 
 def walk_forward_plans(dataset: Dataset, config: TrainingConfig) -> Plans:
     """Every horizon's rows and folds, refusing a horizon too short to evaluate."""
-    min_hours = config.walk_forward.min_train_hours + config.walk_forward.retrain_every_hours
-    plans: Plans = {}
+    return {h: _plan(dataset, config, h) for h in dataset.label.horizons}
+
+
+def share_plans(dataset: Dataset, config: TrainingConfig, runner: Engine) -> Shared:
+    """Every horizon's rows, built, shared and let go in turn: on a cluster the client holds
+    one horizon's model matrix at a time while building and none while the tasks run (the
+    workers hold them)."""
+    shared: Shared = {}
     for h in dataset.label.horizons:
-        require_enough(dataset, h, min_hours)
-        data = horizon_data(dataset, h)
-        folds = data.folds(config)
-        if not folds:
-            raise DataError(f"no walk-forward fold at H={h}: the data is too short")
-        plans[h] = (data, folds)
-    return plans
+        data, folds = _plan(dataset, config, h)
+        shared[h] = (runner.share(data), len(data.y), len(folds))
+        del data, folds
+    return shared
 
 
 def count_folds(dataset: Dataset, config: TrainingConfig) -> int:
@@ -129,15 +159,15 @@ workers share a horizon's folds evenly."""
 
 
 def _calibrate_folds(
-    plan: tuple[HorizonData, list[Fold]], oof: OutOfFold, numbers: range, config: TrainingConfig
+    data: HorizonData, oof: OutOfFold, numbers: range, config: TrainingConfig
 ) -> list[FoldOutcome]:
     """Pass 2 of some folds of one horizon (folds are independent in pass 2)."""
-    data, folds = plan
+    folds = data.folds(config)
     return [calibrate_fold(data, folds[i], oof, config) for i in numbers]
 
 
 def _assemble(
-    plan: tuple[HorizonData, list[Fold]],
+    data: HorizonData,
     oof: OutOfFold,
     parts: list[list[FoldOutcome]],
     config: TrainingConfig,
@@ -145,8 +175,9 @@ def _assemble(
 ) -> tuple[HorizonPredictions, Any]:
     """One horizon's predictions from its folds' pass 2 (`parts`: the pass 2 tasks' answers,
     in fold order), and `then` of them (the record: built in the same task)."""
-    data, folds = plan
-    result = assemble(data, folds, oof, [outcome for part in parts for outcome in part])
+    result = assemble(
+        data, data.folds(config), oof, [outcome for part in parts for outcome in part]
+    )
     return result, then(result, data.horizon, config) if then is not None else None
 
 
@@ -161,19 +192,18 @@ def walk_forward(
 ) -> dict[int, tuple[HorizonPredictions, Any]]:
     """Both passes of every horizon on `runner` (of the `names`d models; default: every
     candidate and baseline): per horizon its predictions and `then`'s answer for them."""
-    plans = walk_forward_plans(dataset, config)
-    shared = {h: runner.share(plan) for h, plan in plans.items()}
-    oofs = out_of_fold_all(plans, config, runner, names=names, on_fold=on_fold, shared=shared)
+    shared = share_plans(dataset, config, runner)
+    oofs = _pass_one(shared, config, runner, names, on_fold)
     shared_oofs = {h: runner.share(oof) for h, oof in oofs.items()}
     shared_config = runner.share(config)
     chunks = {
-        h: [range(len(folds))[i : i + FOLDS_PER_TASK] for i in range(0, len(folds), FOLDS_PER_TASK)]
-        for h, (_, folds) in plans.items()
+        h: [range(n_folds)[i : i + FOLDS_PER_TASK] for i in range(0, n_folds, FOLDS_PER_TASK)]
+        for h, (_, _, n_folds) in shared.items()
     }
-    calls = [(shared[h], shared_oofs[h], c, shared_config) for h in plans for c in chunks[h]]
+    calls = [(shared[h][0], shared_oofs[h], c, shared_config) for h in shared for c in chunks[h]]
     # Pass 2's answers (every model's probabilities on every test row: megabytes) stay on the
     # workers; the assembling task reads them there.
     parts = iter(runner.keep(_calibrate_folds, calls))
-    kept = {h: [next(parts) for _ in chunks[h]] for h in plans}
-    calls = [(shared[h], shared_oofs[h], kept[h], shared_config, then) for h in plans]
-    return dict(zip(plans, runner.run(_assemble, calls), strict=True))
+    kept = {h: [next(parts) for _ in chunks[h]] for h in shared}
+    calls = [(shared[h][0], shared_oofs[h], kept[h], shared_config, then) for h in shared]
+    return dict(zip(shared, runner.run(_assemble, calls), strict=True))

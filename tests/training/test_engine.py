@@ -41,6 +41,29 @@ def test_in_process_runs_in_order_with_one_thread_per_task():
     assert len(done) == 3
 
 
+def _square_or_fail(x: int) -> int:
+    if x < 0:
+        raise ValueError(f"negative {x}")
+    return x * x
+
+
+def test_each_gives_the_answers_in_order_one_at_a_time_here_and_on_a_cluster():
+    from distributed import Client
+
+    calls = [(3,), (1,), (2,)]
+    made = InProcess().each(_threads_and_square, calls)
+    assert next(made) == (1, 9)  # made as read: the others are not made yet
+    assert list(made) == [(1, 1), (1, 4)]
+    with Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as c:
+        runner = Distributed(c, "threads")
+        answers = runner.each(_square_or_fail, [(i,) for i in range(6)])
+        assert [next(answers), next(answers)] == [0, 1]
+        assert len(c.futures) == 5  # the first let go once the second was asked for
+        assert list(answers) == [4, 9, 16, 25]
+        with pytest.raises(ValueError, match="negative -1"):
+            list(runner.each(_square_or_fail, [(2,), (-1,)]))
+
+
 def test_cluster_is_chosen_by_option_then_environment(monkeypatch):
     monkeypatch.setenv(CLUSTER_ENV, IN_PROCESS)
     assert isinstance(engine(), InProcess)
