@@ -256,3 +256,24 @@ def test_cli_record_is_identical_in_process_local_cluster_and_loopback_workers(
     assert records["local"] == records["inprocess"]
     assert records["loopback"] == records["inprocess"]
     assert np.isfinite(records["loopback"]["12"]["models"]["champion"]["pr_auc"])
+
+
+def _malloc_environ() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in engine_module.WORKER_MALLOC}
+
+
+@pytest.mark.slow
+def test_local_workers_keep_their_freed_arrays_instead_of_faulting_them_in_again():
+    """A LocalCluster's workers start with flushcast's allocator settings, not the nanny's
+    64 kB trim threshold (which made every fold's arrays fresh mappings: README, "Walk-forward
+    speed"); Dask's other pre-spawn settings (one BLAS thread) stay."""
+    local = engine_module._local()
+    try:
+        seen = local.client.run(_malloc_environ)
+        threads = local.client.run(os.environ.get, "OMP_NUM_THREADS")
+    finally:
+        local.client.close()
+        local.client.cluster.close()
+    expected = {name: str(value) for name, value in engine_module.WORKER_MALLOC.items()}
+    assert seen and all(environ == expected for environ in seen.values())
+    assert set(threads.values()) == {"1"}
