@@ -100,10 +100,18 @@ class CollectReport:
     """(symbol, bar, coverage) of bars stored without liquidation totals since the stream began."""
     stream_from: pd.Timestamp | None = None
     """When the stream first connected (venue time): no earlier bar has liquidation totals."""
+    outages: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    """(from, to) of each time the stream was down, on the venue's clock as this collector saw
+    it: from noticing the drop to being subscribed again. Bars overlapping one are the ones that
+    may be stored without liquidation totals."""
 
 
 def _ms(stamp: pd.Timestamp) -> int:
     return int(stamp.value // 1_000_000)
+
+
+def _stamp(ms: int) -> pd.Timestamp:
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
 
 
 def _when(ms: int) -> str:
@@ -360,6 +368,9 @@ class Collector:
     async def _stream(self, session: aiohttp.ClientSession) -> None:
         url = self.venue.stream_url(self.ws_url, self.config.symbols)
         attempt = 0
+        # When the stream was last seen to drop, until it is back (a failed reconnection
+        # does not move it); None while it is up and before it first connected.
+        down_from: int | None = None
         while not self.stop.is_set():
             connected_at = time.monotonic()
             problem = "closed by the venue"
@@ -370,18 +381,22 @@ class Collector:
                     for message in self.venue.subscribe(self.config.symbols):
                         await ws.send_json(message)
                     # Coverage starts at the venue's time now, not at an extrapolation.
-                    self.book.connected(await self._synced_now())
+                    self.book.connected(back := await self._synced_now())
+                    if down_from is not None:
+                        self.report.outages.append((_stamp(down_from), _stamp(back)))
+                        down_from = None
                     if self._stream_from is None:
                         self._stream_from = self.book.last_connected
-                        self.report.stream_from = pd.Timestamp(
-                            self._stream_from, unit="ms", tz="UTC"
-                        )
+                        self.report.stream_from = _stamp(self._stream_from)
                     log.info("%s stream connected: %s", self.venue.name, url)
                     problem = await self._read(ws)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             finally:
-                self.book.disconnected(self._clock.now_ms())
+                now = self._clock.now_ms()
+                self.book.disconnected(now)
+                if down_from is None and self._stream_from is not None:
+                    down_from = now
             if self.stop.is_set():
                 return
             if time.monotonic() - connected_at >= self.config.stable_s:
