@@ -19,12 +19,20 @@ from benchmarks.measure import timed, worker_peaks_mb
 from flushcast.common.engine import CLUSTER_ENV, LOCAL, engine
 from flushcast.simulator import simulate
 from flushcast.training.config import TrainingConfig
-from flushcast.training.dataset import make_dataset, select_features
+from flushcast.training.dataset import Dataset, make_dataset, select_features
 from flushcast.training.evaluate import evaluate
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT"]
 SYMBOLS += ["BNBUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "LTCUSDT"]
 DAYS = 730
+
+
+def default_recipe(dataset: Dataset) -> TrainingConfig:
+    """The default configuration, `dataset` narrowed (in place) to its feature families: what
+    `flushcast evaluate` learns from, so the benchmarks measure what users run."""
+    config = TrainingConfig(label=dataset.label)
+    select_features(dataset, config)
+    return config
 
 
 def main(days: int = DAYS) -> None:
@@ -37,8 +45,7 @@ def main(days: int = DAYS) -> None:
         f"features + labels for {len(market):,} rows",
         lambda: make_dataset(market, runner=runner),
     )
-    config = TrainingConfig(label=dataset.label)
-    select_features(dataset, config)  # the default recipe's families, as `flushcast evaluate`
+    config = default_recipe(dataset)
     print(f"model inputs (the default families): {len(dataset.features)}")
     result = timed(
         f"walk-forward evaluation, H in {dataset.label.horizons}, refit every "

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmarks.bench_training import DAYS, SYMBOLS
+from benchmarks.bench_training import DAYS, SYMBOLS, default_recipe
 from benchmarks.measure import (
     LoadSampler,
     cpu_s,
@@ -35,8 +35,7 @@ from benchmarks.measure import (
 )
 from flushcast.common.engine import LOCAL, engine
 from flushcast.simulator import simulate
-from flushcast.training.config import TrainingConfig
-from flushcast.training.dataset import Dataset, make_dataset, select_features
+from flushcast.training.dataset import make_dataset
 from flushcast.training.evaluate import evaluate
 from flushcast.training.labels import LabelSpec
 
@@ -69,14 +68,6 @@ def market(symbols: int, base: pd.DataFrame) -> pd.DataFrame:
     if CONTEXT in names and CONTEXT not in keep:
         keep[-1] = CONTEXT
     return frame[frame["symbol"].isin(keep)].reset_index(drop=True)
-
-
-def default_recipe(dataset: Dataset) -> TrainingConfig:
-    """The default configuration, `dataset` narrowed (in place) to its feature families: what
-    `flushcast evaluate` learns from, so the table measures what users run."""
-    config = TrainingConfig(label=dataset.label)
-    select_features(dataset, config)
-    return config
 
 
 def cpu_split(runner: Any, phase: Any) -> tuple[Any, float, dict[str, float]]:

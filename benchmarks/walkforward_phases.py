@@ -16,10 +16,9 @@ import time
 
 from threadpoolctl import threadpool_limits
 
-from benchmarks.bench_training import DAYS, SYMBOLS
+from benchmarks.bench_training import DAYS, SYMBOLS, default_recipe
 from flushcast.common.engine import InProcess
 from flushcast.simulator import simulate
-from flushcast.training.config import TrainingConfig
 from flushcast.training.dataset import make_dataset
 from flushcast.training.evaluate import horizon_record
 from flushcast.training.tasks import walk_forward_plans
@@ -35,7 +34,7 @@ def main() -> None:
     threadpool_limits(1)
     market = simulate("default", SYMBOLS, days=args.days, seed=11).frame
     dataset = make_dataset(market, runner=InProcess())
-    config = TrainingConfig(label=dataset.label)
+    config = default_recipe(dataset)
     data, folds = walk_forward_plans(dataset, config)[args.horizon]
     sample = folds[args.step // 2 :: args.step]
     start = time.process_time()

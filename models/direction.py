@@ -73,6 +73,31 @@ def toward_best_rule(
     return out, a
 
 
+def input_log_odds(
+    model: GradientBoosting | None, rules: Sequence[DirectionRule], X: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each input's log-odds of a long flush on `X`: the trees' (0 without trees) and each
+    rule's. One home for the walk-forward's out-of-fold inputs and a shipped call's."""
+    trees = np.zeros(len(X)) if model is None else model.score(X)
+    return {MODEL: trees, **{r.name: r.score(X) for r in rules}}
+
+
+def call_log_odds(weights: dict[str, float], inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The call's log-odds of a long flush: Σ weight · input log-odds (inputs of weight 0 are
+    not read). One home for the walk-forward's pass 2 and a shipped call."""
+    z = np.zeros(len(inputs[MODEL]))
+    for name, w in weights.items():
+        if w:
+            z = z + w * inputs[name]
+    return z
+
+
+def made_of(weights: dict[str, float]) -> str:
+    """`model 0.81 + return_24h_sign 0.42`: what a call is made of ("" with no weight), as the
+    CLI and the report print it."""
+    return " + ".join(f"{name} {w:.2f}" for name, w in weights.items() if w > 0)
+
+
 class DirectionCall:
     """P(long flush | flush) as sigmoid(Σ weight · input log-odds): trees and rules."""
 
@@ -91,23 +116,9 @@ class DirectionCall:
         self.rules = list(rules)
         self.weights = {n: float(weights[n]) for n in names}
 
-    def inputs(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        """Each input's log-odds of a long flush (the trees': 0 without trees)."""
-        trees = np.zeros(len(X)) if self.model is None else self.model.score(X)
-        return {MODEL: trees, **{r.name: r.score(X) for r in self.rules}}
-
     def score(self, X: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
         """The call's log-odds of a long flush."""
-        z = np.zeros(len(X))
-        for name, value in self.inputs(X).items():
-            if self.weights[name]:
-                z = z + self.weights[name] * value
-        return z
-
-    def describe(self) -> str:
-        """`model 0.81 + return_24h_sign 0.42`: what the call is made of."""
-        parts = " + ".join(f"{n} {w:.2f}" for n, w in self.weights.items() if w > 0)
-        return parts or "none (50/50)"
+        return call_log_odds(self.weights, input_log_odds(self.model, self.rules, X))
 
     def state(self) -> dict[str, Any]:
         trees = {} if self.model is None else self.model.state()

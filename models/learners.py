@@ -270,9 +270,11 @@ class GradientBoosting:
         """With a linear model here, trees are boosted from its score (its log-odds is the
         starting point): they only learn what the linear model misses."""
         self.group_hours = group_hours
-        """With a ranking objective (`lambdarank`, `rank_xendcg`): the training rows are ranked
-        within calendar blocks this long (counted from the first training row), as the
-        walk-forward judges ranking within test blocks; which blocks are busy is not learnt."""
+        """Set (`lightgbm_rank`): the training rows are grouped in calendar blocks this long
+        (counted from the first training row), as the walk-forward judges ranking within test
+        blocks, so which blocks are busy is not learnt: a ranking objective (`lambdarank`,
+        `rank_xendcg`) ranks within each block, the binary one is boosted from each block's own
+        log-odds (`block_log_odds`)."""
         self.group_by_symbol = group_by_symbol
         """Rank within each symbol's block instead of within the block across symbols."""
         self.equal_blocks = equal_blocks

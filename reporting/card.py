@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flushcast.models.bundle import Bundle
+from flushcast.models.direction import made_of
 from flushcast.reporting.charts import png_uri
 from flushcast.reporting.sentences import when
 from flushcast.training.labels import LabelSpec
@@ -171,13 +172,7 @@ def metrics_tables(record: EvaluationRecord) -> list[dict[str, Any]]:
                 )
                 if entry.direction
                 else "",
-                "direction_made_of": " + ".join(
-                    f"{name} {weight:.2f}"
-                    for name, weight in entry.direction.made_of.items()
-                    if weight > 0
-                )
-                if entry.direction
-                else "",
+                "direction_made_of": made_of(entry.direction.made_of) if entry.direction else "",
                 "made_of": " + ".join(
                     f"{name} {share:.2f}" for name, share in entry.champion_shares.items() if share
                 ),

@@ -316,14 +316,23 @@ def _refusal(exc: ValidationError) -> JSONResponse:
     return JSONResponse({"error": str(exc), "detail": detail}, status_code=400)
 
 
+MIDDLEWARES = (ClientErrors, BodyGuard, PredictAnswer)
+"""The service's own middlewares, outermost first: `ClientErrors` also sees the guard's
+refusals, `PredictAnswer` reads the guard's parse."""
+
+
 def _front_chain(app: ASGIApp, timeout: float | None) -> ASGIApp:
-    """The service's middlewares POST /predict goes through ahead of BentoML's (`serving.front`)."""
-    return ClientErrors(BodyGuard(PredictAnswer(app, timeout=timeout)))
+    """The service's middlewares POST /predict goes through ahead of BentoML's (`serving.front`):
+    the same chain, the answer given BentoML's traffic timeout."""
+    *outer, answer = MIDDLEWARES
+    chain = answer(app, timeout=timeout)
+    for middleware in reversed(outer):
+        chain = middleware(chain)
+    return chain
 
 
-Flushcast.add_asgi_middleware(ClientErrors)  # outermost: it also sees the guard's refusals
-Flushcast.add_asgi_middleware(BodyGuard)
-Flushcast.add_asgi_middleware(PredictAnswer)  # behind the guard: it reads the guard's parse
+for _middleware in MIDDLEWARES:
+    Flushcast.add_asgi_middleware(_middleware)
 front.install(Flushcast, "/predict", _front_chain)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from benchmarks.bench_training import default_recipe
 from benchmarks.measure import LoadSampler, cpu_s, cpu_spent, worker_cpu_s
-from benchmarks.scale_table import cpu_split, default_recipe, market, row
+from benchmarks.scale_table import cpu_split, market, row
 from flushcast.common.engine import Distributed, InProcess
 from flushcast.features.registry import without_families
 from flushcast.simulator import simulate

@@ -271,6 +271,8 @@ def _verdict(entry) -> list[str]:
 def _direction_line(direction) -> str:
     """Direction accuracy of the call (and what it is made of), of the direction trees alone
     and of each trivial rule, with 95 % intervals."""
+    from flushcast.models.direction import made_of
+
     if direction is None:
         return "  direction accuracy on true one-sided flushes: – (none scored)"
 
@@ -280,10 +282,10 @@ def _direction_line(direction) -> str:
         return f"{name} {_fmt(direction.accuracy.get(name))}{ci}"
 
     rules = ", ".join(cell(n) for n in direction.accuracy if n not in ("call", "model"))
-    made_of = " + ".join(f"{n} {w:.2f}" for n, w in direction.made_of.items() if w > 0)
     return (
         f"  direction accuracy on {direction.n_sided} one-sided flush bars "
-        f"({direction.n_episodes} episodes): {cell('call')} ({made_of or 'trees alone'}); "
+        f"({direction.n_episodes} episodes): {cell('call')} "
+        f"({made_of(direction.made_of) or 'trees alone'}); "
         f"{cell('model')}; trivial rules: {rules}"
     )
 

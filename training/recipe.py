@@ -41,7 +41,13 @@ import pandas as pd
 from flushcast.features.registry import FEATURES, MISSING_GROUPS, depending_on
 from flushcast.models.calibration import Calibrator
 from flushcast.models.config import make_candidate, make_direction
-from flushcast.models.direction import MODEL, toward_best_rule, weights
+from flushcast.models.direction import (
+    MODEL,
+    call_log_odds,
+    input_log_odds,
+    toward_best_rule,
+    weights,
+)
 from flushcast.models.learners import Bins, GradientBoosting, Learner
 from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.training.baselines import BASELINES, is_calibrated
@@ -201,13 +207,11 @@ def fit_rules(data: HorizonData, refit: Refit) -> list[DirectionRule]:
 
 def direction_scores(
     data: HorizonData, refit: Refit, config: TrainingConfig, rows: np.ndarray
-) -> tuple[GradientBoosting | None, list[DirectionRule], dict[str, np.ndarray]]:
-    """The refit's direction trees and rules, and each one's log-odds of a long flush on `rows`
-    (the trees': 0 without trees)."""
+) -> dict[str, np.ndarray]:
+    """Log-odds of a long flush on `rows` of the refit's direction trees (0 without trees) and
+    of each of its rules."""
     trees, rules = fit_direction(data, refit, config), fit_rules(data, refit)
-    X = data.X[rows]
-    scores = {MODEL: np.zeros(len(rows)) if trees is None else trees.score(X)}
-    return trees, rules, scores | {r.name: r.score(X) for r in rules}
+    return input_log_odds(trees, rules, data.X[rows])
 
 
 @dataclass
@@ -314,11 +318,7 @@ class DirectionWeights:
 
     def p_long(self, scores: dict[str, np.ndarray]) -> np.ndarray:
         """P(long flush | flush) from the inputs' log-odds."""
-        z = np.zeros(len(scores[MODEL]))
-        for name, w in self.weights.items():
-            if w:
-                z = z + w * scores[name]
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
+        return 0.5 * (1.0 + np.tanh(0.5 * call_log_odds(self.weights, scores)))
 
 
 def direction_weights(

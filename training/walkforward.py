@@ -89,7 +89,7 @@ def out_of_fold(
                 model = member.model
                 if name == "lightgbm" and isinstance(model, GradientBoosting):
                     gain += model.booster.feature_importance("gain")  # type: ignore[union-attr]
-            for name, scores in direction_scores(data, refit, config, test)[2].items():
+            for name, scores in direction_scores(data, refit, config, test).items():
                 direction.setdefault(name, np.full(n, np.nan))[test] = scores
         if on_fold:
             on_fold()

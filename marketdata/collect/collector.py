@@ -115,7 +115,7 @@ def _stamp(ms: int) -> pd.Timestamp:
 
 
 def _when(ms: int) -> str:
-    return f"{pd.Timestamp(ms, unit='ms', tz='UTC'):%Y-%m-%d %H:%M}"
+    return f"{_stamp(ms):%Y-%m-%d %H:%M}"
 
 
 class Collector:
