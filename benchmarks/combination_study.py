@@ -25,7 +25,9 @@ default run, MODEL's pooled and within-block ROC and lift beside OTHER's with 95
 block-bootstrap intervals of the paired difference (`benchmarks.feature_ablation.compare`);
 each variant's champion is compared with the default's the same way. `--halves` prints each
 candidate's pass-1 ROC within blocks on the first and the second half of the tested span (a
-setting is chosen on the first; README, "Training for the ranking").
+setting is chosen on the first; README, "Training for the ranking"), and each variant's
+champion's pooled ROC, ROC within blocks and lift on the two halves (a rule is chosen on the
+first).
 """
 
 from __future__ import annotations
@@ -247,6 +249,10 @@ def main() -> None:
                 + " ".join(f"{k} {v:.2f}" for k, v in r["shares"].items()),
                 flush=True,
             )
+    if args.halves:
+        for name, got in results.items():
+            for h, r in got.items():
+                print(f"{name:>24} H={h:>3} champion {champion_halves(r['frame'])}", flush=True)
     pairs = [(text.partition(":")[0], text.partition(":")[2], "default") for text in args.paired]
     pairs += [(CHAMPION, CHAMPION, name) for name in variants if name != "default"]
     for model, other, variant in pairs:
@@ -287,6 +293,26 @@ def halves(plans: Any, oofs: Any, config: TrainingConfig) -> None:
                 got = metrics.within_blocks(data.y[used], scores[used], oof.block_of[used]).roc_auc
                 cells.append(f"{name} {got:.3f}")
             print(f"H={h:>3} {half} half: " + " | ".join(cells), flush=True)
+
+
+def champion_halves(frame: pd.DataFrame) -> str:
+    """The champion's pooled ROC, ROC within blocks and lift on the first and the second half
+    of the tested span (a rule's setting is chosen on the first)."""
+    first, last = frame["timestamp"].min(), frame["timestamp"].max()
+    middle = first + (last - first) / 2
+    cells = []
+    for half, rows in (
+        ("first", frame["timestamp"] < middle),
+        ("second", frame["timestamp"] >= middle),
+    ):
+        part = frame[rows & np.isfinite(frame[f"p_{CHAMPION}"])]
+        y, p = part["y"].to_numpy(dtype="float64"), part[f"p_{CHAMPION}"].to_numpy()
+        inner = metrics.within_blocks(y, p, part["block"].to_numpy()).roc_auc
+        cells.append(
+            f"{half} half roc {metrics.roc_auc(y, p):.3f} in-blocks {inner:.3f} "
+            f"lift {metrics.lift(y, p):.2f}"
+        )
+    return " | ".join(cells)
 
 
 def _paired(frame: pd.DataFrame, model: str) -> pd.DataFrame:

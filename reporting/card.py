@@ -22,7 +22,7 @@ from flushcast.reporting.charts import png_uri
 from flushcast.reporting.sentences import when
 from flushcast.training.labels import LabelSpec
 from flushcast.training.metrics import METRICS as ALL_METRICS
-from flushcast.training.record import EvaluationRecord
+from flushcast.training.record import EvaluationRecord, champion_made_of
 
 DOCUMENT = "evaluation.json"
 RELIABILITY = re.compile(r"reliability_(\d+)h\.png")
@@ -173,9 +173,7 @@ def metrics_tables(record: EvaluationRecord) -> list[dict[str, Any]]:
                 if entry.direction
                 else "",
                 "direction_made_of": made_of(entry.direction.made_of) if entry.direction else "",
-                "made_of": " + ".join(
-                    f"{name} {share:.2f}" for name, share in entry.champion_shares.items() if share
-                ),
+                "made_of": champion_made_of(entry.champion_shares, entry.champion_choices),
                 "rows": rows,
             }
         )

@@ -1,7 +1,8 @@
 """The ranking candidate the way a user turns it on (slow tier).
 
-`flushcast train --set fit.candidates=[…,lightgbm_rank]` on a 4 h store registers a version
-whose stack holds trees trained for the order within time blocks; that version answers /predict and
+`flushcast train --set fit.candidates=[…,lightgbm_rank]` on a 4 h store, with the two-part
+champion (`combination.level_inputs`), registers a version whose stack holds trees trained for
+the order within time blocks; that version answers /predict and
 /explain in process (the service's ASGI app, as `bentoml serve` runs it) with exact reasons,
 writes a report, and predicts through the notebook API, all agreeing on the same bar
 (`tests/test_cross_bar_journey.py`'s script, on one store of one bar size).
@@ -30,12 +31,17 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
     recipe += ["--set", "fit.lightgbm.rounds=30"]
     recipe += ["--set", "fit.candidates=[logistic,lightgbm_rank]"]
     recipe += ["--set", "combination.inputs=[logistic,lightgbm_rank]"]
-    _run(tmp_path, env, "train", "--store", "four", *recipe)
+    # The two-part champion: the stack with the ranking trees for the order, the logistic
+    # (which carries which weeks are busy) for the level.
+    recipe += ["--set", "combination.level_inputs=[logistic]"]
+    trained = _run(tmp_path, env, "train", "--store", "four", *recipe)
+    assert "(two_part)" in trained.stdout  # the printed table names the rule
 
     _, folder = download_bundle("1", tmp_path / "mine", tracking_uri=uri)
     bundle = Bundle.load(folder)
     for model in bundle.horizons.values():
         assert model.choice["shares"].keys() == {"logistic", "lightgbm_rank"}
+        assert model.choice["method"] == "two_part" and "level" in model.choice["reason"]
         assert model.learner.names == ["logistic", "lightgbm_rank"]
         assert isinstance(model.learners()[1], GradientBoosting)
 

@@ -232,10 +232,12 @@ def print_metrics(record: EvaluationRecord) -> None:
 
 
 def _verdict(entry) -> list[str]:
+    from flushcast.training.record import champion_made_of
+
     lines = []
     choices = ", ".join(f"{k} {v}" for k, v in entry.champion_choices.items())
     lines.append(f"  champion per fold (inner walk-forward): {choices or '–'}")
-    shares = " + ".join(f"{k} {v:.2f}" for k, v in entry.champion_shares.items() if v > 0)
+    shares = champion_made_of(entry.champion_shares, entry.champion_choices)
     lines.append(f"  champion made of (mean share over folds): {shares or '–'}")
     for label, best, edge, key in (
         (

@@ -9,7 +9,11 @@ returns the shares of each input in the champion's score (`CombinationConfig.met
   ranking within blocks as well as the best one (`combination.toward`), or with every share
   weighed by it (`combination.weigh_by_plausibility`): measured, not the default (README);
 - `best`: winner-take-all, the candidate ranking best within blocks (`SelectionConfig`), or the
-  first candidate while the episodes are too few: its share is 1.
+  first candidate while the episodes are too few: its share is 1;
+- with `combination.level_inputs` set, a two-part stack (`two_part`): the stack of `inputs`
+  (with a level-free input such as `lightgbm_rank`) for the order within blocks, the stack of
+  `level_inputs` for which blocks are busy, and a pooled fit of the two scores weighing them,
+  so the level-free input lifts the order without diluting the level the pooled fit rewards.
 
 The champion's score is then Σ share · score, calibrated like any model's (strictly
 increasing, so the combination's ranking is what is measured).
@@ -88,8 +92,8 @@ class Combination:
 
     @property
     def label(self) -> str:
-        """One word for the fold table: the chosen candidate, or `stack`."""
-        return self.inputs[0] if len(self.inputs) == 1 else "stack"
+        """One word for the fold table: the chosen candidate, or the rule (`stack`, `two_part`)."""
+        return self.inputs[0] if len(self.inputs) == 1 else self.method
 
     def score(self, raw: dict[str, np.ndarray]) -> np.ndarray:
         """Σ share · standardised score, over whatever rows `raw` holds."""
@@ -100,13 +104,16 @@ class Combination:
         return " + ".join(f"{n} {s:.2f}" for n, s in self.shares.items() if s > 0)
 
 
-def inputs(config: TrainingConfig) -> list[str]:
+def inputs(config: TrainingConfig, part: str = "all") -> list[str]:
     """Every model whose scores the combination reads (the candidates for `best`; for `stack`
-    the inputs that are run: configured candidates and baselines)."""
+    the inputs that are run: configured candidates and baselines); `part="order"` or `"level"`:
+    those of a two-part champion's part (`combination.inputs`, `combination.level_inputs`)."""
     if config.combination.method == "best":
         return list(config.fit.candidates)
     run = {*config.fit.candidates, *config.evaluation.baselines}
-    return [name for name in config.combination.inputs if name in run]
+    order, level = config.combination.inputs, config.combination.level_inputs
+    wanted = {"order": order, "level": level, "all": dict.fromkeys([*order, *level])}[part]
+    return [name for name in wanted if name in run]
 
 
 def combine(
@@ -121,7 +128,7 @@ def combine(
     Only inputs present in `raw` are used; the caller guarantees every row's label was known
     before the cutoff whose test rows the combination will score.
     """
-    names = [n for n in inputs(config) if n in raw]
+    names = [n for n in inputs(config, "order") if n in raw]
     if not names:
         raise ValueError("the champion has no input: none of combination.inputs was run")
     if config.combination.method == "best":
@@ -136,6 +143,26 @@ def combine(
             choice.scores,
             {n: 1.0 for n in names},
         )
+    settings = config.combination
+    order = stack(names, raw, y, blocks, episodes, config, settings.within_blocks)
+    level = [n for n in inputs(config, "level") if n in raw]
+    if not level:
+        return order
+    within = settings.level_within_blocks
+    return two_part(order, stack(level, raw, y, blocks, episodes, config, within), raw, y, config)
+
+
+def stack(
+    names: Sequence[str],
+    raw: dict[str, np.ndarray],
+    y: np.ndarray,
+    blocks: np.ndarray,
+    episodes: int,
+    config: TrainingConfig,
+    within_blocks: bool,
+) -> Combination:
+    """The non-negative logistic stack of `names` on these rows (`within_blocks`: one
+    intercept per block), shrunk as `combination` says."""
     settings = config.combination
     inner, ranked = {}, []
     for name in names:
@@ -152,7 +179,7 @@ def combine(
         episodes,
         settings.shrinkage_episodes,
         settings.ridge,
-        blocks if settings.within_blocks else None,
+        blocks if within_blocks else None,
         toward=plausible / plausible.sum() if settings.toward == "plausible" else None,
     )
     if settings.weigh_by_plausibility:
@@ -174,4 +201,48 @@ def combine(
         dict(zip(names, fitted.tolist(), strict=True)),
         inner,
         dict(zip(names, plausible.tolist(), strict=True)),
+    )
+
+
+def two_part(
+    order: Combination,
+    level: Combination,
+    raw: dict[str, np.ndarray],
+    y: np.ndarray,
+    config: TrainingConfig,
+) -> Combination:
+    """The order part and the level part weighed by a pooled non-negative logistic of their
+    standardised scores on the same rows (one intercept: this fit rewards the level, which
+    the parts' per-block fits ignore), shrunk toward equal weights when episodes are few.
+
+    Both parts are weighted sums of the inputs' scores, so the champion is one too: its
+    shares are the two parts' shares weighed and summed, what the bundle's `Stack` ships.
+    """
+    S = np.column_stack([order.score(raw), level.score(raw)])
+    spread = S.std(axis=0)
+    spread[spread <= 1e-12] = 1.0
+    settings = config.combination
+    episodes = order.episodes
+    weight, _, a = stack_shares(
+        S / spread, y, episodes, settings.shrinkage_episodes, settings.ridge
+    )
+    names = [*order.shares, *(n for n in level.shares if n not in order.shares)]
+    coef = np.array(
+        [
+            weight[0] * order.shares.get(n, 0.0) / spread[0]
+            + weight[1] * level.shares.get(n, 0.0) / spread[1]
+            for n in names
+        ]
+    )
+    shares = coef / coef.sum() if coef.sum() > 1e-12 else np.full(len(names), 1 / len(names))
+    return Combination(
+        dict(zip(names, shares.tolist(), strict=True)),
+        "two_part",
+        episodes,
+        f"two parts, weighed by a pooled non-negative logistic on {episodes} out-of-fold "
+        f"episodes ({a:.0%} fitted): order {weight[0]:.2f} ({order.describe()}), "
+        f"level {weight[1]:.2f} ({level.describe()})",
+        {**level.fitted, **order.fitted},
+        {**level.inner, **order.inner},
+        {**level.plausible, **order.plausible},
     )

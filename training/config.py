@@ -92,6 +92,14 @@ class CombinationConfig(Strict):
     """Multiply each input's share by that plausibility and renormalise: an input that ranked
     worse than the best within blocks, block after block of the earlier evidence, is left out;
     inputs that tie keep their shares."""
+    level_inputs: tuple[str, ...] = ()
+    """Empty: the champion is the stack of `inputs`. Set: a two-part champion
+    (`training.combine.two_part`): the stack of `inputs` for the order within blocks, the stack
+    of these inputs (the ones that carry the level, which blocks are busy) fitted the same way,
+    and a pooled non-negative logistic of the two scores (one intercept, shrunk toward equal
+    weights) that restores the level a level-free input such as `lightgbm_rank` dilutes."""
+    level_within_blocks: bool = True
+    """Fit the level part with one intercept per block (as the order part); False: pooled."""
     direction: Literal["model", "stack", "plausible"] = "model"
     """The direction call: the direction trees alone; (`stack`) the trees stacked with the
     trivial rules (majority side, funding sign, 24 h return sign) on the same earlier
@@ -108,6 +116,11 @@ class CombinationConfig(Strict):
         if unknown or not self.inputs:
             raise ValueError(
                 f"combination.inputs must be among {', '.join(known)} (got {unknown or 'none'})"
+            )
+        unknown = [name for name in self.level_inputs if name not in known]
+        if unknown:
+            raise ValueError(
+                f"combination.level_inputs must be among {', '.join(known)} (got {unknown})"
             )
         return self
 

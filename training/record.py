@@ -20,6 +20,15 @@ from flushcast.training.metrics import METRICS
 Interval = tuple[float | None, float | None]
 
 
+def champion_made_of(shares: dict[str, float], choices: dict[str, int]) -> str:
+    """`logistic 0.40 + lightgbm 0.35 … (two_part)`: each input's share and, when the folds'
+    champions were combined rather than picked, the rule that combined them (`stack`, or
+    `two_part`: the order and the level part, `training.combine`); "" when nothing is known."""
+    made = " + ".join(f"{name} {share:.2f}" for name, share in shares.items() if share)
+    rules = [label for label in choices if label not in shares]
+    return made + (f" ({', '.join(rules)})" if made and rules else "")
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -99,7 +108,8 @@ class HorizonRecord(_HasModels):
     """Champion minus that baseline, ROC-AUC within test blocks (the promotion gate's
     within-block test; its interval resamples test blocks)."""
     champion_choices: dict[str, int] = Field(default_factory=dict)
-    """How many scored folds each label of the champion had (`stack`, or the chosen candidate)."""
+    """How many scored folds each label of the champion had (the rule, `stack` or `two_part`,
+    or the chosen candidate)."""
     champion_shares: dict[str, float] = Field(default_factory=dict)
     """What the champion is made of: each input's mean share over the scored folds."""
     direction: DirectionRecord | None = None

@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from flushcast.forecast.identity import ModelIdentity
 from flushcast.models.bundle import Bundle
 from flushcast.models.pyfunc import bundle_folder
+from flushcast.training.record import champion_made_of
 
 MODEL_NAME = "flushcast"
 CHAMPION = "champion"
@@ -174,8 +175,7 @@ def composition(summary: dict[str, Any]) -> str:
     """What the champion is made of, per horizon: `4 h: logistic 0.40 + lightgbm 0.35 …`."""
     parts = []
     for key, h in sorted(summary.get("horizons", {}).items(), key=lambda kv: int(kv[0])):
-        shares = h.get("champion_shares") or {}
-        made = " + ".join(f"{n} {v:.2f}" for n, v in shares.items() if v and v > 0)
+        made = champion_made_of(h.get("champion_shares") or {}, h.get("champion_choices") or {})
         parts.append(f"{key} h: {made or 'not recorded'}")
     return "champion made of " + "; ".join(parts)
 

@@ -18,7 +18,7 @@ from flushcast.models.stacking import (
 )
 from flushcast.training.combine import combine, inputs
 from flushcast.training.config import TrainingConfig
-from flushcast.training.metrics import per_block, within_blocks
+from flushcast.training.metrics import per_block, roc_auc, within_blocks
 
 
 def _views(n: int = 6000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -176,3 +176,68 @@ def test_weighing_by_plausibility_leaves_out_a_part_at_chance_and_never_goes_neg
     assert "plausibility" in weighed.reason
     ranks = lambda c: within_blocks(y, c.score(raw), blocks).roc_auc  # noqa: E731
     assert ranks(weighed) > ranks(equal)
+
+
+RANKED = ["logistic", "lightgbm", "lightgbm_rank"]
+
+
+def _level_and_order(
+    seed: int, n: int = 8000
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Blocks of 400 rows with their own level of risk: two pointwise parts see the level and
+    half the row's risk, a level-free part (as `lightgbm_rank`) sees the row's risk only."""
+    rng = np.random.default_rng(seed)
+    blocks = np.arange(n) // 400
+    level = rng.normal(size=blocks.max() + 1)[blocks]
+    risk = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(1.5 * risk + 1.5 * level - 5.0)))).astype(float)
+    raw = {
+        "logistic": 0.5 * risk + level + rng.normal(size=n),
+        "lightgbm": 0.5 * risk + level + rng.normal(size=n),
+        "lightgbm_rank": risk + rng.normal(scale=0.6, size=n),
+    }
+    return raw, y, blocks
+
+
+def test_a_two_part_champion_keeps_the_level_a_level_free_input_dilutes():
+    """`combination.level_inputs`: the stack with the level-free part ranks within blocks, the
+    stack of the pointwise parts carries which block is busy; the pooled fit of the two keeps
+    most of both, judged on fresh rows: pooled ROC above the one stack's, ROC within blocks
+    far above the pointwise stack's. The champion is one weighted sum of its inputs, shares
+    >= 0 summing to 1, and says what its parts are."""
+    config = TrainingConfig().with_overrides(
+        {"fit.candidates": RANKED, "combination.inputs": RANKED}
+    )
+    two_part = config.with_overrides({"combination.level_inputs": RANKED[:2]})
+    pointwise = config.with_overrides({"combination.inputs": RANKED[:2]})
+    pooled_gain, within_gain = [], []
+    for seed in range(5):
+        raw, y, blocks = _level_and_order(seed)
+        one, two, level = (
+            combine(raw, y, blocks, int(y.sum()), c) for c in (config, two_part, pointwise)
+        )
+        assert two.method == two.label == "two_part" and one.label == "stack"
+        assert min(two.shares.values()) >= 0 and sum(two.shares.values()) == pytest.approx(1)
+        assert "order" in two.reason and "level" in two.reason
+        fresh, y_fresh, b_fresh = _level_and_order(seed + 100)
+        pooled_gain.append(roc_auc(y_fresh, two.score(fresh)) - roc_auc(y_fresh, one.score(fresh)))
+        within_gain.append(
+            within_blocks(y_fresh, two.score(fresh), b_fresh).roc_auc
+            - within_blocks(y_fresh, level.score(fresh), b_fresh).roc_auc
+        )
+    assert np.mean(pooled_gain) > 0.01 and min(pooled_gain) > -0.005
+    assert np.mean(within_gain) > 0.05
+
+
+def test_a_two_part_champion_runs_its_level_inputs_and_names_only_shippable_ones():
+    config = TrainingConfig().with_overrides(
+        {
+            "combination.inputs": ["logistic", "lightgbm"],
+            "combination.level_inputs": ["lightgbm", "liquidation_surprise"],
+        }
+    )
+    # `train` runs every model `inputs` names: the level part's baseline too.
+    assert inputs(config) == ["logistic", "lightgbm", "liquidation_surprise"]
+    assert inputs(config, "level") == ["lightgbm", "liquidation_surprise"]
+    with pytest.raises(DataError, match=r"combination\.level_inputs must be among"):
+        TrainingConfig().with_overrides({"combination.level_inputs": ["placebo"]})

@@ -106,6 +106,10 @@ def test_the_gate_names_what_the_champion_is_made_of():
         h["champion_shares"] = made
     assert "not significant" in (reason := beats_baselines(noisy).reason)
     assert "logistic 0.60" in reason
+    # A two-part champion (`combination.level_inputs`) is named with its rule.
+    for h in summary["horizons"].values():
+        h["champion_choices"] = {"two_part": 12}
+    assert "4 h: logistic 0.60 + liquidation_surprise 0.40 (two_part)" in gate(summary, None).reason
 
 
 def test_and_the_champion_on_the_same_evaluation():

@@ -23,19 +23,22 @@ from flushcast.training.walkforward import CHAMPION, calibrate_and_choose, out_o
 H = 4
 
 
-@pytest.fixture(scope="module", params=["default", "lightgbm_rank"])
+@pytest.fixture(scope="module", params=["default", "lightgbm_rank", "two_part"])
 def config(small_config, request):
     """A light recipe (the rule, not the skill, is under test) with a calibration window short
     enough to start inside the data, so where it is measured from matters; once more with the
     ranking candidate in the stack (its training blocks are a refit's own rows, so the final
-    refit groups them as the fold did)."""
+    refit groups them as the fold did), and once as the two-part champion (the stack with it
+    for the order, the default inputs for the level)."""
     rank = {
         "fit.candidates": [*small_config.fit.candidates, "lightgbm_rank"],
         "combination.inputs": [*small_config.combination.inputs, "lightgbm_rank"],
     }
+    two_part = {**rank, "combination.level_inputs": list(small_config.combination.inputs)}
+    settings = {"default": {}, "lightgbm_rank": rank, "two_part": two_part}[request.param]
     return small_config.with_overrides(
         {
-            **(rank if request.param == "lightgbm_rank" else {}),
+            **settings,
             "fit.lightgbm.rounds": 20,
             "fit.direction.rounds": 10,
             "evaluation.baselines": ["liquidation_surprise"],
@@ -67,6 +70,9 @@ def test_train_on_data_ending_at_a_folds_cutoff_ships_that_folds_model(
     model = bundle.horizons[H]
     assert model.choice["out_of_fold_episodes"] == table.loc[f, "oof_episodes"]
     assert model.choice["calibration_window"][1] == fold.train_end.tz_convert(None).isoformat()
+    assert (model.choice["chosen"], model.choice["reason"]) == tuple(
+        table.loc[f, ["champion", "choice"]]
+    )  # the same rule (`stack`, `two_part`) on the same evidence, in the same words
     for name, share in model.choice["shares"].items():
         assert share == pytest.approx(table.loc[f, f"share_{name}"], rel=1e-9, abs=1e-12)
     for name, plausible in model.choice["plausibility"].items():

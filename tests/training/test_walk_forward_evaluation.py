@@ -88,6 +88,7 @@ def test_a_fold_is_never_tuned_calibrated_or_chosen_on_its_own_test_block(small_
         {"combination.toward": "plausible"},
         {"combination.weigh_by_plausibility": True},
         {"combination.method": "best"},
+        {"combination.level_inputs": ["logistic", "liquidation_surprise"]},
     ],
 )
 def test_a_folds_champion_reads_no_label_of_its_test_block_under_every_rule(
