@@ -146,7 +146,7 @@ def combine(
     settings = config.combination
     order = stack(names, raw, y, blocks, episodes, config, settings.within_blocks)
     level = [n for n in inputs(config, "level") if n in raw]
-    if not level:
+    if not level or set(level) == set(names):  # no second part: the stack is the champion
         return order
     within = settings.level_within_blocks
     return two_part(order, stack(level, raw, y, blocks, episodes, config, within), raw, y, config)

@@ -229,6 +229,19 @@ def test_a_two_part_champion_keeps_the_level_a_level_free_input_dilutes():
     assert np.mean(within_gain) > 0.05
 
 
+def test_a_two_part_champion_without_its_level_free_input_is_the_stack():
+    """Level inputs that are the order's inputs once those not run are skipped (a recipe
+    without `lightgbm_rank`): no second part, the one stack is the champion."""
+    raw, y, blocks = _level_and_order(0)
+    config = TrainingConfig().with_overrides(
+        {"fit.candidates": RANKED[:2], "combination.inputs": RANKED}
+    )
+    alone = combine(raw, y, blocks, int(y.sum()), config)
+    both = config.with_overrides({"combination.level_inputs": RANKED[:2]})
+    assert combine(raw, y, blocks, int(y.sum()), both) == alone
+    assert alone.label == "stack" and set(alone.shares) == set(RANKED[:2])
+
+
 def test_a_two_part_champion_runs_its_level_inputs_and_names_only_shippable_ones():
     config = TrainingConfig().with_overrides(
         {
