@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -78,7 +79,8 @@ class Combination:
     episodes: int
     reason: str
     fitted: dict[str, float]
-    """The shares the evidence alone asked for (before shrinkage; the chosen one for `best`)."""
+    """The shares the evidence alone asked for (before shrinkage; the chosen one for `best`;
+    for `two_part`, its parts weighed by the pooled fit before that fit's shrinkage)."""
     inner: dict[str, float]
     """Each input's within-block ranking metric on the rows it was fitted on."""
     plausible: dict[str, float]
@@ -104,7 +106,7 @@ class Combination:
         return " + ".join(f"{n} {s:.2f}" for n, s in self.shares.items() if s > 0)
 
 
-def inputs(config: TrainingConfig, part: str = "all") -> list[str]:
+def inputs(config: TrainingConfig, part: Literal["all", "order", "level"] = "all") -> list[str]:
     """Every model whose scores the combination reads (the candidates for `best`; for `stack`
     the inputs that are run: configured candidates and baselines); `part="order"` or `"level"`:
     those of a two-part champion's part (`combination.inputs`, `combination.level_inputs`)."""
@@ -223,26 +225,29 @@ def two_part(
     spread[spread <= 1e-12] = 1.0
     settings = config.combination
     episodes = order.episodes
-    weight, _, a = stack_shares(
+    weight, fitted, a = stack_shares(
         S / spread, y, episodes, settings.shrinkage_episodes, settings.ridge
     )
     names = [*order.shares, *(n for n in level.shares if n not in order.shares)]
-    coef = np.array(
-        [
-            weight[0] * order.shares.get(n, 0.0) / spread[0]
-            + weight[1] * level.shares.get(n, 0.0) / spread[1]
-            for n in names
-        ]
-    )
-    shares = coef / coef.sum() if coef.sum() > 1e-12 else np.full(len(names), 1 / len(names))
+
+    def blend(w: np.ndarray) -> dict[str, float]:
+        coef = np.array(
+            [
+                w[0] * order.shares.get(n, 0.0) / spread[0]
+                + w[1] * level.shares.get(n, 0.0) / spread[1]
+                for n in names
+            ]
+        )
+        return dict(zip(names, (coef / coef.sum()).tolist(), strict=True))
+
     return Combination(
-        dict(zip(names, shares.tolist(), strict=True)),
+        blend(weight),
         "two_part",
         episodes,
         f"two parts, weighed by a pooled non-negative logistic on {episodes} out-of-fold "
         f"episodes ({a:.0%} fitted): order {weight[0]:.2f} ({order.describe()}), "
         f"level {weight[1]:.2f} ({level.describe()})",
-        {**level.fitted, **order.fitted},
+        blend(fitted),
         {**level.inner, **order.inner},
         {**level.plausible, **order.plausible},
     )

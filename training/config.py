@@ -93,12 +93,12 @@ class CombinationConfig(Strict):
     worse than the best within blocks, block after block of the earlier evidence, is left out;
     inputs that tie keep their shares."""
     level_inputs: tuple[str, ...] = ()
-    """A two-part champion (`training.combine.two_part`): the stack of `inputs` for the order
-    within blocks, the stack of these inputs (the ones that carry the level, which blocks are
-    busy) fitted the same way, and a pooled non-negative logistic of the two scores (one
-    intercept, shrunk toward equal weights) that restores the level a level-free input such
-    as `lightgbm_rank` dilutes. Empty, or the same inputs as `inputs` once those not run are
-    skipped: the champion is the stack of `inputs` alone."""
+    """A two-part champion (method `stack`; `training.combine.two_part`): the stack of `inputs`
+    for the order within blocks, the stack of these inputs (the ones that carry the level,
+    which blocks are busy) fitted the same way, and a pooled non-negative logistic of the two
+    scores (one intercept, shrunk toward equal weights) that restores the level a level-free
+    input such as `lightgbm_rank` dilutes. Empty, or the same inputs as `inputs` once those not
+    run are skipped: the champion is the stack of `inputs` alone."""
     level_within_blocks: bool = True
     """Fit the level part with one intercept per block (as the order part); False: pooled."""
     direction: Literal["model", "stack", "plausible"] = "model"
