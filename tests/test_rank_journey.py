@@ -63,4 +63,5 @@ def test_a_model_with_the_ranking_candidate_trains_serves_explains_and_reports(t
     report = tmp_path / "report.html"
     _run(tmp_path, env, "report", "--symbol", "BTCUSDT", "--store", "four", "--version", "1",
          "--out", str(report))  # fmt: skip
-    assert "BTCUSDT" in report.read_text()
+    text = report.read_text()
+    assert "BTCUSDT" in text and "(two_part)" in text  # the report names the rule too
