@@ -217,8 +217,8 @@ def test_a_two_part_champion_keeps_the_level_a_level_free_input_dilutes():
             combine(raw, y, blocks, int(y.sum()), c) for c in (config, two_part, pointwise)
         )
         assert two.method == two.label == "two_part" and one.label == "stack"
-        for shares in (two.shares, two.fitted):
-            assert min(shares.values()) >= 0 and sum(shares.values()) == pytest.approx(1)
+        for made in (two.shares, two.fitted):
+            assert min(made.values()) >= 0 and sum(made.values()) == pytest.approx(1)
         assert "order" in two.reason and "level" in two.reason
         fresh, y_fresh, b_fresh = _level_and_order(seed + 100)
         pooled_gain.append(roc_auc(y_fresh, two.score(fresh)) - roc_auc(y_fresh, one.score(fresh)))
