@@ -257,6 +257,12 @@ def load_dataset(
         if unknown:
             raise DataError(f"symbol(s) {unknown} in none of the stores", column="symbol")
     tested = [k for k, store in owner.items() if store in map(str, tested_stores)]
+    if not tested_bars:
+        raise DataError(
+            f"symbol(s) {sorted(symbols or [])} in none of the tested stores "
+            f"{[str(s) for s in tested_stores]} (only in training stores)",
+            column="symbol",
+        )
     tested_bar = next(iter(tested_bars))
     history = None
     if augment is not None:
