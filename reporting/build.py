@@ -372,6 +372,8 @@ def report_context(
     card = model_card(bundle, identity, walk_forward)
     if card["simulated"]:
         notes.insert(0, "This model was trained on simulated data: a demonstration, not advice.")
+    elif card["augmented"]:
+        notes.insert(0, card["augmented"])
     return {
         "symbol": symbol,
         "venue": venue,

@@ -202,11 +202,27 @@ def summary_tables(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def simulated(bundle: Bundle) -> bool:
-    """Whether any training series came from the built-in simulator."""
+    """Whether a series the model was tested on came from the built-in simulator (simulated
+    history that only trained, before a vendor's store, does not make it a demonstration:
+    `augmented` says so)."""
     series = bundle.training.get("series", {})
     return any(
         str(info.get("sources", {}).get("source", "")).startswith("flushcast simulator")
         for info in series.values()
+        if info.get("tested") is not False
+    )
+
+
+def augmented(bundle: Bundle) -> str | None:
+    """The sentence saying that simulated history trained the model beside its own data (None:
+    none was added; `training.augment`)."""
+    added = bundle.training.get("augmented")
+    if not added:
+        return None
+    return (
+        f"Besides its own data this model learned from {added['days']} days of simulated "
+        f"history ({', '.join(added['symbols'])}, seed {added['seed']}) placed before its first "
+        f"bar; it was tested on its own data only."
     )
 
 
@@ -229,6 +245,7 @@ def model_card(
         ],
         "label": label_text(LabelSpec.from_params(bundle.label)),
         "simulated": simulated(bundle),
+        "augmented": augmented(bundle),
         "metric_names": list(METRICS.values()),
         "reliability": {},
     }

@@ -38,7 +38,9 @@ from flushcast.serving.service import Flushcast
 from flushcast.training.registry import download_bundle
 
 market = fc.load_market(store)
-btc = market[market["symbol"].astype(str) == "BTCUSDT"].drop(columns=["symbol", "venue"])
+btc = market[market["symbol"].astype(str) == "BTCUSDT"]
+venue = str(btc["venue"].iloc[0])
+btc = btc.drop(columns=["symbol", "venue"])
 with TestClient(Flushcast.to_asgi()) as client:
     info = client.get("/model").json()
     tail = btc.tail(info["bars_needed"])
@@ -46,7 +48,7 @@ with TestClient(Flushcast.to_asgi()) as client:
         {k: v for k, v in dict(r, timestamp=r["timestamp"].isoformat()).items() if v == v}
         for r in tail.to_dict("records")
     ]
-    request = {"symbol": "BTCUSDT", "venue": "sim", "bars": bars}
+    request = {"symbol": "BTCUSDT", "venue": venue, "bars": bars}
     predicted = client.post("/predict", json={**request, "explain": True})
     explained = client.post("/explain", json=request)
 _, bundle = download_bundle("1", Path(folder), tracking_uri=uri)

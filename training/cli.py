@@ -186,7 +186,9 @@ def cli_dataset(
     stores: list[Path], train_stores: list[Path] | None, symbols: str | None, config, runner=None
 ):
     """The stores as `evaluate`, `train` and `tune` read them (`--store`, `--train-store`,
-    `--symbols`), learning from the configuration's feature families."""
+    `--symbols`), learning from the configuration's feature families, with the simulated
+    history the configuration adds (`augment`; a line says when it was added)."""
+    from flushcast.training.augment import describe
     from flushcast.training.dataset import load_dataset, select_features
 
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
@@ -195,9 +197,12 @@ def cli_dataset(
         wanted,
         config.label,
         train_stores=train_stores or (),
+        augment=config.augment,
         show_progress=True,
         runner=runner,
     )
+    if dataset.augmented is not None:
+        console.print(describe(dataset.augmented), highlight=False)
     return select_features(dataset, config)
 
 

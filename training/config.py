@@ -156,6 +156,35 @@ class FeaturesConfig(Strict):
         return value
 
 
+class AugmentConfig(Strict):
+    """Simulated history for a short store (`training.augment`): the built-in simulator's market,
+    placed before the store's first bar, trains beside it and is never tested. Synthetic bars
+    carry no information about the real future, so history placed earlier leaks nothing; what
+    it could add is flushes to learn the shape of a build-up where months of one symbol hold a
+    handful. Off by default: on the shared 4 h set and Coinalyze's hourly set it helped no
+    horizon beyond noise, and it hurt the daily set's pooled lift (README, "Learning from
+    other bar sizes")."""
+
+    simulated_days: int = Field(0, ge=0)
+    """Days of simulated bars added (at the tested store's bar size), ending before its first
+    bar; 0: none."""
+    when_shorter_than_days: int = Field(540, ge=0)
+    """Added only when the tested stores span fewer days than this (first to last bar)."""
+    seed: int = 7
+    """The simulator's seed: the same store gets the same history."""
+    symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+    """Symbols simulated (BTCUSDT leads, the others follow it with their own beta)."""
+    preset: Literal["calm", "default", "overleveraged"] = "default"
+    """The simulator's scenario (`flushcast simulate --preset`)."""
+
+    @field_validator("symbols")
+    @classmethod
+    def _some(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one symbol to simulate")
+        return value
+
+
 class TrainingConfig(Strict):
     """Everything about a training or evaluation run that is not the data."""
 
@@ -167,6 +196,7 @@ class TrainingConfig(Strict):
     combination: CombinationConfig = CombinationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     features: FeaturesConfig = FeaturesConfig()
+    augment: AugmentConfig = AugmentConfig()
 
     def with_overrides(self, overrides: dict[str, Any]) -> TrainingConfig:
         """A copy with dotted-key overrides (`{"fit.lightgbm.num_leaves": 7}`) applied."""
@@ -251,9 +281,9 @@ def default_yaml() -> str:
     return config_yaml(
         TrainingConfig(),
         "flushcast training configuration: the defaults (label, walk-forward, fit, calibration,\n"
-        "selection, combination, evaluation, features). Copy and edit, then `flushcast train\n"
-        "--config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`; `--schema`\n"
-        "documents every key. Regenerate after changing a default:\n"
+        "selection, combination, evaluation, features, augment). Copy and edit, then `flushcast\n"
+        "train --config FILE`, or override one key with `--set fit.lightgbm.num_leaves=7`;\n"
+        "`--schema` documents every key. Regenerate after changing a default:\n"
         "  python -m flushcast.training.config > conf/default.yaml",
     )
 

@@ -26,6 +26,7 @@ from flushcast.features.registry import FEATURES, names_at, without_families
 from flushcast.marketdata.schema import BAR, KEY_COLUMNS, conform
 from flushcast.marketdata.store import MarketStore
 from flushcast.models.matrix import BAR_HOURS
+from flushcast.training.augment import simulated_history
 from flushcast.training.labels import (
     LabelSpec,
     bar_text,
@@ -36,7 +37,7 @@ from flushcast.training.labels import (
 
 if TYPE_CHECKING:
     from flushcast.common.engine import Engine
-    from flushcast.training.config import TrainingConfig
+    from flushcast.training.config import AugmentConfig, TrainingConfig
 
 KEYS = list(KEY_COLUMNS)
 BAR_FEATURE = BAR_HOURS
@@ -59,6 +60,8 @@ class Dataset:
     grid: pd.Timedelta | None = None
     """The finest bar of every series, training-only stores included (the walk-forward's time
     grid); None: `bar`."""
+    augmented: dict[str, Any] | None = None
+    """The simulated history added before the tested stores (`training.augment`), else None."""
 
     @property
     def split_bar(self) -> pd.Timedelta:
@@ -115,6 +118,7 @@ class Dataset:
             "config": config.flat(),
             "candidates": list(config.fit.candidates),
             "baselines": list(config.evaluation.baselines),
+            "augmented": self.augmented,
         }
 
     def span(self) -> dict[str, str]:
@@ -207,14 +211,16 @@ def load_dataset(
     label: LabelSpec | None = None,
     *,
     train_stores: Sequence[str | Path] = (),
+    augment: AugmentConfig | None = None,
     show_progress: bool = False,
     runner: Engine | None = None,
 ) -> Dataset:
     """Every chosen series of `stores` (pooled; symbol and venue kept apart), sources recorded.
 
     Series of `train_stores` only train: the walk-forward tests on `stores` alone, so a model
-    learned on years of one vendor is judged on another's data. All must share one bar size,
-    and a series (symbol on a venue) may come from one store only.
+    learned on years of one vendor is judged on another's data. The tested stores share one bar
+    size, and a series (symbol on a venue) may come from one store only. `augment` adds
+    simulated history before a short store's first bar, training only (`training.augment`).
     """
     tested_stores = [stores] if isinstance(stores, str | Path) else list(stores)
     every = [*tested_stores, *train_stores]
@@ -251,26 +257,49 @@ def load_dataset(
         if unknown:
             raise DataError(f"symbol(s) {unknown} in none of the stores", column="symbol")
     tested = [k for k, store in owner.items() if store in map(str, tested_stores)]
-    if len(set(bars.values())) == 1:
-        return make_dataset(
+    if not tested_bars:
+        raise DataError(
+            f"symbol(s) {sorted(symbols or [])} in none of the tested stores "
+            f"{[str(s) for s in tested_stores]} (only in training stores)",
+            column="symbol",
+        )
+    tested_bar = next(iter(tested_bars))
+    history = None
+    if augment is not None:
+        is_tested = [str(store) in map(str, tested_stores) for store, *_ in loaded]
+        history = simulated_history(
+            [entry[1] for entry, t in zip(loaded, is_tested, strict=True) if t],
+            tested_bar,
+            augment,
+            others=[entry[1] for entry, t in zip(loaded, is_tested, strict=True) if not t],
+        )
+    if history is not None:
+        loaded.append(("simulated history", history.frame, history.provenance, tested_bar))
+        frames.append(history.frame)
+        provenance.update(history.provenance)
+    if len(set(bar for *_, bar in loaded)) == 1:
+        dataset = make_dataset(
             conform(pd.concat(frames, ignore_index=True)),
             label,
             provenance,
-            bar=next(iter(bars.values())),
-            tested=tested if train_stores else None,
+            bar=tested_bar,
+            tested=tested if train_stores or history is not None else None,
             show_progress=show_progress,
             runner=runner,
         )
-    by_bar: dict[pd.Timedelta, list[pd.DataFrame]] = {}
-    for _, frame, _, bar in loaded:
-        by_bar.setdefault(bar, []).append(frame)
-    parts = [
-        _at_bar(
-            conform(pd.concat(group, ignore_index=True)), bar, label, provenance, tested, runner
-        )
-        for bar, group in sorted(by_bar.items())
-    ]
-    return mixed(parts, next(iter(tested_bars)))
+    else:
+        by_bar: dict[pd.Timedelta, list[pd.DataFrame]] = {}
+        for _, frame, _, bar in loaded:
+            by_bar.setdefault(bar, []).append(frame)
+        parts = [
+            _at_bar(
+                conform(pd.concat(group, ignore_index=True)), bar, label, provenance, tested, runner
+            )
+            for bar, group in sorted(by_bar.items())
+        ]
+        dataset = mixed(parts, tested_bar)
+    dataset.augmented = history.summary if history is not None else None
+    return dataset
 
 
 def _at_bar(

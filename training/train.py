@@ -126,6 +126,11 @@ def fit_bundle(
         label=dataset.label.to_params(),
         fit=config.flat(),
         bar_hours=dataset.bar / np.timedelta64(1, "h"),
-        training={"series": dataset.series, **dataset.span(), **rows_used},
+        training={
+            "series": dataset.series,
+            **dataset.span(),
+            **rows_used,
+            "augmented": dataset.augmented,
+        },
         evaluation=evaluation.record.summary() if evaluation is not None else {},
     )

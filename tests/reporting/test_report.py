@@ -224,6 +224,18 @@ def test_card_shows_every_baseline_and_the_label(bundle: Bundle, walk_forward: W
     assert model_card(simulated, IDENTITY.to_dict(), None)["simulated"]
 
 
+def test_card_says_when_simulated_history_only_trained(bundle: Bundle) -> None:
+    simulator = {"sources": {"source": "flushcast simulator (augment)"}, "tested": False}
+    vendor = {"sources": {"source": "coinalyze"}, "tested": True}
+    added = {"days": 365, "symbols": ["BTCUSDT", "ETHUSDT"], "seed": 7}
+    series = {"BTCUSDT@binance": vendor, "BTCUSDT@sim": simulator}
+    augmented = dataclasses.replace(bundle, training={"series": series, "augmented": added})
+    card = model_card(augmented, IDENTITY.to_dict(), None)
+    assert not card["simulated"]  # tested on the vendor's data: not a demonstration
+    assert "365 days of simulated history (BTCUSDT, ETHUSDT, seed 7)" in card["augmented"]
+    assert model_card(bundle, IDENTITY.to_dict(), None)["augmented"] is None
+
+
 def test_walk_forward_folder_must_hold_the_document(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"evaluation\.json missing"):
         WalkForward.read(tmp_path)

@@ -266,3 +266,11 @@ def test_the_ranking_candidate_learns_in_blocks_of_hours_at_every_bar(stores, ba
     assert ranked.queries(X, t).max() + 1 == int(days * 24 // block) + 1
     out = forecaster.predict(market.tail(len(market) // 3))
     assert out[f"p_flush_{horizon}h"].between(0, 1).all() and len(out) > 0
+
+
+def test_symbols_only_in_training_stores_are_refused_in_one_line(stores):
+    paths = stores["paths"]
+    label = LabelSpec(horizons=(12,))
+    for other in (paths["btc_eth_4h"], paths["btc_1h"]):  # one bar size, and two
+        with pytest.raises(DataError, match=r"\['BTCUSDT'\] in none of the tested stores"):
+            load_dataset(paths["sol_4h"], ["BTCUSDT"], label=label, train_stores=[other])
