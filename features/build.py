@@ -18,7 +18,7 @@ import pandas as pd
 
 from flushcast.common.errors import DataError
 from flushcast.common.progress import ticker
-from flushcast.features import breadth, context, funding, heatmap, relative
+from flushcast.features import breadth, context, demean, funding, heatmap, relative
 from flushcast.features.grid import to_grid
 from flushcast.features.registry import FAMILIES, FEATURES, missing_at, names
 from flushcast.marketdata.schema import BAR, COLUMNS, conform
@@ -118,6 +118,8 @@ def _series_features(part: pd.DataFrame, bar: pd.Timedelta, config) -> np.ndarra
             computed.update(heatmap.compute(grid, config))
         else:
             computed.update(family.compute(grid))
+    # After every family: the demeaned columns read the series' own computed values.
+    demean.add_demeaned(computed, grid)
     columns = names()
     out = np.full((int(grid.present.sum()), len(columns)), np.nan)
     for i, name in enumerate(columns):
