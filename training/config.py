@@ -137,7 +137,9 @@ class FeaturesConfig(Strict):
     market breadth only on the 4 h set while it hurt the daily set's within-block ranking,
     relative (each symbol against the others) nowhere beyond noise, reach (distance to the
     30-day extremes) a little on the daily set while it hurt the simulator at 12 h, vol_regime
-    (the label's σ against the month before) hurt the daily set's within-block ranking."""
+    (the label's σ against the month before) hurt the daily set's within-block ranking, demean
+    (each feature against its own 30-day mean) moved it nowhere beyond noise and cost the fixed
+    LightGBM on three sets."""
 
     @field_validator("exclude_families")
     @classmethod

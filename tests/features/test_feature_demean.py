@@ -91,29 +91,20 @@ def test_built_at_every_bar_size_where_its_source_is(bar: str) -> None:
 
 
 @pytest.mark.parametrize("bar", ["1h", "4h", "1D"])
-def test_point_in_time_and_the_latest_bar_equals_the_batch(bar: str) -> None:
-    """Rewriting every bar after t moves nothing at or before t; the declared lookback window
-    alone gives the batch's last bar (what serving computes)."""
+def test_the_family_s_own_lookback_gives_the_batch_s_last_bar(bar: str) -> None:
+    """The lookback is declared, not borrowed from a longer feature: a window of exactly the
+    family's longest lookback (with gaps at 1 h) gives the batch values of the last bar (what
+    serving computes). Point in time over every later bar: `test_feature_relative_reach.py`."""
     step = pd.Timedelta(bar)
     size = 24 * 61 if bar == "1h" else 400
-    full = at_bar(synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=size, seed=24, drop=0.02), bar)
-    other = at_bar(synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=size, seed=25), bar)
-    cutoff = full["timestamp"].iloc[-40]
-    past = full[full["timestamp"] <= cutoff]
-    changed = pd.concat([past, other[other["timestamp"] > cutoff]], ignore_index=True)
-    on_past = build_features(past, bar=step)
-    table = build_features(changed, bar=step)
-    earlier = table[table["timestamp"] <= cutoff].reset_index(drop=True)
-    assert on_past[COLUMNS].notna().any().all()
-    pd.testing.assert_frame_equal(earlier[COLUMNS], on_past[COLUMNS])
-
-    end = changed["timestamp"].max()
-    assert max_lookback(step) >= lookback_bars(max(FEATURES[n].lookback for n in COLUMNS), step)
-    window = changed[changed["timestamp"] > end - max_lookback(step) * step]
-    latest = build_latest(window, bar=step)
-    last = table.groupby("symbol", observed=True).tail(1).reset_index(drop=True)
-    pd.testing.assert_frame_equal(latest[COLUMNS], last[COLUMNS])
-    # Exactly the family's own lookback is enough, too (it is declared, not borrowed).
+    hourly = synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=size, seed=24, drop=0.02)
+    market = hourly if bar == "1h" else at_bar(hourly, bar)  # relabelled: the gaps close
+    last = build_features(market, bar=step).groupby("symbol", observed=True).tail(1)
+    assert last[COLUMNS].notna().any().all()  # a gap in the last day: liq_24h_over_oi is not
     own = lookback_bars(max(FEATURES[n].lookback for n in COLUMNS), step)
-    short = build_latest(changed[changed["timestamp"] > end - own * step], bar=step)
-    pd.testing.assert_frame_equal(short[COLUMNS], last[COLUMNS])
+    # Each series' own last `own` bars of time (relabelled series end apart).
+    end = market.groupby("symbol", observed=True)["timestamp"].transform("max")
+    latest = build_latest(market[market["timestamp"] > end - own * step], bar=step)
+    # Tight: a window one bar short moves the 1 h values by about 1e-6.
+    got, batch = latest[COLUMNS], last[COLUMNS].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, batch, rtol=1e-10, atol=1e-10)
