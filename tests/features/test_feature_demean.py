@@ -108,3 +108,17 @@ def test_the_family_s_own_lookback_gives_the_batch_s_last_bar(bar: str) -> None:
     # Tight: a window one bar short moves the 1 h values by about 1e-6.
     got, batch = latest[COLUMNS], last[COLUMNS].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, batch, rtol=1e-10, atol=1e-10)
+
+
+def test_demean_is_left_out_only_when_the_model_does_not_need_it() -> None:
+    """The service builds what its model reads: without a demeaned input the family is not
+    computed (missing), and nothing else changes; with one, every value is the batch's."""
+    frame = synthetic_frame(("BTCUSDT", "ETHUSDT"), bars=24 * 35, seed=26)
+    full = build_features(frame)
+    assert full[COLUMNS].notna().any().all()
+    lean = build_features(frame, needed=["funding_bp", "oi_z_30d"])
+    assert lean[COLUMNS].isna().all().all()
+    skipped = [n for n, s in FEATURES.items() if s.family in ("demean", "breadth", "relative")]
+    pd.testing.assert_frame_equal(lean.drop(columns=skipped), full.drop(columns=skipped))
+    one = build_features(frame, needed=["dm_oi_z_30d"])
+    pd.testing.assert_frame_equal(one[COLUMNS], full[COLUMNS])
