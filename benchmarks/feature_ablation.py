@@ -6,9 +6,9 @@ reads the out-of-sample predictions `PREFIX-<variant>.parquet` written by
 `flushcast evaluate --predictions` with `--set features.exclude_families=[...]` (variants
 `base`: none of the new families; `positioning`, `clock`, `events`, `breadth`: base plus that
 one; `all`: every family; `chosen`: the default, positioning and clock; `relative`, `reach`,
-`vol_regime`: the default plus that one, beside a `base` that is the default), and prints per
-horizon the model's pooled and within-block ROC and lift for each variant beside `base`, with 95 %
-block-bootstrap intervals of the difference.
+`vol_regime`, `demean`: the default plus that one, beside a `base` that is the default), and
+prints per horizon the model's pooled and within-block ROC and lift for each variant beside
+`base`, with 95 % block-bootstrap intervals of the difference.
 The variants share their rows, labels and folds (the evaluation's fingerprint does not depend
 on the features), so the difference is paired: both sides are judged on the same resampled
 blocks (`training.metrics.block_bootstrap_cis`, the evaluation's own intervals).
@@ -34,6 +34,7 @@ VARIANTS = (
     "relative",
     "reach",
     "vol_regime",
+    "demean",
 )
 KEYS = ["horizon", "timestamp", "symbol", "venue"]
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from flushcast.common.errors import DataError
 from flushcast.common.progress import ticker
-from flushcast.features import breadth, context, funding, heatmap, relative
+from flushcast.features import breadth, context, demean, funding, heatmap, relative
 from flushcast.features.grid import to_grid
 from flushcast.features.registry import FAMILIES, FEATURES, missing_at, names
 from flushcast.marketdata.schema import BAR, COLUMNS, conform
@@ -64,13 +64,20 @@ def build_features(
     that do not exist at this bar size, `registry.missing_at(bar)`). Raises DataError on a
     frame that fails validation.
 
-    `needed` (the service passes its model's features) lets the market-breadth and relative
-    families be left out (their columns NaN) when no needed feature is one of their own: nothing
-    else reads those columns, and on a request's window breadth is about a third of the build.
+    `needed` (the service passes its model's features) lets the market-breadth, relative and
+    demean families be left out (their columns NaN) when no needed feature is one of their own:
+    nothing else reads those columns, and on a request's window breadth is about a third of the
+    build.
     """
+
+    def wanted(family: str) -> bool:
+        return needed is None or any(
+            name in FEATURES and FEATURES[name].family == family for name in needed
+        )
+
     frame = _canonical(frame, bar)
     series = [part for _, part in frame.groupby(["symbol", "venue"], observed=True, sort=True)]
-    calls = [(part, bar, config) for part in series]
+    calls = [(part, bar, config, wanted(demean.FAMILY)) for part in series]
     columns = names()
     # Each series' part is copied into the table's values as it comes and let go: gathering
     # every part, then concatenating them, held every value twice (the peak of a large store's
@@ -100,9 +107,7 @@ def build_features(
         (breadth.FAMILY, breadth.add_breadth),
         (relative.FAMILY, relative.add_relative),
     ):
-        if needed is None or any(
-            name in FEATURES and FEATURES[name].family == family for name in needed
-        ):
+        if wanted(family):
             add(table)
     # Last: the cross-series features above read some of these (oi_change_24h on daily bars).
     for name in missing_at(bar):
@@ -110,7 +115,7 @@ def build_features(
     return table
 
 
-def _series_features(part: pd.DataFrame, bar: pd.Timedelta, config) -> np.ndarray:
+def _series_features(part: pd.DataFrame, bar: pd.Timedelta, config, demeaned: bool) -> np.ndarray:
     grid = to_grid(part, bar)
     computed: dict[str, np.ndarray] = {}
     for family in FAMILIES:
@@ -118,6 +123,8 @@ def _series_features(part: pd.DataFrame, bar: pd.Timedelta, config) -> np.ndarra
             computed.update(heatmap.compute(grid, config))
         else:
             computed.update(family.compute(grid))
+    if demeaned:  # after every family: the demeaned columns read the series' own values
+        demean.add_demeaned(computed, grid)
     columns = names()
     out = np.full((int(grid.present.sum()), len(columns)), np.nan)
     for i, name in enumerate(columns):

@@ -23,6 +23,7 @@ from flushcast.features import (
     breadth,
     clock,
     context,
+    demean,
     events,
     funding,
     heatmap,
@@ -51,6 +52,7 @@ FAMILIES = (
     relative,
     reach,
     vol_regime,
+    demean,
 )
 """Family modules in column order; each has FAMILY, SPECS and compute(grid)."""
 
@@ -59,6 +61,7 @@ FEATURES: dict[str, Feature] = {spec.name: spec for spec in _ALL}
 FEATURES.update({spec.name: spec for spec in context.btc_specs(FEATURES)})
 FEATURES.update({spec.name: spec for spec in breadth.copied_specs(FEATURES)})
 FEATURES.update({spec.name: spec for spec in relative.relative_specs(FEATURES)})
+FEATURES.update({spec.name: spec for spec in demean.demeaned_specs(FEATURES)})
 
 
 def names() -> list[str]:

@@ -1,7 +1,8 @@
 """The relative (each symbol against the others at the same bar), reach (distance to the
 30-day extremes in the label's σ) and vol_regime (that σ against the month before) families:
 values by hand, missing inputs, every bar size, and point in time (a value at bar t reads no
-later bar, and of other symbols only bar t)."""
+later bar, and of other symbols only bar t), the last with the demean family (each feature
+against its own 30-day mean; its own tests: `test_feature_demean.py`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.features.test_feature_new_families import at_bar
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 RELATIVE_COLUMNS = [n for n, s in FEATURES.items() if s.family == "relative"]
 COLUMNS = [*RELATIVE_COLUMNS, "dist_extreme_30d_sigma", "sigma_ratio_30d_prior_30d"]
+DEMEAN_COLUMNS = [n for n, s in FEATURES.items() if s.family == "demean"]
 
 
 def test_relative_is_the_own_value_minus_the_others_mean_at_the_same_bar() -> None:
@@ -119,6 +121,8 @@ def test_point_in_time_across_symbols(bar: str) -> None:
     table = build_features(changed, bar=step)
     earlier = table[table["timestamp"] <= cutoff].reset_index(drop=True)
     pd.testing.assert_frame_equal(earlier[COLUMNS], on_past[COLUMNS])
+    assert on_past[DEMEAN_COLUMNS].notna().any().all()
+    pd.testing.assert_frame_equal(earlier[DEMEAN_COLUMNS], on_past[DEMEAN_COLUMNS])
 
     eth_at_cutoff = (past["symbol"] == "ETHUSDT") & (past["timestamp"] == cutoff)
     bumped = past.copy()
@@ -137,3 +141,4 @@ def test_point_in_time_across_symbols(bar: str) -> None:
     latest = build_latest(window, bar=step)
     last = table.groupby("symbol", observed=True).tail(1).reset_index(drop=True)
     pd.testing.assert_frame_equal(latest[COLUMNS], last[COLUMNS])
+    pd.testing.assert_frame_equal(latest[DEMEAN_COLUMNS], last[DEMEAN_COLUMNS])

@@ -279,3 +279,20 @@ def test_breadth_over_fewer_symbols_and_a_calendar_that_ended_are_warned_about(
     # BTC's and ETH's copied state (`btc_liq_surprise_24h`) is read from the series sent too.
     (notes,) = inputs.from_series(series, ["btc_liq_surprise_24h"], lookback, market=every).notes
     assert any("add BTCUSDT as `context`" in note for note in notes)
+
+
+def test_bars_give_the_demeaned_training_features(
+    market: pd.DataFrame, table: pd.DataFrame, lookback: int
+) -> None:
+    """A model that learnt the demean family (each feature against its own 30-day mean) is
+    served the values it learnt from: the request's lookback window holds the 30 days."""
+    from flushcast.features.demean import SOURCES, name_of
+    from flushcast.serving import inputs
+    from flushcast.serving.requests import Bar
+
+    wanted = [name_of(source) for source in SOURCES]
+    sent = [Bar(**b) for b in bars(market, "ETHUSDT", lookback, skip_last=3)]
+    rows = inputs.from_series([inputs.SeriesInput((), "ETHUSDT", "sim", sent)], wanted, lookback)
+    expected = table.iloc[_row_of(table, "ETHUSDT", skip_last=3)][wanted].to_numpy("float64")
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(rows.values[0], expected, rtol=1e-6, atol=1e-9)

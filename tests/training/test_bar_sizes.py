@@ -8,6 +8,7 @@ import pytest
 
 from flushcast.common.engine import InProcess
 from flushcast.common.errors import DataError
+from flushcast.features.demean import SOURCES, name_of
 from flushcast.features.registry import missing_at, names_at
 from flushcast.marketdata.resample import to_bar
 from flushcast.marketdata.schema import VALUE_COLUMNS, conform
@@ -214,8 +215,9 @@ def test_a_daily_model_learns_without_the_families_switched_off(stores):
 @pytest.mark.slow
 @pytest.mark.parametrize("bar", ["1h", "4h", "1D"])
 def test_a_model_learns_and_scores_the_round_4_families_at_every_bar(stores, bar):
-    """Switched on, each symbol against the others, the distance to the 30-day extremes and
-    the σ ratio are learnt from and scored at 1 h, 4 h and daily bars alike."""
+    """Switched on, each symbol against the others, the distance to the 30-day extremes, the
+    σ ratio and each feature against its own 30-day mean (demean) are learnt from and scored
+    at 1 h, 4 h and daily bars alike."""
     from flushcast.training.forecaster import FlushForecaster
 
     step = pd.Timedelta(bar)
@@ -232,6 +234,7 @@ def test_a_model_learns_and_scores_the_round_4_families_at_every_bar(stores, bar
     new = {"rel_liq_surprise_24h", "rel_oi_change_24h", "dist_extreme_30d_sigma"}
     assert new | {"sigma_ratio_30d_prior_30d"} <= set(features)
     assert ("rel_liq_surprise_4h" in features) == (bar != "1D")
+    assert {name_of(source) for source in SOURCES} <= set(features)
     out = forecaster.predict(market.tail(len(market) // 3))
     assert out[f"p_flush_{horizon}h"].between(0, 1).all() and len(out) > 0
 
