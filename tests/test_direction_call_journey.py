@@ -1,4 +1,5 @@
-"""The direction call stacked with its trivial rules, used the way a user would (slow tier).
+"""The direction call stacked with its trivial rules, and the direction model learning from
+large moves too, used the way a user would (slow tier).
 
 `flushcast train --set combination.direction=stack` at 1 h, 4 h and daily bars registers a
 version whose bundle ships, per horizon, the direction trees and the trivial rules as scorers
@@ -11,7 +12,16 @@ from __future__ import annotations
 
 import pytest
 
+from flushcast.marketdata.store import MarketStore
 from flushcast.models.bundle import Bundle
+from flushcast.models.learners import GradientBoosting
+from flushcast.training.labels import (
+    LONG_FLUSH,
+    SHORT_SQUEEZE,
+    LabelSpec,
+    direction_column,
+    make_labels,
+)
 from flushcast.training.registry import download_bundle
 from tests.test_cross_bar_journey import _run, serve_and_predict
 
@@ -49,4 +59,45 @@ def test_a_stacked_direction_call_trains_serves_and_predicts_alike_at_every_bar(
     ]
     for horizon in predicted["horizons"]:
         p = answer["notebook"][f"p_long_flush_{horizon['horizon_hours']}h"]
+        assert horizon["p_long_flush"] == pytest.approx(p, rel=1e-9)
+
+
+@pytest.mark.parametrize("bar", list(BARS))
+def test_a_direction_model_learning_from_large_moves_trains_and_serves_at_every_bar(tmp_path, bar):
+    """`--set fit.direction.move_weight=…` ships direction trees that learned from more rows
+    than the one-sided flushes (their first tree's root counts its bagged rows), and /predict
+    answers with them as the notebook does."""
+    days, horizons, every = BARS[bar]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": "1"}
+    _run(tmp_path, env, "simulate", "--days", str(days), "--store", "store", "--bar", bar,
+         "--symbols", "BTCUSDT,ETHUSDT", "--seed", "3")  # fmt: skip
+    recipe = ["--horizons", horizons, "--n-boot", "0", "--retrain-every", str(every)]
+    recipe += ["--set", "fit.lightgbm.rounds=30", "--set", "fit.candidates=[logistic,lightgbm]"]
+    recipe += ["--set", "combination.inputs=[logistic,lightgbm]"]
+    moves = ["fit.direction.rounds=20", "fit.direction.move_weight=0.3"]
+    moves += ["fit.direction.move_threshold=0.5"]
+    recipe += [word for key in moves for word in ("--set", key)]
+    _run(tmp_path, env, "train", "--store", "store", "--no-evaluate", *recipe)
+
+    _, path = download_bundle("1", tmp_path / "bundle", tracking_uri=uri)
+    bundle = Bundle.load(path)
+    assert bundle.fit["fit.direction.move_weight"] == 0.3
+    market = MarketStore(tmp_path / "store")
+    labels = make_labels(
+        market.read(), LabelSpec.from_params(bundle.label), bar=market.common_bar()
+    )
+    for h, model in bundle.horizons.items():
+        assert isinstance(model.direction, GradientBoosting), h
+        sides = labels[direction_column(h)].astype(object)
+        flushes = int(sides.isin([LONG_FLUSH, SHORT_SQUEEZE]).sum())
+        root = model.direction.booster.dump_model()["tree_info"][0]["tree_structure"]
+        assert root["internal_count"] > 0.75 * flushes, h  # half of every row is drawn per tree
+
+    answer = serve_and_predict(tmp_path, "store", uri, env)
+    status, predicted = answer["predict"]
+    assert status == 200, predicted
+    for horizon in predicted["horizons"]:
+        p = answer["notebook"][f"p_long_flush_{horizon['horizon_hours']}h"]
+        assert 0 < horizon["p_long_flush"] < 1
         assert horizon["p_long_flush"] == pytest.approx(p, rel=1e-9)

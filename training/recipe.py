@@ -188,12 +188,28 @@ def fit_direction(
     data: HorizonData, refit: Refit, config: TrainingConfig
 ) -> GradientBoosting | None:
     """The direction model from the refit's one-sided training flushes, or None when they are
-    fewer than `fit.min_direction_rows` or all on one side (the answer is then 0.5)."""
+    fewer than `fit.min_direction_rows` or all on one side (the answer is then 0.5).
+
+    With `fit.direction.move_weight` it also learns, at that weight, from the refit's quiet
+    training rows whose forward move was one-sided and at least `fit.direction.move_threshold`
+    times the move a flush needs, labelled by their move side (`HorizonData.moved`); a start
+    from `fit.direction_inputs` is fitted on the flushes alone."""
     sided, is_long = data.sided()
     rows = refit.train[sided[refit.train]]
     if len(rows) < config.fit.min_direction_rows or not 0 < is_long[rows].sum() < len(rows):
         return None
-    return make_direction(data.columns, config.fit).fit(data.X[rows], is_long[rows])
+    model = make_direction(data.columns, config.fit)
+    setting = config.fit.direction
+    if not setting.move_weight:
+        return model.fit(data.X[rows], is_long[rows])
+    if model.init is not None:
+        model.init.fit(data.X[rows], is_long[rows])
+    moved, move_long = data.moved(setting.move_threshold)
+    extra = refit.train[moved[refit.train]]
+    both = np.concatenate([rows, extra])
+    target = np.concatenate([is_long[rows], move_long[extra]])
+    weight = np.r_[np.ones(len(rows)), np.full(len(extra), setting.move_weight)]
+    return model.fit(data.X[both], target, weight=weight)
 
 
 def fit_rules(data: HorizonData, refit: Refit) -> list[DirectionRule]:

@@ -16,6 +16,7 @@ from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.models.stacking import load_learner
 from flushcast.training.horizon import horizon_data
 from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.recipe import Refit, fit_direction
 from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
 
 
@@ -152,3 +153,49 @@ def test_a_direction_call_round_trips_and_refuses_a_bad_state():
     for state in bad:
         with pytest.raises(ValueError):
             load_direction(state, columns)
+
+
+def _opposite(sides: np.ndarray) -> np.ndarray:
+    """Long flushes called short squeezes and the reverse (mixed and unknown kept)."""
+    return np.where(
+        sides == LONG_FLUSH, SHORT_SQUEEZE, np.where(sides == SHORT_SQUEEZE, LONG_FLUSH, sides)
+    )
+
+
+def test_the_direction_models_move_rows_come_from_its_training_rows_only(
+    small_dataset, small_config
+):
+    """With `fit.direction.move_weight`, a fold's direction trees also learn from quiet
+    training rows that moved far on one side: flipping the test rows' labels, directions and
+    moves changes nothing in that fold's trees, while flipping its training rows' moves
+    does (and does nothing without the setting)."""
+    moves = {"fit.direction.rounds": 10, "fit.min_direction_rows": 5}
+    config = small_config.with_overrides(
+        {**moves, "fit.direction.move_weight": 0.5, "fit.direction.move_threshold": 0.5}
+    )
+    flushes_only = small_config.with_overrides(moves)
+    data = horizon_data(small_dataset, 4)
+    folds = data.folds(config)
+    fold = folds[len(folds) // 2]
+    refit = Refit.of_fold(fold)
+    moved, _ = data.moved(0.5)
+    assert moved[refit.train].sum() > 2 * data.sided()[0][refit.train].sum()  # more rows
+
+    def scores(d, c):
+        return fit_direction(d, refit, c).score(data.X[fold.test])
+
+    before = scores(data, config)
+    test = fold.test
+    y, side, ratio, direction = (a.copy() for a in (data.y, data.move_side, data.move_ratio,
+                                                    data.direction))  # fmt: skip
+    y[test] = 1 - y[test]
+    side[test], direction[test] = _opposite(side[test]), _opposite(direction[test])
+    ratio[test] = ratio[test][::-1]
+    flipped = dataclasses.replace(data, y=y, move_side=side, move_ratio=ratio, direction=direction)
+    np.testing.assert_array_equal(scores(flipped, config), before)
+
+    side = data.move_side.copy()
+    side[refit.train] = _opposite(side[refit.train])
+    trained = dataclasses.replace(data, move_side=side)
+    assert not np.allclose(scores(trained, config), before)
+    np.testing.assert_array_equal(scores(trained, flushes_only), scores(data, flushes_only))
