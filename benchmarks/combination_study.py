@@ -13,7 +13,12 @@ what `flushcast evaluate` runs) is repeated for each variant's configuration (`-
 trees and rules (cheap) under its configuration; so does every variant when the cache predates
 the rules' log-odds (`--direction-refit`). `--direction-only` reruns only pass 2's direction
 part (`direction_pass`: the call's weights and the record's direction table), for each variant
-and the default. Printed per variant and horizon: the champion's
+and the default, with each variant's direction model against the default's on the same bars
+(paired block-bootstrap interval), and with `--halves` the direction on each half of the
+scored span. A direction variant may change the direction model's inputs alone with the
+pseudo-key `direction.families=-FAMILY,+FAMILY` (`FAMILIES`). A cache made before the move
+labels (`fit.direction.move_weight`) gets them from the stores (`with_moves`). Printed per
+variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen

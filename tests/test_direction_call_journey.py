@@ -76,7 +76,7 @@ def test_a_direction_model_learning_from_large_moves_trains_and_serves_at_every_
     recipe += ["--set", "fit.lightgbm.rounds=30", "--set", "fit.candidates=[logistic,lightgbm]"]
     recipe += ["--set", "combination.inputs=[logistic,lightgbm]"]
     moves = ["fit.direction.rounds=20", "fit.direction.move_weight=0.3"]
-    moves += ["fit.direction.move_threshold=0.5"]
+    moves += ["fit.direction.move_threshold=0.5", "fit.min_direction_rows=10"]  # daily 48 h: few
     recipe += [word for key in moves for word in ("--set", key)]
     _run(tmp_path, env, "train", "--store", "store", "--no-evaluate", *recipe)
 
