@@ -175,6 +175,7 @@ def test_the_direction_models_move_rows_come_from_its_training_rows_only(
     )
     flushes_only = small_config.with_overrides(moves)
     data = horizon_data(small_dataset, 4)
+    assert not [c for c in data.columns if c.startswith("move_")]  # labels, never inputs
     folds = data.folds(config)
     fold = folds[len(folds) // 2]
     refit = Refit.of_fold(fold)
@@ -199,3 +200,21 @@ def test_the_direction_models_move_rows_come_from_its_training_rows_only(
     trained = dataclasses.replace(data, move_side=side)
     assert not np.allclose(scores(trained, config), before)
     np.testing.assert_array_equal(scores(trained, flushes_only), scores(data, flushes_only))
+
+
+def test_a_pass_one_cached_before_the_move_labels_gets_the_same_ones_from_its_store(
+    sim_store, small_dataset, small_config
+):
+    """`benchmarks.combination_study.with_moves` gives cached rows the move labels a fresh
+    build gives, and refuses a cache whose labels are not the store's."""
+    from benchmarks.combination_study import with_moves
+
+    data = horizon_data(small_dataset, 12)
+    old = dataclasses.replace(data, move_side=None, move_ratio=None)
+    plans = {12: (old, [])}
+    with_moves(plans, [sim_store], small_config)
+    np.testing.assert_array_equal(old.move_side, data.move_side)
+    np.testing.assert_array_equal(old.move_ratio, data.move_ratio)
+    flipped = dataclasses.replace(data, move_side=None, direction=_opposite(data.direction))
+    with pytest.raises(SystemExit, match="differ"):
+        with_moves({12: (flipped, [])}, [sim_store], small_config)
