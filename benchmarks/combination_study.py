@@ -54,7 +54,7 @@ from flushcast.training import metrics, recipe
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import direction_record, horizon_record
-from flushcast.training.horizon import horizon_data
+from flushcast.training.horizon import horizon_data, side_codes
 from flushcast.training.labels import (
     LONG_FLUSH,
     SHORT_SQUEEZE,
@@ -106,7 +106,7 @@ def with_moves(plans: Any, stores: list[Path], config: TrainingConfig) -> None:
         same = got[direction_column(h)].astype(object).to_numpy() == data.direction
         if not np.all(same | (pd.isna(got[direction_column(h)]) & pd.isna(data.direction))):
             raise SystemExit(f"H={h}: the stores' labels differ from the cached rows'")
-        data.move_side = got[side].astype(object).to_numpy()
+        data.move_side = side_codes(got[side].to_numpy())
         data.move_ratio = got[ratio].to_numpy(dtype="float64")
 
 

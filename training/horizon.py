@@ -15,6 +15,7 @@ from flushcast.models.matrix import model_matrix
 from flushcast.training.config import TrainingConfig
 from flushcast.training.dataset import Dataset
 from flushcast.training.labels import (
+    DIRECTIONS,
     LONG_FLUSH,
     SHORT_SQUEEZE,
     direction_column,
@@ -45,7 +46,8 @@ class HorizonData:
     """The folds' time grid: the finest bar of any row (`Dataset.split_bar`)."""
     move_side: np.ndarray | None = None
     """Each row's move side (`training.labels`: the direction label's rule on every window,
-    flush or not); None: not made (rows cached before it existed)."""
+    flush or not) as its code in `DIRECTIONS` (-1: none), one byte a row (the rows travel to
+    every worker); None: not made (rows cached before it existed)."""
     move_ratio: np.ndarray | None = None
     """Each row's forward move over the move a flush needs (k·σ·√H)."""
     _folds: dict[WalkForward, list[Fold]] = field(
@@ -83,8 +85,9 @@ class HorizonData:
     def _moves(self) -> tuple[np.ndarray, np.ndarray]:
         if self.move_side is None or self.move_ratio is None:
             raise ValueError("these rows carry no move labels (made before they existed)")
-        one_sided = (self.move_side == LONG_FLUSH) | (self.move_side == SHORT_SQUEEZE)
-        return one_sided & (self.y == 0), (self.move_side == LONG_FLUSH).astype("float64")
+        long, short = DIRECTIONS.index(LONG_FLUSH), DIRECTIONS.index(SHORT_SQUEEZE)
+        one_sided = (self.move_side == long) | (self.move_side == short)
+        return one_sided & (self.y == 0), (self.move_side == long).astype("float64")
 
     def folds(self, config: TrainingConfig) -> list[Fold]:
         """The walk-forward folds of these rows (test rows only where `tested`), made once per
@@ -118,7 +121,7 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         X=model_matrix(table, features, symbols, rows=rows),
         y=y,
         direction=table[direction_column(horizon)].astype(object).to_numpy()[rows],
-        move_side=table[move_side_column(horizon)].astype(object).to_numpy()[rows],
+        move_side=side_codes(table[move_side_column(horizon)].to_numpy()[rows]),
         move_ratio=table[move_ratio_column(horizon)].to_numpy(dtype="float64")[rows],
         columns=model_columns(features),
         symbols=list(symbols),
@@ -126,6 +129,11 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         tested=dataset.tested(keys),
         bar=dataset.split_bar,
     )
+
+
+def side_codes(sides: np.ndarray) -> np.ndarray:
+    """Each side's code in `DIRECTIONS` (int8; -1 where there is none)."""
+    return pd.Categorical(sides, categories=list(DIRECTIONS)).codes.astype(np.int8)
 
 
 def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.ndarray:

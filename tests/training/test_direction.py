@@ -14,8 +14,8 @@ from flushcast.models.direction import DirectionCall, load_direction, toward_bes
 from flushcast.models.learners import GradientBoosting, Logistic
 from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.models.stacking import load_learner
-from flushcast.training.horizon import horizon_data
-from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.horizon import horizon_data, side_codes
+from flushcast.training.labels import DIRECTIONS, LONG_FLUSH, SHORT_SQUEEZE
 from flushcast.training.recipe import Refit, fit_direction
 from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
 
@@ -162,6 +162,12 @@ def _opposite(sides: np.ndarray) -> np.ndarray:
     )
 
 
+def _opposite_codes(codes: np.ndarray) -> np.ndarray:
+    """`_opposite` on sides coded as `HorizonData.move_side` codes them."""
+    sides = np.array((*DIRECTIONS, None), dtype=object)[codes]  # code -1: the last, None
+    return side_codes(_opposite(sides))
+
+
 def test_the_direction_models_move_rows_come_from_its_training_rows_only(
     small_dataset, small_config
 ):
@@ -190,13 +196,13 @@ def test_the_direction_models_move_rows_come_from_its_training_rows_only(
     y, side, ratio, direction = (a.copy() for a in (data.y, data.move_side, data.move_ratio,
                                                     data.direction))  # fmt: skip
     y[test] = 1 - y[test]
-    side[test], direction[test] = _opposite(side[test]), _opposite(direction[test])
+    side[test], direction[test] = _opposite_codes(side[test]), _opposite(direction[test])
     ratio[test] = ratio[test][::-1]
     flipped = dataclasses.replace(data, y=y, move_side=side, move_ratio=ratio, direction=direction)
     np.testing.assert_array_equal(scores(flipped, config), before)
 
     side = data.move_side.copy()
-    side[refit.train] = _opposite(side[refit.train])
+    side[refit.train] = _opposite_codes(side[refit.train])
     trained = dataclasses.replace(data, move_side=side)
     assert not np.allclose(scores(trained, config), before)
     np.testing.assert_array_equal(scores(trained, flushes_only), scores(data, flushes_only))
