@@ -224,3 +224,21 @@ def test_a_pass_one_cached_before_the_move_labels_gets_the_same_ones_from_its_st
     flipped = dataclasses.replace(data, move_side=None, direction=_opposite(data.direction))
     with pytest.raises(SystemExit, match="differ"):
         with_moves({12: (flipped, [])}, [sim_store], small_config)
+
+
+def test_with_move_rows_the_direction_trees_start_from_a_logistic_fitted_on_flushes_alone(
+    small_dataset, small_config
+):
+    """The logistic start (`fit.direction_inputs`) is the flushes' own: the move rows only
+    reach the trees boosted from it."""
+    sets = {"fit.direction.rounds": 5, "fit.min_direction_rows": 5}
+    sets["fit.direction_inputs"] = ("funding_bp", "return_24h")
+    data = horizon_data(small_dataset, 4)
+    refit = Refit.of_fold(data.folds(small_config)[-1])
+    flushes = fit_direction(data, refit, small_config.with_overrides(sets))
+    sets |= {"fit.direction.move_weight": 0.5, "fit.direction.move_threshold": 0.5}
+    moved = fit_direction(data, refit, small_config.with_overrides(sets))
+    assert flushes is not None and moved is not None
+    assert flushes.init is not None and moved.init is not None
+    np.testing.assert_array_equal(moved.init.coef, flushes.init.coef)
+    assert not np.allclose(moved.score(data.X), flushes.score(data.X))
