@@ -242,3 +242,21 @@ def test_with_move_rows_the_direction_trees_start_from_a_logistic_fitted_on_flus
     assert flushes.init is not None and moved.init is not None
     np.testing.assert_array_equal(moved.init.coef, flushes.init.coef)
     assert not np.allclose(moved.score(data.X), flushes.score(data.X))
+
+
+def test_move_rows_count_toward_the_rows_a_direction_model_needs_at_their_weight(
+    small_dataset, small_config
+):
+    """Too few flushes for a direction model alone, enough with the move rows at their
+    weight: where flushes are few, the extra rows are what make a model at all."""
+    data = horizon_data(small_dataset, 4)
+    refit = Refit.of_fold(data.folds(small_config)[0])
+    flushes = int(data.sided()[0][refit.train].sum())
+    extra = int(data.moved(0.5)[0][refit.train].sum())
+    assert extra >= 10
+    sets = {"fit.direction.rounds": 5, "fit.min_direction_rows": flushes + 5}
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is None
+    sets |= {"fit.direction.move_threshold": 0.5, "fit.direction.move_weight": 0.5}
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is not None
+    sets["fit.min_direction_rows"] = flushes + extra // 2 + 1
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is None
