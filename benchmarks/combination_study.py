@@ -13,7 +13,12 @@ what `flushcast evaluate` runs) is repeated for each variant's configuration (`-
 trees and rules (cheap) under its configuration; so does every variant when the cache predates
 the rules' log-odds (`--direction-refit`). `--direction-only` reruns only pass 2's direction
 part (`direction_pass`: the call's weights and the record's direction table), for each variant
-and the default. Printed per variant and horizon: the champion's
+and the default, with each variant's direction model against the default's on the same bars
+(paired block-bootstrap interval), and with `--halves` the direction on each half of the
+scored span. A direction variant may change the direction model's inputs alone with the
+pseudo-key `direction.families=-FAMILY,+FAMILY` (`FAMILIES`). A cache made before the move
+labels (`fit.direction.move_weight`) gets them from the stores (`with_moves`). Printed per
+variant and horizon: the champion's
 pooled ROC, ROC within blocks, lift, Brier skill, the best part's ROC within blocks (best on the
 test blocks: hindsight, for reference only), the champion's mean shares and the direction
 accuracies. Pass 2 never sees a test block's labels before it is scored, so a variant chosen
@@ -44,10 +49,22 @@ import pandas as pd
 
 from benchmarks.feature_ablation import KEYS, compare
 from flushcast.common.engine import engine
+from flushcast.features.registry import FEATURES, without_families
+from flushcast.marketdata.schema import KEY_COLUMNS, conform
+from flushcast.marketdata.store import MarketStore
 from flushcast.training import metrics, recipe
 from flushcast.training.cli import cli_config, cli_dataset
 from flushcast.training.config import TrainingConfig, parse_override
 from flushcast.training.evaluate import direction_record, horizon_record
+from flushcast.training.horizon import horizon_data, side_codes
+from flushcast.training.labels import (
+    LONG_FLUSH,
+    SHORT_SQUEEZE,
+    direction_column,
+    make_labels,
+    move_columns,
+)
+from flushcast.training.metrics import block_bootstrap_cis, direction_accuracy, time_blocks
 from flushcast.training.recipe import Evidence, Refit
 from flushcast.training.tasks import out_of_fold_all, walk_forward_plans
 from flushcast.training.walkforward import (
@@ -67,6 +84,64 @@ def direction_only(plans: Any, config: TrainingConfig) -> dict[int, Any]:
         h: out_of_fold(data, folds, config, names=[]).direction
         for h, (data, folds) in plans.items()
     }
+
+
+def with_moves(plans: Any, stores: list[Path], config: TrainingConfig) -> None:
+    """Rows cached before the move labels existed given their move side and ratio, made from
+    the stores' bars by the label's own code (`training.labels.make_labels`), in place; the
+    labels' direction must match the cached one row for row (the same bars, the same label)."""
+    if all(data.move_side is not None for data, _ in plans.values()):
+        return
+    parts = []
+    for store in stores:
+        market = MarketStore(store)
+        parts.append(make_labels(conform(market.read()), config.label, bar=market.common_bar()))
+    labels = pd.concat(parts, ignore_index=True)
+    for key in ("symbol", "venue"):
+        labels[key] = labels[key].astype(str)
+    for h, (data, _) in plans.items():
+        keys = data.keys.astype({"symbol": str, "venue": str})
+        columns = [direction_column(h), *move_columns(h)]
+        on = list(KEY_COLUMNS)
+        got = keys.merge(labels[[*on, *columns]], on=on, how="left", validate="1:1")
+        side, ratio = move_columns(h)
+        same = got[direction_column(h)].astype(object).to_numpy() == data.direction
+        if not np.all(same | (pd.isna(got[direction_column(h)]) & pd.isna(data.direction))):
+            raise SystemExit(f"H={h}: the stores' labels differ from the cached rows'")
+        data.move_side = side_codes(got[side].to_numpy())
+        data.move_ratio = got[ratio].to_numpy(dtype="float64")
+
+
+FAMILIES = "direction.families"
+"""A direction variant's pseudo-key: `-FAMILY` drops that feature family from the direction
+model's inputs, `+FAMILY` adds one the configuration excludes (built from the stores for the
+same rows); comma-separated. Benchmark only: the flush models keep their inputs."""
+
+
+def family_plans(plans: Any, change: str, args: argparse.Namespace, config: TrainingConfig) -> Any:
+    """The plans with the direction model's inputs changed as `change` says (`FAMILIES`)."""
+    drop = [f[1:] for f in change.split(",") if f.startswith("-")]
+    add = [f[1:] for f in change.split(",") if f.startswith("+")]
+    wider = None
+    if add:
+        kept = [f for f in config.features.exclude_families if f not in add]
+        wide = config.with_overrides({"features.exclude_families": kept})
+        wider = cli_dataset(args.store, None, None, wide, engine(args.cluster))
+    out = {}
+    for h, (data, folds) in plans.items():
+        source = data
+        if wider is not None:
+            source = horizon_data(wider, h)
+            if not source.keys.equals(data.keys):
+                raise SystemExit(f"H={h}: the rebuilt rows differ from the cached ones")
+        features = [c for c in source.columns if c in FEATURES]
+        keep = set(without_families(drop, features)) | {
+            c for c in source.columns if c not in FEATURES
+        }
+        use = [j for j, c in enumerate(source.columns) if c in keep]
+        columns = [source.columns[j] for j in use]
+        out[h] = (dataclasses.replace(data, X=source.X[:, use], columns=columns), folds)
+    return out
 
 
 def pass_one(args: argparse.Namespace, config: TrainingConfig) -> tuple[Any, Any]:
@@ -164,8 +239,47 @@ def direction_pass(
             frame[column] = p[keep]
         made_of = pd.DataFrame(weights).fillna(0.0).mean().to_dict()
         entry = direction_record(frame, h, config, made_of)
-        out[h] = {"direction": entry.model_dump() if entry else None}
+        out[h] = {"direction": entry.model_dump() if entry else None, "frame": frame}
     return out
+
+
+def direction_halves(frame: pd.DataFrame, h: int, config: TrainingConfig) -> str:
+    """The direction model's and the best rule's accuracy on the first and the second half of
+    the scored span (a direction setting is chosen on the first half)."""
+    stamps = frame["timestamp"]
+    middle = stamps.min() + (stamps.max() - stamps.min()) / 2
+    cells = []
+    for half, rows in (("first", stamps < middle), ("second", stamps >= middle)):
+        entry = direction_record(frame[rows.to_numpy()], h, config)
+        if entry is None:
+            cells.append(f"{half} half: no one-sided flush")
+            continue
+        best = entry.best_rule
+        cells.append(
+            f"{half} half: n {entry.n_sided} model {entry.accuracy['model']:.3f} "
+            f"best rule {best} {entry.accuracy.get(best) or float('nan'):.3f}"
+        )
+    return " | ".join(cells)
+
+
+def direction_paired(
+    mine: pd.DataFrame, theirs: pd.DataFrame, config: TrainingConfig
+) -> tuple[float, float, tuple[float, float]]:
+    """Accuracy of `mine`'s direction model and of `theirs`' on the same one-sided flush bars,
+    with the 95 % block-bootstrap interval of the difference (blocks as the record's)."""
+    on = list(KEY_COLUMNS)
+    both = mine.merge(theirs[[*on, "p_long_model"]], on=on, suffixes=("", "_theirs"))
+    truth = both["direction"].astype(object).to_numpy()
+    sided = (both["y"].to_numpy() == 1) & np.isin(truth, [LONG_FLUSH, SHORT_SQUEEZE])
+    part, truth = both[sided], truth[sided]
+    a, b = part["p_long_model"].to_numpy(), part["p_long_model_theirs"].to_numpy()
+
+    def gap(rows: np.ndarray) -> list[float]:
+        return [direction_accuracy(truth[rows], a[rows]) - direction_accuracy(truth[rows], b[rows])]
+
+    blocks = time_blocks(part["timestamp"], config.evaluation.block_hours)
+    (interval,) = block_bootstrap_cis(gap, blocks, n_boot=config.evaluation.n_boot)
+    return direction_accuracy(truth, a), direction_accuracy(truth, b), interval
 
 
 def _direction_text(d: dict[str, Any] | None) -> str:
@@ -213,7 +327,8 @@ def main() -> None:
         None, args.sets, None, args.horizons, None, args.n_boot, None, None, args.min_train
     )
     plans, oofs = pass_one(args, base)
-    if args.halves:
+    with_moves(plans, args.store, base)
+    if args.halves and not args.direction_only:
         halves(plans, oofs, base)
     variants: dict[str, tuple[TrainingConfig, Any]] = {"default": (base, None)}
     refit = args.direction_refit or not hasattr(next(iter(oofs.values())), "direction")
@@ -221,10 +336,16 @@ def main() -> None:
         variants["default"] = (base, direction_only(plans, base))
     for text in args.variant + args.direction_variant:
         name, _, sets = text.partition(":")
-        overrides = dict(parse_override(s) for s in sets.split(";") if s)
+        families = [s.partition("=")[2] for s in sets.split(";") if s.startswith(FAMILIES + "=")]
+        overrides = dict(
+            parse_override(s) for s in sets.split(";") if s and not s.startswith(FAMILIES + "=")
+        )
         config = base.with_overrides(overrides)
-        own = text in args.direction_variant and any(k.startswith("fit.") for k in overrides)
-        direction = direction_only(plans, config) if own else variants["default"][1]
+        own = text in args.direction_variant and (
+            families or any(k.startswith("fit.") for k in overrides)
+        )
+        seen = family_plans(plans, families[0], args, base) if families else plans
+        direction = direction_only(seen, config) if own else variants["default"][1]
         variants[name] = (config, direction)
     results = {}
     for name, (config, direction) in variants.items():
@@ -232,6 +353,16 @@ def main() -> None:
             results[name] = direction_pass(plans, oofs, config, direction)
             for h, r in results[name].items():
                 print(f"{name:>24} H={h:>3} dir {_direction_text(r['direction'])}", flush=True)
+                if args.halves:
+                    halved = direction_halves(r["frame"], h, config)
+                    print(f"{name:>24} H={h:>3} dir {halved}", flush=True)
+                if name != "default":
+                    got = direction_paired(r["frame"], results["default"][h]["frame"], config)
+                    print(
+                        f"{name:>24} H={h:>3} dir model {got[0]:.3f} vs default {got[1]:.3f} "
+                        f"[{got[2][0]:+.3f}, {got[2][1]:+.3f}]",
+                        flush=True,
+                    )
             continue
         results[name] = pass_two(plans, oofs, config, direction)
         for h, r in results[name].items():
@@ -255,6 +386,8 @@ def main() -> None:
                 print(f"{name:>24} H={h:>3} champion {champion_halves(r['frame'])}", flush=True)
     pairs = [(text.partition(":")[0], text.partition(":")[2], "default") for text in args.paired]
     pairs += [(CHAMPION, CHAMPION, name) for name in variants if name != "default"]
+    if args.direction_only:
+        pairs = []  # no champion was scored
     for model, other, variant in pairs:
         for h, entry in results[variant].items():
             mine = _paired(entry["frame"], model)

@@ -77,7 +77,8 @@ def read_export(
 def make_labels(
     market: pd.DataFrame, label: str = "v2", horizons: Sequence[int] | None = None
 ) -> pd.DataFrame:
-    """Flush and direction labels per bar (`flush_<H>h`, `direction_<H>h`) for a label by name."""
+    """Flush and direction labels per bar (`flush_<H>h`, `direction_<H>h`; and `move_side_<H>h`,
+    `move_ratio_<H>h`: the side and size of every window's move) for a label by name."""
     from flushcast.training.forecaster import market_bar
     from flushcast.training.labels import label_named
     from flushcast.training.labels import make_labels as labels_of

@@ -67,6 +67,20 @@ class LightGBMConfig(Strict):
         }
 
 
+class DirectionConfig(LightGBMConfig):
+    """The direction trees' parameters, and the extra rows they may learn from.
+
+    A flush's side is mostly the side of the move that liquidated: a quiet training window
+    whose forward move was one-sided and large (`training.labels` move side and ratio) says
+    the same thing about its inputs, on many more rows than the few hundred flushes."""
+
+    move_weight: float = Field(0.0, ge=0)
+    """Weight of each extra row (a true one-sided flush weighs 1); 0: flushes only."""
+    move_threshold: float = Field(1.0, gt=0)
+    """An extra row's forward move must be at least this many times the move a flush needs
+    (k·σ·√H)."""
+
+
 class RankConfig(Strict):
     """How `lightgbm_rank` groups its training rows: it learns to order each calendar block's
     rows (the within-block ranking the walk-forward judges), not which blocks are busy, which
@@ -100,7 +114,7 @@ class FitConfig(Strict):
     out-of-fold evidence is too thin to choose."""
     lightgbm: LightGBMConfig = LightGBMConfig()
     rank: RankConfig = RankConfig()
-    direction: LightGBMConfig = LightGBMConfig(
+    direction: DirectionConfig = DirectionConfig(
         num_leaves=7, min_data_in_leaf=20, lambda_l2=10.0, rounds=50, learning_rate=0.1
     )
     logistic_C: float = Field(0.1, gt=0)

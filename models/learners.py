@@ -312,8 +312,10 @@ class GradientBoosting:
         t: np.ndarray | None = None,
         *,
         bins: Bins | None = None,
+        weight: np.ndarray | None = None,
     ) -> GradientBoosting:
-        """Fit on these rows; `bins` (one dict per refit) shares binned rows between fits."""
+        """Fit on these rows; `bins` (one dict per refit) shares binned rows between fits.
+        `weight`: each row's weight, for a learner that is not `balanced` (None: equal)."""
         X, y = _check(X, y)
         seed = int(self.params.get("seed", 0))
         ranking = self.group_hours is not None
@@ -322,7 +324,8 @@ class GradientBoosting:
                 y, self.negatives_per_positive, self.min_negatives, seed, self.max_rows
             )
         else:
-            rows, w = np.arange(len(y)), np.ones(len(y))
+            rows = np.arange(len(y))
+            w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype="float64")
         query = self.queries(X, t)[rows] if ranking else None
         pointwise = self.params.get("objective", "binary") == "binary"
         if query is not None and not pointwise:

@@ -33,6 +33,7 @@ from flushcast.training.labels import (
     direction_column,
     flush_column,
     make_labels,
+    move_columns,
 )
 
 if TYPE_CHECKING:
@@ -148,7 +149,9 @@ def make_dataset(
         raise DataError("no market data to train on (the store is empty or no symbol matched)")
     labels = make_labels(frame, label, bar=bar)
     features = build_features(frame, bar=bar, show_progress=show_progress, runner=runner)
-    label_cols = [c for h in label.horizons for c in (flush_column(h), direction_column(h))]
+    label_cols = [
+        c for h in label.horizons for c in (flush_column(h), direction_column(h), *move_columns(h))
+    ]
     table = join_labels(features, labels[KEYS + label_cols])
     series = {}
     for (symbol, venue), part in table.groupby(["symbol", "venue"], observed=True):
@@ -327,6 +330,8 @@ def _at_bar(
         if h not in whole:
             data.table[flush_column(h)] = np.nan
             data.table[direction_column(h)] = None
+            side, ratio = move_columns(h)
+            data.table[side], data.table[ratio] = None, np.nan
     data.label = label
     return data
 

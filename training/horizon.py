@@ -14,7 +14,15 @@ from flushcast.models.matrix import columns as model_columns
 from flushcast.models.matrix import model_matrix
 from flushcast.training.config import TrainingConfig
 from flushcast.training.dataset import Dataset
-from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE, direction_column, flush_column
+from flushcast.training.labels import (
+    DIRECTIONS,
+    LONG_FLUSH,
+    SHORT_SQUEEZE,
+    direction_column,
+    flush_column,
+    move_ratio_column,
+    move_side_column,
+)
 from flushcast.training.splits import Fold, WalkForward
 
 
@@ -36,6 +44,12 @@ class HorizonData:
     """True on rows the walk-forward scores (False: a training-only store's series)."""
     bar: pd.Timedelta
     """The folds' time grid: the finest bar of any row (`Dataset.split_bar`)."""
+    move_side: np.ndarray | None = None
+    """Each row's move side (`training.labels`: the direction label's rule on every window,
+    flush or not) as its code in `DIRECTIONS` (-1: none), one byte a row (the rows travel to
+    every worker); None: not made (rows cached before it existed)."""
+    move_ratio: np.ndarray | None = None
+    """Each row's forward move over the move a flush needs (k·σ·√H)."""
     _folds: dict[WalkForward, list[Fold]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -58,6 +72,22 @@ class HorizonData:
     def _sided(self) -> tuple[np.ndarray, np.ndarray]:
         sided = (self.direction == LONG_FLUSH) | (self.direction == SHORT_SQUEEZE)
         return sided, (self.direction == LONG_FLUSH).astype("float64")
+
+    def moved(self, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of the quiet rows whose forward move was one-sided and at least `threshold`
+        times the move a flush needs, 1.0 where that side was the longs'): the direction
+        model's extra rows (`fit.direction.move_weight`)."""
+        quiet, is_long = self._moves
+        with np.errstate(invalid="ignore"):
+            return quiet & (self.move_ratio >= threshold), is_long
+
+    @cached_property
+    def _moves(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.move_side is None or self.move_ratio is None:
+            raise ValueError("these rows carry no move labels (made before they existed)")
+        long, short = DIRECTIONS.index(LONG_FLUSH), DIRECTIONS.index(SHORT_SQUEEZE)
+        one_sided = (self.move_side == long) | (self.move_side == short)
+        return one_sided & (self.y == 0), (self.move_side == long).astype("float64")
 
     def folds(self, config: TrainingConfig) -> list[Fold]:
         """The walk-forward folds of these rows (test rows only where `tested`), made once per
@@ -91,12 +121,19 @@ def horizon_data(dataset: Dataset, horizon: int) -> HorizonData:
         X=model_matrix(table, features, symbols, rows=rows),
         y=y,
         direction=table[direction_column(horizon)].astype(object).to_numpy()[rows],
+        move_side=side_codes(table[move_side_column(horizon)].to_numpy()[rows]),
+        move_ratio=table[move_ratio_column(horizon)].to_numpy(dtype="float64")[rows],
         columns=model_columns(features),
         symbols=list(symbols),
         episode_start=episode_starts(keys, y, dataset.bar),
         tested=dataset.tested(keys),
         bar=dataset.split_bar,
     )
+
+
+def side_codes(sides: np.ndarray) -> np.ndarray:
+    """Each side's code in `DIRECTIONS` (int8; -1 where there is none)."""
+    return pd.Categorical(sides, categories=list(DIRECTIONS)).codes.astype(np.int8)
 
 
 def episode_starts(keys: pd.DataFrame, y: np.ndarray, bar: pd.Timedelta) -> np.ndarray:

@@ -145,6 +145,22 @@ def direction_column(horizon: int) -> str:
     return f"direction_{horizon}h"
 
 
+def move_side_column(horizon: int) -> str:
+    """Name of the move-side label for `horizon` bars: the side the direction label would
+    name if the window were a flush (long_flush, short_squeeze, mixed), on every labelled row."""
+    return f"move_side_{horizon}h"
+
+
+def move_ratio_column(horizon: int) -> str:
+    """Name of the forward move in units of the move a flush needs (k·σ·√H; a flush has >= 1)."""
+    return f"move_ratio_{horizon}h"
+
+
+def move_columns(horizon: int) -> list[str]:
+    """The move target's columns at `horizon` (a direction model's extra rows, `fit.direction`)."""
+    return [move_side_column(horizon), move_ratio_column(horizon)]
+
+
 def _forward(values: pd.Series, horizon: int, how: str) -> np.ndarray:
     """Aggregate over t+1 … t+H; NaN when any bar of the window is missing or past the end."""
     rolled = getattr(values.rolling(horizon, min_periods=horizon), how)()
@@ -203,6 +219,8 @@ def _series_labels(
     flush = (spike & (move >= needed)).astype("float64")
     known = ~(np.isnan(amount) | np.isnan(threshold) | np.isnan(move) | np.isnan(needed))
     flush[~known] = np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(np.isnan(flush), np.nan, move / needed)
 
     falling = np.abs(down) >= up
     if spec.source == "liquidations":
@@ -212,9 +230,13 @@ def _series_labels(
         direction = np.where(is_long & ~is_short, 0, np.where(is_short & ~is_long, 1, 2))
     else:
         direction = np.where(falling, 0, 1)
+    # The move side is the direction label's rule on every window whose move is known: a flush's
+    # direction is its move side, and a quiet window's says which side its move liquidated.
     return {
         "flush": flush,
         "direction": np.where(flush == 1.0, direction, -1),
+        "move_side": np.where(np.isnan(flush), -1, direction),
+        "move_ratio": ratio,
         "amount": amount,
         "threshold": threshold,
         "move": move,
@@ -270,7 +292,9 @@ def make_labels(
 
     Returns `timestamp, symbol, venue` and, per horizon H, `flush_{H}h` (1.0, 0.0, or NaN where
     the window or the trailing history is incomplete) and `direction_{H}h` (category: long_flush,
-    short_squeeze, mixed; NaN unless a flush). With `details=True` also the ingredients per H:
+    short_squeeze, mixed; NaN unless a flush), `move_side_{H}h` (the same rule on every
+    labelled window, flush or not) and `move_ratio_{H}h` (the forward move over k·σ·√H).
+    With `details=True` also the ingredients per H:
     `amount_{H}h` (forward liquidation USD or OI drop), `threshold_{H}h`, `move_{H}h`,
     `needed_{H}h` (k·σ·√H) and `sigma` (trailing σ of bar log returns).
     """
@@ -287,6 +311,8 @@ def make_labels(
     for h in horizons:
         results[f"flush_{h}h"] = np.full(n, np.nan)
         results[f"direction_{h}h"] = np.full(n, -1)
+        results[move_side_column(h)] = np.full(n, -1)
+        results[move_ratio_column(h)] = np.full(n, np.nan)
         if details:
             for part in ("amount", "threshold", "move", "needed"):
                 results[f"{part}_{h}h"] = np.full(n, np.nan)
@@ -313,13 +339,15 @@ def make_labels(
             labels = _series_labels(grid, steps[h], spec, n_bars, h)
             results[f"flush_{h}h"][rows] = labels["flush"][bars]
             results[f"direction_{h}h"][rows] = labels["direction"][bars]
+            results[move_side_column(h)][rows] = labels["move_side"][bars]
+            results[move_ratio_column(h)][rows] = labels["move_ratio"][bars]
             if details:
                 for part in ("amount", "threshold", "move", "needed"):
                     results[f"{part}_{h}h"][rows] = labels[part][bars]
                 results["sigma"][rows] = labels["sigma"][bars]
 
     for name, values in results.items():
-        if name.startswith("direction_"):
+        if name.startswith(("direction_", "move_side_")):
             codes = values.astype(np.int8)
             out[name] = pd.Categorical.from_codes(codes, categories=list(DIRECTIONS))
         else:

@@ -9,7 +9,8 @@ A refit (`Refit`: a number, training rows, a cutoff where they end):
   tree boosted from the logistic score starting from the refit's own logistic fit; each score
   standardised by the member's mean and spread on (a sample of) its training rows
   (`score_scale`), so refits trained on a month and on a year share one scale;
-- **direction** (`fit_direction`): P(long flush | flush) from the one-sided training flushes,
+- **direction** (`fit_direction`): P(long flush | flush) from the one-sided training flushes
+  (and, with `fit.direction.move_weight`, the quiet training rows that moved far on one side),
   when there are `fit.min_direction_rows` of them with both sides present, and the trivial
   direction rules (`fit_rules`: their orientations from the same flushes);
 - **evidence** (`Evidence.at`): the out-of-fold rows whose bar opens before the cutoff and at
@@ -188,12 +189,35 @@ def fit_direction(
     data: HorizonData, refit: Refit, config: TrainingConfig
 ) -> GradientBoosting | None:
     """The direction model from the refit's one-sided training flushes, or None when they are
-    fewer than `fit.min_direction_rows` or all on one side (the answer is then 0.5)."""
+    fewer than `fit.min_direction_rows` or all on one side (the answer is then 0.5).
+
+    With `fit.direction.move_weight` it also learns, at that weight, from the refit's quiet
+    training rows whose forward move was one-sided and at least `fit.direction.move_threshold`
+    times the move a flush needs, labelled by their move side (`HorizonData.moved`); those rows
+    count toward `fit.min_direction_rows` at their weight (where flushes are few, they are
+    what the idea is for), and a start from `fit.direction_inputs` is fitted on the flushes
+    alone."""
     sided, is_long = data.sided()
     rows = refit.train[sided[refit.train]]
-    if len(rows) < config.fit.min_direction_rows or not 0 < is_long[rows].sum() < len(rows):
+    both, target, weight = rows, is_long[rows], np.ones(len(rows))
+    setting = config.fit.direction
+    if setting.move_weight:
+        moved, move_long = data.moved(setting.move_threshold)
+        extra = refit.train[moved[refit.train]]
+        both = np.concatenate([rows, extra])
+        target = np.concatenate([target, move_long[extra]])
+        weight = np.r_[weight, np.full(len(extra), setting.move_weight)]
+    if weight.sum() < config.fit.min_direction_rows or not 0 < target.sum() < len(target):
         return None
-    return make_direction(data.columns, config.fit).fit(data.X[rows], is_long[rows])
+    model = make_direction(data.columns, config.fit)
+    if len(both) == len(rows):
+        return model.fit(data.X[rows], target)
+    if model.init is not None:
+        if 0 < is_long[rows].sum() < len(rows):
+            model.init.fit(data.X[rows], is_long[rows])
+        else:
+            model.init = None  # the flushes alone cannot start it: the trees alone
+    return model.fit(data.X[both], target, weight=weight)
 
 
 def fit_rules(data: HorizonData, refit: Refit) -> list[DirectionRule]:

@@ -14,8 +14,9 @@ from flushcast.models.direction import DirectionCall, load_direction, toward_bes
 from flushcast.models.learners import GradientBoosting, Logistic
 from flushcast.models.rules import DIRECTION_RULES, DirectionRule
 from flushcast.models.stacking import load_learner
-from flushcast.training.horizon import horizon_data
-from flushcast.training.labels import LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.horizon import horizon_data, side_codes
+from flushcast.training.labels import DIRECTIONS, LONG_FLUSH, SHORT_SQUEEZE
+from flushcast.training.recipe import Refit, fit_direction
 from flushcast.training.walkforward import calibrate_and_choose, out_of_fold
 
 
@@ -152,3 +153,110 @@ def test_a_direction_call_round_trips_and_refuses_a_bad_state():
     for state in bad:
         with pytest.raises(ValueError):
             load_direction(state, columns)
+
+
+def _opposite(sides: np.ndarray) -> np.ndarray:
+    """Long flushes called short squeezes and the reverse (mixed and unknown kept)."""
+    return np.where(
+        sides == LONG_FLUSH, SHORT_SQUEEZE, np.where(sides == SHORT_SQUEEZE, LONG_FLUSH, sides)
+    )
+
+
+def _opposite_codes(codes: np.ndarray) -> np.ndarray:
+    """`_opposite` on sides coded as `HorizonData.move_side` codes them."""
+    sides = np.array((*DIRECTIONS, None), dtype=object)[codes]  # code -1: the last, None
+    return side_codes(_opposite(sides))
+
+
+def test_the_direction_models_move_rows_come_from_its_training_rows_only(
+    small_dataset, small_config
+):
+    """With `fit.direction.move_weight`, a fold's direction trees also learn from quiet
+    training rows that moved far on one side: flipping the test rows' labels, directions and
+    moves changes nothing in that fold's trees, while flipping its training rows' moves
+    does (and does nothing without the setting)."""
+    moves = {"fit.direction.rounds": 10, "fit.min_direction_rows": 5}
+    config = small_config.with_overrides(
+        {**moves, "fit.direction.move_weight": 0.5, "fit.direction.move_threshold": 0.5}
+    )
+    flushes_only = small_config.with_overrides(moves)
+    data = horizon_data(small_dataset, 4)
+    assert not [c for c in data.columns if c.startswith("move_")]  # labels, never inputs
+    folds = data.folds(config)
+    fold = folds[len(folds) // 2]
+    refit = Refit.of_fold(fold)
+    moved, _ = data.moved(0.5)
+    assert moved[refit.train].sum() > 2 * data.sided()[0][refit.train].sum()  # more rows
+
+    def scores(d, c):
+        return fit_direction(d, refit, c).score(data.X[fold.test])
+
+    before = scores(data, config)
+    test = fold.test
+    y, side, ratio, direction = (a.copy() for a in (data.y, data.move_side, data.move_ratio,
+                                                    data.direction))  # fmt: skip
+    y[test] = 1 - y[test]
+    side[test], direction[test] = _opposite_codes(side[test]), _opposite(direction[test])
+    ratio[test] = ratio[test][::-1]
+    flipped = dataclasses.replace(data, y=y, move_side=side, move_ratio=ratio, direction=direction)
+    np.testing.assert_array_equal(scores(flipped, config), before)
+
+    side = data.move_side.copy()
+    side[refit.train] = _opposite_codes(side[refit.train])
+    trained = dataclasses.replace(data, move_side=side)
+    assert not np.allclose(scores(trained, config), before)
+    np.testing.assert_array_equal(scores(trained, flushes_only), scores(data, flushes_only))
+
+
+def test_a_pass_one_cached_before_the_move_labels_gets_the_same_ones_from_its_store(
+    sim_store, small_dataset, small_config
+):
+    """`benchmarks.combination_study.with_moves` gives cached rows the move labels a fresh
+    build gives, and refuses a cache whose labels are not the store's."""
+    from benchmarks.combination_study import with_moves
+
+    data = horizon_data(small_dataset, 12)
+    old = dataclasses.replace(data, move_side=None, move_ratio=None)
+    plans = {12: (old, [])}
+    with_moves(plans, [sim_store], small_config)
+    np.testing.assert_array_equal(old.move_side, data.move_side)
+    np.testing.assert_array_equal(old.move_ratio, data.move_ratio)
+    flipped = dataclasses.replace(data, move_side=None, direction=_opposite(data.direction))
+    with pytest.raises(SystemExit, match="differ"):
+        with_moves({12: (flipped, [])}, [sim_store], small_config)
+
+
+def test_with_move_rows_the_direction_trees_start_from_a_logistic_fitted_on_flushes_alone(
+    small_dataset, small_config
+):
+    """The logistic start (`fit.direction_inputs`) is the flushes' own: the move rows only
+    reach the trees boosted from it."""
+    sets = {"fit.direction.rounds": 5, "fit.min_direction_rows": 5}
+    sets["fit.direction_inputs"] = ("funding_bp", "return_24h")
+    data = horizon_data(small_dataset, 4)
+    refit = Refit.of_fold(data.folds(small_config)[-1])
+    flushes = fit_direction(data, refit, small_config.with_overrides(sets))
+    sets |= {"fit.direction.move_weight": 0.5, "fit.direction.move_threshold": 0.5}
+    moved = fit_direction(data, refit, small_config.with_overrides(sets))
+    assert flushes is not None and moved is not None
+    assert flushes.init is not None and moved.init is not None
+    np.testing.assert_array_equal(moved.init.coef, flushes.init.coef)
+    assert not np.allclose(moved.score(data.X), flushes.score(data.X))
+
+
+def test_move_rows_count_toward_the_rows_a_direction_model_needs_at_their_weight(
+    small_dataset, small_config
+):
+    """Too few flushes for a direction model alone, enough with the move rows at their
+    weight: where flushes are few, the extra rows are what make a model at all."""
+    data = horizon_data(small_dataset, 4)
+    refit = Refit.of_fold(data.folds(small_config)[0])
+    flushes = int(data.sided()[0][refit.train].sum())
+    extra = int(data.moved(0.5)[0][refit.train].sum())
+    assert extra >= 10
+    sets = {"fit.direction.rounds": 5, "fit.min_direction_rows": flushes + 5}
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is None
+    sets |= {"fit.direction.move_threshold": 0.5, "fit.direction.move_weight": 0.5}
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is not None
+    sets["fit.min_direction_rows"] = flushes + extra // 2 + 1
+    assert fit_direction(data, refit, small_config.with_overrides(sets)) is None

@@ -8,7 +8,14 @@ import pytest
 
 from flushcast.common.errors import DataError
 from flushcast.marketdata.schema import conform
-from flushcast.training.labels import LabelSpec, flush_column, make_labels
+from flushcast.training.labels import (
+    LabelSpec,
+    direction_column,
+    flush_column,
+    make_labels,
+    move_ratio_column,
+    move_side_column,
+)
 
 # H = 2, threshold = 2 × median of the last 4 two-bar sums (at least 3), σ over 3 returns, k = 1.
 TINY = LabelSpec(
@@ -94,6 +101,30 @@ def test_hand_computed_label_and_direction():
     np.testing.assert_allclose(down["move_2h"].to_numpy()[6], -np.log(97 / 100))
 
 
+def test_the_move_side_is_the_direction_rule_on_every_labelled_window():
+    """A flush's move side is its direction; a quiet window gets the side its move and its
+    liquidations agree on, and its move over the move a flush needs."""
+    frame = _tiny_frame()
+    quiet = frame[frame["symbol"] == "DOWN"].copy()
+    quiet["symbol"] = "QUIET"
+    quiet[["liq_long_usd", "liq_short_usd"]] = 1.0  # the same fall, no burst: no flush
+    labels = make_labels(conform(pd.concat([frame, quiet], ignore_index=True)), TINY, details=True)
+    for symbol in ("DOWN", "UP", "MIX", "QUIET"):
+        rows = labels[labels["symbol"] == symbol]
+        side = rows[move_side_column(2)].astype(object).to_numpy()
+        flush = rows[flush_column(2)].to_numpy()
+        direction = rows[direction_column(2)].astype(object).to_numpy()
+        np.testing.assert_array_equal(side[flush == 1], direction[flush == 1])
+        assert pd.isna(side[np.isnan(flush)]).all()  # no window, no side
+        ratio = rows[move_ratio_column(2)].to_numpy()
+        np.testing.assert_allclose(ratio, rows["move_2h"] / rows["needed_2h"])
+    rows = labels[labels["symbol"] == "QUIET"]
+    assert rows[flush_column(2)].iloc[6] == 0.0
+    # Longs and shorts liquidated alike (1 + 1): the fall to 97 names the longs' side.
+    assert rows[move_side_column(2)].iloc[6] == "long_flush"
+    assert rows[move_ratio_column(2)].iloc[6] > 1
+
+
 def test_spike_without_price_move_is_not_a_flush():
     frame = _tiny_frame()
     frame = frame[frame["symbol"] == "DOWN"].copy()
@@ -151,11 +182,10 @@ def test_no_future_in_threshold_or_sigma(seed):
         )
         pd.testing.assert_series_equal(before["sigma"][past], after["sigma"][past])
         settled = slice(0, cut - h + 1)  # windows that end at or before the cut
-        pd.testing.assert_series_equal(
-            before[flush_column(h)][settled], after[flush_column(h)][settled]
-        )
-        # ...while the future does change labels whose windows reach past the cut.
-        assert not before[flush_column(h)].iloc[cut:].equals(after[flush_column(h)].iloc[cut:])
+        for column in (flush_column(h), move_side_column(h), move_ratio_column(h)):
+            pd.testing.assert_series_equal(before[column][settled], after[column][settled])
+            # ...while the future does change labels whose windows reach past the cut.
+            assert not before[column].iloc[cut:].equals(after[column].iloc[cut:])
 
 
 def test_missing_liquidations_refuse_without_explicit_proxy():
