@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flushcast.simulator.config import ScenarioConfig
-    from flushcast.simulator.simulate import SimResult, simulate
+    from flushcast.simulator.simulate import BARS, VENUE, SimResult, simulate
 
-__all__ = ["ScenarioConfig", "SimResult", "simulate"]
+__all__ = ["BARS", "VENUE", "ScenarioConfig", "SimResult", "simulate"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,9 +27,15 @@ def __getattr__(name: str) -> Any:
         from flushcast.simulator.config import ScenarioConfig
 
         return ScenarioConfig
-    if name in ("SimResult", "simulate"):
+    if name in ("BARS", "VENUE", "SimResult", "simulate"):
         module = importlib.import_module("flushcast.simulator.simulate")
-        # Importing the submodule binds `simulator.simulate` to it; the function is meant.
-        globals().update(SimResult=module.SimResult, simulate=module.simulate)
+        # Importing the submodule binds `simulator.simulate` to it; the function is meant. (So
+        # code outside the package imports these names from here, never from the submodule.)
+        globals().update(
+            BARS=module.BARS,
+            VENUE=module.VENUE,
+            SimResult=module.SimResult,
+            simulate=module.simulate,
+        )
         return globals()[name]
     raise AttributeError(name)

@@ -24,7 +24,6 @@ from typing import Any
 import pandas as pd
 
 from flushcast.marketdata.schema import bar_name
-from flushcast.simulator.simulate import BARS, VENUE, simulate
 from flushcast.training.config import AugmentConfig
 
 DAY = pd.Timedelta(days=1)
@@ -62,6 +61,8 @@ def applies(
     it is switched off, the store is long enough, the simulator has no such bar, or simulated
     series are already there (tested: synthetic data needs no synthetic past; in `others`, the
     training-only stores: the user brought their own)."""
+    from flushcast.simulator import BARS, VENUE  # on first use: the simulator's import is slow
+
     frames = [f for f in tested if not f.empty]
     if setting.simulated_days == 0 or not frames or bar_name(bar) not in BARS:
         return None
@@ -86,6 +87,8 @@ def simulated_history(
     span = applies(tested, bar, setting, others)
     if span is None:
         return None
+    from flushcast.simulator import VENUE, simulate
+
     first = min(f["timestamp"].min() for f in tested if not f.empty)
     end = first.floor("D")
     start = end - setting.simulated_days * DAY
