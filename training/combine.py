@@ -31,6 +31,7 @@ from flushcast.models.stacking import plausibility
 from flushcast.models.stacking import shares as stack_shares
 from flushcast.training.config import TrainingConfig
 from flushcast.training.metrics import per_block, within_blocks
+from flushcast.training.record import champion_made_of
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Combination:
 
     def describe(self) -> str:
         """`logistic 0.41 + lightgbm 0.33 + …`: what the champion is made of."""
-        return " + ".join(f"{n} {s:.2f}" for n, s in self.shares.items() if s > 0)
+        return champion_made_of(self.shares, {})
 
 
 def inputs(config: TrainingConfig, part: Literal["all", "order", "level"] = "all") -> list[str]:

@@ -113,16 +113,15 @@ class CombinationConfig(Strict):
     @model_validator(mode="after")
     def _inputs_known(self) -> CombinationConfig:
         known = (*CANDIDATES, *OPTIONAL_CANDIDATES, *STACKABLE_BASELINES)
-        unknown = [name for name in self.inputs if name not in known]
-        if unknown or not self.inputs:
-            raise ValueError(
-                f"combination.inputs must be among {', '.join(known)} (got {unknown or 'none'})"
-            )
-        unknown = [name for name in self.level_inputs if name not in known]
-        if unknown:
-            raise ValueError(
-                f"combination.level_inputs must be among {', '.join(known)} (got {unknown})"
-            )
+        for key, names, required in (
+            ("inputs", self.inputs, True),
+            ("level_inputs", self.level_inputs, False),
+        ):
+            unknown = [name for name in names if name not in known]
+            if unknown or (required and not names):
+                raise ValueError(
+                    f"combination.{key} must be among {', '.join(known)} (got {unknown or 'none'})"
+                )
         return self
 
 
